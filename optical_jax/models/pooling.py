@@ -1,0 +1,38 @@
+"""Pooling token states into sentence vectors, and NaN-safe normalisation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+POOLINGS = ("mean", "cls")
+
+
+def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over real tokens. hidden [B, T, d], mask [B, T] -> [B, d] float32.
+
+  An all-padding row gives the zero vector (never NaN).
+  """
+  m = mask.astype(jnp.float32)[..., None]
+  total = jnp.sum(hidden.astype(jnp.float32) * m, axis=1)
+  return total / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+
+
+def cls_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+  """First token's state. hidden [B, T, d] -> [B, d] float32."""
+  del mask
+  return hidden[:, 0].astype(jnp.float32)
+
+
+def pool(hidden: jax.Array, mask: jax.Array, kind: str) -> jax.Array:
+  if kind == "mean":
+    return mean_pool(hidden, mask)
+  if kind == "cls":
+    return cls_pool(hidden, mask)
+  raise ValueError(f"pooling {kind!r} not in {POOLINGS}")
+
+
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+  """x / ||x|| with a floor on the norm, so zero vectors stay zero (finite grads)."""
+  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(sq, eps * eps))

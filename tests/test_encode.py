@@ -1,0 +1,91 @@
+"""The encode command and library: order, pooling, normalisation, truncation, errors."""
+
+import numpy as np
+import pytest
+
+from optical_jax import encode
+from optical_jax.loading import load_encoder
+from optical_jax.tokenization import bucket_length
+
+from checkpoints import make_checkpoint
+
+TEXTS = ["aa bb cc", "a", "dd ee ff gg hh ii jj kk", "bb", "cc dd", "ee ff gg", "zz yy", "q"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+  d = tmp_path_factory.mktemp("bert")
+  make_checkpoint(d, "bert")
+  return d
+
+
+@pytest.fixture(scope="module")
+def model(ckpt):
+  return load_encoder(str(ckpt))
+
+
+def test_bucket_length():
+  assert [bucket_length(n, 64) for n in (1, 8, 9, 33, 64, 100)] == [8, 8, 16, 64, 64, 64]
+
+
+def test_order_and_batch_invariance(model):
+  """Row i is text i, whatever the batch size and length sorting."""
+  a = encode.encode_texts(model, TEXTS, batch_size=3, pooling="mean", progress=False)
+  b = encode.encode_texts(model, TEXTS, batch_size=64, pooling="mean", progress=False)
+  single = np.stack([encode.encode_texts(model, [t], batch_size=1, pooling="mean", progress=False)[0]
+                     for t in TEXTS])
+  np.testing.assert_allclose(a, single, atol=1e-5)
+  np.testing.assert_allclose(b, single, atol=1e-5)
+  assert len({tuple(np.round(r, 4)) for r in a}) == len(TEXTS)
+
+
+def test_pooling_and_normalize(model):
+  batch = model.tokenizer(TEXTS[:2])
+  h = np.asarray(model.module.apply(model.params, batch.input_ids, batch.attention_mask).last_hidden_state)
+  m = batch.attention_mask[..., None]
+  mean = (h * m).sum(1) / m.sum(1)
+  got = encode.encode_texts(model, TEXTS[:2], pooling="mean", progress=False)
+  np.testing.assert_allclose(got, mean, atol=1e-5)
+  cls = encode.encode_texts(model, TEXTS[:2], pooling="cls", progress=False)
+  np.testing.assert_allclose(cls, h[:, 0], atol=1e-5)
+  unit = encode.encode_texts(model, TEXTS[:2], pooling="cls", normalize=True, progress=False)
+  np.testing.assert_allclose(unit, h[:, 0] / np.linalg.norm(h[:, 0], axis=1, keepdims=True), atol=1e-5)
+
+
+def test_prefix_changes_tokens(model):
+  plain = model.tokenizer(["aa"])
+  prefixed = model.tokenizer(["aa"], prefix="bb ")
+  assert prefixed.lengths[0] == plain.lengths[0] + 1
+
+
+def test_truncation_is_counted(model, caplog):
+  long = " ".join(["aa"] * 100)
+  with caplog.at_level("WARNING"):
+    b = model.tokenizer([long, "aa"], max_length=16)
+  assert b.num_truncated == 1 and b.input_ids.shape[1] == 16
+  assert b.input_ids[0, -1] == model.tokenizer.ids("aa")[-1]  # [SEP] kept
+  assert "1 of 2 texts longer than 16 tokens were truncated" in caplog.text
+
+
+def test_cli_writes_npy(ckpt, tmp_path, capsys):
+  inp = tmp_path / "in.txt"
+  inp.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+  out = tmp_path / "sub" / "out.npy"
+  rc = encode.main(["encode", f"--model={ckpt}", f"--input={inp}", f"--output={out}",
+                    "--pooling=mean", "--normalize", "--batch_size=3"])
+  assert rc == 0
+  emb = np.load(out)
+  assert emb.shape == (len(TEXTS), 32) and emb.dtype == np.float32
+  np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+  assert "wrote 8 x 32 float32" in capsys.readouterr().err
+
+
+def test_cli_errors(ckpt, tmp_path, capsys):
+  bad = tmp_path / "bad.txt"
+  bad.write_bytes(b"ok\n\xff\xfe broken\n")
+  rc = encode.main(["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
+  assert rc == 1
+  assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
+  assert not (tmp_path / "o.npy").exists()
+  rc = encode.main(["encode", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
+  assert rc == 2 and "--model" in capsys.readouterr().err

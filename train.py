@@ -1,0 +1,27 @@
+"""Entry point: `python train.py [--config=configs/default.py] [--workdir=DIR] [--config.x=...]`.
+
+Parses flags and calls `optical_jax.trainer.train_and_evaluate`, which a
+notebook can import too.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from optical_jax import trainer
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Where results and checkpoints go.")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Job config.",
+                                          lock_config=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(trainer.format_table(results["results"]))
+  print(f"\nwritten to {_WORKDIR.value}/results.json ({results['task']})")
+
+
+if __name__ == "__main__":
+  app.run(main)
