@@ -1,0 +1,1 @@
+"""Distillation objectives: OT (OPTICAL) and the knowledge-distillation baselines."""

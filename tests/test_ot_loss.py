@@ -1,0 +1,180 @@
+"""The OT distillation loss, tested the way ott-jax tests itself: against POT,
+padding as zero mass, jit vs no jit, implicit vs unrolled vs finite differences,
+and finite values on degenerate inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import enable_x64
+
+from optical_jax.losses.ot import (SinkhornConfig, cosine_cost, ot_distillation_loss, solve_plan,
+                                   transport_cost)
+
+ot = pytest.importorskip("ot", reason="POT is the reference solver (pip install pot)")
+
+# Jitted once per config; the jit-vs-eager test below calls the plain function.
+LOSS = jax.jit(ot_distillation_loss, static_argnums=(4,))
+TIGHT = dict(threshold=1e-7, max_iterations=5000, inner_iterations=10)
+
+
+def _emb(rng, *shape):
+  return jnp.asarray(rng.normal(size=shape), jnp.float32)
+
+
+def _mask(lengths, width):
+  return jnp.asarray((np.arange(width)[None] < np.asarray(lengths)[:, None]).astype(np.float32))
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.5])
+def test_plan_matches_pot(eps):
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(7, 16)), rng.normal(size=(5, 16))
+  cost = np.asarray(cosine_cost(jnp.asarray(x), jnp.asarray(y)), np.float64)
+  a = rng.uniform(0.5, 1.5, 7)
+  a /= a.sum()
+  b = np.full(5, 0.2)
+  ref = ot.sinkhorn(a, b, cost, reg=eps, method="sinkhorn_log", stopThr=1e-12, numItermax=100000)
+  with enable_x64():
+    plan, stats = solve_plan(jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b),
+                             SinkhornConfig(epsilon=eps, **TIGHT))
+  assert stats["converged"] == 1
+  np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-4)
+
+
+def test_unbalanced_plan_matches_pot():
+  """ott's tau = rho / (rho + eps) is POT's reg_m = rho (KL marginal penalty) with an entropy regulariser."""
+  rng = np.random.default_rng(1)
+  cost = np.asarray(cosine_cost(jnp.asarray(rng.normal(size=(6, 8))),
+                                jnp.asarray(rng.normal(size=(4, 8)))), np.float64)
+  a, b = np.full(6, 1 / 6), np.full(4, 1 / 4)
+  eps, tau = 0.1, 0.8
+  rho = tau * eps / (1 - tau)
+  ref = ot.unbalanced.sinkhorn_unbalanced(a, b, cost, reg=eps, reg_m=rho, reg_type="entropy",
+                                          method="sinkhorn_stabilized",
+                                          stopThr=1e-12, numItermax=100000)
+  with enable_x64():
+    plan, _ = solve_plan(jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b),
+                         SinkhornConfig(epsilon=eps, tau=tau, differentiation="fixed", **TIGHT))
+  np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-4)
+
+
+def test_padding_gives_unpadded_answer_and_no_padding_dependence():
+  rng = np.random.default_rng(2)
+  s, t = _emb(rng, 1, 5, 8), _emb(rng, 1, 3, 8)
+  cfg = SinkhornConfig(**TIGHT)
+  loss0, _ = LOSS(s, t, jnp.ones((1, 5)), jnp.ones((1, 3)), cfg)
+  g0 = jax.grad(lambda s: LOSS(s, t, jnp.ones((1, 5)), jnp.ones((1, 3)), cfg)[0])(s)
+  for pad_s, pad_t in [(3, 0), (0, 9), (11, 4)]:
+    sp = jnp.concatenate([s, _emb(rng, 1, pad_s, 8)], 1)  # padding holds garbage, not zeros
+    tp = jnp.concatenate([t, _emb(rng, 1, pad_t, 8)], 1)
+    ws, wt = _mask([5], 5 + pad_s), _mask([3], 3 + pad_t)
+    loss, _ = LOSS(sp, tp, ws, wt, cfg)
+    np.testing.assert_allclose(loss, loss0, atol=1e-6)
+    g = jax.grad(lambda sp: LOSS(sp, tp, ws, wt, cfg)[0])(sp)
+    np.testing.assert_allclose(g[:, :5], g0, atol=1e-5)
+    assert np.all(np.asarray(g[:, 5:]) == 0)
+
+
+@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+def test_jit_equals_no_jit(mode):
+  rng = np.random.default_rng(3)
+  s, t = _emb(rng, 3, 6, 8), _emb(rng, 3, 4, 8)
+  ws, wt = _mask([6, 2, 4], 6), _mask([4, 4, 1], 4)
+  cfg = SinkhornConfig(differentiation=mode)
+  f = lambda s: ot_distillation_loss(s, t, ws, wt, cfg)[0]
+  l1, g1 = jax.value_and_grad(f)(s)
+  l2, g2 = jax.jit(jax.value_and_grad(f))(s)
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  np.testing.assert_allclose(g1, g2, atol=1e-5)
+
+
+def test_implicit_unrolled_finite_difference_agree():
+  """float64: implicit == unrolled to 1e-6; both == central differences to 1e-5 (relative)."""
+  rng = np.random.default_rng(4)
+  with enable_x64():
+    s = jnp.asarray(rng.normal(size=(2, 6, 8)))
+    t = jnp.asarray(rng.normal(size=(2, 5, 8)))
+    ws, wt = _mask([6, 3], 6).astype(jnp.float64), _mask([5, 2], 5).astype(jnp.float64)
+    grads = {}
+    for mode in ("implicit", "unrolled"):
+      cfg = SinkhornConfig(epsilon=0.1, differentiation=mode, threshold=1e-10, max_iterations=20000)
+      f = lambda s: LOSS(s, t, ws, wt, cfg)[0]
+      grads[mode] = jax.grad(f)(s)
+    np.testing.assert_allclose(grads["implicit"], grads["unrolled"], atol=1e-6)
+    d = jnp.asarray(rng.normal(size=s.shape))
+    h = 1e-5
+    fd = (f(s + h * d) - f(s - h * d)) / (2 * h)
+    np.testing.assert_allclose(jnp.sum(grads["implicit"] * d), fd, rtol=1e-5)
+
+
+def test_fixed_plan_gradient_is_the_plan():
+  """Held-fixed plan: dL/dC = P*, exactly."""
+  rng = np.random.default_rng(5)
+  cost = cosine_cost(_emb(rng, 5, 8), _emb(rng, 4, 8))
+  a, b = jnp.full(5, 0.2), jnp.full(4, 0.25)
+  cfg = SinkhornConfig(differentiation="fixed")
+  g = jax.grad(lambda c: transport_cost(c, a, b, cfg)[0])(cost)
+  plan, _ = solve_plan(cost, a, b, cfg)
+  np.testing.assert_allclose(g, plan, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+def test_degenerate_inputs_are_finite(mode):
+  rng = np.random.default_rng(6)
+  d = 8
+  s, t = _emb(rng, 5, 40, d), _emb(rng, 5, 40, d)
+  s = s.at[1].set(t[1])  # identical sentences
+  s = s.at[3].set(0.0)  # all-zero embeddings
+  ws = _mask([1, 40, 0, 40, 40], 40)  # one token; identical; all padding; zeros; long
+  wt = _mask([1, 40, 5, 3, 1], 40)  # ...; very long vs very short
+  cfg = SinkhornConfig(differentiation=mode)
+  f = lambda s, t: LOSS(s, t, ws, wt, cfg)
+  (loss, metrics), g = jax.value_and_grad(f, has_aux=True)(s, t)
+  assert np.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
+  assert np.isfinite(np.asarray(g)).all()
+  assert metrics["valid_pairs"] == 4  # the all-padding pair is left out of the mean
+  assert np.all(np.asarray(g[2]) == 0)
+
+
+def test_loss_semantics():
+  """Identical sentences at small epsilon cost ~0; a pair with one token each
+  costs exactly 1 - cos; the batch loss is the mean over valid pairs."""
+  rng = np.random.default_rng(7)
+  x = _emb(rng, 1, 6, 8)
+  cfg = SinkhornConfig(epsilon=0.01, max_iterations=2000)
+  loss, _ = LOSS(x, x, jnp.ones((1, 6)), jnp.ones((1, 6)), cfg)
+  assert loss < 0.02
+  u, v = _emb(rng, 1, 1, 8), _emb(rng, 1, 1, 8)
+  loss, _ = LOSS(u, v, jnp.ones((1, 1)), jnp.ones((1, 1)), cfg)
+  np.testing.assert_allclose(loss, cosine_cost(u, v)[0, 0, 0], rtol=1e-5)
+  both = LOSS(jnp.concatenate([x, jnp.pad(u, ((0, 0), (0, 5), (0, 0)))]),
+                              jnp.concatenate([x, jnp.pad(v, ((0, 0), (0, 5), (0, 0)))]),
+                              _mask([6, 1], 6), _mask([6, 1], 6), cfg)[0]
+  single = [LOSS(x, x, jnp.ones((1, 6)), jnp.ones((1, 6)), cfg)[0], cosine_cost(u, v)[0, 0, 0]]
+  np.testing.assert_allclose(both, np.mean(single), rtol=1e-4)
+
+
+def test_idf_weights_shift_mass():
+  """Weights are the marginals: a token with 3x the weight carries 3x the mass."""
+  rng = np.random.default_rng(8)
+  cost = cosine_cost(_emb(rng, 3, 8), _emb(rng, 2, 8))
+  cfg = SinkhornConfig(**TIGHT)
+  plan, _ = solve_plan(cost, jnp.asarray([3.0, 1.0, 1.0]) / 5, jnp.asarray([0.5, 0.5]), cfg)
+  np.testing.assert_allclose(np.asarray(plan).sum(1), [0.6, 0.2, 0.2], atol=1e-5)
+
+
+def test_config_validation():
+  with pytest.raises(ValueError, match="differentiation 'magic'"):
+    SinkhornConfig(differentiation="magic")
+  with pytest.raises(ValueError, match="balanced OT"):
+    SinkhornConfig(tau=0.5)
+  with pytest.raises(ValueError, match="epsilon must be > 0"):
+    SinkhornConfig(epsilon=0.0)
+
+
+def test_cosine_cost_zero_vector_gradient():
+  x = jnp.zeros((1, 2, 4))
+  y = jnp.ones((1, 3, 4))
+  c, g = jax.value_and_grad(lambda x: jnp.sum(cosine_cost(x, y)))(x)
+  assert np.allclose(c, 6.0) and np.isfinite(np.asarray(g)).all()
