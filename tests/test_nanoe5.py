@@ -207,6 +207,19 @@ def test_documented_tokenizer_divergences(loaded, compiled):
   assert sorted(mine) == sorted(theirs)
 
 
+def test_enpt_variant_token_ids(tmp_path):
+  """The vocabulary-pruned English/Portuguese file parses and tokenises like its e5.c."""
+  f = n5.read_e5_file(n5.find_model_file("enpt"))
+  assert f.tensors["emb.word"].shape == (f.vocab_size, 384) and f.vocab_size == len(f.pieces) == 47284
+  try:
+    compiled_enpt = ref.compile_reference(tmp_path, variant="enpt")
+  except ref.ReferenceUnavailable as e:
+    pytest.skip(str(e))
+  tok = n5.build_tokenizer(f)
+  for text in SENTENCES["en"] + SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]:
+    assert tok.encode(text).ids == compiled_enpt.token_ids(text)
+
+
 # ---------------------------------------------------------------- embeddings
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])  # exact erf (HF "gelu", e5.c erff)

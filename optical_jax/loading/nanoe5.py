@@ -350,23 +350,25 @@ def _precompiled_charsmap(norm_map: dict) -> bytes:
 
 
 def build_tokenizer(e5: E5File):
-  """A ``tokenizers.Tokenizer`` giving e5.c's token ids, ``<s> ... </s>`` added.
+  """A ``tokenizers.Tokenizer`` giving e5.c's token ids, wrapped as ``<s> ids </s>``.
 
-  Pipeline, mirroring ``tok_content`` in e5.c: the file's per-codepoint map
-  (a ``Precompiled`` charsmap built from it; a guard normaliser inserts a
-  codepoint that map deletes after every mapped 1-3 byte codepoint followed
-  by a possible grapheme extender, because ``Precompiled`` otherwise maps a
-  short grapheme cluster by its first codepoint alone), runs of spaces -> one,
-  ``Metaspace`` (" " -> U+2581, one prepended unless the text starts with a
-  space), ``Unigram`` Viterbi over the pieces/scores. Codepoints in no piece
-  are isolated so each becomes its own ``<unk>``: e5.c never fuses unknowns.
+  Mirrors e5.c's ``tok_content``: the file's per-codepoint map (as a
+  ``Precompiled`` charsmap; a guard first inserts a codepoint the map deletes
+  between a mapped 1-3 byte codepoint and a following non-ASCII one, since
+  ``Precompiled`` maps a short grapheme cluster by its first codepoint alone),
+  runs of spaces -> one, ``Metaspace`` (" " -> U+2581, one prepended unless
+  the text starts with a space), ``Unigram`` Viterbi. Codepoints in no piece
+  are isolated, so each is its own ``<unk>`` as in e5.c (HF fuses runs).
 
-  Known divergences: e5.c sums scores in float32 (exact near-ties may break
-  differently); an empty text gives no content token here, ``▁`` in e5.c;
-  e5.c never matches the literal text ``<unk>`` as the unk piece. Special
-  tokens are vocabulary pieces, not added tokens (so literal ``<s>`` in text
-  is segmented by the model as e5.c does). No truncation or padding is set;
-  the engine itself never truncates (see the module docstring).
+  Known differences from e5.c: it sums scores in float32, so exact ties
+  (the same pieces in another order within a run of one character, e.g.
+  ``"...."``) can be ordered differently; a text that normalises to nothing
+  gives ``[<s>, </s>]`` here, ``[<s>, ▁, </s>]`` there; e5.c never matches the
+  literal text ``<unk>``. In the vocabulary-pruned ``enpt`` file, adjacent
+  codepoints that only occur inside longer pieces and fall back to ``<unk>``
+  are fused here. Special tokens are plain pieces, not added tokens (literal
+  ``<s>`` in text is segmented as e5.c does; ``decode`` keeps them). No
+  truncation or padding is configured: the engine never truncates.
   """
   from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 

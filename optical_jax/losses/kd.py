@@ -1,0 +1,89 @@
+"""Knowledge-distillation baselines, on the same inputs as the OT loss.
+
+* :func:`sentence_mse`: MSE between the student's sentence embedding of the
+  foreign sentence and the teacher's of the English one (Reimers & Gurevych
+  2020, "Making monolingual sentence embeddings multilingual"; their second
+  term, student(English) vs teacher(English), is left out because the
+  document side is always encoded by the unchanged teacher).
+* :func:`token_mse_greedy`: token-level MSE after a greedy one-to-one
+  alignment by cosine similarity (DR.DECR style, Li et al. 2022): repeatedly
+  take the most similar unmatched (student, teacher) token pair; the
+  alignment is held fixed (no gradient through the argmax).
+
+Both return ``(loss, metrics)`` with the loss averaged over pairs that have
+tokens on both sides, as :func:`optical_jax.losses.ot.ot_distillation_loss`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from optical_jax.losses.ot import cosine_cost
+from optical_jax.models.pooling import pool
+
+
+def _pair_mean(values: jax.Array, valid: jax.Array) -> jax.Array:
+  valid = valid.astype(jnp.float32)
+  return jnp.sum(values * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+def sentence_mse(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
+                 teacher_mask: jax.Array, pooling: str = "mean") -> Tuple[jax.Array, Dict]:
+  """student [B, m, d], teacher [B, n, d], masks [B, m], [B, n] -> (loss [], metrics).
+
+  Loss: mean over valid pairs of ``mean_k (pool(S)_k - pool(T)_k)^2``.
+  """
+  s = pool(student, student_mask, pooling)
+  t = jax.lax.stop_gradient(pool(teacher, teacher_mask, pooling))
+  per_pair = jnp.mean(jnp.square(s - t), axis=-1)
+  valid = jnp.any(student_mask > 0, -1) & jnp.any(teacher_mask > 0, -1)
+  loss = _pair_mean(per_pair, valid)
+  return loss, {"mse": loss, "valid_pairs": jnp.sum(valid.astype(jnp.float32))}
+
+
+def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:
+  """Greedy one-to-one matching. sim [m, n], masks [m], [n] -> match [m] int32.
+
+  ``match[i]`` is the teacher index aligned to student token i, or -1. Runs
+  ``min(m, n)`` rounds, each taking the global maximum among unmatched rows
+  and columns (ties: lowest flat index).
+  """
+  m, n = sim.shape
+  neg = jnp.asarray(-jnp.inf, sim.dtype)
+  sim = jnp.where(row_mask[:, None].astype(bool) & col_mask[None, :].astype(bool), sim, neg)
+
+  def body(_, state):
+    s, match = state
+    flat = jnp.argmax(s)
+    i, j = flat // n, flat % n
+    ok = s[i, j] > neg
+    match = match.at[i].set(jnp.where(ok, j, match[i]))
+    s = jnp.where(ok, s.at[i, :].set(neg).at[:, j].set(neg), s)
+    return s, match
+
+  _, match = jax.lax.fori_loop(0, min(m, n), body, (sim, jnp.full((m,), -1, jnp.int32)))
+  return match
+
+
+def token_mse_greedy(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
+                     teacher_mask: jax.Array) -> Tuple[jax.Array, Dict]:
+  """student [B, m, d], teacher [B, n, d], masks -> (loss [], metrics).
+
+  Loss: per pair, the mean over aligned student tokens of
+  ``mean_k (S_i,k - T_match(i),k)^2``; then the mean over valid pairs.
+  """
+  teacher = jax.lax.stop_gradient(teacher)
+  sim = jax.lax.stop_gradient(1.0 - cosine_cost(student, teacher))
+  match = jax.vmap(greedy_alignment)(sim, student_mask, teacher_mask)  # [B, m]
+  aligned = match >= 0
+  target = jnp.take_along_axis(teacher, jnp.maximum(match, 0)[..., None], axis=1)  # [B, m, d]
+  err = jnp.mean(jnp.square(student.astype(jnp.float32) - target.astype(jnp.float32)), -1)
+  count = jnp.sum(aligned, -1)
+  per_pair = jnp.sum(jnp.where(aligned, err, 0.0), -1) / jnp.maximum(count, 1)
+  valid = count > 0
+  loss = _pair_mean(per_pair, valid)
+  return loss, {"mse": loss, "aligned_tokens": _pair_mean(count.astype(jnp.float32), valid),
+                "valid_pairs": jnp.sum(valid.astype(jnp.float32))}
