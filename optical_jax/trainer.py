@@ -1,74 +1,52 @@
-"""The main job behind `python train.py`: distil (where a method trains), then evaluate.
+"""The main job behind ``python train.py``: distil a student on bitext, then
+evaluate zero-shot against distilled.
 
-Today the only method is ``zero_shot``: the encoder as loaded, evaluated by
-bitext matching on held-out pairs. Distillation methods plug in here.
+Restore order on start: if ``<workdir>/checkpoints`` holds a readable
+checkpoint the run resumes from it (data position included: batch ``k`` is a
+pure function of the seed and ``k``); otherwise the student starts as a copy of
+the teacher. The finished student is written to ``<workdir>/student`` (an HF
+directory, loadable by ``optical_jax.encode --model <workdir>``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
+import resource
+import signal
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict
 
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
-from optical_jax.data.cldr import cldr_bitext, split_pairs
+from optical_jax.data.pipeline import BitextBatcher
+from optical_jax.data.sources import load_splits
 from optical_jax.encode import encode_texts
 from optical_jax.evaluation.bitext import matching_accuracy
-from optical_jax.loading import load_encoder
+from optical_jax.loading import LoadedEncoder, load_encoder
+from optical_jax.loading.export import save_hf_directory
+from optical_jax.losses.ot import SinkhornConfig
+from optical_jax.training import sharding
+from optical_jax.training.checkpoints import Checkpointer, abstract_like
+from optical_jax.training.metrics import MetricWriter, Progress, check_finite
+from optical_jax.training.state import TrainState, make_optimizer
+from optical_jax.training.steps import OBJECTIVES, DistillSpec, make_loss, train_step
 
 log = logging.getLogger(__name__)
 
-METHODS = ("zero_shot",)
+#: Fault injection for the resume tests: SIGKILL this process right after step N
+#: has been dispatched and its checkpoint (if any) requested.
+KILL_ENV = "OPTICAL_JAX_KILL_AT_STEP"
 
-
-def load_demo_bitext(config: ml_collections.ConfigDict) -> Dict[str, dict]:
-  """lang -> {"train": pairs, "test": pairs, "dropped_identical": n, ...} from the config."""
-  if config.data.source != "cldr":
-    raise ValueError(f"config.data.source={config.data.source!r}: only 'cldr' is available")
-  out = {}
-  for lang in [l.strip() for l in config.data.langs.split(",") if l.strip()]:
-    bt = cldr_bitext(lang)
-    train, test = split_pairs(bt.pairs, config.data.test_fraction, seed=config.seed)
-    cap = config.data.max_pairs_per_lang
-    if cap:  # a random subset (the split is a seeded permutation), same proportions
-      n_test = int(round(cap * config.data.test_fraction))
-      train, test = train[:cap - n_test], test[:n_test]
-    out[lang] = dict(train=train, test=test, dropped_identical=bt.dropped_identical,
-                     dropped_duplicate=bt.dropped_duplicate)
-    log.info("%s: %d train / %d test pairs (%d identical to English and %d duplicates dropped)",
-             lang, len(train), len(test), bt.dropped_identical, bt.dropped_duplicate)
-  if not out:
-    raise ValueError("config.data.langs is empty")
-  return out
-
-
-def evaluate_matching(model, bitext: Dict[str, dict], config) -> Dict[str, dict]:
-  """Bitext-matching accuracy per language on the held-out pairs."""
-  prefix = model.query_prefix if config.eval.prefix == "auto" else config.eval.prefix
-  results = {}
-  for lang, split in bitext.items():
-    en = [e for e, _ in split["test"]]
-    fo = [f for _, f in split["test"]]
-    kw = dict(pooling=config.eval.pooling or None, prefix=prefix, batch_size=config.eval.batch_size,
-              normalize=True, progress=False)
-    acc = matching_accuracy(encode_texts(model, fo, **kw), encode_texts(model, en, **kw))
-    results[lang] = acc
-    log.info("%s: f2e %.3f  e2f %.3f  (n=%d)", lang, acc["f2e"], acc["e2f"], acc["n"])
-  return results
-
-
-def format_table(rows: Dict[str, Dict[str, dict]]) -> str:
-  """Markdown table: one row per (method, language) of matching accuracy."""
-  lines = ["| method | lang | n | foreign->English | English->foreign |", "|---|---|---|---|---|"]
-  for method, per_lang in rows.items():
-    for lang, r in per_lang.items():
-      lines.append(f"| {method} | {lang} | {r['n']} | {r['f2e']:.3f} | {r['e2f']:.3f} |")
-  return "\n".join(lines)
+METHODS = ("zero_shot",) + OBJECTIVES
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -79,26 +57,159 @@ def write_json_atomic(path: Path, obj) -> None:
   os.replace(tmp, path)
 
 
+def _prefix(model: LoadedEncoder, config) -> str:
+  return model.query_prefix if config.eval.prefix == "auto" else config.eval.prefix
+
+
+def evaluate_matching(query_model: LoadedEncoder, doc_model: LoadedEncoder,
+                      splits: Dict[str, dict], config) -> Dict[str, dict]:
+  """Bitext-matching accuracy per language on the test pairs: foreign side
+  encoded by ``query_model`` (the student), English by ``doc_model`` (the teacher)."""
+  results = {}
+  kw = dict(pooling=config.eval.pooling or None, batch_size=config.eval.batch_size, normalize=True,
+            progress=False)
+  for lang, split in splits.items():
+    en = [e for e, _ in split["test"]]
+    fo = [f for _, f in split["test"]]
+    acc = matching_accuracy(encode_texts(query_model, fo, prefix=_prefix(query_model, config), **kw),
+                            encode_texts(doc_model, en, prefix=_prefix(doc_model, config), **kw))
+    results[lang] = acc
+    log.info("%s: f2e %.3f  e2f %.3f  (n=%d)", lang, acc["f2e"], acc["e2f"], acc["n"])
+  return results
+
+
+def format_table(rows: Dict[str, Dict[str, dict]]) -> str:
+  """Markdown: one row per language, foreign->English / English->foreign accuracy per method."""
+  methods = list(rows)
+  langs = list(next(iter(rows.values())))
+  head = "| lang | n | " + " | ".join(f"{m} f2e | {m} e2f" for m in methods) + " |"
+  lines = [head, "|" + "---|" * (2 + 2 * len(methods))]
+  for lang in langs:
+    cells = [f"{rows[m][lang]['f2e']:.3f} | {rows[m][lang]['e2f']:.3f}" for m in methods]
+    lines.append(f"| {lang} | {rows[methods[0]][lang]['n']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _distill_spec(config) -> DistillSpec:
+  o = config.ot
+  return DistillSpec(objective=config.method, layer=config.distill.layer,
+                     use_head=config.distill.use_head, pooling=config.distill.pooling,
+                     sinkhorn=SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold,
+                                             max_iterations=o.max_iterations,
+                                             inner_iterations=o.inner_iterations,
+                                             differentiation=o.differentiation, tau=o.tau))
+
+
+def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
+  """Host batch -> global arrays. Every process builds the same global batch
+  (it is a pure function of the step) and contributes its own rows."""
+  if jax.process_count() == 1:
+    return jax.device_put(batch, shard)
+  n, i = jax.process_count(), jax.process_index()
+  out = {}
+  for k, v in batch.items():
+    rows = v.shape[0] // n
+    out[k] = jax.make_array_from_process_local_data(shard, v[i * rows:(i + 1) * rows], v.shape)
+  return out
+
+
+def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
+  """Trains the student. Returns its params ``{"encoder": ..., ["head": ...]}`` and a summary."""
+  t = config.train
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  sharding.global_batch_size_ok(t.batch_size, mesh)
+  spec = _distill_spec(config)
+  pairs = [p for s in splits.values() for p in s["train"]]
+  prefix = _prefix(teacher, config)
+  batcher = BitextBatcher(pairs, teacher.tokenizer, teacher.tokenizer, t.batch_size,
+                          max_length=config.data.max_length, buckets=tuple(config.data.buckets),
+                          seed=config.seed, weighting=config.ot.weighting,
+                          include_special_tokens=config.ot.include_special_tokens,
+                          student_prefix=prefix, teacher_prefix=prefix)
+  total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
+  log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch), mesh %s", spec.objective,
+           len(pairs), total, t.batch_size, batcher.steps_per_epoch, dict(mesh.shape))
+
+  teacher_params = {"encoder": teacher.params}
+  if teacher.head is not None and spec.use_head:
+    teacher_params["head"] = teacher.head
+  optimizer, schedule = make_optimizer(t.learning_rate, total, t.warmup_steps, t.weight_decay,
+                                       t.grad_clip, t.freeze_embeddings)
+  # The student starts as a copy of the teacher (its own buffers: the state is donated each step).
+  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed)
+  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
+  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher_params))
+  state = jax.device_put(state, state_shard)
+  teacher_params = jax.device_put(teacher_params, teacher_shard)
+  ckpt = Checkpointer(workdir / "checkpoints", every=t.checkpoint_every, keep=t.keep_checkpoints,
+                      async_save=t.async_checkpointing)
+  restored = ckpt.restore_latest(abstract_like(state))
+  if restored is not None:
+    state = restored
+  batch_shard = sharding.batch_sharding(mesh)
+  step_fn = jax.jit(functools.partial(train_step, loss_fn=make_loss(teacher.module, spec),
+                                      optimizer=optimizer),
+                    in_shardings=(state_shard, batch_shard, teacher_shard),
+                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  writer = MetricWriter(workdir, tensorboard=t.tensorboard)
+  start = int(state.step)
+  progress = Progress(total, start)
+  last = {}
+  for step in range(start, total):
+    batch = _to_global(batcher.batch(step), batch_shard)
+    state, metrics = step_fn(state, batch, teacher_params)
+    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    check_finite(step + 1, scalars, str(workdir))
+    scalars["learning_rate"] = float(schedule(step))
+    last = scalars
+    if (step + 1) % t.log_every == 0 or step + 1 == total:
+      writer.write(step + 1, scalars)
+      log.info(progress.line(step + 1, scalars))
+    ckpt.save(step + 1, state)
+    if os.environ.get(KILL_ENV) == str(step + 1):
+      os.kill(os.getpid(), signal.SIGKILL)
+  if total > start and ckpt.manager.latest_step() != total:
+    ckpt.save(total, state, force=True)
+  ckpt.close()
+  writer.close()
+  params = jax.device_get(state.params)
+  return {"params": params, "steps": total, "resumed_from": start, "final": last,
+          "pairs": len(pairs), "truncated": batcher.num_truncated}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the configured job and writes ``workdir/results.json``. Returns the results."""
+  """Runs the configured job; writes ``results.json``, ``results.md`` and (when
+  training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results."""
   if config.method not in METHODS:
     raise ValueError(f"config.method={config.method!r}; available: {METHODS}")
   work = Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
   (work / "config.json").write_text(config.to_json_best_effort(indent=2))
   start = time.time()
-  bitext = load_demo_bitext(config)
-  model = load_encoder(config.model, dtype=config.dtype)
-  log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", model.source, model.config.family,
-           model.config.num_layers, model.config.hidden_size, time.time() - start)
-  rows = {"zero_shot": evaluate_matching(model, bitext, config)}
+  splits = load_splits(config)
+  teacher = load_encoder(config.model, dtype=config.dtype)
+  log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,
+           teacher.config.num_layers, teacher.config.hidden_size, time.time() - start)
+  rows = {"zero_shot": evaluate_matching(teacher, teacher, splits, config)}
+  training = None
+  if config.method != "zero_shot":
+    summary = distill(config, teacher, splits, work)
+    student = dataclasses.replace(teacher, params=jax.tree_util.tree_map(jnp.asarray,
+                                                                         summary["params"]["encoder"]))
+    rows[config.method] = evaluate_matching(student, teacher, splits, config)
+    save_hf_directory(work / "student", teacher.config, summary["params"]["encoder"],
+                      teacher.tokenizer, pooling=teacher.pooling, query_prefix=teacher.query_prefix,
+                      doc_prefix=teacher.doc_prefix, head=summary["params"].get("head"),
+                      extra_meta={"teacher": config.model, "method": config.method})
+    training = {k: v for k, v in summary.items() if k != "params"}
   results = {
-      "task": "bitext matching accuracy on held-out CLDR name pairs (test split)",
-      "model": config.model, "results": rows,
-      "pairs": {l: {"train": len(s["train"]), "test": len(s["test"]),
-                    "dropped_identical": s["dropped_identical"],
-                    "dropped_duplicate": s["dropped_duplicate"]} for l, s in bitext.items()},
+      "task": "bitext matching accuracy on the held-out test split (foreign side by the "
+              "student, English side by the teacher)",
+      "model": config.model, "method": config.method, "results": rows,
+      "splits": {lang: s["info"] for lang, s in splits.items()},
+      "training": training,
       "seconds": round(time.time() - start, 1),
+      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
   }
   write_json_atomic(work / "results.json", results)
   (work / "results.md").write_text(format_table(rows) + "\n", encoding="utf-8")

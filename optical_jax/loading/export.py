@@ -1,0 +1,98 @@
+"""Writes an encoder back out as an HF checkpoint directory.
+
+The inverse of :func:`optical_jax.loading.hf.convert_state_dict`: a trained
+student becomes ``config.json`` + ``model.safetensors`` + ``tokenizer.json``
+that both :func:`optical_jax.loading.load_encoder` and ``transformers``
+(``BertModel`` / ``XLMRobertaModel``) load. ``optical_jax.json`` records what
+HF files cannot: pooling, prefixes, the teacher it was distilled from, and
+whether a retrieval head (``head.safetensors``) exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from optical_jax.loading.hf import _LAYER_MAP, _LAYER_NORMS
+from optical_jax.models.config import EncoderConfig
+
+META_FILE = "optical_jax.json"
+
+
+def hf_config_dict(cfg: EncoderConfig) -> dict:
+  """``config.json`` contents for ``cfg``."""
+  bert = cfg.family == "bert"
+  return {
+      "model_type": "bert" if bert else "xlm-roberta",
+      "architectures": ["BertModel" if bert else "XLMRobertaModel"],
+      "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+      "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
+      "intermediate_size": cfg.intermediate_size,
+      "max_position_embeddings": cfg.max_position_embeddings,
+      "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
+      "pad_token_id": cfg.pad_token_id, "hidden_act": cfg.hidden_act,
+      "hidden_dropout_prob": cfg.dropout_rate, "attention_probs_dropout_prob": 0.0,
+      "position_embedding_type": "absolute",
+  }
+
+
+def export_state_dict(params, cfg: EncoderConfig) -> dict:
+  """Our ``{"params": ...}`` tree -> HF names in torch layout (float32 numpy)."""
+  p = params["params"]
+  np32 = lambda x: np.ascontiguousarray(np.asarray(x, np.float32))
+  emb = p["embeddings"]
+  sd = {
+      "embeddings.word_embeddings.weight": np32(emb["word_embeddings"]["embedding"]),
+      "embeddings.position_embeddings.weight": np32(emb["position_embeddings"]["embedding"]),
+      "embeddings.token_type_embeddings.weight": np32(emb["token_type_embeddings"]["embedding"]),
+      "embeddings.LayerNorm.weight": np32(emb["layer_norm"]["scale"]),
+      "embeddings.LayerNorm.bias": np32(emb["layer_norm"]["bias"]),
+  }
+  layers = p["layers"]
+  for i in range(cfg.num_layers):
+    for ours, hf in _LAYER_MAP.items():
+      node = layers["attention"][ours[-1]] if ours[0] == "attention" else layers[ours[0]]
+      sd[f"encoder.layer.{i}.{hf}.weight"] = np32(np.asarray(node["kernel"][i]).T)
+      sd[f"encoder.layer.{i}.{hf}.bias"] = np32(node["bias"][i])
+    for ours, hf in _LAYER_NORMS.items():
+      sd[f"encoder.layer.{i}.{hf}.weight"] = np32(layers[ours[0]]["scale"][i])
+      sd[f"encoder.layer.{i}.{hf}.bias"] = np32(layers[ours[0]]["bias"][i])
+  return sd
+
+
+def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooling: str,
+                      query_prefix: str = "", doc_prefix: str = "", head: Optional[dict] = None,
+                      extra_meta: Optional[dict] = None) -> Path:
+  """Writes the directory atomically (a temporary sibling renamed into place)."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  target = Path(directory)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp"))
+  try:
+    (tmp / "config.json").write_text(json.dumps(hf_config_dict(cfg), indent=2))
+    save_file(export_state_dict(params, cfg), str(tmp / "model.safetensors"))
+    (tmp / "tokenizer.json").write_text(tokenizer.backend.to_str(), encoding="utf-8")
+    meta = {"pooling": pooling, "query_prefix": query_prefix, "doc_prefix": doc_prefix,
+            "max_length": tokenizer.max_length, "head": head is not None, **(extra_meta or {})}
+    if head is not None:
+      save_file({"kernel": np.asarray(head["kernel"], np.float32)}, str(tmp / "head.safetensors"))
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    if target.exists():
+      old = target.with_name(f".{target.name}.old")
+      if old.exists():
+        shutil.rmtree(old)
+      os.replace(target, old)
+      os.replace(tmp, target)
+      shutil.rmtree(old)
+    else:
+      os.replace(tmp, target)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return target

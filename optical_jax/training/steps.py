@@ -1,0 +1,112 @@
+"""Pure train steps, one per objective.
+
+``train_step(state, batch, teacher_params, *, loss_fn, optimizer)`` is the one
+update rule; each objective is a loss function with the same signature
+``loss_fn(params, teacher_params, batch, rng) -> (loss, metrics)``, bound to
+its static settings with :func:`make_loss`. ``trainer.py`` jits
+``functools.partial(train_step, loss_fn=..., optimizer=...)`` with shardings
+and ``donate_argnums=0``. Losses are written on global arrays: XLA inserts the
+collectives when the batch is sharded over the mesh.
+
+Batch (from :class:`optical_jax.data.pipeline.BitextBatcher`)::
+
+  student_ids, student_mask  [B, m] int32   foreign sentence (student side)
+  student_weights            [B, m] float32 OT marginal weights (0 = ignore)
+  teacher_ids, teacher_mask  [B, n] int32   English sentence (teacher side)
+  teacher_weights            [B, n] float32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optical_jax.losses.kd import sentence_mse, token_mse_greedy
+from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
+from optical_jax.models.encoder import Encoder
+from optical_jax.models.retrieval import hidden_states, token_embeddings
+from optical_jax.training.state import TrainState
+
+OBJECTIVES = ("optical", "kd_sentence", "kd_token")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSpec:
+  """Static settings of a distillation objective (see ``configs/default.py``)."""
+
+  objective: str = "optical"
+  layer: int = -1
+  use_head: bool = True
+  pooling: str = "mean"
+  sinkhorn: SinkhornConfig = SinkhornConfig()
+
+  def __post_init__(self):
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f"objective {self.objective!r} not in {OBJECTIVES}")
+
+
+def _student_kwargs(module: Encoder, rng):
+  if module.config.dropout_rate > 0:
+    return dict(deterministic=False, rngs={"dropout": rng})
+  return dict(deterministic=True, rngs=None)
+
+
+def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
+  """OT distillation between normalised token embeddings (student: foreign, teacher: English)."""
+  teacher = jax.lax.stop_gradient(token_embeddings(
+      module, teacher_params, batch["teacher_ids"], batch["teacher_mask"], spec.layer, spec.use_head))
+  student = token_embeddings(module, params, batch["student_ids"], batch["student_mask"], spec.layer,
+                             spec.use_head, **_student_kwargs(module, rng))
+  return ot_distillation_loss(student, teacher, batch["student_weights"], batch["teacher_weights"],
+                              spec.sinkhorn)
+
+
+def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
+  """Token-level MSE after greedy alignment, over tokens with non-zero weight."""
+  teacher = jax.lax.stop_gradient(token_embeddings(
+      module, teacher_params, batch["teacher_ids"], batch["teacher_mask"], spec.layer, spec.use_head))
+  student = token_embeddings(module, params, batch["student_ids"], batch["student_mask"], spec.layer,
+                             spec.use_head, **_student_kwargs(module, rng))
+  return token_mse_greedy(student, batch["student_weights"] > 0, teacher,
+                          batch["teacher_weights"] > 0)
+
+
+def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
+  """Sentence-embedding MSE (pooled hidden states of the chosen layer)."""
+  teacher = jax.lax.stop_gradient(hidden_states(
+      module, teacher_params["encoder"], batch["teacher_ids"], batch["teacher_mask"], spec.layer))
+  student = hidden_states(module, params["encoder"], batch["student_ids"], batch["student_mask"],
+                          spec.layer, **_student_kwargs(module, rng))
+  return sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling)
+
+
+_LOSSES = {"optical": optical_loss, "kd_sentence": kd_sentence_loss, "kd_token": kd_token_loss}
+
+
+def make_loss(module: Encoder, spec: DistillSpec) -> Callable:
+  """The loss of ``spec.objective`` with its static settings bound."""
+  return functools.partial(_LOSSES[spec.objective], module=module, spec=spec)
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array], teacher_params, *,
+               loss_fn: Callable, optimizer: optax.GradientTransformation
+               ) -> Tuple[TrainState, Dict[str, jax.Array]]:
+  """One optimiser step. Pure: same inputs, same outputs.
+
+  Randomness (dropout) comes from ``fold_in(state.rng, state.step)``.
+  Returns the new state and scalar metrics (``loss``, ``grad_norm`` and the
+  objective's own).
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, teacher_params, batch, rng)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+  metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics

@@ -1,0 +1,187 @@
+"""Training machinery: sharded == single-device steps, determinism, NaN stop,
+kill -9 resume, the exported student."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from optical_jax.models import Encoder, EncoderConfig
+from optical_jax.training import sharding
+from optical_jax.training.metrics import check_finite
+from optical_jax.training.state import TrainState, make_optimizer
+from optical_jax.training.steps import DistillSpec, make_loss, train_step
+from optical_jax.losses.ot import SinkhornConfig
+
+from checkpoints import make_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = EncoderConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                    max_position_embeddings=40)
+
+
+def _batch(seed, b=16, m=12, n=10):
+  rng = np.random.default_rng(seed)
+  out = {}
+  for side, t in (("student", m), ("teacher", n)):
+    lengths = rng.integers(1, t + 1, size=b)
+    mask = (np.arange(t)[None] < lengths[:, None]).astype(np.int32)
+    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(np.int32)
+    out[f"{side}_mask"] = mask
+    out[f"{side}_weights"] = mask.astype(np.float32)
+  return out
+
+
+def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16):
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  teacher = {"encoder": enc}
+  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100))
+  opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
+  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
+  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=fsdp_min_size)
+  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher), min_size=fsdp_min_size)
+  step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
+                 in_shardings=(state_shard, sharding.batch_sharding(mesh), teacher_shard),
+                 out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  state = jax.device_put(state, state_shard)
+  teacher = jax.device_put(teacher, teacher_shard)
+  losses = []
+  for k in range(steps):
+    state, metrics = step(state, jax.device_put(_batch(k), sharding.batch_sharding(mesh)), teacher)
+    losses.append(float(metrics["loss"]))
+  return jax.device_get(state.params), losses
+
+
+def _single_device_mesh():
+  return Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), sharding.AXES,
+              axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def test_eight_devices_available():
+  assert jax.device_count() == 8, "tests/conftest.py sets XLA_FLAGS for 8 CPU devices"
+
+
+@pytest.mark.parametrize("objective", ["optical", "kd_sentence", "kd_token"])
+def test_sharded_step_equals_single_device(objective):
+  p1, l1 = _run(_single_device_mesh(), objective)
+  p8, l8 = _run(sharding.make_mesh(data=8), objective)
+  np.testing.assert_allclose(l1, l8, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8)):
+    np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_fsdp_mesh_equals_single_device():
+  p1, l1 = _run(_single_device_mesh(), "optical")
+  p2, l2 = _run(sharding.make_mesh(data=4, fsdp=2), "optical", fsdp_min_size=1)
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
+    np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_loss_decreases_and_same_seed_same_params():
+  mesh = sharding.make_mesh(data=8)
+  pa, la = _run(mesh, "optical", steps=4)
+  pb, lb = _run(mesh, "optical", steps=4)
+  assert la == lb
+  for a, b in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_mesh_errors():
+  with pytest.raises(ValueError, match="mesh data=3 x fsdp=1 != 8 devices"):
+    sharding.make_mesh(data=3)
+  with pytest.raises(ValueError, match="batch size 12 is not divisible by the 8 data shards"):
+    sharding.global_batch_size_ok(12, sharding.make_mesh())
+
+
+def test_check_finite_names_step_and_metric():
+  check_finite(3, {"loss": 1.0})
+  with pytest.raises(FloatingPointError, match=r"non-finite metrics at step 7: \{'loss': nan\}"):
+    check_finite(7, {"loss": float("nan"), "grad_norm": 1.0})
+
+
+# --- the main job, end to end, as a subprocess -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_ckpt(tmp_path_factory):
+  d = tmp_path_factory.mktemp("xlmr")
+  make_checkpoint(d, "xlm-roberta")
+  return d
+
+
+def _train(workdir, ckpt, *extra, env_extra=None, check=True):
+  env = dict(os.environ, PYTHONPATH=str(REPO), **(env_extra or {}))
+  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
+         f"--config.model={ckpt}", f"--workdir={workdir}", "--config.train.num_steps=8",
+         "--config.train.checkpoint_every=2", *extra]
+  proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+  return proc
+
+
+def _student_params(workdir):
+  from safetensors.numpy import load_file
+  return load_file(str(Path(workdir) / "student" / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at,async_save", [(5, "False"), (4, "True")])
+def test_kill9_then_rerun_equals_uninterrupted(tmp_path, small_ckpt, kill_at, async_save):
+  """kill -9 after step 5 (mid-interval) or right as step 4's async save starts; rerunning the same
+  command resumes from the last complete checkpoint and ends with the same parameters."""
+  ref = tmp_path / "ref"
+  _train(ref, small_ckpt)
+  work = tmp_path / "killed"
+  args = (f"--config.train.async_checkpointing={async_save}",)
+  proc = _train(work, small_ckpt, *args, env_extra={"OPTICAL_JAX_KILL_AT_STEP": str(kill_at)},
+                check=False)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  assert not (work / "student").exists()
+  proc = _train(work, small_ckpt, *args)
+  assert "resumed from step" in proc.stderr
+  a, b = _student_params(ref), _student_params(work)
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  assert json.loads((work / "results.json").read_text())["training"]["resumed_from"] in (2, 4)
+
+
+@pytest.mark.slow
+def test_nan_stops_with_clear_error(tmp_path, small_ckpt):
+  proc = _train(tmp_path, small_ckpt, "--config.train.learning_rate=1e30",
+                "--config.train.grad_clip=0", "--config.method=kd_sentence", check=False)
+  assert proc.returncode != 0
+  assert "FloatingPointError: non-finite metrics at step" in proc.stderr
+
+
+@pytest.mark.slow
+def test_exported_student_loads_everywhere(tmp_path, small_ckpt):
+  """The student directory loads with load_encoder (by workdir) and with transformers, identically."""
+  torch = pytest.importorskip("torch")
+  import transformers
+  from optical_jax.loading import load_encoder
+  _train(tmp_path, small_ckpt, "--config.method=kd_token")
+  student = load_encoder(str(tmp_path))
+  assert student.meta["method"] == "kd_token" and student.meta["teacher"] == str(small_ckpt)
+  batch = student.tokenizer(["aa bb cc", "dd"])
+  ours = np.asarray(student.module.apply(student.params, batch.input_ids,
+                                         batch.attention_mask).last_hidden_state)
+  ref = transformers.XLMRobertaModel.from_pretrained(str(tmp_path / "student")).eval()
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(batch.input_ids, dtype=torch.long),
+                 attention_mask=torch.tensor(batch.attention_mask)).last_hidden_state.numpy()
+  assert np.abs(ours - theirs)[batch.attention_mask.astype(bool)].max() <= 1e-4
+  teacher = load_encoder(str(small_ckpt))
+  diff = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+          zip(jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(teacher.params))]
+  assert max(diff) > 0  # it was trained
