@@ -24,6 +24,30 @@ def get_config() -> ml_collections.ConfigDict:
   # Seed for data splits, batch order, initialisation and dropout.
   config.seed = 0
 
+  config.teacher = ml_collections.ConfigDict()
+  # English (query, positive, negative) triples (.tsv or .jsonl) to fine-tune the teacher on
+  # first; '' = use config.model as the teacher as is (right for retrieval-trained encoders
+  # such as multilingual-e5-small; needed for plain encoders such as mBERT or XLM-R).
+  config.teacher.triples = ""
+  # Ranker of a fine-tuned teacher: 'maxsim' (ColBERT late interaction, adds a projection
+  # head) or 'dense' (pooled vector).
+  config.teacher.ranker = "maxsim"
+  # ColBERT projection size.
+  config.teacher.projection_dim = 128
+  # InfoNCE temperature on cosine scores.
+  config.teacher.temperature = 0.05
+  # Triples per batch (B queries vs B positives + B hard negatives).
+  config.teacher.batch_size = 32
+  # Steps; 0 = num_epochs over the triples.
+  config.teacher.num_steps = 0
+  # Epochs when num_steps is 0.
+  config.teacher.num_epochs = 1
+  # Peak learning rate for the teacher stage (warm-up, decay, clipping as config.train).
+  config.teacher.learning_rate = 3e-5
+  # Token limits for queries and documents.
+  config.teacher.max_query_length = 32
+  config.teacher.max_doc_length = 128
+
   config.data = ml_collections.ConfigDict()
   # Bitext source: 'cldr' (CLDR names in babel, offline demo), 'tico19', 'ntrex', 'tatoeba',
   # 'tsv' (see optical_jax/data/sources.py).

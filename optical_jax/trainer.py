@@ -29,6 +29,7 @@ import numpy as np
 
 from optical_jax.data.pipeline import BitextBatcher
 from optical_jax.data.sources import load_splits
+from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.evaluation.bitext import matching_accuracy
 from optical_jax.loading import LoadedEncoder, load_encoder
@@ -38,7 +39,9 @@ from optical_jax.training import sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.metrics import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, make_optimizer
-from optical_jax.training.steps import OBJECTIVES, DistillSpec, make_loss, train_step
+from optical_jax.models.retrieval import init_head
+from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
+                                        teacher_contrastive_loss, train_step)
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +116,67 @@ def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
   return out
 
 
-def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
-  """Trains the student. Returns its params ``{"encoder": ..., ["head": ...]}`` and a summary."""
+def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, total: int,
+        name: str) -> dict:
+  """The training loop shared by every objective.
+
+  Args:
+    workdir: checkpoints go to ``workdir/checkpoints``, metrics to ``workdir/metrics.jsonl``.
+    loss_fn: ``(params, frozen_params, batch, rng) -> (loss, metrics)``.
+    init_params: trainable parameters at step 0 (copied; the state is donated).
+    frozen_params: passed to every step unchanged (the teacher), or ``{}``.
+    batch_fn: ``step -> dict of host arrays`` (a pure function of the step).
+    total: number of steps.
+  Returns ``{"params", "steps", "resumed_from", "final"}``.
+  """
   t = config.train
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
-  sharding.global_batch_size_ok(t.batch_size, mesh)
+  optimizer, schedule = make_optimizer(t.learning_rate, total, t.warmup_steps, t.weight_decay,
+                                       t.grad_clip, t.freeze_embeddings)
+  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, init_params), optimizer, config.seed)
+  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
+  frozen_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: frozen_params))
+  state = jax.device_put(state, state_shard)
+  frozen_params = jax.device_put(frozen_params, frozen_shard)
+  ckpt = Checkpointer(workdir / "checkpoints", every=t.checkpoint_every, keep=t.keep_checkpoints,
+                      async_save=t.async_checkpointing)
+  restored = ckpt.restore_latest(abstract_like(state))
+  if restored is not None:
+    state = restored
+  batch_shard = sharding.batch_sharding(mesh)
+  step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer),
+                    in_shardings=(state_shard, batch_shard, frozen_shard),
+                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  writer = MetricWriter(workdir, tensorboard=t.tensorboard)
+  start = int(state.step)
+  log.info("%s: %d steps (starting at %d), mesh %s", name, total, start, dict(mesh.shape))
+  progress = Progress(total, start)
+  last = {}
+  for step in range(start, total):
+    batch = batch_fn(step)
+    sharding.global_batch_size_ok(next(iter(batch.values())).shape[0], mesh)
+    state, metrics = step_fn(state, _to_global(batch, batch_shard), frozen_params)
+    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    check_finite(step + 1, scalars, str(workdir))
+    scalars["learning_rate"] = float(schedule(step))
+    last = scalars
+    if (step + 1) % t.log_every == 0 or step + 1 == total:
+      writer.write(step + 1, scalars)
+      log.info("%s %s", name, progress.line(step + 1, scalars))
+    ckpt.save(step + 1, state)
+    if os.environ.get(KILL_ENV) == str(step + 1):
+      os.kill(os.getpid(), signal.SIGKILL)
+  if total > start and ckpt.manager.latest_step() != total:
+    ckpt.save(total, state, force=True)
+  ckpt.close()
+  writer.close()
+  return {"params": jax.device_get(state.params), "steps": total, "resumed_from": start,
+          "final": last}
+
+
+def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
+  """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary."""
+  t = config.train
   spec = _distill_spec(config)
   pairs = [p for s in splits.values() for p in s["train"]]
   prefix = _prefix(teacher, config)
@@ -127,54 +186,47 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
                           include_special_tokens=config.ot.include_special_tokens,
                           student_prefix=prefix, teacher_prefix=prefix)
   total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
-  log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch), mesh %s", spec.objective,
-           len(pairs), total, t.batch_size, batcher.steps_per_epoch, dict(mesh.shape))
+  log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)", spec.objective,
+           len(pairs), total, t.batch_size, batcher.steps_per_epoch)
+  teacher_params = teacher.retrieval_params()
+  if teacher_params["head"] is None or not spec.use_head:
+    teacher_params.pop("head")
+  summary = fit(config, workdir, make_loss(teacher.module, spec), teacher_params, teacher_params,
+                batcher.batch, total, "distill")
+  summary.update(pairs=len(pairs), truncated=batcher.num_truncated)
+  return summary
 
-  teacher_params = {"encoder": teacher.params}
-  if teacher.head is not None and spec.use_head:
-    teacher_params["head"] = teacher.head
-  optimizer, schedule = make_optimizer(t.learning_rate, total, t.warmup_steps, t.weight_decay,
-                                       t.grad_clip, t.freeze_embeddings)
-  # The student starts as a copy of the teacher (its own buffers: the state is donated each step).
-  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
-  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher_params))
-  state = jax.device_put(state, state_shard)
-  teacher_params = jax.device_put(teacher_params, teacher_shard)
-  ckpt = Checkpointer(workdir / "checkpoints", every=t.checkpoint_every, keep=t.keep_checkpoints,
-                      async_save=t.async_checkpointing)
-  restored = ckpt.restore_latest(abstract_like(state))
-  if restored is not None:
-    state = restored
-  batch_shard = sharding.batch_sharding(mesh)
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=make_loss(teacher.module, spec),
-                                      optimizer=optimizer),
-                    in_shardings=(state_shard, batch_shard, teacher_shard),
-                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
-  writer = MetricWriter(workdir, tensorboard=t.tensorboard)
-  start = int(state.step)
-  progress = Progress(total, start)
-  last = {}
-  for step in range(start, total):
-    batch = _to_global(batcher.batch(step), batch_shard)
-    state, metrics = step_fn(state, batch, teacher_params)
-    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    check_finite(step + 1, scalars, str(workdir))
-    scalars["learning_rate"] = float(schedule(step))
-    last = scalars
-    if (step + 1) % t.log_every == 0 or step + 1 == total:
-      writer.write(step + 1, scalars)
-      log.info(progress.line(step + 1, scalars))
-    ckpt.save(step + 1, state)
-    if os.environ.get(KILL_ENV) == str(step + 1):
-      os.kill(os.getpid(), signal.SIGKILL)
-  if total > start and ckpt.manager.latest_step() != total:
-    ckpt.save(total, state, force=True)
-  ckpt.close()
-  writer.close()
-  params = jax.device_get(state.params)
-  return {"params": params, "steps": total, "resumed_from": start, "final": last,
-          "pairs": len(pairs), "truncated": batcher.num_truncated}
+
+def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncoder:
+  """Fine-tunes ``base`` on English triples (``config.teacher``); writes and returns the teacher.
+
+  The late-interaction ranker adds a ``projection_dim`` head (ColBERT); the dense one has none.
+  """
+  tc = config.teacher
+  directory = workdir / "teacher"
+  model_dir = directory / "model"
+  if (model_dir / "config.json").is_file():
+    log.info("teacher: using the fine-tuned teacher already in %s", model_dir)
+    return load_encoder(str(model_dir), dtype=config.dtype)
+  triples = read_triples(tc.triples)
+  batcher = TripleBatcher(triples, base.tokenizer, tc.batch_size, tc.max_query_length,
+                          tc.max_doc_length, config.seed, base.query_prefix, base.doc_prefix)
+  total = tc.num_steps if tc.num_steps > 0 else tc.num_epochs * batcher.steps_per_epoch
+  params = {"encoder": base.params}
+  if tc.ranker == "maxsim":
+    params["head"] = init_head(jax.random.PRNGKey(config.seed), base.config.hidden_size,
+                               tc.projection_dim)
+  loss_fn = functools.partial(teacher_contrastive_loss, module=base.module,
+                              spec=TeacherSpec(tc.ranker, config.distill.pooling, tc.temperature))
+  train_cfg = config.copy_and_resolve_references()
+  with train_cfg.unlocked():
+    train_cfg.train.learning_rate = tc.learning_rate
+  summary = fit(train_cfg, directory, loss_fn, params, {}, batcher.batch, total, "teacher")
+  save_hf_directory(model_dir, base.config, summary["params"]["encoder"], base.tokenizer,
+                    pooling=base.pooling, query_prefix=base.query_prefix, doc_prefix=base.doc_prefix,
+                    head=summary["params"].get("head"),
+                    extra_meta={"base": config.model, "ranker": tc.ranker, "triples": tc.triples})
+  return load_encoder(str(model_dir), dtype=config.dtype)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -188,6 +240,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.time()
   splits = load_splits(config)
   teacher = load_encoder(config.model, dtype=config.dtype)
+  if config.teacher.triples:
+    teacher = finetune_teacher(config, teacher, work)
   log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,
            teacher.config.num_layers, teacher.config.hidden_size, time.time() - start)
   rows = {"zero_shot": evaluate_matching(teacher, teacher, splits, config)}
@@ -200,7 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     save_hf_directory(work / "student", teacher.config, summary["params"]["encoder"],
                       teacher.tokenizer, pooling=teacher.pooling, query_prefix=teacher.query_prefix,
                       doc_prefix=teacher.doc_prefix, head=summary["params"].get("head"),
-                      extra_meta={"teacher": config.model, "method": config.method})
+                      extra_meta={"teacher": teacher.source, "method": config.method})
     training = {k: v for k, v in summary.items() if k != "params"}
   results = {
       "task": "bitext matching accuracy on the held-out test split (foreign side by the "

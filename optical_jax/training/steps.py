@@ -29,7 +29,8 @@ import optax
 from optical_jax.losses.kd import sentence_mse, token_mse_greedy
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
-from optical_jax.models.retrieval import hidden_states, token_embeddings
+from optical_jax.models.retrieval import (contrastive_loss, hidden_states, maxsim_scores,
+                                          sentence_embeddings, token_embeddings)
 from optical_jax.training.state import TrainState
 
 OBJECTIVES = ("optical", "kd_sentence", "kd_token")
@@ -110,3 +111,32 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], teacher_params, *
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
   metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSpec:
+  """Static settings of teacher fine-tuning (English triples, contrastive)."""
+
+  ranker: str = "maxsim"
+  pooling: str = "mean"
+  temperature: float = 0.05
+
+
+def teacher_contrastive_loss(params, teacher_params, batch, rng, *, module: Encoder,
+                             spec: TeacherSpec):
+  """InfoNCE over in-batch positives and hard negatives (``data/triples.py`` batches).
+
+  ``teacher_params`` is unused (there is no frozen model at this stage).
+  """
+  del teacher_params
+  kw = _student_kwargs(module, rng)
+  if spec.ranker == "maxsim":
+    q = token_embeddings(module, params, batch["query_ids"], batch["query_mask"], **kw)
+    d = token_embeddings(module, params, batch["doc_ids"], batch["doc_mask"], **kw)
+    scores = maxsim_scores(q, batch["query_mask"], d, batch["doc_mask"])
+  else:
+    q = sentence_embeddings(module, params, batch["query_ids"], batch["query_mask"], spec.pooling, **kw)
+    d = sentence_embeddings(module, params, batch["doc_ids"], batch["doc_mask"], spec.pooling, **kw)
+    scores = q @ d.T
+  loss, acc = contrastive_loss(scores, spec.temperature)
+  return loss, {"contrastive": loss, "in_batch_accuracy": acc}
