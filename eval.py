@@ -1,53 +1,52 @@
-"""Entry point: evaluate a query-side model against a document-side model.
+"""Entry point: cross-lingual retrieval evaluation.
 
-  python eval.py --query_model=WORKDIR_OR_MODEL [--doc_model=MODEL] [--config=configs/default.py]
-                 [--config.data.source=tico19 --config.data.path=... --config.data.langs=sw,so]
-                 [--output=results.json]
+  python eval.py --query_model M --collection DIR --output OUT [--doc_model M2]
+                 [--langs swa,som,...] [--ranker maxsim|dense] [--k 1000]
+                 [--first_stage 'runs/run.{lang}.trec']
 
-Today it reports bitext-matching accuracy on the config's held-out test split
-(the retrieval evaluation of issue 4 plugs in here). ``--doc_model`` defaults
-to the teacher recorded in a student's work directory, else the query model.
+Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
+defaults to the teacher recorded in a student's work directory. Writes
+OUT/run.<lang>.trec, OUT/metrics.json and OUT/report.md.
 """
 
 import sys
-from pathlib import Path
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from optical_jax import trainer
-from optical_jax.data.sources import load_splits
-from optical_jax.loading import load_encoder
+from optical_jax.evaluation.retrieval import run_eval
 
-_QUERY = flags.DEFINE_string("query_model", None, "Student work dir or any model name/path.",
-                             required=True)
+_QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")
 _DOC = flags.DEFINE_string("doc_model", None, "Document-side model (default: the student's teacher).")
-_OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Data and eval settings.",
-                                          lock_config=True)
+_COLLECTION = flags.DEFINE_string("collection", None, "Collection directory (or irds:<id>).")
+_OUTPUT = flags.DEFINE_string("output", None, "Output directory.")
+_LANGS = flags.DEFINE_list("langs", None, "Query languages (default: all in the collection).")
+_RANKER = flags.DEFINE_enum("ranker", "maxsim", ["maxsim", "dense"], "Scoring.")
+_K = flags.DEFINE_integer("k", 1000, "Run depth.")
+_FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
+_BATCH = flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
+_MAXLEN = flags.DEFINE_integer("max_length", None, "Query token limit (default: the model's).")
+_DOCLEN = flags.DEFINE_integer("doc_max_length", None, "Document token limit (default: the model's).")
+_CACHE = flags.DEFINE_string("cache_dir", None, "Document-embedding cache (default OUT/cache).")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+flags.mark_flags_as_required(["query_model", "collection", "output"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
-  config = _CONFIG.value
-  query = load_encoder(_QUERY.value, dtype=config.dtype)
-  doc_name = _DOC.value or query.meta.get("teacher") or _QUERY.value
-  doc = load_encoder(doc_name, dtype=config.dtype)
-  splits = load_splits(config)
-  rows = {"query_model": trainer.evaluate_matching(query, doc, splits, config)}
-  print(trainer.format_table(rows))
-  result = {"query_model": _QUERY.value, "doc_model": doc_name, "results": rows["query_model"],
-            "splits": {lang: s["info"] for lang, s in splits.items()}}
-  if _OUTPUT.value:
-    trainer.write_json_atomic(Path(_OUTPUT.value), result)
+  try:
+    metrics = run_eval(_QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, _LANGS.value,
+                       _RANKER.value, _K.value, _FIRST.value, _BATCH.value, _MAXLEN.value,
+                       _DOCLEN.value, _CACHE.value, _DTYPE.value)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"eval: error: {e}", file=sys.stderr)
+    return 1
+  for lang, r in metrics["languages"].items():
+    print(lang, " ".join(f"{m} {v:.4f}" for m, v in r["mean"].items()),
+          f"missing {len(r['missing_queries'])}")
   return 0
 
 
 if __name__ == "__main__":
-  try:
-    app.run(main)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"eval: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  app.run(main)

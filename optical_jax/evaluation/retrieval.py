@@ -1,0 +1,129 @@
+"""Cross-lingual retrieval evaluation: documents by the document-side (teacher)
+model, queries by the query-side (student) model, exact search, TREC runs,
+trec_eval-identical metrics.
+
+Used by ``eval.py`` and ``study.py``. Writes, under ``out_dir``:
+``run.<lang>.trec`` (6-column TREC runs), and returns per-language
+:class:`optical_jax.evaluation.metrics.EvalResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from optical_jax.evaluation.collection import Collection
+from optical_jax.evaluation.metrics import evaluate, read_trec_run, write_trec_run
+from optical_jax.loading.load import LoadedEncoder
+from optical_jax.retrieval.index import encode, encode_cached
+from optical_jax.retrieval.search import allowed_from_run, search, to_run
+
+log = logging.getLogger(__name__)
+
+
+def _judged_for(collection: Collection, lang: str) -> dict:
+  """The qrels that count for ``lang``: its own queries, plus judged queries that
+  appear in no language's query file (those are missing from the run: they score 0
+  and are counted, never dropped). Queries of other languages only are excluded."""
+  mine = set(collection.queries[lang])
+  anywhere = set().union(*(set(q) for q in collection.queries.values()))
+  return {q: rel for q, rel in collection.qrels.items() if q in mine or q not in anywhere}
+
+
+def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, collection: Collection,
+                        langs: Sequence[str], out_dir, *, ranker: str = "dense", k: int = 1000,
+                        cache_dir=None, first_stage: Optional[str] = None, batch_size: int = 32,
+                        max_length: Optional[int] = None, doc_max_length: Optional[int] = None,
+                        tag: str = "optical_jax", progress: bool = True) -> Dict[str, object]:
+  """Retrieves for every language and scores the runs.
+
+  Args:
+    ranker: ``"dense"`` (pooled vectors) or ``"maxsim"`` (late interaction).
+    k: depth of each run.
+    cache_dir: where document representations are cached (None = no cache).
+    first_stage: optional TREC run path with ``{lang}``: re-rank only its documents.
+    max_length / doc_max_length: token limits (default the models').
+  Returns lang -> EvalResult.
+  """
+  out_dir = Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  doc_texts = [collection.docs[d] for d in collection.doc_ids]
+  docs = encode_cached(doc_model, doc_texts, ranker, cache_dir, prefix=doc_model.doc_prefix,
+                       max_length=doc_max_length, batch_size=batch_size, progress=progress,
+                       desc="documents")
+  results = {}
+  for lang in langs:
+    if lang not in collection.queries:
+      raise ValueError(f"{collection.name}: no queries for language {lang!r}; it has "
+                       f"{sorted(collection.queries)}")
+    qids = list(collection.queries[lang])
+    texts = [collection.queries[lang][q] for q in qids]
+    queries = encode(query_model, texts, ranker, prefix=query_model.query_prefix,
+                     max_length=max_length, batch_size=batch_size, progress=progress,
+                     desc=f"queries {lang}")
+    allowed = None
+    if first_stage:
+      allowed = allowed_from_run(read_trec_run(first_stage.format(lang=lang)), qids,
+                                 collection.doc_ids)
+    scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
+    run = to_run(qids, collection.doc_ids, scores, idx)
+    write_trec_run(out_dir / f"run.{lang}.trec", run, tag)
+    res = evaluate(run, _judged_for(collection, lang), doc_ids=set(collection.doc_ids))
+    results[lang] = res
+    log.info("%s: %s (%d queries, %d missing)", lang,
+             " ".join(f"{m} {v:.4f}" for m, v in res.mean.items()), res.num_queries_scored,
+             len(res.missing_queries))
+  return results
+
+
+def run_eval(query_model_name: str, doc_model_name: str | None, collection_path: str, output: str,
+             langs: Sequence[str] | None = None, ranker: str = "maxsim", k: int = 1000,
+             first_stage: str | None = None, batch_size: int = 32, max_length: int | None = None,
+             doc_max_length: int | None = None, cache_dir: str | None = None,
+             dtype: str = "float32") -> dict:
+  """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
+
+  ``doc_model_name`` defaults to the teacher recorded in a student's work
+  directory, else the query model itself.
+  """
+  from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  from optical_jax.trainer import write_json_atomic  # pylint: disable=import-outside-toplevel
+  collection = load_collection(collection_path, langs=list(langs) if langs else None)
+  langs = list(langs) if langs else sorted(collection.queries)
+  query_model = load_encoder(query_model_name, dtype=dtype)
+  doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
+  doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
+  out = Path(output)
+  results = evaluate_collection(query_model, doc_model, collection, langs, out, ranker=ranker, k=k,
+                                cache_dir=cache_dir or (out / "cache"), first_stage=first_stage,
+                                batch_size=batch_size, max_length=max_length,
+                                doc_max_length=doc_max_length)
+  metrics = {
+      "query_model": query_model_name, "doc_model": doc_name, "collection": str(collection_path),
+      "collection_meta": collection.meta, "ranker": ranker, "k": k, "first_stage": first_stage,
+      "semantics": "trec_eval -c: queries in the qrels but missing from a run score 0 and count "
+                   "in the mean (ir_measures, pytrec_eval backend)",
+      "languages": {lang: {"mean": r.mean, "queries_scored": r.num_queries_scored,
+                           "missing_queries": list(r.missing_queries),
+                           "run_queries_not_in_qrels": r.extra_queries,
+                           "run_docs_not_in_collection": r.unknown_docs}
+                    for lang, r in results.items()},
+  }
+  write_json_atomic(out / "metrics.json", metrics)
+  measures = list(next(iter(results.values())).mean) if results else []
+  lines = [f"# Retrieval evaluation: {query_model_name}", "",
+           f"Queries by `{query_model_name}`, documents by `{doc_name}`; collection "
+           f"`{collection_path}` ({collection.meta.get('description', 'no description')}); "
+           f"ranker {ranker}, depth {k}. {metrics['semantics']}.", "",
+           "| lang | " + " | ".join(measures) + " | queries | missing |",
+           "|---|" + "---|" * (len(measures) + 2)]
+  for lang, r in results.items():
+    lines.append(f"| {lang} | " + " | ".join(f"{r.mean[m]:.4f}" for m in measures) +
+                 f" | {r.num_queries_scored} | {len(r.missing_queries)} |")
+  text = "\n".join(lines) + "\n"
+  tmp = out / "report.md.tmp"
+  tmp.write_text(text, encoding="utf-8")
+  tmp.replace(out / "report.md")
+  return metrics

@@ -1,0 +1,1 @@
+"""Retrieval: encode documents (teacher) and queries (student), exact search, runs."""

@@ -1,0 +1,125 @@
+"""Document and query representations for search, with an on-disk document cache.
+
+Dense: one L2-normalised vector per text, ``[N, d]`` float32.
+Late interaction (MaxSim): normalised token vectors padded to the longest
+text, ``[N, L, p]`` float16 on disk and float32 on device, plus ``mask [N, L]``.
+
+The document side is encoded once per (model, texts, settings) and cached as
+``.npz`` under ``cache_dir`` keyed by a hash of the model's parameters, the
+texts and the settings; the file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import jax
+import numpy as np
+
+from optical_jax.encode import encode_texts
+from optical_jax.loading.load import LoadedEncoder
+from optical_jax.models.retrieval import token_embeddings
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Representations:
+  """``vectors [N, d]`` (dense) or ``tokens [N, L, p]`` + ``mask [N, L]`` (maxsim)."""
+
+  kind: str
+  vectors: Optional[np.ndarray] = None
+  tokens: Optional[np.ndarray] = None
+  mask: Optional[np.ndarray] = None
+
+  def __len__(self):
+    return len(self.vectors if self.kind == "dense" else self.tokens)
+
+
+def fingerprint(model: LoadedEncoder) -> str:
+  """A hash of the model's parameters (every leaf's bytes), for cache keys."""
+  h = hashlib.sha256(model.source.encode())
+  for leaf in jax.tree_util.tree_leaves((model.params, model.head)):
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return h.hexdigest()[:16]
+
+
+def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_length: int,
+                batch_size: int, progress: bool, desc: str) -> Representations:
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  fn = jax.jit(lambda p, ids, mask: token_embeddings(model.module, p, ids, mask))
+  params = model.retrieval_params()
+  if params["head"] is None:
+    params = {"encoder": params["encoder"]}
+  lengths = [min(len(model.tokenizer.ids(prefix + t)), max_length) for t in texts]
+  width = max(lengths, default=1)
+  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
+  tokens = np.zeros((len(texts), width, dim), np.float16)
+  mask = np.zeros((len(texts), width), bool)
+  order = np.argsort(lengths, kind="stable")[::-1]
+  bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, file=sys.stderr)
+  for s in range(0, len(texts), batch_size):
+    idx = order[s:s + batch_size]
+    b = model.tokenizer([texts[i] for i in idx], max_length=max_length, prefix=prefix)
+    ids, m = b.input_ids, b.attention_mask
+    if len(idx) < batch_size:
+      ids = np.pad(ids, ((0, batch_size - len(idx)), (0, 0)), constant_values=model.tokenizer.pad_id)
+      m = np.pad(m, ((0, batch_size - len(idx)), (0, 0)))
+    out = np.asarray(fn(params, ids, m))[:len(idx)]
+    w = min(out.shape[1], width)
+    tokens[idx, :w] = out[:, :w]
+    mask[idx, :w] = b.attention_mask[:, :w].astype(bool)
+    bar.update(len(idx))
+  bar.close()
+  return Representations("maxsim", tokens=tokens, mask=mask)
+
+
+def encode(model: LoadedEncoder, texts: Sequence[str], kind: str, *, prefix: str = "",
+           max_length: Optional[int] = None, batch_size: int = 32, pooling: Optional[str] = None,
+           progress: bool = True, desc: str = "encode") -> Representations:
+  """Representations of ``texts`` for ranker ``kind`` (``"dense"`` or ``"maxsim"``)."""
+  max_length = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
+  if kind == "dense":
+    vecs = encode_texts(model, texts, pooling=pooling, max_length=max_length, prefix=prefix,
+                        batch_size=batch_size, normalize=True, progress=progress)
+    return Representations("dense", vectors=vecs)
+  if kind == "maxsim":
+    return _token_reps(model, texts, prefix, max_length, batch_size, progress, desc)
+  raise ValueError(f"ranker {kind!r} not in ('dense', 'maxsim')")
+
+
+def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_dir, **kw
+                  ) -> Representations:
+  """:func:`encode` with the result cached under ``cache_dir`` (None = no cache)."""
+  if cache_dir is None:
+    return encode(model, texts, kind, **kw)
+  h = hashlib.sha256()
+  h.update(fingerprint(model).encode())
+  h.update(repr((kind, sorted((k, v) for k, v in kw.items() if k not in ("progress", "desc",
+                                                                          "batch_size")))).encode())
+  for t in texts:
+    h.update(t.encode("utf-8") + b"\0")
+  path = Path(cache_dir) / f"{kind}-{h.hexdigest()[:24]}.npz"
+  if path.is_file():
+    log.info("document representations: cache hit %s", path)
+    with np.load(path) as z:
+      if kind == "dense":
+        return Representations("dense", vectors=z["vectors"])
+      return Representations("maxsim", tokens=z["tokens"], mask=z["mask"])
+  reps = encode(model, texts, kind, **kw)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+  with os.fdopen(fd, "wb") as fh:
+    if kind == "dense":
+      np.savez(fh, vectors=reps.vectors)
+    else:
+      np.savez(fh, tokens=reps.tokens, mask=reps.mask)
+  os.replace(tmp, path)
+  return reps

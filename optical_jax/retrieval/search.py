@@ -1,0 +1,110 @@
+"""Exact search on the device, in document chunks, keeping a running top-k.
+
+Scores: dense dot product of normalised vectors, or MaxSim
+``sum_i max_j <q_i, d_j>`` over real tokens. Documents are scored in chunks
+of ``chunk_size`` (the last chunk padded and masked to -inf) so memory stays
+``O(Q * chunk)`` and one program is compiled. Optional re-ranking restricts
+each query to the documents of a first-stage run.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optical_jax.models.retrieval import maxsim_scores
+from optical_jax.retrieval.index import Representations
+
+
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _chunk_scores(kind, q, q_mask, d, d_mask, d_valid):
+  """q [Q, d] or [Q, Lq, p]; d [C, d] or [C, Ld, p]; d_valid [C] -> [Q, C]."""
+  if kind == "dense":
+    s = q @ d.T
+  else:
+    s = maxsim_scores(q, q_mask, d, d_mask)
+  return jnp.where(d_valid[None, :], s, -jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _merge_topk(vals, idx, new_vals, new_idx, k):
+  v = jnp.concatenate([vals, new_vals], axis=1)
+  i = jnp.concatenate([idx, new_idx], axis=1)
+  top_v, pos = jax.lax.top_k(v, k)
+  return top_v, jnp.take_along_axis(i, pos, axis=1)
+
+
+def search(queries: Representations, docs: Representations, k: int = 1000, chunk_size: int = 1024,
+           allowed: Optional[np.ndarray] = None, query_batch: int = 256,
+           progress: bool = True) -> (np.ndarray, np.ndarray):
+  """Top-``k`` documents per query. Returns (scores [Q, k'], doc indices [Q, k']), best first,
+  ``k' = min(k, N)``; entries scored -inf (not allowed) come back as index -1.
+
+  Args:
+    allowed: optional bool [Q, N]: restrict each query to these documents (re-ranking).
+  """
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  if queries.kind != docs.kind:
+    raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
+  n = len(docs)
+  kk = min(k, n)
+  chunk = min(chunk_size, n)
+  all_s, all_i = [], []
+  bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
+  for qs in range(0, len(queries), query_batch):
+    qsl = slice(qs, qs + query_batch)
+    if queries.kind == "dense":
+      q, qm = jnp.asarray(queries.vectors[qsl], jnp.float32), None
+    else:
+      q = jnp.asarray(queries.tokens[qsl], jnp.float32)
+      qm = jnp.asarray(queries.mask[qsl])
+    nq = q.shape[0]
+    vals = jnp.full((nq, kk), -jnp.inf)
+    idx = jnp.full((nq, kk), -1, jnp.int32)
+    for ds in range(0, n, chunk):
+      sl = np.arange(ds, ds + chunk)
+      valid = sl < n
+      sl = np.minimum(sl, n - 1)
+      if docs.kind == "dense":
+        d, dm = jnp.asarray(docs.vectors[sl], jnp.float32), None
+      else:
+        d = jnp.asarray(docs.tokens[sl], jnp.float32)
+        dm = jnp.asarray(docs.mask[sl])
+      s = _chunk_scores(docs.kind, q, qm, d, dm, jnp.asarray(valid))
+      if allowed is not None:
+        s = jnp.where(jnp.asarray(allowed[qsl][:, sl] & valid[None]), s, -jnp.inf)
+      ids = jnp.broadcast_to(jnp.asarray(sl, jnp.int32), s.shape)
+      vals, idx = _merge_topk(vals, idx, s, ids, kk)
+    vals, idx = np.asarray(vals), np.asarray(idx)
+    idx = np.where(np.isfinite(vals), idx, -1)
+    all_s.append(vals)
+    all_i.append(idx)
+    bar.update(nq)
+  bar.close()
+  return np.concatenate(all_s), np.concatenate(all_i)
+
+
+def to_run(qids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray,
+           indices: np.ndarray) -> Dict[str, Dict[str, float]]:
+  """``{qid: {doc_id: score}}`` from :func:`search` output (dropping -1 entries)."""
+  run = {}
+  for qi, qid in enumerate(qids):
+    run[qid] = {doc_ids[j]: float(s) for s, j in zip(scores[qi], indices[qi]) if j >= 0}
+  return run
+
+
+def allowed_from_run(first_stage: Dict[str, Dict[str, float]], qids: Sequence[str],
+                     doc_ids: Sequence[str]) -> np.ndarray:
+  """bool [Q, N]: the documents each query's first-stage run retrieved."""
+  pos = {d: i for i, d in enumerate(doc_ids)}
+  out = np.zeros((len(qids), len(doc_ids)), bool)
+  for qi, qid in enumerate(qids):
+    for d in first_stage.get(qid, {}):
+      if d in pos:
+        out[qi, pos[d]] = True
+  return out

@@ -1,0 +1,27 @@
+"""Entry point: `python study.py --config configs/gap_study.py --workdir DIR`.
+
+Parses flags and calls `optical_jax.study.run_study`; rerunning resumes.
+"""
+
+from pathlib import Path
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from optical_jax import study
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/gap_study", "Where cells, runs and reports go.")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/gap_study.py", "Study config.",
+                                          lock_config=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  study.run_study(_CONFIG.value, _WORKDIR.value)
+  print((Path(_WORKDIR.value) / "report.md").read_text())
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,102 @@
+"""eval.py end to end: runs written, metrics equal to pytrec_eval on those runs
+(trec_eval -c: a judged query missing from the run scores 0), missing queries
+counted, reports written, errors exit non-zero."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from checkpoints import make_checkpoint
+from optical_jax.evaluation.metrics import read_trec_run
+
+REPO = Path(__file__).resolve().parents[1]
+pytrec_eval = pytest.importorskip("pytrec_eval")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  root = tmp_path_factory.mktemp("evalcli")
+  make_checkpoint(root / "model", "bert")
+  coll = root / "coll"
+  (coll / "queries").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  words = [chr(97 + i % 26) * (1 + i // 26) for i in range(60)]
+  docs = [{"doc_id": f"d{i}", "text": " ".join(rng.choice(words, 12))} for i in range(40)]
+  (coll / "docs.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+  qrels, q_sw, q_de = [], [], []
+  for i in range(15):
+    rel = rng.choice(40, 2, replace=False)
+    qrels += [f"q{i} 0 d{rel[0]} 1", f"q{i} 0 d{rel[1]} {int(rng.integers(1, 3))}"]
+    text = " ".join(docs[rel[0]]["text"].split()[:4])
+    q_sw.append(f"q{i}\t{text}")
+    q_de.append(f"q{i}\t{text[::-1]}")
+  qrels.append("q_unasked 0 d3 1")  # judged, but in no query file: must count as missing
+  (coll / "qrels.txt").write_text("\n".join(qrels) + "\n")
+  (coll / "queries" / "swa.tsv").write_text("\n".join(q_sw) + "\n")
+  (coll / "queries" / "deu.tsv").write_text("\n".join(q_de) + "\n")
+  return root
+
+
+def _eval(root, out, *extra):
+  cmd = [sys.executable, str(REPO / "eval.py"), f"--query_model={root / 'model'}",
+         f"--collection={root / 'coll'}", f"--output={out}", *extra]
+  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                             "HOME": str(root), "JAX_PLATFORMS": "cpu"})
+
+
+@pytest.mark.parametrize("ranker", ["maxsim", "dense"])
+def test_metrics_equal_pytrec_eval_on_written_runs(setup, tmp_path, ranker):
+  out = tmp_path / "out"
+  proc = _eval(setup, out, f"--ranker={ranker}", "--k=10")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  metrics = json.loads((out / "metrics.json").read_text())
+  qrels = {}
+  for line in (setup / "coll" / "qrels.txt").read_text().split("\n"):
+    if line:
+      q, _, d, r = line.split()
+      qrels.setdefault(q, {})[d] = int(r)
+  for lang in ("swa", "deu"):
+    run = read_trec_run(out / f"run.{lang}.trec")
+    assert len(run) == 15 and all(len(v) == 10 for v in run.values())
+    per_q = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recip_rank", "P_10"}).evaluate(run)
+    # trec_eval -c: q_unasked is judged but not in the run -> 0, averaged over 16 queries.
+    want_map = sum(per_q[q]["map"] for q in per_q) / 16
+    got = metrics["languages"][lang]
+    assert got["mean"]["MAP"] == pytest.approx(want_map, abs=1e-6)
+    assert got["mean"]["MRR"] == pytest.approx(sum(per_q[q]["recip_rank"] for q in per_q) / 16, abs=1e-6)
+    assert got["mean"]["P@10"] == pytest.approx(sum(per_q[q]["P_10"] for q in per_q) / 16, abs=1e-6)
+    assert got["missing_queries"] == ["q_unasked"] and got["queries_scored"] == 16  # in the mean
+  report = (out / "report.md").read_text()
+  assert "| swa |" in report and "trec_eval -c" in report
+
+
+def test_rerank_restricts_to_first_stage(setup, tmp_path):
+  first = tmp_path / "first"
+  assert _eval(setup, first, "--ranker=dense", "--k=5").returncode == 0
+  out = tmp_path / "rerank"
+  proc = _eval(setup, out, "--ranker=maxsim", f"--first_stage={first}/run.{{lang}}.trec", "--k=100")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for lang in ("swa", "deu"):
+    a, b = read_trec_run(first / f"run.{lang}.trec"), read_trec_run(out / f"run.{lang}.trec")
+    assert all(set(b[q]) == set(a[q]) for q in a)
+
+
+def test_errors_exit_nonzero(setup, tmp_path):
+  proc = _eval(setup, tmp_path / "x", "--langs=yor")
+  assert proc.returncode == 1 and "yor" in proc.stderr
+  bad = tmp_path / "badcoll"
+  (bad / "queries").mkdir(parents=True)
+  (bad / "docs.jsonl").write_text('{"doc_id": "a", "text": "x"}\n')
+  (bad / "qrels.txt").write_text("q1 0 a\n")
+  (bad / "queries" / "swa.tsv").write_text("q1\tx\n")
+  cmd = [sys.executable, str(REPO / "eval.py"), f"--query_model={setup / 'model'}",
+         f"--collection={bad}", f"--output={tmp_path / 'y'}"]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+  assert proc.returncode == 1
+  assert f"{bad / 'qrels.txt'}:1" in proc.stderr
