@@ -56,7 +56,7 @@ def analyse(cells: Sequence[dict], low: Sequence[str], high: Sequence[str], metr
     tests, raw = {}, []
     for m in methods:
       for ref in ("zero_shot", best_kd):
-        if ref is None or ref == m or ref not in methods:
+        if ref is None or ref == m or ref not in methods or m == "zero_shot":
           continue
         for l in langs:
           p = stats.paired_t_test(pq[m][l], pq[ref][l], qids[l])
@@ -141,7 +141,7 @@ def plot(analysis: Dict[str, dict], path, metric: str) -> None:
              width, label=m, color=colors.get(m))
     ax.set_xticks(list(xs), a["langs"])
     ax.set_ylabel(metric)
-    ax.set_title(f"{enc}: {metric} by query language")
+    ax.set_title(f"{enc if len(enc) <= 48 else '...' + enc[-45:]}: {metric} by query language")
     ax.legend(fontsize=8, ncol=n + 1, loc="upper left")
     for i, m in enumerate(a["methods"]):
       if m not in a["gaps"]:
