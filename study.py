@@ -8,7 +8,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from optical_jax import study
+from optical_jax import cli, study
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/gap_study", "Where cells, runs and reports go.")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/gap_study.py", "Study config.",
@@ -24,4 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -9,7 +9,7 @@ import logging as std_logging
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from optical_jax import trainer
+from optical_jax import cli, trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Where results and checkpoints go.")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Job config.",
@@ -35,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

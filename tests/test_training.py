@@ -233,3 +233,14 @@ def test_triples_reader_errors(tmp_path):
   badj.write_text('{"query": "q", "positive": "p", "negative": "n"}\n{"query": "q", \n')
   with pytest.raises(ValueError, match=r"b\.jsonl:2: not valid JSON"):
     read_triples(badj)
+
+
+def test_unknown_config_key_is_a_one_line_error(tmp_path):
+  proc = subprocess.run([sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
+                         "--config.train.nope=1", f"--workdir={tmp_path}"], cwd=REPO,
+                        capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --config.train.nope: the config has no key 'nope' (see the config file for the "
+      "available fields)")
