@@ -244,3 +244,21 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --config.train.nope: the config has no key 'nope' (see the config file for the "
       "available fields)")
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
+  from optical_jax.training.checkpoints import Checkpointer, abstract_like
+  ck = Checkpointer(tmp_path / "ck", every=2, keep=3, async_save=False)
+  states = {s: {"w": jnp.full((4, 3), float(s)), "step": jnp.asarray(s)} for s in (2, 4)}
+  for s, st in states.items():
+    assert ck.save(s, st)
+  assert not ck.save(3, states[2])  # not a multiple of `every`
+  ck.close()
+  for f in (tmp_path / "ck" / "4").rglob("*"):  # corrupt every file of the newest step
+    if f.is_file():
+      f.write_bytes(b"\0garbage")
+  ck = Checkpointer(tmp_path / "ck", every=2, keep=3, async_save=False)
+  with caplog.at_level("WARNING"):
+    restored = ck.restore_latest(abstract_like(states[2]))
+  assert int(restored["step"]) == 2 and float(restored["w"][0, 0]) == 2.0
+  assert "checkpoint 4" in caplog.text and "trying an older one" in caplog.text
