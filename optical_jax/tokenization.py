@@ -65,6 +65,17 @@ class Tokenizer:
     vocab = self.backend.get_vocab(with_added_tokens=True)
     return max(vocab.values()) if vocab else -1
 
+  def special_ids(self) -> set:
+    """Ids the post-processor adds around every text (e.g. ``[CLS]``/``[SEP]``), plus padding."""
+    enc = self.backend.encode("")
+    return {i for i, sp in zip(enc.ids, enc.special_tokens_mask) if sp} | {self.pad_id}
+
+  def decode(self, ids) -> str:
+    """Text of ``ids`` without the special tokens and padding (inverse of :meth:`ids`
+    up to the tokenizer's normalisation)."""
+    drop = self.special_ids()
+    return self.backend.decode([int(i) for i in ids if int(i) not in drop], skip_special_tokens=True)
+
   def ids(self, text: str) -> list:
     """Token ids of one text, specials included, untruncated."""
     return self.backend.encode(text).ids
