@@ -88,7 +88,9 @@ def test_rerank_restricts_to_first_stage(setup, tmp_path):
 
 def test_errors_exit_nonzero(setup, tmp_path):
   proc = _eval(setup, tmp_path / "x", "--langs=yor")
-  assert proc.returncode == 1 and "yor" in proc.stderr
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("eval: error:") and "yor" in last and "swa" in last
   bad = tmp_path / "badcoll"
   (bad / "queries").mkdir(parents=True)
   (bad / "docs.jsonl").write_text('{"doc_id": "a", "text": "x"}\n')
@@ -99,4 +101,12 @@ def test_errors_exit_nonzero(setup, tmp_path):
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
   assert proc.returncode == 1
-  assert f"{bad / 'qrels.txt'}:1" in proc.stderr
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"eval: error: {bad / 'qrels.txt'}:1: expected 4 ")
+  (bad / "qrels.txt").write_text("q1 0 a 1\n")
+  (bad / "docs.jsonl").write_text('{"doc_id": "a", "text": "x"}\n{"doc_id": "a", "text": "y"}\n')
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      f"eval: error: {bad / 'docs.jsonl'}:2: duplicate doc_id 'a' (first on line 1)")
