@@ -28,6 +28,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  if _CONFIG.value.distributed:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.distributed.initialize()
+    logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
+                 jax.process_count(), jax.local_device_count(), jax.device_count())
   results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(trainer.format_table(results["results"]))
   print(f"\n{results['task']}; written to {_WORKDIR.value}/results.json "

@@ -123,6 +123,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Also write TensorBoard event files (metrics.jsonl is always written).
   config.train.tensorboard = True
 
+  # Multi-host: call jax.distributed.initialize() first. TPU pods and SLURM jobs are detected
+  # from their environment; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+  # JAX_PROCESS_ID. Run the same command on every host.
+  config.distributed = False
+
   config.mesh = ml_collections.ConfigDict()
   # Data-parallel axis size (-1 = all devices / fsdp).
   config.mesh.data = -1

@@ -170,8 +170,12 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
     ckpt.save(total, state, force=True)
   ckpt.close()
   writer.close()
-  return {"params": jax.device_get(state.params), "steps": total, "resumed_from": start,
-          "final": last}
+  if jax.process_count() > 1:  # parameters may be sharded over devices of other hosts
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    params = multihost_utils.process_allgather(state.params, tiled=True)
+  else:
+    params = jax.device_get(state.params)
+  return {"params": params, "steps": total, "resumed_from": start, "final": last}
 
 
 def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
@@ -236,7 +240,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"config.method={config.method!r}; available: {METHODS}")
   work = Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
-  (work / "config.json").write_text(config.to_json_best_effort(indent=2))
+  lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
+  if lead:
+    (work / "config.json").write_text(config.to_json_best_effort(indent=2))
   start = time.time()
   splits = load_splits(config)
   teacher = load_encoder(config.model, dtype=config.dtype)
@@ -251,10 +257,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     student = dataclasses.replace(teacher, params=jax.tree_util.tree_map(jnp.asarray,
                                                                          summary["params"]["encoder"]))
     rows[config.method] = evaluate_matching(student, teacher, splits, config)
-    save_hf_directory(work / "student", teacher.config, summary["params"]["encoder"],
-                      teacher.tokenizer, pooling=teacher.pooling, query_prefix=teacher.query_prefix,
-                      doc_prefix=teacher.doc_prefix, head=summary["params"].get("head"),
-                      extra_meta={"teacher": teacher.source, "method": config.method})
+    if lead:
+      save_hf_directory(work / "student", teacher.config, summary["params"]["encoder"],
+                        teacher.tokenizer, pooling=teacher.pooling,
+                        query_prefix=teacher.query_prefix, doc_prefix=teacher.doc_prefix,
+                        head=summary["params"].get("head"),
+                        extra_meta={"teacher": teacher.source, "method": config.method})
     training = {k: v for k, v in summary.items() if k != "params"}
   results = {
       "task": "bitext matching accuracy on the held-out test split (foreign side by the "
@@ -265,6 +273,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "seconds": round(time.time() - start, 1),
       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
   }
-  write_json_atomic(work / "results.json", results)
-  (work / "results.md").write_text(format_table(rows) + "\n", encoding="utf-8")
+  if lead:
+    write_json_atomic(work / "results.json", results)
+    (work / "results.md").write_text(format_table(rows) + "\n", encoding="utf-8")
   return results

@@ -1,0 +1,21 @@
+"""Starting point for TPU pods (e.g. v4-32: 16 chips over 4 hosts).
+
+  gcloud compute tpus tpu-vm ssh NAME --worker=all --command="cd optical_jax && python train.py --config=configs/tpu_pod.py"
+
+bf16 compute, batch 1024 pairs, parameters sharded over a 4-way fsdp axis, blocks
+rematerialised, multi-host through jax.distributed (TPU pods are detected automatically).
+Not yet measured here: no TPU was available; see issue 5.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.dtype = "bfloat16"  # bf16 on the MXU, fp32 params
+  config.distributed = True  # one process per host, same command on every worker
+  config.train.batch_size = 1024  # global; divisible by data x fsdp
+  config.train.learning_rate = 1e-4
+  config.mesh.fsdp = 4  # shard parameters and optimiser state 4 ways
+  config.eval.batch_size = 512
+  return config
