@@ -322,17 +322,21 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
                                  device=device)
 
   def run():
-    step()
+    loss = step()  # float(): already a host sync
     if device == "cuda":
       torch.cuda.synchronize()
+    return loss
 
-  first, times = time_calls(run, settings.warmup(), settings.reps())
+  losses = []
+  first, times = time_calls(lambda: losses.append(run()), settings.warmup(), settings.reps())
   label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
            f"({device}, {torch.get_num_threads()} threads), {iterations} log-domain Sinkhorn "
            f"iterations, '{DIFFERENTIATION}' plan, AdamW")
   return Side(times, first, label=label,
               params={"reference_sinkhorn_iterations": iterations, "reference_device": device,
-                      "torch_threads": torch.get_num_threads(), **extra})
+                      "torch_threads": torch.get_num_threads(),
+                      "reference_loss_first_last": [round(losses[0], 6), round(losses[-1], 6)],
+                      **extra})
 
 
 def torch_e5(settings: Settings, ours_info=None) -> Side:

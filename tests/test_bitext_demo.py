@@ -55,14 +55,16 @@ def test_main_job_zero_shot(tmp_path):
   make_checkpoint(ckpt, "xlm-roberta")
   config = tiny.get_config()
   config.model = str(ckpt)
+  config.method = "zero_shot"
   results = trainer.train_and_evaluate(config, str(tmp_path / "work"))
   saved = json.loads((tmp_path / "work" / "results.json").read_text())
   assert saved["results"] == results["results"]
   assert set(saved["results"]["zero_shot"]) == {"sw", "de"}
   for r in saved["results"]["zero_shot"].values():
     assert r["n"] == 12 and 0.0 <= r["f2e"] <= 1.0
-  assert saved["pairs"]["sw"]["train"] == 28
-  assert "| zero_shot | sw | 12 |" in (tmp_path / "work" / "results.md").read_text()
+  assert saved["splits"]["sw"]["train"] == 28 and saved["splits"]["sw"]["split"] == "random pairs"
+  assert saved["training"] is None and not (tmp_path / "work" / "student").exists()
+  assert "| sw | 12 |" in (tmp_path / "work" / "results.md").read_text()
 
 
 def test_unknown_method(tmp_path):
