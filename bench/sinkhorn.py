@@ -19,6 +19,10 @@ std ~0.05), uniform marginals, the Sinkhorn settings of ``configs/default.py``.
 
 from __future__ import annotations
 
+# Heavy libraries are imported inside the side functions: each side runs in its own process
+# and imports only what it times (no JAX in a torch process, no torch in ours).
+# pylint: disable=import-outside-toplevel
+
 import numpy as np
 
 from bench.common import Settings, Side, Unavailable, device_string, time_calls
@@ -30,7 +34,7 @@ DIM = 384
 
 def problems(settings: Settings, seed: int = 0) -> dict:
   """The batch, identical in every process: padded arrays, lengths and their source."""
-  from optical_jax.tokenization import bucket_length  # pylint: disable=import-outside-toplevel
+  from optical_jax.tokenization import bucket_length
   b = settings.pick(32, 32, 4)
   fo, en, source = token_lengths(b, seed)
   rng = np.random.default_rng(seed)
@@ -55,8 +59,8 @@ def _params(p: dict, settings: Settings) -> dict:
 
 def ours(settings: Settings, ours_info=None) -> Side:
   del ours_info
-  import jax  # pylint: disable=import-outside-toplevel
-  from optical_jax.losses.ot import ot_distillation_loss  # pylint: disable=import-outside-toplevel
+  import jax
+  from optical_jax.losses.ot import ot_distillation_loss
   p = problems(settings)
   args = [jax.device_put(p[k]) for k in ("teacher", "student_weights", "teacher_weights",
                                          "student_mask", "teacher_mask")]
@@ -91,7 +95,7 @@ def ours(settings: Settings, ours_info=None) -> Side:
 def pot(settings: Settings, ours_info=None) -> Side:
   del ours_info
   try:
-    import ot  # pylint: disable=import-outside-toplevel
+    import ot
   except ImportError as e:
     raise Unavailable(f"POT (`ot`) not importable: {e}") from e
   p = problems(settings)

@@ -1,0 +1,133 @@
+"""``gpu_mfu``: tokens/s and model FLOPs utilisation of the mBERT-base-shaped OT step in bf16.
+
+Runs only when ``jax.devices()[0].platform == "gpu"``; elsewhere the row is
+skipped with the reason. The step is ``ot_step_mbert``'s (``train_step``
+jitted as ``fit`` does, ``fixed`` plan gradient) with ``dtype="bfloat16"``
+compute (fp32 parameters), every sequence ``SEQ_LEN`` real tokens, at a batch
+that fills the device (``BATCH`` pairs, halved on an out-of-memory error; set
+``BENCH_MFU_BATCH`` to choose another).
+
+Model FLOPs per step (matmuls only; LayerNorm, softmax, the Sinkhorn loop and
+the embedding-gradient scatter are not counted)::
+
+  forward per token F = 2 * N + 4 * layers * SEQ_LEN * d       N = layers * (4 d^2 + 2 d f)
+  step = B * SEQ_LEN * (3 F  [student forward + backward]  +  F  [frozen teacher forward])
+
+MFU = step FLOPs / step seconds / the GPU's peak dense bf16 FLOP/s (``PEAK_BF16_TFLOPS``).
+"""
+
+from __future__ import annotations
+
+# Heavy libraries are imported inside the side functions: each side runs in its own process
+# and imports only what it times (no JAX in a torch process, no torch in ours).
+# pylint: disable=import-outside-toplevel
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from bench.common import Settings, Side, Unavailable, device_string, time_calls
+from bench.ot_step import MBERT, TINY_LAYERS, build_ours_step
+
+#: Peak dense (no sparsity) bf16 tensor-core TFLOP/s per GPU, from NVIDIA's data sheets.
+PEAK_BF16_TFLOPS = {
+    "H200": 989.4,       # H200 SXM (same tensor cores as H100 SXM)
+    "H100 SXM": 989.4,   # device_kind e.g. "NVIDIA H100 80GB HBM3"
+    "H100 NVL": 835.5,
+    "H100 PCIe": 756.5,
+    "A100": 312.0,       # SXM and PCIe alike
+}
+SEQ_LEN = 128
+BATCH = 256
+
+
+def peak_tflops(device_kind: str) -> Optional[float]:
+  """Peak bf16 TFLOP/s for a JAX ``device_kind``, or None for a GPU not in the table."""
+  kind = device_kind.lower()
+  if "h200" in kind:
+    return PEAK_BF16_TFLOPS["H200"]
+  if "h100" in kind:
+    if "pcie" in kind:
+      return PEAK_BF16_TFLOPS["H100 PCIe"]
+    if "nvl" in kind:
+      return PEAK_BF16_TFLOPS["H100 NVL"]
+    return PEAK_BF16_TFLOPS["H100 SXM"]
+  if "a100" in kind:
+    return PEAK_BF16_TFLOPS["A100"]
+  return None
+
+
+def step_flops(batch: int, seq_len: int, layers: int, d: int, f: int) -> float:
+  """Model FLOPs of one step (module docstring)."""
+  n = layers * (4 * d * d + 2 * d * f)
+  per_token = 2 * n + 4 * layers * seq_len * d
+  return float(batch * seq_len * (3 * per_token + per_token))
+
+
+def _batch(b: int, seq_len: int, vocab: int, seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  out = {}
+  for side in ("student", "teacher"):
+    out[f"{side}_ids"] = rng.integers(5, vocab, size=(b, seq_len)).astype(np.int32)
+    out[f"{side}_mask"] = np.ones((b, seq_len), np.int32)
+    w = np.ones((b, seq_len), np.float32)
+    w[:, [0, -1]] = 0.0  # [CLS]/[SEP] carry no OT mass
+    out[f"{side}_weights"] = w
+  return out
+
+
+def ours(settings: Settings, ours_info=None) -> Side:
+  del ours_info
+  import jax
+  import jax.numpy as jnp
+  from optical_jax.models.config import EncoderConfig
+  from optical_jax.models.encoder import Encoder
+  dev = jax.devices()[0]
+  if dev.platform != "gpu" and not settings.mfu_on_cpu:
+    raise Unavailable(f"jax.devices()[0].platform is {dev.platform!r}: gpu_mfu needs a GPU "
+                      "(install jax[cuda12])")
+  on_cpu = dev.platform != "gpu"
+  tiny = settings.tiny or on_cpu
+  cfg = EncoderConfig(family="bert", dtype="bfloat16", **MBERT)
+  if tiny:
+    cfg = cfg.replace(num_layers=TINY_LAYERS)
+  seq_len = 32 if on_cpu else SEQ_LEN
+  b = int(os.environ.get("BENCH_MFU_BATCH") or (4 if on_cpu else settings.pick(BATCH, BATCH // 2,
+                                                                                  BATCH // 4)))
+  module = Encoder(cfg)
+  ids = jnp.zeros((1, 8), jnp.int32)
+  params = jax.jit(module.init)(jax.random.PRNGKey(0), ids, jnp.ones_like(ids))
+  attempts = []
+  while True:
+    try:
+      step, info, seen = build_ours_step(module, params, _batch(b, seq_len, cfg.vocab_size))
+      first, times = time_calls(step, settings.warmup(3, 2, 1), settings.reps(10, 5, 2))
+      break
+    except Exception as e:  # pylint: disable=broad-except
+      if "RESOURCE_EXHAUSTED" not in str(e) or b <= 8:
+        raise
+      attempts.append(f"batch {b}: out of memory")
+      b //= 2
+  seconds = float(np.median(times))
+  flops = step_flops(b, seq_len, cfg.num_layers, cfg.hidden_size, cfg.intermediate_size)
+  peak = peak_tflops(dev.device_kind) if not on_cpu else None
+  params_out = {
+      "model": f"mBERT-base shape, random init, bf16 compute{' (tiny, on CPU)' if on_cpu else ''}",
+      "layers": cfg.num_layers, "batch_size": b, "seq_len": seq_len, "mode": settings.mode,
+      "tokens_per_s": round(b * seq_len / seconds, 1),
+      "tokens_per_s_both_sides": round(2 * b * seq_len / seconds, 1),
+      "model_tflops_per_step": round(flops / 1e12, 4),
+      "achieved_tflops": round(flops / seconds / 1e12, 3),
+      "peak_bf16_tflops": peak,
+      "mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
+      "oom_retries": attempts,
+      "sinkhorn_iterations_max": info["sinkhorn_iterations_max"],
+      "sinkhorn": info["sinkhorn"],
+  }
+  if peak is None:
+    params_out["mfu_note"] = (f"no peak FLOP/s known for {dev.device_kind!r}; see PEAK_BF16_TFLOPS"
+                              if not on_cpu else "CPU smoke test of the code path: no MFU")
+  del seen
+  return Side(times, first, label="none (absolute: tokens/s and MFU)",
+              device=device_string(dev.device_kind), params=params_out)
