@@ -275,5 +275,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
   if lead:
     write_json_atomic(work / "results.json", results)
-    (work / "results.md").write_text(format_table(rows) + "\n", encoding="utf-8")
+    tmp = work / ".results.md.tmp"
+    tmp.write_text(format_table(rows) + "\n", encoding="utf-8")
+    tmp.replace(work / "results.md")
   return results

@@ -21,6 +21,14 @@ from optical_jax.evaluation import stats
 KD_METHODS = ("kd_sentence", "kd_token")
 
 
+def _atomic_write(path, write) -> None:
+  """Calls ``write(tmp_path)`` then renames the file into place (no half-written outputs)."""
+  path = Path(path)
+  tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+  write(tmp)
+  tmp.replace(path)
+
+
 def load_cells(cells_dir) -> List[dict]:
   return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(cells_dir).rglob("*.json"))]
 
@@ -32,7 +40,7 @@ def write_csv(cells: Sequence[dict], path, measures: Sequence[str]) -> None:
   for c in cells:
     w.writerow([c["encoder"], c["method"], c["lang"], c["resource"],
                 *[f"{c['mean'][m]:.6f}" for m in measures], c["num_queries"], len(c["missing_queries"])])
-  Path(path).write_text(buf.getvalue(), encoding="utf-8")
+  _atomic_write(path, lambda p: p.write_text(buf.getvalue(), encoding="utf-8"))
 
 
 def analyse(cells: Sequence[dict], low: Sequence[str], high: Sequence[str], metric: str,
@@ -115,7 +123,7 @@ def write_report(analysis: Dict[str, dict], path, metric: str, header: str) -> N
     for (m, ref, l), t in sorted(a["tests"].items()):
       lines.append(f"- {m} vs {ref}, {l}: {t['p']:.3g} / {t.get('p_holm', float('nan')):.3g}")
     lines.append("")
-  Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+  _atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n", encoding="utf-8"))
 
 
 def plot(analysis: Dict[str, dict], path, metric: str) -> None:
@@ -153,5 +161,5 @@ def plot(analysis: Dict[str, dict], path, metric: str) -> None:
     gx.axhline(0, color="black", lw=0.5)
     gx.set_title(f"gap (high - low) {metric}, 95% CI")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  _atomic_write(path, lambda p: fig.savefig(p, dpi=120, format="png"))
   plt.close(fig)

@@ -117,11 +117,12 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
            f"Queries by `{query_model_name}`, documents by `{doc_name}`; collection "
            f"`{collection_path}` ({collection.meta.get('description', 'no description')}); "
            f"ranker {ranker}, depth {k}. {metrics['semantics']}.", "",
-           "| lang | " + " | ".join(measures) + " | queries | missing |",
-           "|---|" + "---|" * (len(measures) + 2)]
+           "| lang | " + " | ".join(measures) + " | queries in mean | missing from run | "
+           "run docs not in collection |",
+           "|---|" + "---|" * (len(measures) + 3)]
   for lang, r in results.items():
     lines.append(f"| {lang} | " + " | ".join(f"{r.mean[m]:.4f}" for m in measures) +
-                 f" | {r.num_queries_scored} | {len(r.missing_queries)} |")
+                 f" | {r.num_queries_scored} | {len(r.missing_queries)} | {r.unknown_docs} |")
   text = "\n".join(lines) + "\n"
   tmp = out / "report.md.tmp"
   tmp.write_text(text, encoding="utf-8")
