@@ -139,7 +139,8 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   holder = {"state": jax.device_put(state, state_shard)}
   frozen = jax.device_put(teacher_params, frozen_shard)
   batch_shard = sharding.batch_sharding(mesh)
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=optimizer),
+  step_fn = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec, t.freeze_embeddings),
+                                      optimizer=optimizer),
                     in_shardings=(state_shard, batch_shard, frozen_shard),
                     out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
   seen = []

@@ -195,7 +195,8 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
   teacher_params = teacher.retrieval_params()
   if teacher_params["head"] is None or not spec.use_head:
     teacher_params.pop("head")
-  summary = fit(config, workdir, make_loss(teacher.module, spec), teacher_params, teacher_params,
+  loss_fn = make_loss(teacher.module, spec, freeze_embeddings=t.freeze_embeddings)
+  summary = fit(config, workdir, loss_fn, teacher_params, teacher_params,
                 batcher.batch, total, "distill")
   summary.update(pairs=len(pairs), truncated=batcher.num_truncated)
   return summary

@@ -262,3 +262,27 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
     restored = ck.restore_latest(abstract_like(states[2]))
   assert int(restored["step"]) == 2 and float(restored["w"][0, 0]) == 2.0
   assert "checkpoint 4" in caplog.text and "trying an older one" in caplog.text
+
+
+def test_frozen_embeddings_get_no_gradient_and_same_update():
+  """Stopping the embedding gradient in the loss gives the same step as letting the
+  optimiser discard it (and the table stays unchanged)."""
+  from optical_jax.training.steps import freeze_word_embeddings
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  teacher = {"encoder": enc}
+  spec = DistillSpec(objective="optical")
+  opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0, freeze_embeddings=True)
+  batch = _batch(0)
+  out = []
+  for loss_fn in (make_loss(module, spec), make_loss(module, spec, freeze_embeddings=True)):
+    state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
+    state, _ = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=opt))(state, batch, teacher)
+    out.append(jax.device_get(state.params))
+  emb = lambda p: p["encoder"]["params"]["embeddings"]["word_embeddings"]["embedding"]
+  np.testing.assert_array_equal(emb(out[1]), emb(teacher))
+  np.testing.assert_array_equal(emb(out[0]), emb(teacher))
+  for a, b in zip(jax.tree_util.tree_leaves(out[0]), jax.tree_util.tree_leaves(out[1])):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  g = jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0])(teacher)
+  assert not np.any(np.asarray(emb(g)))
