@@ -17,7 +17,6 @@ import logging
 import os
 import resource
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict
@@ -32,6 +31,7 @@ from optical_jax.data.sources import load_splits
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.evaluation.bitext import matching_accuracy
+from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.losses.ot import SinkhornConfig
@@ -53,11 +53,7 @@ METHODS = ("zero_shot",) + OBJECTIVES
 
 
 def write_json_atomic(path: Path, obj) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-  with os.fdopen(fd, "w", encoding="utf-8") as fh:
-    json.dump(obj, fh, indent=2, ensure_ascii=False)
-  os.replace(tmp, path)
+  atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _prefix(model: LoadedEncoder, config) -> str:
@@ -276,7 +272,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
   if lead:
     write_json_atomic(work / "results.json", results)
-    tmp = work / ".results.md.tmp"
-    tmp.write_text(format_table(rows) + "\n", encoding="utf-8")
-    tmp.replace(work / "results.md")
+    atomic_write_text(work / "results.md", format_table(rows) + "\n")
   return results

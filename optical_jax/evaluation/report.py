@@ -17,16 +17,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from optical_jax.evaluation import stats
+from optical_jax.evaluation.metrics import atomic_write_text
 
 KD_METHODS = ("kd_sentence", "kd_token")
-
-
-def _atomic_write(path, write) -> None:
-  """Calls ``write(tmp_path)`` then renames the file into place (no half-written outputs)."""
-  path = Path(path)
-  tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-  write(tmp)
-  tmp.replace(path)
 
 
 def load_cells(cells_dir) -> List[dict]:
@@ -40,7 +33,7 @@ def write_csv(cells: Sequence[dict], path, measures: Sequence[str]) -> None:
   for c in cells:
     w.writerow([c["encoder"], c["method"], c["lang"], c["resource"],
                 *[f"{c['mean'][m]:.6f}" for m in measures], c["num_queries"], len(c["missing_queries"])])
-  _atomic_write(path, lambda p: p.write_text(buf.getvalue(), encoding="utf-8"))
+  atomic_write_text(path, buf.getvalue())
 
 
 def analyse(cells: Sequence[dict], low: Sequence[str], high: Sequence[str], metric: str,
@@ -123,7 +116,7 @@ def write_report(analysis: Dict[str, dict], path, metric: str, header: str) -> N
     for (m, ref, l), t in sorted(a["tests"].items()):
       lines.append(f"- {m} vs {ref}, {l}: {t['p']:.3g} / {t.get('p_holm', float('nan')):.3g}")
     lines.append("")
-  _atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n", encoding="utf-8"))
+  atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def plot(analysis: Dict[str, dict], path, metric: str) -> None:
@@ -161,5 +154,8 @@ def plot(analysis: Dict[str, dict], path, metric: str) -> None:
     gx.axhline(0, color="black", lw=0.5)
     gx.set_title(f"gap (high - low) {metric}, 95% CI")
   fig.tight_layout()
-  _atomic_write(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+  path = Path(path)
+  tmp = path.with_name(f".{path.name}.tmp")
+  fig.savefig(tmp, dpi=120, format="png")
+  tmp.replace(path)
   plt.close(fig)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from optical_jax.evaluation.collection import Collection
-from optical_jax.evaluation.metrics import evaluate, read_trec_run, write_trec_run
+from optical_jax.evaluation.metrics import (atomic_write_text, evaluate, read_trec_run,
+                                            write_trec_run)
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.index import encode, encode_cached
 from optical_jax.retrieval.search import allowed_from_run, search, to_run
@@ -123,8 +124,5 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   for lang, r in results.items():
     lines.append(f"| {lang} | " + " | ".join(f"{r.mean[m]:.4f}" for m in measures) +
                  f" | {r.num_queries_scored} | {len(r.missing_queries)} | {r.unknown_docs} |")
-  text = "\n".join(lines) + "\n"
-  tmp = out / "report.md.tmp"
-  tmp.write_text(text, encoding="utf-8")
-  tmp.replace(out / "report.md")
+  atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
   return metrics
