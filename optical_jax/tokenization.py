@@ -96,7 +96,7 @@ class Tokenizer:
       ids = enc.ids
       if len(ids) > limit:
         truncated += 1
-        ids = _truncate(ids, limit, specials)
+        ids = truncate_ids(ids, limit, specials)
       rows.append(ids)
     if truncated:
       log.warning("%d of %d texts longer than %d tokens were truncated", truncated, len(texts), limit)
@@ -110,8 +110,10 @@ class Tokenizer:
     return TokenBatch(ids, mask, np.asarray([len(r) for r in rows], np.int32), truncated)
 
 
-def _truncate(ids: list, limit: int, specials: int) -> list:
-  """Cuts the body of a single-sequence encoding, keeping the trailing special."""
+def truncate_ids(ids: list, limit: int, specials: int) -> list:
+  """Cuts the body of a single-sequence encoding to ``limit``, keeping the trailing
+  special token when the tokenizer adds two (``[CLS] .. [SEP]``, ``<s> .. </s>``).
+  Works on any per-token list (ids, special-token masks)."""
   if specials >= 2:  # [CLS] body [SEP]
     return ids[:limit - 1] + ids[-1:]
   return ids[:limit]

@@ -25,7 +25,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from optical_jax.tokenization import Tokenizer
+from optical_jax.tokenization import Tokenizer, truncate_ids
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,14 @@ class _Side:
 
 def _tokenize(tok: Tokenizer, texts: Sequence[str], max_length: int, prefix: str) -> Tuple[_Side, int]:
   encs = tok.backend.encode_batch([prefix + t for t in texts])
+  specials = tok.backend.num_special_tokens_to_add(False)
   ids, special, truncated = [], [], 0
   for e in encs:
     i, s = list(e.ids), list(e.special_tokens_mask)
     if len(i) > max_length:
       truncated += 1
-      i = i[:max_length - 1] + i[-1:]
-      s = s[:max_length - 1] + s[-1:]
+      i = truncate_ids(i, max_length, specials)
+      s = truncate_ids(s, max_length, specials)
     ids.append(i)
     special.append(s)
   return _Side(ids, special), truncated

@@ -28,7 +28,6 @@ manual dir are read with a warning when their sum differs. As with
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pathlib
@@ -90,14 +89,6 @@ NTREX_LANGUAGES = tuple(p[len("NTREX-128/newstest2019-ref."):-len(".txt")]
                         for p in NTREX_SHA256 if "-ref." in p)
 
 
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _fetch(dl_manager: tfds.download.DownloadManager, rel: str, url: str,
            sha256: str) -> pathlib.Path:
   """``manual_dir/rel`` when it exists (warning on another sha256), else the checked download."""
@@ -107,13 +98,14 @@ def _fetch(dl_manager: tfds.download.DownloadManager, rel: str, url: str,
     manual_dir = None
   if manual_dir is not None and (pathlib.Path(manual_dir) / rel).is_file():
     path = pathlib.Path(manual_dir) / rel
-    if _sha256(path) != sha256:
+    if tfds_tico19.sha256_of(path) != sha256:
       logger.warning("%s: sha256 differs from the pinned upstream file; reading it anyway", path)
     return path
   logger.info("no %s in the manual dir %s; downloading %s", rel, manual_dir, url)
   path = pathlib.Path(dl_manager.download(url))
-  if _sha256(path) != sha256:
-    raise ValueError(f"{path}: sha256 {_sha256(path)} of {url}; expected {sha256}")
+  got = tfds_tico19.sha256_of(path)
+  if got != sha256:
+    raise ValueError(f"{path}: sha256 {got} of {url}; expected {sha256}")
   return path
 
 

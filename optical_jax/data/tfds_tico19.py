@@ -94,7 +94,8 @@ def zip_name(lang: str) -> str:
   return f"all.en-{lang}.tmx.zip"
 
 
-def _sha256(path: pathlib.Path) -> str:
+def sha256_of(path: pathlib.Path) -> str:
+  """Hex sha256 of a file, read in 1 MiB blocks."""
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -153,15 +154,15 @@ class Tico19(tfds.core.GeneratorBasedBuilder):
       manual_dir = None
     if manual_dir is not None and (pathlib.Path(manual_dir) / name).is_file():
       path = pathlib.Path(manual_dir) / name
-      if _sha256(path) != SHA256[lang]:
+      if sha256_of(path) != SHA256[lang]:
         logger.warning("%s: sha256 differs from upstream commit %s; reading it anyway",
                        path, UPSTREAM_COMMIT[:12])
       return path
     logger.info("no %s in the manual dir %s; downloading %s", name, manual_dir,
                 _URL.format(lang=lang))
     path = pathlib.Path(dl_manager.download(_URL.format(lang=lang)))
-    if _sha256(path) != SHA256[lang]:
-      raise ValueError(f"{path}: sha256 {_sha256(path)} of {_URL.format(lang=lang)}; "
+    if sha256_of(path) != SHA256[lang]:
+      raise ValueError(f"{path}: sha256 {sha256_of(path)} of {_URL.format(lang=lang)}; "
                        f"expected {SHA256[lang]}")
     return path
 
