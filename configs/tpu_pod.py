@@ -13,6 +13,8 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.dtype = "bfloat16"  # bf16 on the MXU, fp32 params
+  config.remat = True  # recompute block activations in the backward pass: room for the batch
+  config.layer_unroll = 1  # one compiled block: short compiles on every host
   config.distributed = True  # one process per host, same command on every worker
   config.train.batch_size = 1024  # global; divisible by data x fsdp
   config.train.learning_rate = 1e-4

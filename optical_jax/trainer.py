@@ -56,6 +56,11 @@ def write_json_atomic(path: Path, obj) -> None:
   atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+def _model_options(config) -> dict:
+  """``load_encoder`` keyword arguments from the config's numerics fields."""
+  return dict(dtype=config.dtype, remat=config.remat, layer_unroll=config.layer_unroll)
+
+
 def _prefix(model: LoadedEncoder, config) -> str:
   return model.query_prefix if config.eval.prefix == "auto" else config.eval.prefix
 
@@ -96,7 +101,8 @@ def _distill_spec(config) -> DistillSpec:
                      sinkhorn=SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold,
                                              max_iterations=o.max_iterations,
                                              inner_iterations=o.inner_iterations,
-                                             differentiation=o.differentiation, tau=o.tau))
+                                             differentiation=o.differentiation, tau=o.tau,
+                                             acceleration=o.acceleration))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
@@ -208,7 +214,7 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
   model_dir = directory / "model"
   if (model_dir / "config.json").is_file():
     log.info("teacher: using the fine-tuned teacher already in %s", model_dir)
-    return load_encoder(str(model_dir), dtype=config.dtype)
+    return load_encoder(str(model_dir), **_model_options(config))
   triples = read_triples(tc.triples)
   batcher = TripleBatcher(triples, base.tokenizer, tc.batch_size, tc.max_query_length,
                           tc.max_doc_length, config.seed, base.query_prefix, base.doc_prefix)
@@ -227,7 +233,7 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
                     pooling=base.pooling, query_prefix=base.query_prefix, doc_prefix=base.doc_prefix,
                     head=summary["params"].get("head"),
                     extra_meta={"base": config.model, "ranker": tc.ranker, "triples": tc.triples})
-  return load_encoder(str(model_dir), dtype=config.dtype)
+  return load_encoder(str(model_dir), **_model_options(config))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -242,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     (work / "config.json").write_text(config.to_json_best_effort(indent=2))
   start = time.time()
   splits = load_splits(config)
-  teacher = load_encoder(config.model, dtype=config.dtype)
+  teacher = load_encoder(config.model, **_model_options(config))
   if config.teacher.triples:
     teacher = finetune_teacher(config, teacher, work)
   log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,

@@ -89,3 +89,15 @@ def test_cli_errors(ckpt, tmp_path, capsys):
   assert not (tmp_path / "o.npy").exists()
   rc = encode.main(["encode", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
   assert rc == 2 and "--model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_packed_equals_padded(model, pooling):
+  """Packing (the default) gives the padded path's vectors, in input order, truncation included."""
+  texts = TEXTS + ["ll " * 40, "", "mm nn " * 7]
+  kw = dict(pooling=pooling, normalize=True, progress=False, max_length=32)
+  padded = encode.encode_texts(model, texts, pack=False, batch_size=4, **kw)
+  packed = encode.encode_texts(model, texts, **kw)
+  tight = encode.encode_texts(model, texts, tokens_per_batch=40, **kw)  # one 32-token row a batch
+  np.testing.assert_allclose(packed, padded, atol=1e-5)
+  np.testing.assert_allclose(tight, padded, atol=1e-5)

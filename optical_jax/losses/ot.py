@@ -50,9 +50,10 @@ import jax
 import jax.numpy as jnp
 from ott.geometry import geometry
 from ott.problems.linear import linear_problem
-from ott.solvers.linear import sinkhorn
+from ott.solvers.linear import acceleration, sinkhorn
 
 DIFFERENTIATION = ("implicit", "unrolled", "fixed")
+ACCELERATION = ("none", "adaptive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,16 @@ class SinkhornConfig:
     differentiation: ``"implicit"``, ``"unrolled"`` or ``"fixed"`` (module doc).
     tau: marginal relaxation; 1.0 = balanced, < 1 = unbalanced (KL penalty
       ``tau / (1 - tau) * eps``), which lets unmatched tokens shed mass.
+    acceleration: ``"none"`` (default, plain Sinkhorn) or ``"adaptive"``:
+      over-relaxation (ott's ``Momentum`` with Lehmann et al. 2021's rule):
+      after ``2 * inner_iterations`` plain iterations the potentials are
+      updated as ``f <- (1 - w) f + w f_sinkhorn``, ``w`` in [1, 2) set once
+      from the observed convergence rate. It reaches the same fixed point.
+      Measured (``docs/PERFORMANCE.md``): on e5 token costs of 20 TICO-19
+      batches (5 languages, epsilon 0.005-0.02, threshold 1e-3) it needed
+      1.1-3.3x fewer iterations, loss within 1e-4 relative; but on a synthetic
+      batch with a wider cost spread (std 0.13, epsilon 0.005) it needed 16x
+      more. Hence opt-in. A fixed weight is not offered: 1.7 diverged on e5.
   """
 
   epsilon: float = 0.01
@@ -75,6 +86,7 @@ class SinkhornConfig:
   inner_iterations: int = 10
   differentiation: str = "implicit"
   tau: float = 1.0
+  acceleration: str = "none"
 
   def __post_init__(self):
     if self.differentiation not in DIFFERENTIATION:
@@ -86,6 +98,8 @@ class SinkhornConfig:
     if self.differentiation == "implicit" and self.tau < 1:
       raise ValueError("implicit differentiation is implemented for balanced OT (tau=1); use "
                        "differentiation='unrolled' or 'fixed' with tau < 1")
+    if self.acceleration not in ACCELERATION:
+      raise ValueError(f"acceleration {self.acceleration!r} not in {ACCELERATION}")
     if self.max_iterations < self.inner_iterations:
       raise ValueError("max_iterations must be >= inner_iterations")
 
@@ -119,8 +133,13 @@ def masked_marginal(weights: jax.Array, mask: jax.Array) -> Tuple[jax.Array, jax
 
 
 def _solver(cfg: SinkhornConfig) -> sinkhorn.Sinkhorn:
+  momentum = None
+  if cfg.acceleration == "adaptive":  # ott reads the errors of the two checks before `start`
+    momentum = acceleration.Momentum(start=2 * cfg.inner_iterations,
+                                     inner_iterations=cfg.inner_iterations)
   return sinkhorn.Sinkhorn(lse_mode=True, threshold=cfg.threshold, max_iterations=cfg.max_iterations,
-                           inner_iterations=cfg.inner_iterations, implicit_diff=None)
+                           inner_iterations=cfg.inner_iterations, implicit_diff=None,
+                           momentum=momentum)
 
 
 def solve_plan(cost: jax.Array, a: jax.Array, b: jax.Array, cfg: SinkhornConfig):

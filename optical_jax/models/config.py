@@ -50,6 +50,13 @@ class EncoderConfig:
       fused attention kernels do not support it.
     remat: rematerialise each block in the backward pass (saves activation
       memory at ~30% more compute).
+    layer_unroll: layers per iteration of the layer loop (``nn.scan``'s
+      ``unroll``); 0 = all of them (a straight-line program). The parameter
+      tree is the same either way. Unrolled is faster on CPU: the OT train
+      step of e5-small took 1.11 s instead of 1.27 s, of an mBERT-base shape
+      3.41 s instead of 4.21 s (the rolled loop stacks every layer's
+      residuals and gradients with dynamic-update-slices); 1 compiles a
+      single block (use it when compile time matters, e.g. deep models on TPU).
   """
 
   family: str = "bert"
@@ -66,6 +73,7 @@ class EncoderConfig:
   dtype: str = "float32"
   dropout_rate: float = 0.0
   remat: bool = False
+  layer_unroll: int = 0
 
   def __post_init__(self):
     if self.family not in ("bert", "xlm-roberta"):
@@ -74,6 +82,8 @@ class EncoderConfig:
       raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
     if self.dtype not in _DTYPES:
       raise ValueError(f"dtype {self.dtype!r} not in {sorted(_DTYPES)}")
+    if not 0 <= self.layer_unroll:
+      raise ValueError(f"layer_unroll must be >= 0 (0 = all layers), got {self.layer_unroll}")
     if self.hidden_act not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
       raise ValueError(f"hidden_act {self.hidden_act!r} is not supported")
 
