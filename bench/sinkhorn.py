@@ -1,7 +1,12 @@
 """``sinkhorn_loss_grad``: our batched OT loss with its gradient vs POT solving the same problems.
 
 The problems: B bitext pairs whose token counts come from TICO-19 (the e5
-tokenizer, special tokens excluded since they carry no mass), d = 384 random
+tokenizer, special tokens excluded since they carry no mass). In
+``sinkhorn_loss_grad`` the pairs come from one length bucket and both sides
+are padded to it, as ``BitextBatcher`` builds every training batch; in
+``sinkhorn_loss_grad_unbucketed`` pairs of any length are padded to the
+bucket of the longest (up to 13x more padded area than real; POT never sees
+padding, so this is the worst case for ours). d = 384 random
 Gaussian token embeddings (their cosine costs are concentrated like e5's:
 std ~0.05), uniform marginals, the Sinkhorn settings of ``configs/default.py``.
 
@@ -32,15 +37,15 @@ from bench.ot_step import sinkhorn_config
 DIM = 384
 
 
-def problems(settings: Settings, seed: int = 0) -> dict:
+def problems(settings: Settings, seed: int = 0, bucketed: bool = True) -> dict:
   """The batch, identical in every process: padded arrays, lengths and their source."""
-  from optical_jax.tokenization import bucket_length
   b = settings.pick(32, 32, 4)
-  fo, en, source = token_lengths(b, seed)
+  fo, en, source, width = token_lengths(b, seed, bucketed)
   rng = np.random.default_rng(seed)
   out = {"lengths_student": fo, "lengths_teacher": en, "source": source}
+  if bucketed:
+    out["lengths_bucket"] = width
   for side, lengths in (("student", fo), ("teacher", en)):
-    width = bucket_length(int(lengths.max()) + 2, 512, minimum=16)
     pos = np.arange(width)[None, :]
     out[side] = rng.standard_normal((b, width, DIM)).astype(np.float32)
     out[f"{side}_mask"] = (pos < lengths[:, None] + 2).astype(np.int32)  # + [CLS]/[SEP]
@@ -50,6 +55,7 @@ def problems(settings: Settings, seed: int = 0) -> dict:
 
 def _params(p: dict, settings: Settings) -> dict:
   return {"pairs": len(p["lengths_student"]), "dim": DIM, "mode": settings.mode,
+          "bucketed": "lengths_bucket" in p,
           "lengths_source": p["source"],
           "student_tokens_mean": round(float(p["lengths_student"].mean()), 1),
           "teacher_tokens_mean": round(float(p["lengths_teacher"].mean()), 1),
@@ -59,9 +65,28 @@ def _params(p: dict, settings: Settings) -> dict:
 
 def ours(settings: Settings, ours_info=None) -> Side:
   del ours_info
+  return _ours(settings, bucketed=True)
+
+
+def ours_unbucketed(settings: Settings, ours_info=None) -> Side:
+  del ours_info
+  return _ours(settings, bucketed=False)
+
+
+def pot(settings: Settings, ours_info=None) -> Side:
+  del ours_info
+  return _pot(settings, bucketed=True)
+
+
+def pot_unbucketed(settings: Settings, ours_info=None) -> Side:
+  del ours_info
+  return _pot(settings, bucketed=False)
+
+
+def _ours(settings: Settings, bucketed: bool) -> Side:
   import jax
   from optical_jax.losses.ot import ot_distillation_loss
-  p = problems(settings)
+  p = problems(settings, bucketed=bucketed)
   args = [jax.device_put(p[k]) for k in ("teacher", "student_weights", "teacher_weights",
                                          "student_mask", "teacher_mask")]
   student = jax.device_put(p["student"])
@@ -92,13 +117,12 @@ def ours(settings: Settings, ours_info=None) -> Side:
               info={})
 
 
-def pot(settings: Settings, ours_info=None) -> Side:
-  del ours_info
+def _pot(settings: Settings, bucketed: bool) -> Side:
   try:
     import ot
   except ImportError as e:
     raise Unavailable(f"POT (`ot`) not importable: {e}") from e
-  p = problems(settings)
+  p = problems(settings, bucketed=bucketed)
   cfg = sinkhorn_config("implicit")
   pairs = []
   for i, (m, n) in enumerate(zip(p["lengths_student"], p["lengths_teacher"])):
