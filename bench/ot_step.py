@@ -89,7 +89,7 @@ def sinkhorn_config(differentiation: str = DIFFERENTIATION):
   o = train_config().ot
   return SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold, max_iterations=o.max_iterations,
                         inner_iterations=o.inner_iterations, differentiation=differentiation,
-                        tau=o.tau, acceleration=o.acceleration)
+                        tau=o.tau, acceleration=o.acceleration, group_size=o.group_size)
 
 
 def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarray:

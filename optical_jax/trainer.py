@@ -102,7 +102,8 @@ def _distill_spec(config) -> DistillSpec:
                                              max_iterations=o.max_iterations,
                                              inner_iterations=o.inner_iterations,
                                              differentiation=o.differentiation, tau=o.tau,
-                                             acceleration=o.acceleration))
+                                             acceleration=o.acceleration,
+                                             group_size=o.group_size))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:

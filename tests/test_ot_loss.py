@@ -226,3 +226,27 @@ def test_acceleration_reaches_the_plain_fixed_point_in_fewer_iterations():
                            SinkhornConfig(epsilon=0.005, threshold=1e-9, max_iterations=20000,
                                           acceleration="adaptive"))
     np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+def test_groups_give_the_one_loop_answer(mode):
+  """Solving the batch as strided groups (one Sinkhorn loop each, the last group padded with
+  trivial problems) gives the losses, metrics and gradients of one loop over the batch."""
+  rng = np.random.default_rng(12)
+  s, t = _emb(rng, 5, 7, 16), _emb(rng, 5, 6, 16)
+  ws, wt = _mask([7, 2, 5, 1, 0], 7), _mask([6, 6, 3, 2, 4], 6)  # the last pair is empty
+  whole = SinkhornConfig(differentiation=mode, group_size=0)
+  f = lambda x, cfg: LOSS(x, t, ws, wt, cfg)
+  ref_loss, ref_m = f(s, whole)
+  for size in (1, 2, 4):
+    cfg = SinkhornConfig(differentiation=mode, group_size=size)
+    loss, m = f(s, cfg)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    for k in ref_m:
+      np.testing.assert_allclose(m[k], ref_m[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    g = jax.grad(lambda x: f(x, cfg)[0])(s)
+    g_ref = jax.grad(lambda x: f(x, whole)[0])(s)
+    np.testing.assert_allclose(g, g_ref, atol=1e-6)
+  assert SinkhornConfig().group_size == 8
+  with pytest.raises(ValueError, match="group_size"):
+    SinkhornConfig(group_size=-1)

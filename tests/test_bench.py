@@ -1,0 +1,34 @@
+"""The benchmark harness: rows in the documented format, ratio = reference / ours."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_run_writes_documented_rows(tmp_path):
+  out = tmp_path / "bench.json"
+  names = "sinkhorn_loss_grad,sinkhorn_loss_grad_unbucketed,scoring_1000x1000"
+  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--only", names, "--json", str(out)],
+                        cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  rows = json.loads(out.read_text())
+  assert [r["name"] for r in rows] == names.split(",")
+  for r in rows:
+    assert {"name", "ours_s", "reference", "reference_s", "ratio", "peak_rss_mb", "device"} <= set(r)
+    assert r["ours_s"] > 0 and r["reference_s"] > 0 and r["peak_rss_mb"] > 0
+    assert r["ratio"] == pytest.approx(r["reference_s"] / r["ours_s"], rel=1e-2)
+  sink = rows[0]["params"]
+  assert sink["ours_loss"] == pytest.approx(sink["reference_loss"], rel=1e-3)  # same problems solved
+  assert "| sinkhorn_loss_grad |" in proc.stdout
+
+
+def test_unknown_benchmark_exits_2():
+  proc = subprocess.run([sys.executable, "bench/run.py", "--only", "nope"], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2 and "unknown benchmark" in proc.stderr
