@@ -30,7 +30,8 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if _CONFIG.value.distributed:
     import jax  # pylint: disable=import-outside-toplevel
-    jax.distributed.initialize()
+    from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel
+    distributed.initialize()
     logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
   results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -140,7 +140,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Multi-host: call jax.distributed.initialize() first. TPU pods and SLURM jobs are detected
   # from their environment; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-  # JAX_PROCESS_ID. Run the same command on every host.
+  # JAX_PROCESS_ID (optical_jax/training/distributed.py). Run the same command on every host.
   config.distributed = False
 
   config.mesh = ml_collections.ConfigDict()

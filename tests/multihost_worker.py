@@ -1,0 +1,67 @@
+"""One process of the two-process CPU run in ``test_distributed.py`` (not a test itself).
+
+Usage: ``python tests/multihost_worker.py OUT.json`` with ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set. Each process has 2 CPU devices; the
+mesh spans all of them. Runs the OPTICAL step of ``test_training._run`` for 3 steps on a
+(data=-1, fsdp=2) mesh, each process contributing its rows of the batch through
+``trainer._to_global``, and writes the losses.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+import jax  # noqa: E402
+
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+from optical_jax.training import distributed  # noqa: E402
+
+distributed.initialize()
+
+import functools  # noqa: E402
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from optical_jax.losses.ot import SinkhornConfig  # noqa: E402
+from optical_jax.models import Encoder  # noqa: E402
+from optical_jax.trainer import _to_global  # noqa: E402
+from optical_jax.training import sharding  # noqa: E402
+from optical_jax.training.state import TrainState, make_optimizer  # noqa: E402
+from optical_jax.training.steps import DistillSpec, make_loss, train_step  # noqa: E402
+from test_training import CFG, _batch  # noqa: E402
+
+
+def main(out: str) -> None:
+  assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.devices())
+  mesh = sharding.make_mesh(data=-1, fsdp=2)
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  teacher = {"encoder": enc}
+  spec = DistillSpec(objective="optical", sinkhorn=SinkhornConfig(max_iterations=100))
+  opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
+  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
+  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=1)
+  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher), min_size=1)
+  batch_shard = sharding.batch_sharding(mesh)
+  step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
+                 in_shardings=(state_shard, batch_shard, teacher_shard),
+                 out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  state = jax.device_put(state, state_shard)
+  teacher = jax.device_put(teacher, teacher_shard)
+  losses = []
+  for k in range(3):
+    state, metrics = step(state, _to_global(_batch(k), batch_shard), teacher)
+    losses.append(float(metrics["loss"]))
+  if jax.process_index() == 0:
+    Path(out).write_text(json.dumps({"losses": losses, "mesh": dict(mesh.shape)}))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
