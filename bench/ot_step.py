@@ -15,7 +15,8 @@ embeddings, Sinkhorn plan, loss ``<P, C>``, global-norm clipping, AdamW update.
   a random init), the same batch, ``F.normalize`` token embeddings, cosine
   cost, a batched log-domain Sinkhorn in torch with the same epsilon and a
   fixed iteration count = the most iterations any pair of ours' batch took
-  (under ``vmap`` ours runs the whole batch that long), ``torch.optim.AdamW``
+  (a batched loop runs that long; ours runs groups of ``config.ot.group_size``
+  pairs, each as long as its own slowest pair), ``torch.optim.AdamW``
   with ``clip_grad_norm_``, the same learning-rate schedule and the word
   embeddings frozen. Both start from the same weights (e5) or the same shapes
   (mBERT), and ``params`` records both sides' losses of the first and last

@@ -161,6 +161,16 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, small_ckpt, kill_at, as
 
 
 @pytest.mark.slow
+def test_train_step_compiles_once_per_bucket(tmp_path, small_ckpt):
+  """8 steps over the tiny config's two length buckets compile the train step at most twice
+  (one program per bucket, none per step): JAX's own compile log, counted."""
+  proc = _train(tmp_path, small_ckpt, env_extra={"JAX_LOG_COMPILES": "1"})
+  compiles = [line for line in proc.stderr.splitlines()
+              if "Compiling" in line and "train_step" in line]
+  assert 1 <= len(compiles) <= 2, "\n".join(compiles)
+
+
+@pytest.mark.slow
 def test_nan_stops_with_clear_error(tmp_path, small_ckpt):
   proc = _train(tmp_path, small_ckpt, "--config.train.learning_rate=1e30",
                 "--config.train.grad_clip=0", "--config.method=kd_sentence", check=False)
