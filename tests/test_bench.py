@@ -32,3 +32,17 @@ def test_unknown_benchmark_exits_2():
   proc = subprocess.run([sys.executable, "bench/run.py", "--only", "nope"], cwd=REPO,
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2 and "unknown benchmark" in proc.stderr
+
+
+@pytest.mark.slow
+def test_gpu_mfu_code_path_on_cpu(tmp_path):
+  """gpu_mfu's step runs (hidden --mfu-on-cpu, 2-layer mBERT shape, bf16) and reports tokens/s,
+  with no MFU on a CPU; on a GPU the same code reports MFU (not run here: no GPU)."""
+  out = tmp_path / "mfu.json"
+  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--mfu-on-cpu", "--only", "gpu_mfu",
+                         "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  (row,) = json.loads(out.read_text())
+  p = row["params"]
+  assert row["ours_s"] > 0 and p["tokens_per_s"] > 0 and p["model_tflops_per_step"] > 0
+  assert p["mfu"] is None and "no MFU" in p["mfu_note"]
