@@ -34,20 +34,22 @@ def init_head(rng: jax.Array, hidden_size: int, dim: int) -> Dict[str, jax.Array
 
 
 def hidden_states(module: Encoder, encoder_params, ids, mask, layer: int = -1,
-                  deterministic: bool = True, rngs=None) -> jax.Array:
-  """Token states of ``layer`` (-1 = last; 0 = embeddings). -> [B, T, d]."""
+                  deterministic: bool = True, rngs=None, segment_ids=None) -> jax.Array:
+  """Token states of ``layer`` (-1 = last; 0 = embeddings). -> [B, T, d].
+  ``segment_ids``: packed rows (see ``Encoder``)."""
   if layer == -1 or layer == module.config.num_layers:
     return module.apply(encoder_params, ids, mask, deterministic=deterministic,
-                        rngs=rngs).last_hidden_state
+                        rngs=rngs, segment_ids=segment_ids).last_hidden_state
   out = module.apply(encoder_params, ids, mask, deterministic=deterministic,
-                     output_hidden_states=True, rngs=rngs)
+                     output_hidden_states=True, rngs=rngs, segment_ids=segment_ids)
   return out.hidden_states[layer]
 
 
 def token_embeddings(module: Encoder, params, ids, mask, layer: int = -1, use_head: bool = True,
-                     deterministic: bool = True, rngs=None) -> jax.Array:
-  """ids, mask [B, T] -> normalised token vectors [B, T, p] float32 (zeros at padding)."""
-  h = hidden_states(module, params["encoder"], ids, mask, layer, deterministic, rngs)
+                     deterministic: bool = True, rngs=None, segment_ids=None) -> jax.Array:
+  """ids, mask [B, T] -> normalised token vectors [B, T, p] float32 (zeros at padding).
+  ``segment_ids``: packed rows (see ``Encoder``)."""
+  h = hidden_states(module, params["encoder"], ids, mask, layer, deterministic, rngs, segment_ids)
   h = h.astype(jnp.float32)
   if use_head and params.get("head") is not None:
     h = h @ params["head"]["kernel"]

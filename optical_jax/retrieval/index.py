@@ -26,6 +26,7 @@ import numpy as np
 from optical_jax.encode import encode_texts
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.retrieval import token_embeddings
+from optical_jax.packing import MIN_ROW_LENGTH, pack_batches
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,26 @@ def fingerprint(model: LoadedEncoder) -> str:
 
 def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_length: int,
                 batch_size: int, progress: bool, desc: str) -> Representations:
+  """Token vectors of every text, encoded packed (``optical_jax/packing.py``): several texts
+  per row, each getting the states it gets alone, then cut back out to ``[N, L, p]``."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  fn = jax.jit(lambda p, ids, mask: token_embeddings(model.module, p, ids, mask))
+  fn = jax.jit(lambda p, ids, mask, seg: token_embeddings(model.module, p, ids, mask,
+                                                          segment_ids=seg))
   params = model.retrieval_params()
   if params["head"] is None:
     params = {"encoder": params["encoder"]}
-  lengths = [min(len(model.tokenizer.ids(prefix + t)), max_length) for t in texts]
-  width = max(lengths, default=1)
+  ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
+  width = max((len(x) for x in ids), default=1)
   dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
-  order = np.argsort(lengths, kind="stable")[::-1]
   bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, file=sys.stderr)
-  for s in range(0, len(texts), batch_size):
-    idx = order[s:s + batch_size]
-    b = model.tokenizer([texts[i] for i in idx], max_length=max_length, prefix=prefix)
-    ids, m = b.input_ids, b.attention_mask
-    if len(idx) < batch_size:
-      ids = np.pad(ids, ((0, batch_size - len(idx)), (0, 0)), constant_values=model.tokenizer.pad_id)
-      m = np.pad(m, ((0, batch_size - len(idx)), (0, 0)))
-    out = np.asarray(fn(params, ids, m))[:len(idx)]
-    w = min(out.shape[1], width)
-    tokens[idx, :w] = out[:, :w]
-    mask[idx, :w] = b.attention_mask[:, :w].astype(bool)
-    bar.update(len(idx))
+  for b in pack_batches(ids, model.tokenizer.pad_id, max_length, batch_size * MIN_ROW_LENGTH):
+    out = np.asarray(fn(params, b.input_ids, b.attention_mask, b.segment_ids))
+    for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
+      tokens[i, :n] = out[r, start:start + n]
+      mask[i, :n] = True
+    bar.update(len(b.text_index))
   bar.close()
   return Representations("maxsim", tokens=tokens, mask=mask)
 
