@@ -26,7 +26,7 @@ import numpy as np
 from optical_jax.encode import encode_texts
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.retrieval import token_embeddings
-from optical_jax.packing import MIN_ROW_LENGTH, pack_batches
+from optical_jax.packing import TOKENS_PER_TEXT, pack_batches
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_len
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
   bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, file=sys.stderr)
-  for b in pack_batches(ids, model.tokenizer.pad_id, max_length, batch_size * MIN_ROW_LENGTH):
+  for b in pack_batches(ids, model.tokenizer.pad_id, max_length, batch_size * TOKENS_PER_TEXT):
     out = np.asarray(fn(params, b.input_ids, b.attention_mask, b.segment_ids))
     for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
       tokens[i, :n] = out[r, start:start + n]
