@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from optical_jax.models.config import EncoderConfig
+from optical_jax.models.pooling import segment_starts
 
 _init = nn.initializers.normal(stddev=0.02)
 
@@ -51,8 +52,7 @@ def position_ids(config: EncoderConfig, input_ids: jax.Array,
   """
   if segment_ids is not None:
     idx = jnp.broadcast_to(jnp.arange(input_ids.shape[1], dtype=jnp.int32), input_ids.shape)
-    prev = jnp.pad(segment_ids[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
-    start = jax.lax.cummax(jnp.where(segment_ids != prev, idx, 0), axis=1)
+    start = jax.lax.cummax(jnp.where(segment_starts(segment_ids), idx, 0), axis=1)
     within = idx - start
     if config.family == "xlm-roberta":
       return jnp.where(segment_ids > 0, within + config.pad_token_id + 1, config.pad_token_id)

@@ -32,6 +32,13 @@ def pool(hidden: jax.Array, mask: jax.Array, kind: str) -> jax.Array:
   raise ValueError(f"pooling {kind!r} not in {POOLINGS}")
 
 
+def segment_starts(segment_ids: jax.Array) -> jax.Array:
+  """bool [B, T]: where a new segment begins (a token whose segment id differs from the one
+  before it; padding runs count as segments too)."""
+  prev = jnp.pad(segment_ids[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
+  return segment_ids != prev
+
+
 def pool_segments(hidden: jax.Array, segment_ids: jax.Array, num_segments: int,
                   kind: str) -> jax.Array:
   """Pools each text of packed rows (see ``Encoder``'s ``segment_ids``).
@@ -46,8 +53,7 @@ def pool_segments(hidden: jax.Array, segment_ids: jax.Array, num_segments: int,
   onehot = segment_ids[:, None, :] == jnp.arange(1, num_segments + 1, dtype=segment_ids.dtype
                                                  )[None, :, None]  # [B, S, T]
   if kind == "cls":
-    prev = jnp.pad(segment_ids[:, :-1], ((0, 0), (1, 0)), constant_values=-1)
-    onehot = onehot & (segment_ids != prev)[:, None, :]
+    onehot = onehot & segment_starts(segment_ids)[:, None, :]
   weights = onehot.astype(jnp.float32)
   total = jnp.einsum("bst,btd->bsd", weights, hidden.astype(jnp.float32))
   return total / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
