@@ -87,10 +87,7 @@ def one_device_mesh():
 
 def sinkhorn_config(differentiation: str = DIFFERENTIATION):
   from optical_jax.losses.ot import SinkhornConfig
-  o = train_config().ot
-  return SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold, max_iterations=o.max_iterations,
-                        inner_iterations=o.inner_iterations, differentiation=differentiation,
-                        tau=o.tau, acceleration=o.acceleration, group_size=o.group_size)
+  return SinkhornConfig.from_mapping(train_config().ot, differentiation=differentiation)
 
 
 def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarray:

@@ -95,15 +95,9 @@ def format_table(rows: Dict[str, Dict[str, dict]]) -> str:
 
 
 def _distill_spec(config) -> DistillSpec:
-  o = config.ot
   return DistillSpec(objective=config.method, layer=config.distill.layer,
                      use_head=config.distill.use_head, pooling=config.distill.pooling,
-                     sinkhorn=SinkhornConfig(epsilon=o.epsilon, threshold=o.threshold,
-                                             max_iterations=o.max_iterations,
-                                             inner_iterations=o.inner_iterations,
-                                             differentiation=o.differentiation, tau=o.tau,
-                                             acceleration=o.acceleration,
-                                             group_size=o.group_size))
+                     sinkhorn=SinkhornConfig.from_mapping(config.ot))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:

@@ -250,3 +250,15 @@ def test_groups_give_the_one_loop_answer(mode):
   assert SinkhornConfig().group_size == 8
   with pytest.raises(ValueError, match="group_size"):
     SinkhornConfig(group_size=-1)
+
+
+def test_config_from_the_job_config():
+  """Every field of config.ot that SinkhornConfig has reaches it; the rest is ignored."""
+  from configs.default import get_config
+  o = get_config().ot
+  cfg = SinkhornConfig.from_mapping(o, differentiation="fixed")
+  assert cfg.differentiation == "fixed"
+  for name in ("epsilon", "threshold", "max_iterations", "inner_iterations", "tau", "acceleration",
+               "group_size"):
+    assert getattr(cfg, name) == o[name], name
+  assert SinkhornConfig.from_mapping({}) == SinkhornConfig()

@@ -95,6 +95,13 @@ class SinkhornConfig:
   acceleration: str = "none"
   group_size: int = 8
 
+  @classmethod
+  def from_mapping(cls, fields, **overrides) -> "SinkhornConfig":
+    """From any mapping holding these field names (e.g. ``config.ot``; its other keys, such
+    as ``weighting``, are ignored), with ``overrides`` on top. Missing fields keep defaults."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return cls(**{**{k: fields[k] for k in names if k in fields}, **overrides})
+
   def __post_init__(self):
     if self.differentiation not in DIFFERENTIATION:
       raise ValueError(f"differentiation {self.differentiation!r} not in {DIFFERENTIATION}")
