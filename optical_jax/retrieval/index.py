@@ -12,10 +12,10 @@ texts and the settings; the file is written atomically.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,10 +23,10 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from optical_jax.encode import encode_texts
+from optical_jax.encode import encode_texts, run_packed
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.retrieval import token_embeddings
-from optical_jax.packing import TOKENS_PER_TEXT, pack_batches
+from optical_jax.packing import TOKENS_PER_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +56,21 @@ def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_len
                 batch_size: int, progress: bool, desc: str) -> Representations:
   """Token vectors of every text, encoded packed (``optical_jax/packing.py``): several texts
   per row, each getting the states it gets alone, then cut back out to ``[N, L, p]``."""
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  fn = jax.jit(lambda p, ids, mask, seg: token_embeddings(model.module, p, ids, mask,
-                                                          segment_ids=seg))
   params = model.retrieval_params()
   if params["head"] is None:
     params = {"encoder": params["encoder"]}
+  fn = functools.partial(jax.jit(lambda p, ids, mask, seg: token_embeddings(
+      model.module, p, ids, mask, segment_ids=seg)), params)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
   width = max((len(x) for x in ids), default=1)
   dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
-  bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, file=sys.stderr)
-  for b in pack_batches(ids, model.tokenizer.pad_id, max_length, batch_size * TOKENS_PER_TEXT):
-    out = np.asarray(fn(params, b.input_ids, b.attention_mask, b.segment_ids))
+  for b, out in run_packed(fn, ids, model.tokenizer.pad_id, max_length,
+                           batch_size * TOKENS_PER_TEXT, progress, desc):
     for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
       tokens[i, :n] = out[r, start:start + n]
       mask[i, :n] = True
-    bar.update(len(b.text_index))
-  bar.close()
   return Representations("maxsim", tokens=tokens, mask=mask)
 
 
