@@ -103,12 +103,40 @@ def _fallback_batch(batch_size: int, vocab_size: int, seed: int) -> Dict[str, np
   return out
 
 
-def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ") -> Tuple[dict, dict]:
+def _with_training_token_plan(batch, pairs, tokenizer, batch_size: int, width: int, seed: int,
+                              prefix: str):
+  """``batch`` plus the token indexes ``train.py`` would give it (``config.train.unpad``):
+  the capacity of the ``width`` bucket as planned for one epoch over all ``pairs`` at this
+  batch size, on one device, with the default buckets and multiple."""
+  from configs.default import get_config
+  from optical_jax.data import token_plan
+  from optical_jax.data.pipeline import BitextBatcher
+  config = get_config()
+  full = BitextBatcher(pairs, tokenizer, tokenizer, batch_size, max_length=MAX_LENGTH,
+                       buckets=tuple(config.data.buckets), seed=seed, student_prefix=prefix,
+                       teacher_prefix=prefix)
+  plan = full.plan_unpadded(full.steps_per_epoch, 1, config.train.unpad_multiple)
+  out, info = dict(batch), {}
+  for side in ("student", "teacher"):
+    mask = batch[f"{side}_mask"]
+    own = token_plan.round_capacity(int(mask.sum()), config.train.unpad_multiple, mask.size)
+    capacity = max(plan.capacity[(width, side)], own)
+    out[f"{side}_token_index"] = token_plan.token_index(mask, 1, capacity)
+    info[f"{side}_token_slots"] = capacity
+  info["token_slots_from"] = (f"the fullest {width}-token batch of one epoch over the "
+                              f"{len(pairs)} pairs (train.py's token plan)")
+  return out, info
+
+
+def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ",
+             unpadded: bool = False) -> Tuple[dict, dict]:
   """One OT-distillation batch as ``BitextBatcher`` builds it for training.
 
   The ``batch_size`` pairs are sampled from the length bucket that holds the
   most TICO-19 pairs (the typical training batch), so both sides are padded to
   that bucket. Without TICO-19: random ids, student 32 / teacher 48 tokens.
+  ``unpadded``: also the ``<side>_token_index`` arrays training adds with
+  ``config.train.unpad`` (imports JAX-free code only).
 
   Returns ``(batch, info)``; ``info`` records the source, padded lengths and
   real token counts.
@@ -135,6 +163,10 @@ def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ")
     batch = batcher.batch(0)
     info = {"batch_source": f"{source}: {batch_size} pairs from the {width}-token bucket "
                             f"({counts.max()} of {len(pairs)} pairs fall in it)"}
+    if unpadded:
+      batch, plan_info = _with_training_token_plan(batch, pairs, tokenizer, batch_size, width,
+                                                   seed, prefix)
+      info.update(plan_info)
   info.update({
       "batch_size": batch_size,
       "student_padded_length": int(batch["student_ids"].shape[1]),

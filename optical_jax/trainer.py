@@ -113,6 +113,17 @@ def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
   return out
 
 
+def plan_unpadded(config, batcher, total: int, name: str) -> None:
+  """``config.train.unpad``: the batcher's batches carry token indexes for the run's
+  ``total`` steps, so the encoder's dense layers skip padding (``models/unpad.py``)."""
+  t = config.train
+  if not t.unpad:
+    return
+  shards = sharding.batch_shards(sharding.make_mesh(config.mesh.data, config.mesh.fsdp))
+  plan = batcher.plan_unpadded(total, shards, t.unpad_multiple)
+  log.info("%s: unpadded dense layers, per bucket and side: %s", name, plan.describe())
+
+
 def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, total: int,
         name: str) -> dict:
   """The training loop shared by every objective.
@@ -189,6 +200,7 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
   total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
   log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)", spec.objective,
            len(pairs), total, t.batch_size, batcher.steps_per_epoch)
+  plan_unpadded(config, batcher, total, "distill")
   teacher_params = teacher.retrieval_params()
   if teacher_params["head"] is None or not spec.use_head:
     teacher_params.pop("head")
@@ -214,6 +226,7 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
   batcher = TripleBatcher(triples, base.tokenizer, tc.batch_size, tc.max_query_length,
                           tc.max_doc_length, config.seed, base.query_prefix, base.doc_prefix)
   total = tc.num_steps if tc.num_steps > 0 else tc.num_epochs * batcher.steps_per_epoch
+  plan_unpadded(config, batcher, total, "teacher")
   params = {"encoder": base.params}
   if tc.ranker == "maxsim":
     params["head"] = init_head(jax.random.PRNGKey(config.seed), base.config.hidden_size,

@@ -10,6 +10,13 @@ checkpoint at step ``k`` needs no iterator state. The last, partial batch of a
 bucket is filled with empty rows (all-zero masks), which every loss leaves out
 of its mean, so no pair is ever dropped.
 
+With a token plan (:meth:`BitextBatcher.plan_unpadded`, ``config.train.unpad``)
+each batch also carries ``student_token_index`` / ``teacher_token_index``
+``[S, N]``: where its real tokens are, so the encoder's dense layers skip the
+padding (``optical_jax/models/unpad.py``). ``N`` is fixed per bucket for the
+whole run (the fullest shard of any of its batches), so a bucket still
+compiles once.
+
 Token weights (the OT marginals) are 1 for real tokens (``"uniform"``) or
 smoothed IDF over the training side (``"idf"``: ``log((N + 1) / (df + 1)) + 1``).
 Special tokens ([CLS]/[SEP], <s>/</s>) get weight 0 unless
@@ -21,10 +28,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from optical_jax.data import token_plan
 from optical_jax.tokenization import Tokenizer, truncate_ids
 
 log = logging.getLogger(__name__)
@@ -108,12 +116,15 @@ class BitextBatcher:
     if weighting == "idf":
       self.idf = {"student": idf_table(self.student, student_tokenizer.max_token_id() + 1),
                   "teacher": idf_table(self.teacher, teacher_tokenizer.max_token_id() + 1)}
-    lengths = [max(len(s), len(t)) for s, t in zip(self.student.ids, self.teacher.ids)]
+    self.lengths = {name: np.asarray([len(i) for i in side.ids], np.int64)
+                    for name, side in (("student", self.student), ("teacher", self.teacher))}
+    lengths = np.maximum(self.lengths["student"], self.lengths["teacher"])
     self._bucket_of = np.asarray([next(i for i, b in enumerate(self.buckets) if n <= b)
                                   for n in lengths])
     self._members = [np.flatnonzero(self._bucket_of == i) for i in range(len(self.buckets))]
     self.steps_per_epoch = sum(math.ceil(len(m) / batch_size) for m in self._members)
     self._epoch_cache: Dict[int, List[Tuple[int, np.ndarray]]] = {}
+    self.token_plan: Optional[token_plan.TokenPlan] = None
 
   def __len__(self) -> int:
     return len(self.student.ids)
@@ -129,15 +140,43 @@ class BitextBatcher:
       self._epoch_cache = {epoch: [batches[i] for i in perm]}
     return self._epoch_cache[epoch]
 
+  def members(self, step: int) -> Tuple[int, np.ndarray]:
+    """``(bucket index, pair indices)`` of batch ``step`` (up to ``batch_size`` pairs)."""
+    epoch, k = divmod(step, self.steps_per_epoch)
+    return self._epoch(epoch)[k]
+
+  def row_lengths(self, step: int) -> Tuple[int, Dict[str, np.ndarray]]:
+    """``(bucket length, {side: real tokens per row [B]})`` of batch ``step``, without
+    building it (filler rows count 0)."""
+    bucket, idx = self.members(step)
+    out = {}
+    for name, lengths in self.lengths.items():
+      out[name] = np.zeros(self.batch_size, np.int64)
+      out[name][:len(idx)] = lengths[idx]
+    return self.buckets[bucket], out
+
+  def padded_shape(self, width: int, side: str) -> Tuple[int, int]:
+    """``(rows, length)`` of a side's arrays in batches of the bucket of length ``width``."""
+    del side
+    return self.batch_size, width
+
+  def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> token_plan.TokenPlan:
+    """From now on every batch carries ``<side>_token_index [shards, N]``, with ``N`` per
+    bucket and side the fullest shard of batches ``0 .. num_steps - 1`` (rounded up to
+    ``multiple``). Returns the plan (its ``describe()`` is worth logging)."""
+    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps, shards,
+                                        multiple)
+    return self.token_plan
+
   def batch(self, step: int) -> Dict[str, np.ndarray]:
     """The batch for global step ``step`` (0-based).
 
     Returns int32 ``{student,teacher}_ids [B, L]``, ``{student,teacher}_mask
     [B, L]`` (attention) and float32 ``{student,teacher}_weights [B, L]`` (OT
-    marginals before normalisation), with ``L`` the bucket length.
+    marginals before normalisation), with ``L`` the bucket length; after
+    :meth:`plan_unpadded` also int32 ``{student,teacher}_token_index [S, N]``.
     """
-    epoch, k = divmod(step, self.steps_per_epoch)
-    bucket, idx = self._epoch(epoch)[k]
+    bucket, idx = self.members(step)
     width = self.buckets[bucket]
     out = {}
     for name, side in (("student", self.student), ("teacher", self.teacher)):
@@ -153,4 +192,4 @@ class BitextBatcher:
           w = np.where(np.asarray(side.special[i]) == 1, 0.0, w)
         weights[row, :len(toks)] = w
       out[f"{name}_ids"], out[f"{name}_mask"], out[f"{name}_weights"] = ids, mask, weights
-    return out
+    return self.token_plan.add_to(out, width) if self.token_plan is not None else out

@@ -10,6 +10,9 @@ deterministic in the step number and have fixed shapes (one compiled program):
 queries ``[B, Lq]``, documents ``[2B, Ld]`` = the B positives, then one
 negative per query (the first listed), so every query sees B positives and B
 negatives of which one is its own positive (in-batch plus hard negatives).
+With a token plan (:meth:`TripleBatcher.plan_unpadded`) batches also carry
+``query_token_index`` / ``doc_token_index`` for unpadded dense layers
+(``optical_jax/models/unpad.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from optical_jax.data import token_plan
 from optical_jax.tokenization import Tokenizer, bucket_length
 
 
@@ -75,20 +79,49 @@ class TripleBatcher:
       raise ValueError(f"{len(triples)} triples are fewer than one batch of {batch_size}")
     self.triples, self.tok, self.batch_size, self.seed = list(triples), tokenizer, batch_size, seed
     self.qp, self.dp = query_prefix, doc_prefix
-    q_long = max(len(tokenizer.ids(query_prefix + t.query)) for t in self.triples)
-    d_long = max(len(tokenizer.ids(doc_prefix + x)) for t in self.triples
-                 for x in (t.positive, t.negatives[0]))
-    self.q_len = bucket_length(q_long, min(max_query_length, tokenizer.max_length))
-    self.d_len = bucket_length(d_long, min(max_doc_length, tokenizer.max_length))
+    count = lambda texts, prefix: np.asarray(
+        [len(e.ids) for e in tokenizer.backend.encode_batch([prefix + x for x in texts])], np.int64)
+    q_tokens = count([t.query for t in self.triples], query_prefix)
+    pos_tokens = count([t.positive for t in self.triples], doc_prefix)
+    neg_tokens = count([t.negatives[0] for t in self.triples], doc_prefix)
+    self.q_len = bucket_length(int(q_tokens.max()), min(max_query_length, tokenizer.max_length))
+    self.d_len = bucket_length(int(max(pos_tokens.max(), neg_tokens.max())),
+                               min(max_doc_length, tokenizer.max_length))
+    # Token counts after truncation (the rows batch() builds), for plan_unpadded.
+    self._q_tokens = np.minimum(q_tokens, self.q_len)
+    self._pos_tokens, self._neg_tokens = (np.minimum(x, self.d_len) for x in (pos_tokens, neg_tokens))
     self.steps_per_epoch = len(self.triples) // batch_size  # the remainder joins the next epoch's shuffle
+    self.token_plan: Optional[token_plan.TokenPlan] = None
 
-  def batch(self, step: int) -> Dict[str, np.ndarray]:
-    """``query_ids/mask [B, Lq]``, ``doc_ids/mask [2B, Ld]`` (positives, then negatives)."""
+  def _chosen(self, step: int) -> np.ndarray:
     epoch, k = divmod(step, self.steps_per_epoch)
     order = np.random.default_rng([self.seed, epoch]).permutation(len(self.triples))
-    chosen = [self.triples[i] for i in order[k * self.batch_size:(k + 1) * self.batch_size]]
+    return order[k * self.batch_size:(k + 1) * self.batch_size]
+
+  def row_lengths(self, step: int) -> Tuple[int, Dict[str, np.ndarray]]:
+    """``(0, {"query": [B], "doc": [2B]})``: real tokens per row of batch ``step``."""
+    idx = self._chosen(step)
+    return 0, {"query": self._q_tokens[idx],
+               "doc": np.concatenate([self._pos_tokens[idx], self._neg_tokens[idx]])}
+
+  def padded_shape(self, key: int, side: str) -> Tuple[int, int]:
+    del key
+    return (self.batch_size, self.q_len) if side == "query" else (2 * self.batch_size, self.d_len)
+
+  def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> token_plan.TokenPlan:
+    """As :meth:`optical_jax.data.pipeline.BitextBatcher.plan_unpadded`, for queries and
+    documents."""
+    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps, shards,
+                                        multiple)
+    return self.token_plan
+
+  def batch(self, step: int) -> Dict[str, np.ndarray]:
+    """``query_ids/mask [B, Lq]``, ``doc_ids/mask [2B, Ld]`` (positives, then negatives);
+    after :meth:`plan_unpadded` also ``query_token_index`` / ``doc_token_index [S, N]``."""
+    chosen = [self.triples[i] for i in self._chosen(step)]
     q = self.tok([t.query for t in chosen], max_length=self.q_len, prefix=self.qp, pad_to=self.q_len)
     d = self.tok([t.positive for t in chosen] + [t.negatives[0] for t in chosen],
                  max_length=self.d_len, prefix=self.dp, pad_to=self.d_len)
-    return {"query_ids": q.input_ids, "query_mask": q.attention_mask,
-            "doc_ids": d.input_ids, "doc_mask": d.attention_mask}
+    out = {"query_ids": q.input_ids, "query_mask": q.attention_mask,
+           "doc_ids": d.input_ids, "doc_mask": d.attention_mask}
+    return self.token_plan.add_to(out, 0) if self.token_plan is not None else out

@@ -20,6 +20,14 @@ Parameter tree (the loaders in ``optical_jax.loading`` produce exactly this)::
 Blocks are post-LayerNorm (as BERT and XLM-R) and run under ``nn.scan``, so the
 parameters of all layers are stacked along a leading ``[L]`` axis whatever the
 unrolling (``EncoderConfig.layer_unroll``: 1 compiles one block, 0 unrolls all).
+
+Two ways to spend less compute on padding, both exact for every real token:
+
+* ``segment_ids`` (packed rows, for encoding collections): several texts
+  share a row, with block-diagonal attention and positions restarting per text.
+* ``token_index`` (unpadded dense layers, for training batches,
+  :mod:`optical_jax.models.unpad`): the per-token layers run on the real
+  tokens alone, ``[S * N, d]``; attention runs on the padded ``[B, T]`` layout.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from optical_jax.models import unpad
+from optical_jax.models.attention import dot_product_attention
 from optical_jax.models.config import EncoderConfig
 from optical_jax.models.pooling import segment_starts
 
@@ -79,7 +89,8 @@ def attention_mask_4d(attention_mask: jax.Array,
 
 
 def dense2d(layer: nn.Dense, x: jax.Array) -> jax.Array:
-  """``layer(x)`` for ``x [B, T, d_in]`` as one 2-D matmul ``[B*T, d_in] @ [d_in, d_out]``.
+  """``layer(x)`` for ``x [..., d_in]`` (``[B, T, d]`` padded, ``[S * N, d]`` unpadded) as one
+  2-D matmul ``[B*T, d_in] @ [d_in, d_out]``.
 
   Same parameters and result; the weight gradient then contracts one axis
   instead of two, which XLA's CPU backend runs about 2x faster
@@ -114,24 +125,31 @@ class Embeddings(nn.Module):
 
 
 class Attention(nn.Module):
-  """Multi-head self-attention through ``jax.nn.dot_product_attention``."""
+  """Multi-head self-attention (:func:`optical_jax.models.attention.dot_product_attention`:
+  ``jax.nn.dot_product_attention``'s forward pass, a cheaper backward pass)."""
 
   config: EncoderConfig
 
   @nn.compact
-  def __call__(self, x, mask):
-    """x: [B, T, d]; mask: bool, broadcastable to [B, heads, T, T] (True = may attend;
-    :func:`attention_mask_4d`). Returns [B, T, d]."""
+  def __call__(self, x, mask, layout: Optional[unpad.TokenLayout] = None):
+    """x: [B, T, d], or [S * N, d] with ``layout``; mask: bool, broadcastable to
+    [B, heads, T, T] (True = may attend; :func:`attention_mask_4d`). Returns x's shape.
+
+    With ``layout`` the projections run on the real tokens and only the attention
+    itself on the padded [B, T] layout."""
     cfg = self.config
-    b, t, _ = x.shape
+    b, t = x.shape[:2] if layout is None else layout.padded_shape
     dense = functools.partial(nn.Dense, cfg.hidden_size, kernel_init=_init,
                               dtype=cfg.compute_dtype, param_dtype=jnp.float32)
-    split = lambda y: y.reshape(b, t, cfg.num_heads, cfg.head_dim)
+    padded = (lambda y: y) if layout is None else (lambda y: unpad.to_padded(y, layout))
+    split = lambda y: padded(y).reshape(b, t, cfg.num_heads, cfg.head_dim)
     q = split(dense2d(dense(name="query"), x))
     k = split(dense2d(dense(name="key"), x))
     v = split(dense2d(dense(name="value"), x))
-    y = jax.nn.dot_product_attention(q, k, v, mask=mask)
-    return dense2d(dense(name="out"), y.reshape(b, t, cfg.hidden_size))
+    y = dot_product_attention(q, k, v, mask).reshape(b, t, cfg.hidden_size)
+    if layout is not None:
+      y = unpad.to_flat(y, layout)
+    return dense2d(dense(name="out"), y)
 
 
 class Block(nn.Module):
@@ -141,14 +159,15 @@ class Block(nn.Module):
   collect: bool = False
 
   @nn.compact
-  def __call__(self, x, mask, deterministic: bool):
+  def __call__(self, x, mask, layout, deterministic: bool):
+    """x [B, T, d] (``layout`` None) or [S * N, d] (unpadded); returns ``(x, x or None)``."""
     cfg = self.config
     norm = functools.partial(nn.LayerNorm, epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype,
                              param_dtype=jnp.float32)
     dense = functools.partial(nn.Dense, kernel_init=_init, dtype=cfg.compute_dtype,
                               param_dtype=jnp.float32)
     drop = nn.Dropout(cfg.dropout_rate)
-    h = Attention(cfg, name="attention")(x, mask)
+    h = Attention(cfg, name="attention")(x, mask, layout)
     x = norm(name="attention_norm")(x + drop(h, deterministic=deterministic))
     h = _activation(cfg.hidden_act)(dense2d(dense(cfg.intermediate_size, name="mlp_in"), x))
     h = dense2d(dense(cfg.hidden_size, name="mlp_out"), h)
@@ -168,28 +187,42 @@ class Encoder(nn.Module):
   texts of a row, each contiguous) several texts share a row: attention is
   block-diagonal and positions restart per text, so each text's states equal
   those of encoding it alone (tested), without the padding.
+
+  Unpadded dense layers: with ``token_index [S, N] int32``
+  (:mod:`optical_jax.models.unpad`) every per-token layer runs on the ``N``
+  slots of real tokens per shard; the outputs are still ``[B, T, d]``, equal to
+  the padded encoder's at real tokens (tested) and zero at padding.
   """
 
   config: EncoderConfig
 
   @nn.compact
   def __call__(self, input_ids, attention_mask, token_type_ids=None, deterministic: bool = True,
-               output_hidden_states: bool = False, segment_ids=None) -> EncoderOutput:
+               output_hidden_states: bool = False, segment_ids=None,
+               token_index=None) -> EncoderOutput:
     cfg = self.config
+    if token_index is not None and segment_ids is not None:
+      raise ValueError("pass segment_ids (packed rows) or token_index (unpadded), not both")
     if token_type_ids is None:
       token_type_ids = jnp.zeros_like(input_ids)
     mask = attention_mask_4d(attention_mask, segment_ids)
+    layout = None if token_index is None else unpad.make_layout(attention_mask, token_index)
     embedded = Embeddings(cfg, name="embeddings")(input_ids, token_type_ids, deterministic,
                                                   segment_ids)
     block = Block
     if cfg.remat:
-      block = nn.remat(Block, static_argnums=(3,), prevent_cse=False)
+      block = nn.remat(Block, static_argnums=(4,), prevent_cse=False)
     stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                    in_axes=(nn.broadcast, nn.broadcast), length=cfg.num_layers,
+                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast), length=cfg.num_layers,
                     unroll=cfg.num_layers if cfg.layer_unroll == 0 else cfg.layer_unroll)
+    x0 = embedded if layout is None else unpad.to_flat(embedded, layout)
     x, per_layer = stack(cfg, collect=output_hidden_states, name="layers")(
-        embedded, mask, deterministic)
+        x0, mask, layout, deterministic)
     hidden = None
     if output_hidden_states:  # index 0 is the embedding output, i the output of block i
-      hidden = jnp.concatenate([embedded[None], per_layer], axis=0)
+      hidden = jnp.concatenate([x0[None], per_layer], axis=0)
+      if layout is not None:
+        hidden = jax.vmap(lambda h: unpad.to_padded(h, layout))(hidden)
+    if layout is not None:
+      x = unpad.to_padded(x, layout)
     return EncoderOutput(x, hidden)

@@ -66,8 +66,13 @@ def param_sharding(mesh, shapes: Any, min_size: int = 2 ** 16) -> Any:
   return jax.tree_util.tree_map(spec, shapes)
 
 
+def batch_shards(mesh) -> int:
+  """Blocks the batch's leading axis is split into (``data`` x ``fsdp``, one per device)."""
+  return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
 def global_batch_size_ok(batch_size: int, mesh) -> None:
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  shards = batch_shards(mesh)
   if batch_size % shards:
     raise ValueError(f"batch size {batch_size} is not divisible by the {shards} data shards "
                      f"of the mesh {dict(mesh.shape)}")

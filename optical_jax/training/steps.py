@@ -14,6 +14,8 @@ Batch (from :class:`optical_jax.data.pipeline.BitextBatcher`)::
   student_weights            [B, m] float32 OT marginal weights (0 = ignore)
   teacher_ids, teacher_mask  [B, n] int32   English sentence (teacher side)
   teacher_weights            [B, n] float32
+  student_token_index        [S, Ns] int32  optional: unpadded dense layers
+  teacher_token_index        [S, Nt] int32  (``models/unpad.py``; ``config.train.unpad``)
 """
 
 from __future__ import annotations
@@ -57,32 +59,46 @@ def _student_kwargs(module: Encoder, rng):
   return dict(deterministic=True, rngs=None)
 
 
+def _side(batch, side: str):
+  """``(ids, mask)`` of one side, plus its ``token_index`` (unpadded dense layers) when the
+  batch carries one (``models/unpad.py``)."""
+  return (batch[f"{side}_ids"], batch[f"{side}_mask"]), {"token_index": batch.get(f"{side}_token_index")}
+
+
+def _token_pair(params, teacher_params, batch, rng, module: Encoder, spec: DistillSpec):
+  """Normalised token embeddings ``(student [B, m, p], teacher [B, n, p])``, no gradient into
+  the teacher."""
+  args, kw = _side(batch, "teacher")
+  teacher = jax.lax.stop_gradient(token_embeddings(module, teacher_params, *args, spec.layer,
+                                                   spec.use_head, **kw))
+  args, kw = _side(batch, "student")
+  student = token_embeddings(module, params, *args, spec.layer, spec.use_head, **kw,
+                             **_student_kwargs(module, rng))
+  return student, teacher
+
+
 def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """OT distillation between normalised token embeddings (student: foreign, teacher: English)."""
-  teacher = jax.lax.stop_gradient(token_embeddings(
-      module, teacher_params, batch["teacher_ids"], batch["teacher_mask"], spec.layer, spec.use_head))
-  student = token_embeddings(module, params, batch["student_ids"], batch["student_mask"], spec.layer,
-                             spec.use_head, **_student_kwargs(module, rng))
+  student, teacher = _token_pair(params, teacher_params, batch, rng, module, spec)
   return ot_distillation_loss(student, teacher, batch["student_weights"], batch["teacher_weights"],
                               spec.sinkhorn)
 
 
 def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """Token-level MSE after greedy alignment, over tokens with non-zero weight."""
-  teacher = jax.lax.stop_gradient(token_embeddings(
-      module, teacher_params, batch["teacher_ids"], batch["teacher_mask"], spec.layer, spec.use_head))
-  student = token_embeddings(module, params, batch["student_ids"], batch["student_mask"], spec.layer,
-                             spec.use_head, **_student_kwargs(module, rng))
+  student, teacher = _token_pair(params, teacher_params, batch, rng, module, spec)
   return token_mse_greedy(student, batch["student_weights"] > 0, teacher,
                           batch["teacher_weights"] > 0)
 
 
 def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """Sentence-embedding MSE (pooled hidden states of the chosen layer)."""
-  teacher = jax.lax.stop_gradient(hidden_states(
-      module, teacher_params["encoder"], batch["teacher_ids"], batch["teacher_mask"], spec.layer))
-  student = hidden_states(module, params["encoder"], batch["student_ids"], batch["student_mask"],
-                          spec.layer, **_student_kwargs(module, rng))
+  args, kw = _side(batch, "teacher")
+  teacher = jax.lax.stop_gradient(hidden_states(module, teacher_params["encoder"], *args,
+                                                spec.layer, **kw))
+  args, kw = _side(batch, "student")
+  student = hidden_states(module, params["encoder"], *args, spec.layer, **kw,
+                          **_student_kwargs(module, rng))
   return sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling)
 
 
@@ -148,13 +164,15 @@ def teacher_contrastive_loss(params, teacher_params, batch, rng, *, module: Enco
   """
   del teacher_params
   kw = _student_kwargs(module, rng)
+  (q_ids, q_mask), q_kw = _side(batch, "query")
+  (d_ids, d_mask), d_kw = _side(batch, "doc")
   if spec.ranker == "maxsim":
-    q = token_embeddings(module, params, batch["query_ids"], batch["query_mask"], **kw)
-    d = token_embeddings(module, params, batch["doc_ids"], batch["doc_mask"], **kw)
-    scores = maxsim_scores(q, batch["query_mask"], d, batch["doc_mask"])
+    q = token_embeddings(module, params, q_ids, q_mask, **q_kw, **kw)
+    d = token_embeddings(module, params, d_ids, d_mask, **d_kw, **kw)
+    scores = maxsim_scores(q, q_mask, d, d_mask)
   else:
-    q = sentence_embeddings(module, params, batch["query_ids"], batch["query_mask"], spec.pooling, **kw)
-    d = sentence_embeddings(module, params, batch["doc_ids"], batch["doc_mask"], spec.pooling, **kw)
+    q = sentence_embeddings(module, params, q_ids, q_mask, spec.pooling, **q_kw, **kw)
+    d = sentence_embeddings(module, params, d_ids, d_mask, spec.pooling, **d_kw, **kw)
     scores = q @ d.T
   loss, acc = contrastive_loss(scores, spec.temperature)
   return loss, {"contrastive": loss, "in_batch_accuracy": acc}
