@@ -46,3 +46,21 @@ def test_gpu_mfu_code_path_on_cpu(tmp_path):
   p = row["params"]
   assert row["ours_s"] > 0 and p["tokens_per_s"] > 0 and p["model_tflops_per_step"] > 0
   assert p["mfu"] is None and "no MFU" in p["mfu_note"]
+
+
+@pytest.mark.slow
+def test_ab_variants_agree(tmp_path):
+  """bench/ab.py (1-layer mBERT shape, B=4): the three variants compute the same first loss, and
+  the unpadded ones get training's token slots (fewer than the padded positions)."""
+  out = tmp_path / "ab.json"
+  proc = subprocess.run([sys.executable, "bench/ab.py", "--model", "mbert", "--layers", "1",
+                         "--batch", "4", "--rounds", "1", "--json", str(out)],
+                        cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert list(result["variants"]) == ["padded+jax_attention", "unpadded+jax_attention", "unpadded"]
+  losses = [v["first_loss"] for v in result["variants"].values()]
+  assert losses == pytest.approx([losses[0]] * 3, rel=1e-4)
+  batch = result["batch"]
+  if "student_token_slots" in batch:  # TICO-19 present (else a fixed-length fallback batch)
+    assert batch["student_token_slots"] < 4 * batch["student_padded_length"]

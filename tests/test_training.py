@@ -40,7 +40,10 @@ def _batch(seed, b=16, m=12, n=10):
   return out
 
 
-def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16):
+def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False):
+  """``steps`` train steps on ``mesh`` (on ``batches`` if given, else ``_batch(k)``). Returns
+  ``(params, losses)``, plus the compiled program's text with ``with_hlo``."""
+  batches = batches if batches is not None else [_batch(k) for k in range(steps)]
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   teacher = {"encoder": enc}
@@ -54,11 +57,15 @@ def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16):
                  out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
   state = jax.device_put(state, state_shard)
   teacher = jax.device_put(teacher, teacher_shard)
-  losses = []
-  for k in range(steps):
-    state, metrics = step(state, jax.device_put(_batch(k), sharding.batch_sharding(mesh)), teacher)
+  losses, hlo = [], None
+  for batch in batches:
+    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+    if with_hlo and hlo is None:
+      hlo = step.lower(state, batch, teacher).compile().as_text()
+    state, metrics = step(state, batch, teacher)
     losses.append(float(metrics["loss"]))
-  return jax.device_get(state.params), losses
+  out = (jax.device_get(state.params), losses)
+  return out + (hlo,) if with_hlo else out
 
 
 def _single_device_mesh():

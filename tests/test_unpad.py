@@ -2,8 +2,6 @@
 gathers and their VJPs, encoder and loss parity with the padded path, the batchers' token
 plans, and the sharded step."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -247,42 +245,15 @@ def test_triple_plan_covers_queries_and_documents():
 
 # ---------------------------------------------------------------- sharded step
 
-def _run_steps(mesh, batches, objective="optical"):
-  from optical_jax.training import sharding
-  from optical_jax.training.state import TrainState, make_optimizer
-  from optical_jax.training.steps import train_step
-  module = Encoder(CFG)
-  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
-  teacher = {"encoder": enc}
-  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100))
-  opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
-  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
-  batch_shard = sharding.batch_sharding(mesh)
-  step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
-                 in_shardings=(state_shard, batch_shard, state_shard.params),
-                 out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
-  state = jax.device_put(state, state_shard)
-  teacher = jax.device_put(teacher, state_shard.params)
-  losses, hlo = [], None
-  for batch in batches:
-    batch = jax.device_put(batch, batch_shard)
-    hlo = hlo or step.lower(state, batch, teacher).compile().as_text()
-    state, metrics = step(state, batch, teacher)
-    losses.append(float(metrics["loss"]))
-  return jax.device_get(state.params), losses, hlo
-
-
 def test_unpadded_on_eight_devices_equals_padded_on_one():
   """data=8, each device its own token slots: the 3-step trajectory of the padded single-device
   step (1e-5 relative), and no all-gather in the program (each gather stays on its device)."""
   from optical_jax.training import sharding
-  from jax.sharding import AxisType, Mesh
-  one = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), sharding.AXES,
-             axis_types=(AxisType.Auto, AxisType.Auto))
+  from test_training import _run, _single_device_mesh
   batches = [_distill_batch(k, b=16) for k in range(3)]
-  p1, l1, _ = _run_steps(one, batches)
-  p8, l8, hlo = _run_steps(sharding.make_mesh(data=8), [_with_index(b, 8) for b in batches])
+  p1, l1 = _run(_single_device_mesh(), "optical", batches=batches)
+  p8, l8, hlo = _run(sharding.make_mesh(data=8), "optical",
+                     batches=[_with_index(b, 8) for b in batches], with_hlo=True)
   np.testing.assert_allclose(l8, l1, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8)):
     np.testing.assert_allclose(b, a, atol=2e-6)

@@ -11,9 +11,11 @@ The backward pass uses the identity FlashAttention's backward is built on. With
 ``delta_i = sum_j dP_ij P_ij``, which equals ``sum_d dO_id O_id``. Autodiff of
 the softmax reduces the ``[B, H, T, T]`` product; this reduces the
 ``[B, T, H, dh]`` one (half the size at T = 64, dh = 32) and saves a pass over a
-``T x T`` tensor. On e5-small's unpadded forward and backward (16 x 64 tokens,
-2 CPU cores) that took 8% off the time: 0.474 s against 0.436 s, medians of 20
-interleaved runs (``docs/PERFORMANCE.md``). Values and gradients equal
+``T x T`` tensor. Measured on 2 CPU cores (``docs/PERFORMANCE.md``): e5-small's
+unpadded encoder forward and backward on 16 x 64 tokens took 0.436 s against
+0.474 s (medians of 20 interleaved runs, an ad-hoc script); the whole e5 OT
+step 0.593 s against 0.607 s (``bench/ab.py``); the mBERT-shaped step, where
+attention is a smaller share, the same. Values and gradients equal
 ``jax.nn.dot_product_attention``'s (tested, float32 and bfloat16).
 
 Residuals kept for the backward pass: ``q, k, v``, the mask, the probabilities ``P``

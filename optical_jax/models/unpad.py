@@ -94,36 +94,23 @@ def _gather(x: jax.Array, index: jax.Array, valid: jax.Array) -> jax.Array:
   return jnp.where(keep, rows, jnp.zeros((), x.dtype))
 
 
-@jax.custom_vjp
-def _flat_from_padded(x: jax.Array, layout: TokenLayout) -> jax.Array:
-  return _gather(x, layout.flat_index, layout.flat_valid)
+def _one_to_one_gather(forward, backward):
+  """A gather along ``forward(layout)`` (index, valid) whose VJP is the gather along
+  ``backward(layout)``: right for a one-to-one map between real positions and filled slots."""
+
+  @jax.custom_vjp
+  def move(x, layout):
+    return _gather(x, *forward(layout))
+
+  move.defvjp(lambda x, layout: (move(x, layout), layout),
+              lambda layout, g: (_gather(g, *backward(layout)), None))
+  return move
 
 
-def _flat_fwd(x, layout):
-  return _flat_from_padded(x, layout), layout
-
-
-def _flat_bwd(layout, g):
-  return _gather(g, layout.pad_index, layout.pad_valid), None
-
-
-_flat_from_padded.defvjp(_flat_fwd, _flat_bwd)
-
-
-@jax.custom_vjp
-def _padded_from_flat(x: jax.Array, layout: TokenLayout) -> jax.Array:
-  return _gather(x, layout.pad_index, layout.pad_valid)
-
-
-def _padded_fwd(x, layout):
-  return _padded_from_flat(x, layout), layout
-
-
-def _padded_bwd(layout, g):
-  return _gather(g, layout.flat_index, layout.flat_valid), None
-
-
-_padded_from_flat.defvjp(_padded_fwd, _padded_bwd)
+_FLAT = lambda layout: (layout.flat_index, layout.flat_valid)
+_PADDED = lambda layout: (layout.pad_index, layout.pad_valid)
+_flat_from_padded = _one_to_one_gather(_FLAT, _PADDED)
+_padded_from_flat = _one_to_one_gather(_PADDED, _FLAT)
 
 
 def to_flat(x: jax.Array, layout: TokenLayout) -> jax.Array:
