@@ -245,16 +245,20 @@ def test_triple_plan_covers_queries_and_documents():
 
 # ---------------------------------------------------------------- sharded step
 
-def test_unpadded_on_eight_devices_equals_padded_on_one():
-  """data=8, each device its own token slots: the 3-step trajectory of the padded single-device
-  step (1e-5 relative), and no all-gather in the program (each gather stays on its device)."""
+@pytest.mark.parametrize("data,fsdp", [(8, 1), (4, 2)])
+def test_unpadded_on_eight_devices_equals_padded_on_one(data, fsdp):
+  """data=8, and data=4 x fsdp=2 with every parameter sharded; each device has its own token
+  slots. The 3-step trajectory of the padded single-device step (1e-5 relative), and with
+  replicated parameters no all-gather in the program (each gather stays on its device)."""
   from optical_jax.training import sharding
   from test_training import _run, _single_device_mesh
   batches = [_distill_batch(k, b=16) for k in range(3)]
   p1, l1 = _run(_single_device_mesh(), "optical", batches=batches)
-  p8, l8, hlo = _run(sharding.make_mesh(data=8), "optical",
-                     batches=[_with_index(b, 8) for b in batches], with_hlo=True)
+  p8, l8, hlo = _run(sharding.make_mesh(data=data, fsdp=fsdp), "optical",
+                     batches=[_with_index(b, 8) for b in batches], with_hlo=True,
+                     fsdp_min_size=1 if fsdp > 1 else 2 ** 16)
   np.testing.assert_allclose(l8, l1, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8)):
     np.testing.assert_allclose(b, a, atol=2e-6)
-  assert "all-gather" not in hlo
+  if fsdp == 1:
+    assert "all-gather" not in hlo
