@@ -72,6 +72,20 @@ def test_extra_queries_and_unknown_docs_are_counted():
   assert set(result.per_query["MAP"]) == {"q1"}
 
 
+def test_scores_of_other_number_types_are_converted():
+  """A run of Python floats goes to pytrec_eval uncopied (and unchanged); one with NumPy scalars
+  or ints, which pytrec_eval rejects, is converted first and scores as the same values as floats."""
+  qrels, run = _random_case(seed=4)
+  before = {q: dict(docs) for q, docs in run.items()}
+  metrics.evaluate(run, qrels)
+  assert run == before
+  kinds = (np.float32, np.float64, lambda s: int(s * 10))
+  mixed = {q: {d: kinds[i % 3](s) for i, (d, s) in enumerate(docs.items())}
+           for q, docs in run.items()}
+  as_floats = {q: {d: float(s) for d, s in docs.items()} for q, docs in mixed.items()}
+  assert metrics.evaluate(mixed, qrels).per_query == metrics.evaluate(as_floats, qrels).per_query
+
+
 def test_hand_computed_map_on_a_tiny_example():
   qrels = {"q1": {"d1": 1, "d3": 1, "d9": 0}, "q2": {"d5": 1}, "q3": {"d7": 1}}
   run = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d4": 2.0, "d5": 1.0}}

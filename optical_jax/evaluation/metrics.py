@@ -297,7 +297,10 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
   if not qrels:
     raise ValueError("qrels are empty; expected at least one judged query")
   parsed = _parse_measures(measures)
-  scored_run = {q: {d: float(s) for d, s in docs.items()} for q, docs in run.items() if q in qrels}
+  # pytrec_eval takes only Python floats, and it skips run queries that have no judgments itself;
+  # a run of floats (what read_trec_run and the searchers return) is passed as it is, uncopied.
+  plain = all(set(map(type, docs.values())) <= {float} for docs in run.values())
+  scored_run = run if plain else {q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()}
   unknown = 0
   if doc_ids is not None:
     known = doc_ids if isinstance(doc_ids, (set, frozenset)) else set(doc_ids)
