@@ -91,7 +91,8 @@ def wrap_tokenizer(backend, hf_config: dict):
   return Tokenizer(backend, pad_id=pad, max_length=hf_config["max_position_embeddings"])
 
 
-def _fallback_batch(batch_size: int, vocab_size: int, seed: int) -> Dict[str, np.ndarray]:
+def fallback_batch(batch_size: int, vocab_size: int, seed: int = 0) -> Dict[str, np.ndarray]:
+  """Random ids with every position real: student / teacher ``FALLBACK_LENGTHS`` tokens."""
   rng = np.random.default_rng(seed)
   out = {}
   for side, n in zip(("student", "teacher"), FALLBACK_LENGTHS):
@@ -145,7 +146,7 @@ def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ",
   from optical_jax.tokenization import bucket_length
   pairs, source = bitext_pairs()
   if not pairs:
-    batch = _fallback_batch(batch_size, tokenizer.vocab_size, seed)
+    batch = fallback_batch(batch_size, tokenizer.vocab_size, seed)
     info = {"batch_source": f"fixed lengths {FALLBACK_LENGTHS} ({source})"}
   else:
     texts_en = tokenizer.backend.encode_batch([prefix + e for e, _ in pairs])

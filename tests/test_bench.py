@@ -36,8 +36,9 @@ def test_unknown_benchmark_exits_2():
 
 @pytest.mark.slow
 def test_gpu_mfu_code_path_on_cpu(tmp_path):
-  """gpu_mfu's step runs (hidden --mfu-on-cpu, 2-layer mBERT shape, bf16) and reports tokens/s,
-  with no MFU on a CPU; on a GPU the same code reports MFU (not run here: no GPU)."""
+  """gpu_mfu's step and its torch reference run (hidden --mfu-on-cpu, 2-layer mBERT shape, bf16)
+  and report tokens/s, with no MFU on a CPU; on a GPU the same code reports MFU (not run here:
+  no GPU)."""
   out = tmp_path / "mfu.json"
   proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--mfu-on-cpu", "--only", "gpu_mfu",
                          "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -46,6 +47,9 @@ def test_gpu_mfu_code_path_on_cpu(tmp_path):
   p = row["params"]
   assert row["ours_s"] > 0 and p["tokens_per_s"] > 0 and p["model_tflops_per_step"] > 0
   assert p["mfu"] is None and "no MFU" in p["mfu_note"]
+  # the bf16-autocast torch reference ran on ours' batch (on the CPU here, on CUDA on a GPU)
+  assert row["reference_s"] > 0 and "bf16 autocast (cpu)" in row["reference"]
+  assert p["reference_batch_size"] == p["batch_size"] and p["reference_tokens_per_s"] > 0
 
 
 @pytest.mark.slow
