@@ -164,8 +164,8 @@ class BitextBatcher:
     """From now on every batch carries ``<side>_token_index [shards, N]``, with ``N`` per
     bucket and side the fullest shard of batches ``0 .. num_steps - 1`` (rounded up to
     ``multiple``). Returns the plan (its ``describe()`` is worth logging)."""
-    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps, shards,
-                                        multiple)
+    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps,
+                                             shards, multiple)
     return self.token_plan
 
   def batch(self, step: int) -> Dict[str, np.ndarray]:

@@ -111,8 +111,8 @@ class TripleBatcher:
   def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> token_plan.TokenPlan:
     """As :meth:`optical_jax.data.pipeline.BitextBatcher.plan_unpadded`, for queries and
     documents."""
-    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps, shards,
-                                        multiple)
+    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps,
+                                             shards, multiple)
     return self.token_plan
 
   def batch(self, step: int) -> Dict[str, np.ndarray]:
