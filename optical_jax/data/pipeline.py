@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def idf_table(side: _Side, vocab_size: int) -> np.ndarray:
   return (np.log((n + 1) / (df + 1)) + 1.0).astype(np.float32)
 
 
-class BitextBatcher:
+class BitextBatcher(token_plan.PlannedBatches):
   """Deterministic, bucketed batches of tokenised bitext.
 
   Args:
@@ -124,7 +124,6 @@ class BitextBatcher:
     self._members = [np.flatnonzero(self._bucket_of == i) for i in range(len(self.buckets))]
     self.steps_per_epoch = sum(math.ceil(len(m) / batch_size) for m in self._members)
     self._epoch_cache: Dict[int, List[Tuple[int, np.ndarray]]] = {}
-    self.token_plan: Optional[token_plan.TokenPlan] = None
 
   def __len__(self) -> int:
     return len(self.student.ids)
@@ -160,14 +159,6 @@ class BitextBatcher:
     del side
     return self.batch_size, width
 
-  def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> token_plan.TokenPlan:
-    """From now on every batch carries ``<side>_token_index [shards, N]``, with ``N`` per
-    bucket and side the fullest shard of batches ``0 .. num_steps - 1`` (rounded up to
-    ``multiple``). Returns the plan (its ``describe()`` is worth logging)."""
-    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps,
-                                             shards, multiple)
-    return self.token_plan
-
   def batch(self, step: int) -> Dict[str, np.ndarray]:
     """The batch for global step ``step`` (0-based).
 
@@ -192,4 +183,4 @@ class BitextBatcher:
           w = np.where(np.asarray(side.special[i]) == 1, 0.0, w)
         weights[row, :len(toks)] = w
       out[f"{name}_ids"], out[f"{name}_mask"], out[f"{name}_weights"] = ids, mask, weights
-    return self.token_plan.add_to(out, width) if self.token_plan is not None else out
+    return self.with_token_index(out, width)

@@ -12,7 +12,8 @@ A batcher that supports unpadding offers two views of its batches:
 :func:`plan_tokens` walks every step of the run once through the first and
 fixes, per (key, side), the slots per shard ``N``: the fullest shard of the
 run, rounded up. The batcher then adds ``<side>_token_index [S, N]`` to each
-batch (:meth:`TokenPlan.add_to`). Because ``N`` is fixed per bucket, a bucket
+batch (:meth:`TokenPlan.add_to`). Batchers get both steps from
+:class:`PlannedBatches`. Because ``N`` is fixed per bucket, a bucket
 still compiles once; because it is the fullest shard of the run, no batch
 overflows it.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, Hashable, Tuple
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import numpy as np
 
@@ -126,3 +127,21 @@ def plan_tokens(row_lengths: Callable[[int], Tuple[Hashable, Dict[str, np.ndarra
     positions[(key, side)] = rows // shards * t
     capacity[(key, side)] = round_capacity(most, multiple, positions[(key, side)])
   return TokenPlan(shards, capacity, positions, real_max)
+
+
+class PlannedBatches:
+  """What a batcher with ``row_lengths`` and ``padded_shape`` (module docstring) inherits for
+  unpadded training: :meth:`plan_unpadded`, then :meth:`with_token_index` on each batch."""
+
+  token_plan: Optional[TokenPlan] = None
+
+  def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> TokenPlan:
+    """From now on every batch carries ``<side>_token_index [shards, N]``, with ``N`` per
+    key (bucket) and side the fullest shard of batches ``0 .. num_steps - 1`` (rounded up to
+    ``multiple``). Returns the plan (its ``describe()`` is worth logging)."""
+    self.token_plan = plan_tokens(self.row_lengths, self.padded_shape, num_steps, shards, multiple)
+    return self.token_plan
+
+  def with_token_index(self, batch: Dict[str, np.ndarray], key: Hashable) -> Dict[str, np.ndarray]:
+    """``batch`` (of shape key ``key``) plus its token indexes once planned, else as it is."""
+    return self.token_plan.add_to(batch, key) if self.token_plan is not None else batch

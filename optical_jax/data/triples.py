@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def read_triples(path) -> List[Triple]:
   return out
 
 
-class TripleBatcher:
+class TripleBatcher(token_plan.PlannedBatches):
   """Fixed-shape, step-deterministic batches of tokenised triples."""
 
   def __init__(self, triples: Sequence[Triple], tokenizer: Tokenizer, batch_size: int,
@@ -91,7 +91,6 @@ class TripleBatcher:
     self._q_tokens = np.minimum(q_tokens, self.q_len)
     self._pos_tokens, self._neg_tokens = (np.minimum(x, self.d_len) for x in (pos_tokens, neg_tokens))
     self.steps_per_epoch = len(self.triples) // batch_size  # the remainder joins the next epoch's shuffle
-    self.token_plan: Optional[token_plan.TokenPlan] = None
 
   def _chosen(self, step: int) -> np.ndarray:
     epoch, k = divmod(step, self.steps_per_epoch)
@@ -108,13 +107,6 @@ class TripleBatcher:
     del key
     return (self.batch_size, self.q_len) if side == "query" else (2 * self.batch_size, self.d_len)
 
-  def plan_unpadded(self, num_steps: int, shards: int, multiple: int = 16) -> token_plan.TokenPlan:
-    """As :meth:`optical_jax.data.pipeline.BitextBatcher.plan_unpadded`, for queries and
-    documents."""
-    self.token_plan = token_plan.plan_tokens(self.row_lengths, self.padded_shape, num_steps,
-                                             shards, multiple)
-    return self.token_plan
-
   def batch(self, step: int) -> Dict[str, np.ndarray]:
     """``query_ids/mask [B, Lq]``, ``doc_ids/mask [2B, Ld]`` (positives, then negatives);
     after :meth:`plan_unpadded` also ``query_token_index`` / ``doc_token_index [S, N]``."""
@@ -124,4 +116,4 @@ class TripleBatcher:
                  max_length=self.d_len, prefix=self.dp, pad_to=self.d_len)
     out = {"query_ids": q.input_ids, "query_mask": q.attention_mask,
            "doc_ids": d.input_ids, "doc_mask": d.attention_mask}
-    return self.token_plan.add_to(out, 0) if self.token_plan is not None else out
+    return self.with_token_index(out, 0)
