@@ -141,7 +141,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 100
   # Checkpoints kept.
   config.train.keep_checkpoints = 2
-  # Save in a background thread (orbax); the step loop does not wait for the disk.
+  # Save in a background thread (orbax); the step loop does not wait for the disk. It holds a
+  # host copy of the state while writing: on a CPU short of memory, False (docs/PERFORMANCE.md).
   config.train.async_checkpointing = True
   # Also write TensorBoard event files (metrics.jsonl is always written).
   config.train.tensorboard = True
