@@ -5,7 +5,9 @@ skipped with the reason. The step is ``ot_step_mbert``'s (``train_step``
 jitted as ``fit`` does, ``fixed`` plan gradient) with ``dtype="bfloat16"``
 compute (fp32 parameters), every sequence ``SEQ_LEN`` real tokens, at a batch
 that fills the device (``BATCH`` pairs, halved on an out-of-memory error; set
-``BENCH_MFU_BATCH`` to choose another).
+``BENCH_MFU_BATCH`` to choose another). Optimiser and Sinkhorn settings are
+``configs/gpu.py``'s: one Sinkhorn loop for the batch (``group_size`` 0; set
+``BENCH_MFU_GROUP_SIZE`` to time the CPU default's groups of 8 instead).
 
 Model FLOPs per step (matmuls only; LayerNorm, softmax, the Sinkhorn loop and
 the embedding-gradient scatter are not counted)::
@@ -35,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 from bench.common import Settings, Side, Unavailable, device_string, time_calls
-from bench.ot_step import MBERT, TINY_LAYERS, build_ours_step
+from bench.ot_step import MBERT, TINY_LAYERS, build_ours_step, train_config
 
 #: Peak dense (no sparsity) bf16 tensor-core TFLOP/s per GPU, from NVIDIA's data sheets.
 PEAK_BF16_TFLOPS = {
@@ -102,13 +104,16 @@ def ours(settings: Settings, ours_info=None) -> Side:
   seq_len = 32 if on_cpu else SEQ_LEN
   b = int(os.environ.get("BENCH_MFU_BATCH") or (4 if on_cpu else settings.pick(BATCH, BATCH // 2,
                                                                                   BATCH // 4)))
+  overrides = ({"group_size": int(os.environ["BENCH_MFU_GROUP_SIZE"])}
+               if os.environ.get("BENCH_MFU_GROUP_SIZE") else {})
   module = Encoder(cfg)
   ids = jnp.zeros((1, 8), jnp.int32)
   params = jax.jit(module.init)(jax.random.PRNGKey(0), ids, jnp.ones_like(ids))
   attempts = []
   while True:
     try:
-      step, info, seen = build_ours_step(module, params, _batch(b, seq_len, cfg.vocab_size))
+      step, info, seen = build_ours_step(module, params, _batch(b, seq_len, cfg.vocab_size),
+                                         config=train_config("gpu"), **overrides)
       first, times = time_calls(step, settings.warmup(3, 2, 1), settings.reps(10, 5, 2))
       break
     except Exception as e:  # pylint: disable=broad-except

