@@ -3,7 +3,7 @@
   python train.py --config=configs/tiny.py --config.model=/path/to/small_hf_dir
   python train.py --config=configs/tiny.py:tpu_pod --config.model=...   # any config, made tiny
 
-The part after ':' names a module of configs/ (default: ``default``). Its data, batch and step
+The part after ':' names a train.py config in configs/ (``BASES``; default: ``default``). Its data, batch and step
 counts are shrunk; what makes it that config stays: dtype, remat, layer unrolling, mesh, token
 capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
 cluster config on 8 simulated CPU devices before a job is launched (tests/test_training.py).
@@ -13,7 +13,14 @@ Pair it with a small checkpoint (``config.model``).
 import importlib
 
 
+#: The train.py configs this can shrink (the study's have another layout: gap_study_tiny.py).
+BASES = ("default", "gpu", "tpu_pod")
+
+
 def get_config(base: str = "default"):
+  if base not in BASES:
+    raise ValueError(f"configs/tiny.py:{base}: can shrink {', '.join(BASES)}; for the gap study use "
+                     "configs/gap_study_tiny.py")
   config = importlib.import_module(f"configs.{base}").get_config()
   config.distributed = False  # one process; jax.distributed is for real multi-host jobs
   config.data.langs = "sw,de"  # one low-, one high-resource language
