@@ -1,11 +1,11 @@
 """Tiny config: a config's code path in seconds on a CPU (tests, laptops).
 
   python train.py --config=configs/tiny.py --config.model=/path/to/small_hf_dir
-  python train.py --config=configs/tiny.py:tpu_pod --config.model=...   # any config, made tiny
+  python train.py --config=configs/tiny.py:tpu_pod --config.model=...   # the pod config, made tiny
 
-The part after ':' names a train.py config in configs/ (``BASES``; default: ``default``). Its data, batch and step
-counts are shrunk; what makes it that config stays: dtype, remat, layer unrolling, mesh, token
-capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
+The part after ':' names a train.py config in configs/ (``BASES``; default: ``default``). Its
+data, batch and step counts are shrunk; what makes it that config stays: dtype, remat, layer
+unrolling, mesh, token capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
 cluster config on 8 simulated CPU devices before a job is launched (tests/test_training.py).
 Pair it with a small checkpoint (``config.model``).
 """

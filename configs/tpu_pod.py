@@ -21,9 +21,5 @@ def get_config():
   config.train.unpad_multiple = 128  # token capacities in whole MXU tiles
   config.mesh.fsdp = 4  # shard parameters and optimiser state 4 ways
   config.eval.batch_size = 512
-  # One Sinkhorn loop for the device's whole batch. Groups (the CPU default, 8) run one after
-  # another; on an accelerator an iteration on a few small problems is launch-bound and costs
-  # about what one on the whole batch does, so groups would only add iterations. Reasoned,
-  # not yet measured (no accelerator was lent; bench/README.md has the GPU command).
-  config.ot.group_size = 0
+  config.ot.group_size = 0  # one Sinkhorn loop per device's batch, as in configs/gpu.py (why: there)
   return config

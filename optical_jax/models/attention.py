@@ -35,13 +35,17 @@ def _large_negative(dtype) -> jax.Array:
   return jnp.asarray(-0.7 * float(jnp.finfo(dtype).max), dtype)
 
 
+def _scale(q) -> np.float32:
+  return np.float32(1.0 / np.sqrt(q.shape[-1]))
+
+
 def _forward(q, k, v, mask):
-  scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
-  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+  """``(output [B, T, H, dh], probabilities [B, H, T, S] in the value dtype)``."""
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * _scale(q)
   logits = jnp.where(mask, logits, _large_negative(jnp.float32))
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-  return out, probs, scale
+  return out, probs
 
 
 @jax.custom_vjp
@@ -60,17 +64,16 @@ def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Ar
 
 
 def _fwd(q, k, v, mask):
-  out, probs, _ = _forward(q, k, v, mask)
+  out, probs = _forward(q, k, v, mask)
   return out, (q, k, v, mask, probs, out)
 
 
 def _bwd(res, d_out):
   q, k, v, mask, probs, out = res
-  scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
   d_v = jnp.einsum("bhqk,bqhd->bkhd", probs, d_out.astype(v.dtype))
   d_probs = jnp.einsum("bqhd,bkhd->bhqk", d_out, v, preferred_element_type=jnp.float32)
   delta = jnp.einsum("bqhd,bqhd->bhq", d_out.astype(jnp.float32), out.astype(jnp.float32))
-  d_logits = probs.astype(jnp.float32) * (d_probs - delta[..., None]) * scale
+  d_logits = probs.astype(jnp.float32) * (d_probs - delta[..., None]) * _scale(q)
   # Masked logits are constants. Their probabilities are 0 except in an all-masked row,
   # whose uniform attention does not depend on q or k.
   d_logits = jnp.where(mask, d_logits, 0.0).astype(q.dtype)
