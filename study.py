@@ -1,6 +1,8 @@
 """Entry point: `python study.py --config configs/gap_study.py --workdir DIR`.
 
-Parses flags and calls `optical_jax.study.run_study`; rerunning resumes.
+Parses flags and calls `optical_jax.study.run_study` (the NTREX gap study) or, for a config with
+`kind = "afriqa"` (configs/afriqa_study.py), `optical_jax.afriqa_study.run_afriqa_study`;
+rerunning resumes.
 """
 
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from optical_jax import cli, study
+from optical_jax import afriqa_study, cli, study
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/gap_study", "Where cells, runs and reports go.")
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/gap_study.py", "Study config.",
@@ -19,7 +21,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
-  study.run_study(_CONFIG.value, _WORKDIR.value)
+  if _CONFIG.value.get("kind", "gap") == "afriqa":
+    afriqa_study.run_afriqa_study(_CONFIG.value, _WORKDIR.value)
+  else:
+    study.run_study(_CONFIG.value, _WORKDIR.value)
   print((Path(_WORKDIR.value) / "report.md").read_text())
 
 

@@ -36,6 +36,9 @@ def main(argv):
                  jax.process_count(), jax.local_device_count(), jax.device_count())
   results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(trainer.format_table(results["results"]))
+  if results.get("retrieval"):
+    from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
+    print(dev_eval.format_markdown(results["retrieval"]))
   print(f"\n{results['task']}; written to {_WORKDIR.value}/results.json "
         f"({results['seconds']} s, peak RSS {results['peak_rss_mb']} MB)")
 

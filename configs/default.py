@@ -57,7 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # Bitext source: 'cldr' (CLDR names in babel, offline demo), 'tico19', 'ntrex', 'tatoeba',
-  # 'tsv' (see optical_jax/data/sources.py).
+  # 'tsv', 'mixture' (see optical_jax/data/sources.py).
   config.data.source = "cldr"
   # Folder (tico19/ntrex/tatoeba) or file pattern with {lang} (tsv); unused for cldr.
   config.data.path = ""
@@ -71,6 +71,29 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_length = 128
   # Padded lengths; each batch is padded to its bucket so XLA compiles once per bucket.
   config.data.buckets = (16, 32, 64, 128)
+  # Mixture spec for source 'mixture': 'corpus:splits:langs, ...' over the shared corpora
+  # (ISO 639-3 languages, '+' between several, 'all' = every one), e.g.
+  # 'mafand:train+dev:hau, menyo20k:train:yor, flores200:dev:all'; see data/mixture.py.
+  # config.data.langs is not used for a mixture.
+  config.data.mixture = ""
+  # Folder holding the shared corpora (flores200, mafand_mt, menyo20k, hornmt, wmt24pp,
+  # ciral_queries, afriqa_dev), relative to the working directory.
+  config.data.shared_root = "../shared/data"
+  # Mixture: pairs per (corpus, language) before deduplication, a seeded subset (0 = all).
+  config.data.cap = 0
+  # Mixture: sampling exponent, language weight ~ n_pairs**alpha (1 = natural proportions,
+  # 0.3 = XLM-R-style upsampling of small languages; the total stays the same).
+  config.data.alpha = 1.0
+  # Mixture: fraction of the final training pairs that are (English, English) pairs from the
+  # mixture's English sides (language 'eng'), to keep the student's English near the teacher.
+  config.data.english_pairs = 0.0
+  # Evaluation collections the bitext must not overlap (any source): comma-separated
+  # collection folders (docs.jsonl, queries/, qrels.txt) or 'afriqa' (the AfriQA dev
+  # collection built from shared_root/afriqa_dev); '' = no check. See data/overlap.py.
+  config.data.overlap_collections = ""
+  # What an overlap does: 'error' (refuse to run), 'drop' (remove those pairs, counted in the
+  # manifest) or 'allow' (keep them, counted).
+  config.data.overlap = "error"
 
   config.distill = ml_collections.ConfigDict()
   # Layer whose token states are distilled: -1 = last (what retrieval uses), 0 = embeddings.
@@ -80,6 +103,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.distill.use_head = True
   # Sentence pooling for kd_sentence ('mean' is what e5 and MiniLM were trained with).
   config.distill.pooling = "mean"
+  # Weight of a sentence-embedding MSE term added to 'optical' and 'kd_token' (what the dense
+  # ranker reads, beside the token alignment MaxSim reads); 0 = the token objective alone.
+  config.distill.sentence_weight = 0.0
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated
@@ -166,4 +192,33 @@ def get_config() -> ml_collections.ConfigDict:
   # Prefix for both sides; 'auto' = the model's query prefix ('query: ' for E5, which E5
   # recommends for symmetric tasks such as bitext matching).
   config.eval.prefix = "auto"
+
+  # Retrieval checks after training (optical_jax/dev_eval.py): student vs zero-shot teacher on
+  # development collections, documents by the teacher. Off by default (the main job runs
+  # offline without shared data); configs/afriqa.py turns them on.
+  config.retrieval = ml_collections.ConfigDict()
+  # Comma-separated: 'afriqa' (question -> passage, with the English-question oracle gap),
+  # 'flores_devtest' (sentence retrieval in 20 languages; a known-item test), 'tatoeba'
+  # (bitext-matching accuracy, the sentence-level do-no-harm check); '' = none.
+  config.retrieval.collections = ""
+  # Rankers, comma-separated: 'dense' (mean-pooled, what e5 is trained for) and/or 'maxsim'.
+  config.retrieval.rankers = "dense"
+  # AfriQA root (train/dev JSON lines per language) and its query languages.
+  config.retrieval.afriqa_root = "../shared/data/afriqa_dev"
+  config.retrieval.afriqa_langs = "bem,hau,ibo,kin,twi,yor,zul"
+  # FLORES-200 root, its query languages, and which of them are high-resource.
+  config.retrieval.flores_root = "../shared/data/flores200"
+  config.retrieval.flores_langs = ("swa,som,yor,hau,ibo,zul,kin,tgl,mar,twi,bem,amh,xho,"
+                                   "deu,fra,rus,zho,arb,hin,spa")
+  config.retrieval.flores_high = "deu,fra,rus,zho,arb,hin,spa"
+  # Tatoeba (LASER test sets) folder and languages for the 'tatoeba' matching check.
+  config.retrieval.tatoeba_root = "../shared/data/tatoeba/v1"
+  config.retrieval.tatoeba_langs = "swh,tgl,mar"
+  # Run depth, passage token limit (e5 allows 512), bootstrap resamples for the intervals.
+  config.retrieval.k = 100
+  config.retrieval.doc_max_length = 512
+  config.retrieval.bootstrap_samples = 2000
+  # Where document representations and zero-shot results are cached ('' =
+  # $OPTICAL_JAX_CACHE/reps, default ~/.cache/optical_jax/reps).
+  config.retrieval.cache_dir = ""
   return config

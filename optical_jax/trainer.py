@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from optical_jax.data.pipeline import BitextBatcher
-from optical_jax.data.sources import load_splits
+from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.evaluation.bitext import matching_accuracy
@@ -97,7 +97,8 @@ def format_table(rows: Dict[str, Dict[str, dict]]) -> str:
 def _distill_spec(config) -> DistillSpec:
   return DistillSpec(objective=config.method, layer=config.distill.layer,
                      use_head=config.distill.use_head, pooling=config.distill.pooling,
-                     sinkhorn=SinkhornConfig.from_mapping(config.ot))
+                     sinkhorn=SinkhornConfig.from_mapping(config.ot),
+                     sentence_weight=config.distill.sentence_weight)
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
@@ -255,7 +256,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if lead:
     (work / "config.json").write_text(config.to_json_best_effort(indent=2))
   start = time.time()
-  splits = load_splits(config)
+  checks = []
+  if config.retrieval.collections:  # the overlap guard also covers the retrieval checks' text
+    from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
+    checks = dev_eval.guard_collections(config)
+  splits, manifest = load_splits_with_manifest(config, checks)
+  if lead:
+    write_json_atomic(work / "bitext_manifest.json", manifest)
   teacher = load_encoder(config.model, **_model_options(config))
   if config.teacher.triples:
     teacher = finetune_teacher(config, teacher, work)
@@ -275,16 +282,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                         head=summary["params"].get("head"),
                         extra_meta={"teacher": teacher.source, "method": config.method})
     training = {k: v for k, v in summary.items() if k != "params"}
+  retrieval = None
+  if config.retrieval.collections:
+    from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
+    retrieval = dev_eval.evaluate_dev(student if config.method != "zero_shot" else teacher,
+                                      teacher, config, work)
   results = {
       "task": "bitext matching accuracy on the held-out test split (foreign side by the "
               "student, English side by the teacher)",
       "model": config.model, "method": config.method, "results": rows,
       "splits": {lang: s["info"] for lang, s in splits.items()},
       "training": training,
+      "retrieval": retrieval,
       "seconds": round(time.time() - start, 1),
       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
   }
   if lead:
     write_json_atomic(work / "results.json", results)
-    atomic_write_text(work / "results.md", format_table(rows) + "\n")
+    md = format_table(rows) + "\n"
+    if retrieval:
+      from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
+      md += dev_eval.format_markdown(retrieval)
+    atomic_write_text(work / "results.md", md)
   return results

@@ -1,4 +1,5 @@
-"""Cross-lingual retrieval test collections built from translations: NTREX-128 and TICO-19.
+"""Cross-lingual retrieval test collections: NTREX-128, TICO-19 and FLORES-200 (known-item tests
+built from translations), and AfriQA (a question -> passage task; ``data/afriqa.py``).
 
 Both are **known-item tests** (the relevant items are the translations of the
 query, not pooled relevance judgments); ``meta.json`` says so. They are
@@ -8,6 +9,9 @@ written in the layout of :mod:`optical_jax.evaluation.collection`::
       --langs swa,som,yor,hau,fil,mar,deu,fra,rus,zho,arb,hin,spa [--direction english_query]
   python -m optical_jax.data.collections tico19 --source ../shared/data/tico19/original_zips \\
       --out DIR --langs sw,so,ha,mr,tl,fr,es-LA,ru,zh,ar,hi [--window 5 --stride 5]
+  python -m optical_jax.data.collections flores --source ../shared/data/flores200 --out DIR \
+      [--split devtest] [--langs swa,som,...]
+  python -m optical_jax.data.collections afriqa --source ../shared/data/afriqa_dev --out DIR
 
 Query files are named by ISO 639-3 codes. ``langs`` may give either the
 source's code or that name:
@@ -177,6 +181,52 @@ def build_ntrex(ntrex_dir: PathLike, out_dir: PathLike, langs: Sequence[str],
   return out
 
 
+#: FLORES-200 file stem per query language (ISO 639-3, as the other collections name them).
+FLORES_FILES = {
+    "swa": "swh_Latn", "som": "som_Latn", "yor": "yor_Latn", "hau": "hau_Latn",
+    "ibo": "ibo_Latn", "zul": "zul_Latn", "kin": "kin_Latn", "tgl": "tgl_Latn",
+    "mar": "mar_Deva", "twi": "twi_Latn", "bem": "bem_Latn", "amh": "amh_Ethi",
+    "xho": "xho_Latn", "deu": "deu_Latn", "fra": "fra_Latn", "rus": "rus_Cyrl",
+    "zho": "zho_Hans", "arb": "arb_Arab", "hin": "hin_Deva", "spa": "spa_Latn"}
+
+
+def flores_collection(flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_FILES),
+                      split: str = "devtest") -> Collection:
+  """FLORES-200 sentence retrieval: each foreign sentence of ``split`` is a query, the English
+  sentences of the same split are the documents, and the relevant one is its original (line i).
+
+  A known-item test built from translations (one relevant sentence per query). ``devtest`` is
+  the held-apart check: never distil on it (``dev`` is bitext).
+  """
+  from optical_jax.evaluation.metrics import iter_lines  # pylint: disable=import-outside-toplevel
+  root = pathlib.Path(flores_dir) / split
+  if split not in ("dev", "devtest"):
+    raise ValueError(f"FLORES-200 split {split!r}; expected 'dev' or 'devtest'")
+  unknown = [l for l in langs if l not in FLORES_FILES]
+  if unknown:
+    raise ValueError(f"FLORES-200 here has no language(s) {unknown}; available: "
+                     f"{sorted(FLORES_FILES)}")
+
+  def lines(stem):
+    return [t.strip() for _, t in iter_lines(root / f"{stem}.{split}")]
+
+  english = lines("eng_Latn")
+  doc_ids = [f"flores-{split}-{i}" for i in range(len(english))]
+  queries = {}
+  for lang in langs:
+    foreign = lines(FLORES_FILES[lang])
+    if len(foreign) != len(english):
+      raise ValueError(f"{root / FLORES_FILES[lang]}.{split}: {len(foreign)} lines, English has "
+                       f"{len(english)}; expected line-aligned multi-way files")
+    queries[lang] = {f"{lang}-{i}": t for i, t in enumerate(foreign)}
+  qrels = {q: {f"flores-{split}-{q.rsplit('-', 1)[1]}": 1} for qs in queries.values() for q in qs}
+  meta = {"name": f"flores200_{split}", "license": "CC BY-SA 4.0 (FLORES-200)",
+          "description": f"FLORES-200 {split}: foreign sentence -> its English original among "
+                         f"the {len(english)} English sentences. " + _KNOWN_ITEM}
+  return Collection(name=f"flores200_{split}", doc_ids=doc_ids,
+                    docs=dict(zip(doc_ids, english)), queries=queries, qrels=qrels, meta=meta)
+
+
 def unquote_csv(text: str) -> str:
   """Undoes CSV quoting (``"a ""b"" c"`` -> ``a "b" c``) that some TICO-19 TMX
   segments carry; any other text comes back unchanged."""
@@ -292,12 +342,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m optical_jax.data.collections",
                                    description=__doc__.split("\n", 1)[0])
   sub = parser.add_subparsers(dest="collection", required=True)
-  for name, source in (("ntrex", "the NTREX-128 root"), ("tico19", "the folder of TMX zips")):
+  for name, source in (("ntrex", "the NTREX-128 root"), ("tico19", "the folder of TMX zips"),
+                       ("flores", "the FLORES-200 root (dev/, devtest/)"),
+                       ("afriqa", "the AfriQA root (<lang>/*.json)")):
     p = sub.add_parser(name)
     p.add_argument("--source", required=True, help=source)
     p.add_argument("--out", required=True, help="the collection folder to write")
-    p.add_argument("--langs", required=True, help="comma-separated language codes")
+    p.add_argument("--langs", required=name in ("ntrex", "tico19"), default="",
+                   help="comma-separated language codes (flores, afriqa: default all)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+  sub.choices["flores"].add_argument("--split", default="devtest", choices=("dev", "devtest"))
   sub.choices["ntrex"].add_argument("--direction", default="foreign_query",
                                     choices=("foreign_query", "english_query"))
   sub.choices["ntrex"].add_argument("--no_title", action="store_true",
@@ -306,7 +360,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   sub.choices["tico19"].add_argument("--stride", type=int, default=5)
   args = parser.parse_args(argv)
   langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-  if args.collection == "ntrex":
+  if args.collection in ("flores", "afriqa"):
+    if args.collection == "flores":
+      coll = flores_collection(args.source, langs or tuple(FLORES_FILES), args.split)
+    else:
+      from optical_jax.data.afriqa import LANGS, afriqa_collection  # pylint: disable=import-outside-toplevel
+      coll = afriqa_collection(args.source, langs or LANGS)
+    write_collection(coll, args.out, overwrite=args.overwrite)
+    written = {args.out: coll}
+  elif args.collection == "ntrex":
     written = build_ntrex(args.source, args.out, langs, args.direction, not args.no_title,
                           args.overwrite)
   else:

@@ -31,6 +31,7 @@ import optax
 from optical_jax.losses.kd import sentence_mse, token_mse_greedy
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
+from optical_jax.models.pooling import l2_normalize
 from optical_jax.models.retrieval import (contrastive_loss, hidden_states, maxsim_scores,
                                           sentence_embeddings, token_embeddings)
 from optical_jax.training.state import TrainState
@@ -47,10 +48,16 @@ class DistillSpec:
   use_head: bool = True
   pooling: str = "mean"
   sinkhorn: SinkhornConfig = SinkhornConfig()
+  #: Weight of a sentence-embedding MSE term (last layer, ``pooling``) added to the token
+  #: objectives (``optical``, ``kd_token``): what the dense ranker reads, next to the token
+  #: alignment that late interaction reads. 0 = the objective alone.
+  sentence_weight: float = 0.0
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise ValueError(f"objective {self.objective!r} not in {OBJECTIVES}")
+    if self.sentence_weight < 0:
+      raise ValueError(f"sentence_weight {self.sentence_weight} < 0")
 
 
 def _student_kwargs(module: Encoder, rng):
@@ -65,30 +72,59 @@ def _side(batch, side: str):
   return (batch[f"{side}_ids"], batch[f"{side}_mask"]), {"token_index": batch.get(f"{side}_token_index")}
 
 
-def _token_pair(params, teacher_params, batch, rng, module: Encoder, spec: DistillSpec):
-  """Normalised token embeddings ``(student [B, m, p], teacher [B, n, p])``, no gradient into
-  the teacher."""
+def _states(module: Encoder, encoder_params, args, kw, spec: DistillSpec, **student_kw):
+  """Hidden states ``(at spec.layer, at the last layer)`` [B, T, d] from one forward pass; the
+  second is None unless ``spec.sentence_weight`` needs it."""
+  last = spec.layer in (-1, module.config.num_layers)
+  if not spec.sentence_weight or last:
+    h = hidden_states(module, encoder_params, *args, spec.layer, **kw, **student_kw)
+    return h, (h if spec.sentence_weight else None)
+  out = module.apply(encoder_params, *args, output_hidden_states=True, **kw,
+                     **{"deterministic": True, "rngs": None, **student_kw})
+  return out.hidden_states[spec.layer], out.last_hidden_state
+
+
+def _token_vectors(h, params, mask, spec: DistillSpec):
+  """Hidden states -> normalised token vectors, as ``models.retrieval.token_embeddings``."""
+  h = h.astype(jnp.float32)
+  if spec.use_head and params.get("head") is not None:
+    h = h @ params["head"]["kernel"]
+  return l2_normalize(h) * mask[..., None].astype(jnp.float32)
+
+
+def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, module: Encoder,
+                     spec: DistillSpec):
+  """A token objective on normalised token embeddings (student: foreign, teacher: English; no
+  gradient into the teacher), plus ``spec.sentence_weight`` x the sentence MSE."""
   args, kw = _side(batch, "teacher")
-  teacher = jax.lax.stop_gradient(token_embeddings(module, teacher_params, *args, spec.layer,
-                                                   spec.use_head, **kw))
+  t_h, t_last = jax.lax.stop_gradient(_states(module, teacher_params["encoder"], args, kw, spec))
   args, kw = _side(batch, "student")
-  student = token_embeddings(module, params, *args, spec.layer, spec.use_head, **kw,
-                             **_student_kwargs(module, rng))
-  return student, teacher
+  s_h, s_last = _states(module, params["encoder"], args, kw, spec, **_student_kwargs(module, rng))
+  student = _token_vectors(s_h, params, batch["student_mask"], spec)
+  teacher = _token_vectors(t_h, teacher_params, batch["teacher_mask"], spec)
+  loss, metrics = token_loss(student, teacher)
+  if spec.sentence_weight:
+    sent, _ = sentence_mse(s_last, batch["student_mask"], t_last, batch["teacher_mask"],
+                           spec.pooling)
+    metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
+    loss = loss + spec.sentence_weight * sent
+  return loss, metrics
 
 
 def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """OT distillation between normalised token embeddings (student: foreign, teacher: English)."""
-  student, teacher = _token_pair(params, teacher_params, batch, rng, module, spec)
-  return ot_distillation_loss(student, teacher, batch["student_weights"], batch["teacher_weights"],
-                              spec.sinkhorn)
+  return _token_objective(
+      lambda s, t: ot_distillation_loss(s, t, batch["student_weights"], batch["teacher_weights"],
+                                        spec.sinkhorn),
+      params, teacher_params, batch, rng, module, spec)
 
 
 def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """Token-level MSE after greedy alignment, over tokens with non-zero weight."""
-  student, teacher = _token_pair(params, teacher_params, batch, rng, module, spec)
-  return token_mse_greedy(student, batch["student_weights"] > 0, teacher,
-                          batch["teacher_weights"] > 0)
+  return _token_objective(
+      lambda s, t: token_mse_greedy(s, batch["student_weights"] > 0, t,
+                                    batch["teacher_weights"] > 0),
+      params, teacher_params, batch, rng, module, spec)
 
 
 def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):

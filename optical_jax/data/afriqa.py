@@ -1,0 +1,219 @@
+"""AfriQA (Ogundepo et al., 2023) as a cross-lingual retrieval collection and as query-style bitext.
+
+The files (``../shared/data/afriqa_dev``, CC BY 4.0) are JSON lines
+``<root>/<lang>/gold_span_passages.afriqa.<lang>.en.<split>.json``; each row holds a question
+written in an African language (``question_lang``), its human English translation
+(``question_translated``) and the English Wikipedia passage that answers it (``title``,
+``context``). Splits: ``train`` and ``dev`` for bem hau ibo kin twi zul; ``train`` only for yor.
+
+The collection (:func:`afriqa_collection`):
+
+* **Documents:** every distinct passage of every file read (train and dev of all languages
+  given), so the pool is the same whichever split is the test; ``doc_id`` is a hash of
+  title and text.
+* **Queries:** for each language, the questions of its test split (:data:`TEST_SPLIT`:
+  ``dev``, and ``train`` for Yoruba, which has no dev split) as ``queries/<lang>.tsv``; the
+  English translations of the same questions in ``queries/en.tsv`` with the native qid plus
+  ``-en`` (:data:`ENGLISH_SUFFIX`), so the oracle gap ``MAP(English) - MAP(native)`` is measured on
+  the same questions and passages (``evaluation/oracle_gap.py``).
+* **Relevance:** the gold passage of each question (one judged passage per query).
+
+Rows that cannot be used are skipped and counted in ``meta.json``, never silently: a question
+that is not a string (one Twi dev row holds ``NaN``), and a question whose passage is missing
+(``context`` null; it has no relevant document, so it is not a query, but its question pair is
+still bitext).
+
+:func:`question_pairs` gives the (English, native) question pairs of a split: query-style bitext.
+Training on a language's train questions while its dev questions are the test is allowed; the
+overlap guard (``data/overlap.py``) refuses bitext that repeats any query or passage text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+#: Languages with AfriQA train/dev files here (ISO 639-3; ``twi`` is Akan/Twi).
+LANGS = ("bem", "hau", "ibo", "kin", "twi", "yor", "zul")
+#: Which split is a language's test split in the dev collection (default ``dev``).
+TEST_SPLIT = {"yor": "train"}
+#: The English reference query of native query ``q`` is ``q + ENGLISH_SUFFIX`` in ``queries/en.tsv``.
+ENGLISH_SUFFIX = "-en"
+LICENSE = "CC BY 4.0 (AfriQA, Ogundepo et al., Findings of EMNLP 2023)"
+
+
+@dataclasses.dataclass(frozen=True)
+class AfriqaRow:
+  """One AfriQA question; ``title``/``context`` are '' when the row has no passage."""
+
+  lang: str
+  split: str
+  id: str
+  native: str
+  english: str
+  title: str
+  context: str
+
+  @property
+  def qid(self) -> str:
+    return f"{self.lang}-{self.split}-{self.id}"
+
+
+def afriqa_file(root: PathLike, lang: str, split: str) -> pathlib.Path:
+  return pathlib.Path(root) / lang / f"gold_span_passages.afriqa.{lang}.en.{split}.json"
+
+
+def splits_of(root: PathLike, lang: str) -> List[str]:
+  """The splits that exist on disk for ``lang`` (``train``, ``dev``)."""
+  return [s for s in ("train", "dev") if afriqa_file(root, lang, s).is_file()]
+
+
+def _text(value) -> Optional[str]:
+  """A stripped non-empty string, or None (null, NaN, numbers, empty)."""
+  if not isinstance(value, str):
+    return None
+  value = value.strip()
+  return value or None
+
+
+def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow], Dict[str, int]]:
+  """Rows of one file (file order), and counts of what was skipped.
+
+  Returns ``(rows, skipped)``: ``rows`` are the rows with both questions as strings;
+  ``skipped["question_not_a_string"]`` counts the others. Rows without a passage are kept with
+  ``context == ''`` (:func:`afriqa_collection` does not make them queries).
+  Raises ``FileNotFoundError`` naming the file, ``ValueError`` naming file and line for bad JSON.
+  """
+  path = afriqa_file(root, lang, split)
+  if not path.is_file():
+    have = splits_of(root, lang) if (pathlib.Path(root) / lang).is_dir() else []
+    raise FileNotFoundError(f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
+                            f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev)")
+  rows, skipped, seen = [], {"question_not_a_string": 0}, set()
+  with open(path, encoding="utf-8") as fh:
+    for lineno, line in enumerate(fh, 1):
+      if not line.strip():
+        continue
+      try:
+        r = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+      native, english = _text(r.get("question_lang")), _text(r.get("question_translated"))
+      if native is None or english is None:
+        skipped["question_not_a_string"] += 1
+        log.warning("%s:%d: question is not a string (%r / %r); skipped", path, lineno,
+                    r.get("question_lang"), r.get("question_translated"))
+        continue
+      rid = str(r.get("id", lineno - 1))
+      if rid in seen:
+        raise ValueError(f"{path}:{lineno}: duplicate id {rid!r}")
+      seen.add(rid)
+      rows.append(AfriqaRow(lang, split, rid, native, english, _text(r.get("title")) or "",
+                            _text(r.get("context")) or ""))
+  return rows, skipped
+
+
+def doc_id_of(title: str, context: str) -> str:
+  return "afriqa-" + hashlib.sha1(f"{title}\n{context}".encode("utf-8")).hexdigest()[:16]
+
+
+def test_split(lang: str) -> str:
+  return TEST_SPLIT.get(lang, "dev")
+
+
+def question_pairs(root: PathLike, langs: Sequence[str], split: str = "train"
+                   ) -> Dict[str, List[Tuple[str, str]]]:
+  """lang -> [(English question, native question)] of ``split``, for languages that have it.
+
+  Refuses a language whose ``split`` is its test split in the collection (Yoruba's train)."""
+  out = {}
+  for lang in langs:
+    if split == test_split(lang):
+      raise ValueError(f"AfriQA {lang} {split} is the test split of the AfriQA collection; "
+                       "it cannot be bitext")
+    rows, _ = read_afriqa(root, lang, split)
+    out[lang] = [(r.english, r.native) for r in rows]
+  return out
+
+
+def afriqa_collection(root: PathLike, langs: Sequence[str] = LANGS):
+  """The dev collection described in the module docstring, as an in-memory ``Collection``."""
+  from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
+  unknown = [l for l in langs if l not in LANGS]
+  if unknown:
+    raise ValueError(f"AfriQA has no language(s) {unknown}; available: {list(LANGS)}")
+  docs, titles, doc_ids = {}, {}, []
+  queries: Dict[str, Dict[str, str]] = {}
+  english: Dict[str, str] = {}
+  qrels: Dict[str, Dict[str, int]] = {}
+  counts = {}
+  for lang in LANGS:  # the pool always holds every language's passages
+    if not (pathlib.Path(root) / lang).is_dir():
+      raise FileNotFoundError(f"{pathlib.Path(root) / lang}: AfriQA language folder missing")
+    for split in splits_of(root, lang):
+      rows, skipped = read_afriqa(root, lang, split)
+      no_passage = 0
+      for r in rows:
+        if not r.context:
+          no_passage += 1
+          continue
+        d = doc_id_of(r.title, r.context)
+        if d not in docs:
+          doc_ids.append(d)
+          docs[d] = f"{r.title}\n{r.context}" if r.title else r.context
+          if r.title:
+            titles[d] = r.title
+        if lang in langs and split == test_split(lang):
+          queries.setdefault(lang, {})[r.qid] = r.native
+          english[r.qid + ENGLISH_SUFFIX] = r.english
+          qrels[r.qid] = {d: 1}
+          qrels[r.qid + ENGLISH_SUFFIX] = {d: 1}
+      counts[f"{lang}.{split}"] = {"rows": len(rows) + skipped["question_not_a_string"],
+                                   "question_not_a_string": skipped["question_not_a_string"],
+                                   "no_passage": no_passage,
+                                   "queries": len(queries.get(lang, {}))
+                                   if lang in langs and split == test_split(lang) else 0}
+      if skipped["question_not_a_string"] or (no_passage and split == test_split(lang)):
+        log.info("AfriQA %s %s: skipped %d rows whose question is not a string, %d without a "
+                 "passage", lang, split, skipped["question_not_a_string"], no_passage)
+  queries["en"] = english
+  meta = {
+      "name": "afriqa_dev",
+      "description": "AfriQA cross-lingual QA retrieval: native questions (test split: dev; "
+                     "train for yor) -> English Wikipedia passages (pool: every passage of the "
+                     "train and dev files); queries/en.tsv holds the human English translations "
+                     f"of the same questions (qid + '{ENGLISH_SUFFIX}'). One judged passage per "
+                     "query.",
+      "license": LICENSE,
+      "test_split": {l: test_split(l) for l in langs},
+      "english_reference": {"lang": "en", "qid_suffix": ENGLISH_SUFFIX},
+      "counts": counts,
+      "documents": len(doc_ids),
+  }
+  return Collection(name="afriqa_dev", doc_ids=doc_ids, docs=docs, queries=queries, qrels=qrels,
+                    meta=meta, titles=titles)
+
+
+def build_afriqa(root: PathLike, out_dir: PathLike, langs: Sequence[str] = LANGS,
+                 overwrite: bool = False) -> pathlib.Path:
+  """Writes :func:`afriqa_collection` in the collection layout eval.py reads; returns ``out_dir``."""
+  from optical_jax.evaluation.collection import write_collection  # pylint: disable=import-outside-toplevel
+  coll = afriqa_collection(root, langs)
+  write_collection(coll, out_dir, overwrite=overwrite)
+  log.info("AfriQA collection: %d passages, %s native queries -> %s", len(coll.doc_ids),
+           {l: len(q) for l, q in coll.queries.items()}, out_dir)
+  return pathlib.Path(out_dir)
+
+
+def english_of(qid: str) -> str:
+  """The English reference qid of a native qid."""
+  return qid + ENGLISH_SUFFIX

@@ -1,0 +1,265 @@
+"""The retrieval checks a training run ends with: the student against the zero-shot teacher on
+development collections, the document side always the teacher.
+
+``config.retrieval.collections`` (comma-separated):
+
+* ``afriqa``: AfriQA (``data/afriqa.py``): native questions -> English passages, and the English
+  translations of the same questions as the oracle. Reports, per ranker, each language's MAP
+  (student and zero-shot), the oracle gap, the fraction of it the student closes with bootstrap
+  95% intervals (``evaluation/oracle_gap.py``), paired t-tests against zero-shot, and the
+  student's own English-question MAP (does it drift on English?).
+* ``flores_devtest``: FLORES-200 devtest sentence retrieval in 20 languages (a known-item test
+  built from translations; never trained on): per-language MAP, the change against zero-shot
+  with a paired t-test, and the high/low-resource means.
+* ``tatoeba``: the sentence-level do-no-harm check: Tatoeba (LASER test sets) bitext-matching
+  accuracy, foreign side by the student (or zero-shot e5), English side by the teacher, for
+  ``config.retrieval.tatoeba_langs`` (swh, tgl, mar by default); the change against zero-shot
+  with an exact McNemar test on the foreign->English hits.
+
+Zero-shot results depend only on the teacher, the collection and the settings, so they are
+cached (``<cache>/zero_shot-<hash>.json``); document representations are cached as in eval.py.
+Outputs: ``<workdir>/retrieval/<collection>.<ranker>.json`` (per-query scores included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from optical_jax.evaluation import oracle_gap
+from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.evaluation.retrieval import evaluate_collection
+from optical_jax.evaluation.stats import paired_t_test
+from optical_jax.loading import LoadedEncoder
+from optical_jax.retrieval.index import fingerprint
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS = ("afriqa", "flores_devtest", "tatoeba")
+METRIC = "MAP"
+
+
+def _split(s: str) -> List[str]:
+  return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def cache_dir(config) -> Path:
+  r = config.retrieval
+  if r.cache_dir:
+    return Path(r.cache_dir)
+  return Path(os.environ.get("OPTICAL_JAX_CACHE", Path.home() / ".cache" / "optical_jax")) / "reps"
+
+
+def load_dev_collection(name: str, config):
+  """(collection, query languages, high-resource languages) for a name of :data:`COLLECTIONS`."""
+  r = config.retrieval
+  if name == "afriqa":
+    from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+    langs = _split(r.afriqa_langs)
+    return afriqa_collection(r.afriqa_root, langs), langs, []
+  if name == "flores_devtest":
+    from optical_jax.data.collections import flores_collection  # pylint: disable=import-outside-toplevel
+    langs = _split(r.flores_langs)
+    return flores_collection(r.flores_root, langs, "devtest"), langs, _split(r.flores_high)
+  raise ValueError(f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
+                   "('tatoeba' is a bitext-matching check, not a collection)")
+
+
+def guard_collections(config) -> list:
+  """The texts of every check in ``config.retrieval.collections``, as collections for the
+  overlap guard (``data/overlap.py``): bitext must not repeat what is evaluated. Tatoeba's
+  pairs become a collection whose documents are the English sides and queries the foreign."""
+  out = []
+  for name in _split(config.retrieval.collections):
+    if name != "tatoeba":
+      out.append(load_dev_collection(name, config)[0])
+      continue
+    from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
+    from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
+    docs, queries = {}, {}
+    for lang in _split(config.retrieval.tatoeba_langs):
+      pairs = read_tatoeba(config.retrieval.tatoeba_root, lang).pairs
+      docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
+      queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
+    out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries,
+                          qrels={}))
+  return out
+
+
+def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign, english, config):
+  """Per pair: is the true English partner the nearest neighbour of the foreign sentence, and
+  the reverse (``evaluation/bitext.py``; the query prefix on both sides, as E5 recommends)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from optical_jax.encode import encode_texts  # pylint: disable=import-outside-toplevel
+  kw = dict(batch_size=config.eval.batch_size, normalize=True, progress=False)
+  f = encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw)
+  e = encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw)
+  sim = f.astype(np.float64) @ e.astype(np.float64).T
+  diag = np.diag(sim).copy()
+  np.fill_diagonal(sim, -np.inf)
+  return diag > sim.max(axis=1), diag > sim.max(axis=0)
+
+
+def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path) -> dict:
+  """Tatoeba matching accuracy of the student against zero-shot (module docstring)."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
+  r = config.retrieval
+  rows = {}
+  for lang in _split(r.tatoeba_langs):
+    data = read_tatoeba(r.tatoeba_root, lang)
+    if len(data.pairs) < 2:
+      raise ValueError(f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
+                       "least 2 to measure matching accuracy")
+    english = [p.english for p in data.pairs]
+    foreign = [p.foreign for p in data.pairs]
+    zs_f2e, zs_e2f = _tatoeba_hits(teacher, teacher, foreign, english, config)
+    st_f2e, st_e2f = _tatoeba_hits(student, teacher, foreign, english, config)
+    gained, lost = int((st_f2e & ~zs_f2e).sum()), int((~st_f2e & zs_f2e).sum())
+    p = (stats.binomtest(min(gained, lost), gained + lost, 0.5).pvalue
+         if gained + lost else 1.0)
+    rows[lang] = {"n": len(english), "zero_shot_f2e": float(zs_f2e.mean()),
+                  "student_f2e": float(st_f2e.mean()), "zero_shot_e2f": float(zs_e2f.mean()),
+                  "student_e2f": float(st_e2f.mean()), "f2e_gained": gained, "f2e_lost": lost,
+                  "p_mcnemar": float(p)}
+    log.info("Tatoeba %s (n=%d): f2e %.3f -> %.3f, e2f %.3f -> %.3f", lang, len(english),
+             rows[lang]["zero_shot_f2e"], rows[lang]["student_f2e"], rows[lang]["zero_shot_e2f"],
+             rows[lang]["student_e2f"])
+  summary = {"langs": rows, "description": "Tatoeba bitext-matching accuracy (LASER test "
+             "sets): foreign side by the student, English side by the teacher",
+             "license": "CC BY 2.0 FR (Tatoeba)"}
+  atomic_write_text(workdir / "retrieval" / "tatoeba.json", json.dumps(summary, indent=1))
+  return summary
+
+
+def _per_query(results) -> Dict[str, Dict[str, float]]:
+  return {lang: res.per_query[METRIC] for lang, res in results.items()}
+
+
+def _run(query_model, doc_model, collection, langs, ranker, config, out_dir) -> Dict[str, dict]:
+  r = config.retrieval
+  res = evaluate_collection(query_model, doc_model, collection, langs, out_dir, ranker=ranker,
+                            k=r.k, cache_dir=cache_dir(config), batch_size=config.eval.batch_size,
+                            doc_max_length=r.doc_max_length, progress=False)
+  return {"per_query": _per_query(res), "mean": {l: x.mean for l, x in res.items()}}
+
+
+def zero_shot(teacher: LoadedEncoder, collection, langs, ranker, config, out_dir) -> Dict[str, dict]:
+  """The teacher's own results (cached by teacher, collection, languages and settings)."""
+  r = config.retrieval
+  key = hashlib.sha256(json.dumps([fingerprint(teacher), collection.name, sorted(langs), ranker,
+                                   r.k, r.doc_max_length, len(collection.doc_ids),
+                                   collection.meta.get("counts")], sort_keys=True).encode()
+                       ).hexdigest()[:20]
+  path = cache_dir(config) / f"zero_shot-{key}.json"
+  if path.is_file():
+    return json.loads(path.read_text(encoding="utf-8"))
+  out = _run(teacher, teacher, collection, langs, ranker, config, out_dir)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  atomic_write_text(path, json.dumps(out))
+  return out
+
+
+def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path) -> dict:
+  """Runs every collection of ``config.retrieval.collections`` with every ranker of
+  ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``."""
+  out = {}
+  for name in _split(config.retrieval.collections):
+    if name == "tatoeba":
+      out["tatoeba"] = tatoeba_check(student, teacher, config, Path(workdir))
+      continue
+    collection, langs, high = load_dev_collection(name, config)
+    for ranker in _split(config.retrieval.rankers):
+      key = f"{name}.{ranker}"
+      out_dir = Path(workdir) / "retrieval" / key
+      query_langs = langs + (["en"] if name == "afriqa" else [])
+      log.info("retrieval check %s: zero-shot", key)
+      zs = zero_shot(teacher, collection, query_langs, ranker, config, out_dir / "zero_shot")
+      log.info("retrieval check %s: student", key)
+      st = _run(student, teacher, collection, query_langs, ranker, config, out_dir / "student")
+      qids = {l: sorted(q for q in collection.queries[l] if q in collection.qrels) for l in langs}
+      if name == "afriqa":
+        summary = _afriqa_summary(st, zs, qids, config)
+      else:
+        summary = _flores_summary(st, zs, qids, langs, high)
+      summary.update(collection=collection.name, ranker=ranker, metric=METRIC,
+                     description=collection.meta.get("description", ""),
+                     license=collection.meta.get("license", ""))
+      atomic_write_text(out_dir.parent / f"{key}.json", json.dumps(
+          {**summary, "per_query": {"student": st["per_query"], "zero_shot": zs["per_query"]}},
+          indent=1))
+      out[key] = summary
+  return out
+
+
+def _afriqa_summary(st, zs, qids, config) -> dict:
+  from optical_jax.data.afriqa import ENGLISH_SUFFIX  # pylint: disable=import-outside-toplevel
+  english_zs = oracle_gap.english_by_native(zs["per_query"]["en"], qids, ENGLISH_SUFFIX)
+  english_st = oracle_gap.english_by_native(st["per_query"]["en"], qids, ENGLISH_SUFFIX)
+  closed = oracle_gap.closed_fraction({l: st["per_query"][l] for l in qids},
+                                      {l: zs["per_query"][l] for l in qids}, english_zs, qids,
+                                      samples=config.retrieval.bootstrap_samples)
+  tests = oracle_gap.paired_tests({l: st["per_query"][l] for l in qids},
+                                  {l: zs["per_query"][l] for l in qids}, qids)
+  drift = {l: sum(english_st[l].values()) / len(qids[l]) for l in qids}
+  summary = {"closed": closed, "vs_zero_shot": tests, "english_student": drift,
+             "english_zero_shot": {l: closed["langs"][l]["english_zero_shot"] for l in qids}}
+  log.info("AfriQA: closed %.3f of the oracle gap (pooled; 95%% CI %.3f..%.3f), macro %.3f; %s",
+           closed["closed_pooled"], *closed["closed_pooled_ci"], closed["closed_macro"],
+           " ".join(f"{l} {closed['langs'][l]['native_zero_shot']:.3f}->"
+                    f"{closed['langs'][l]['native_method']:.3f}" for l in qids))
+  return summary
+
+
+def _flores_summary(st, zs, qids, langs: Sequence[str], high: Sequence[str]) -> dict:
+  rows = {}
+  for l in langs:
+    s = sum(st["per_query"][l].get(q, 0.0) for q in qids[l]) / len(qids[l])
+    z = sum(zs["per_query"][l].get(q, 0.0) for q in qids[l]) / len(qids[l])
+    rows[l] = {"student": s, "zero_shot": z, "delta": s - z,
+               "p": paired_t_test(st["per_query"][l], zs["per_query"][l], qids[l]),
+               "resource": "high" if l in high else "low"}
+  low = [l for l in langs if l not in high]
+
+  def mean(ls, k):
+    return sum(rows[l][k] for l in ls) / len(ls) if ls else float("nan")
+
+  summary = {"langs": rows, "high_delta": mean(high, "delta"), "low_delta": mean(low, "delta"),
+             "worst_high_delta": min((rows[l]["delta"] for l in high), default=float("nan"))}
+  log.info("FLORES devtest: mean delta low %+.4f, high %+.4f (worst high %+.4f)",
+           summary["low_delta"], summary["high_delta"], summary["worst_high_delta"])
+  return summary
+
+
+def format_markdown(summaries: Dict[str, dict]) -> str:
+  """The retrieval checks as markdown tables (appended to results.md)."""
+  lines = []
+  for key, s in summaries.items():
+    if key == "tatoeba":
+      lines += [f"\n## {key}: {s['description']}", "",
+                "| lang | n | zero-shot f2e | student f2e | zero-shot e2f | student e2f | "
+                "f2e gained / lost | p (McNemar) |", "|---|---|---|---|---|---|---|---|"]
+      lines += [f"| {l} | {r['n']} | {r['zero_shot_f2e']:.3f} | {r['student_f2e']:.3f} | "
+                f"{r['zero_shot_e2f']:.3f} | {r['student_e2f']:.3f} | {r['f2e_gained']} / "
+                f"{r['f2e_lost']} | {r['p_mcnemar']:.2g} |" for l, r in s["langs"].items()]
+    elif "closed" in s:
+      c = s["closed"]
+      langs = list(c["langs"])
+      lines += [f"\n## {key}: {s['description']}", "",
+                oracle_gap.format_table({"student": c}, langs, METRIC), "",
+                "Student's English-question MAP (zero-shot): " + ", ".join(
+                    f"{l} {s['english_student'][l]:.3f} ({s['english_zero_shot'][l]:.3f})"
+                    for l in langs),
+                f"Paired t-test vs zero-shot over all questions: p = {s['vs_zero_shot']['all']:.2g}"]
+    else:
+      lines += [f"\n## {key}: {s['description']}", "",
+                "| lang | resource | zero-shot | student | delta | p |", "|---|---|---|---|---|---|"]
+      lines += [f"| {l} | {r['resource']} | {r['zero_shot']:.4f} | {r['student']:.4f} | "
+                f"{r['delta']:+.4f} | {r['p']:.2g} |" for l, r in s["langs"].items()]
+      lines.append(f"\nMean delta: low {s['low_delta']:+.4f}, high {s['high_delta']:+.4f} "
+                   f"(worst high-resource language {s['worst_high_delta']:+.4f}).")
+  return "\n".join(lines) + "\n"

@@ -1,0 +1,354 @@
+"""Bitext mixtures (data/mixture.py) and the 'mixture' source of data/sources.py, on synthetic
+corpora in the real layouts and, where ../shared/data exists, on the real ones."""
+
+import collections
+import json
+import re
+
+import pytest
+
+from configs import default
+from optical_jax.data import mixture, overlap, sources
+from optical_jax.data.bitext import BitextPair
+from optical_jax.evaluation.collection import Collection
+
+SPEC = "menyo20k:train:yor, mafand:train+dev:hau+yor, flores200:dev:hau+yor, mafand:train:swa"
+
+
+def _write(path, lines):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+
+
+def _parallel(folder, name, foreign_ext, pairs):
+  _write(folder / f"{name}.en", [e for e, _ in pairs])
+  _write(folder / f"{name}.{foreign_ext}", [f for _, f in pairs])
+
+
+@pytest.fixture
+def shared(tmp_path):
+  """Synthetic corpora: swa large (300), hau 100+20+40, yor 60 MENYO + 30 MAFAND (20 of them
+  MENYO pairs again, differently cased and spaced, 1 repeated inside MAFAND) + 40 FLORES."""
+  root = tmp_path / "data"
+  menyo = [(f"Yoruba sentence number {i}.", f"Gbolohun Yoruba {i}.") for i in range(60)]
+  _write(root / "menyo20k/train.tsv", ["English\tYoruba"] + [f"{e}\t{f}" for e, f in menyo])
+  mafand_yor = [(e.upper(), "  " + f.replace(" ", "   ")) for e, f in menyo[:20]]
+  mafand_yor += [(f"News item {i} in Yoruba.", f"Iroyin {i}.") for i in range(9)]
+  mafand_yor.append(mafand_yor[-1])  # a duplicate inside the file
+  _parallel(root / "mafand_mt/en-yor", "train", "yor", mafand_yor)
+  _parallel(root / "mafand_mt/en-yor", "dev", "yor", [("Yor dev.", "Yor dev f.")])
+  _parallel(root / "mafand_mt/en-hau", "train", "hau",
+            [(f"Hausa news {i}.", f"Labarai {i}.") for i in range(100)])
+  _parallel(root / "mafand_mt/en-hau", "dev", "hau",
+            [(f"Hausa dev {i}.", f"Labarin dev {i}.") for i in range(20)])
+  _parallel(root / "mafand_mt/en-swa", "train", "swa",
+            [(f"Swahili text {i}.", f"Maandishi {i}.") for i in range(300)])
+  for split, n in (("dev", 40), ("devtest", 10)):
+    _write(root / f"flores200/{split}/eng_Latn.{split}", [f"Flores {split} {i}." for i in range(n)])
+    _write(root / f"flores200/{split}/hau_Latn.{split}", [f"Hau {split} {i}." for i in range(n)])
+    _write(root / f"flores200/{split}/yor_Latn.{split}", [f"Yor {split} {i}." for i in range(n)])
+  return root
+
+
+def _build(shared, **kw):
+  kw.setdefault("test_fraction", 0.25)
+  return mixture.build_mixture(kw.pop("spec", SPEC), shared_root=shared, **kw)
+
+
+def _row(manifest, corpus, split, lang):
+  return next(r for r in manifest["sources"]
+              if (r["corpus"], r["split"], r["lang"]) == (corpus, split, lang))
+
+
+# ---------------------------------------------------------------- spec
+
+def test_parse_spec_order_and_all():
+  got = [s.name for s in mixture.parse_spec("mafand:all:kin+hau, flores200:all:yor, "
+                                            "ciral:test-b:all")]
+  assert got == ["mafand:train:hau", "mafand:dev:kin", "mafand:dev:hau", "mafand:test:kin",
+                 "mafand:test:hau", "flores200:dev:yor",  # 'all' leaves FLORES devtest out
+                 "ciral:test-b:hau", "ciral:test-b:som", "ciral:test-b:swa", "ciral:test-b:yor"]
+  assert [s.name for s in mixture.parse_spec("afriqa:all:all")] == [
+      "afriqa:train:bem", "afriqa:train:hau", "afriqa:train:ibo", "afriqa:train:kin",
+      "afriqa:train:twi", "afriqa:train:zul"]  # no Yoruba: its train is the collection's test
+  assert mixture.parse_spec("flores200:devtest:hau")[0].split == "devtest"  # named: allowed
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("", "mixture spec '' is empty; expected 'corpus:splits:langs, ...' (e.g. "
+         "'mafand:train+dev:hau+yor, flores200:dev:all')"),
+    ("mafand:train", "mixture spec entry 'mafand:train': expected corpus:splits:langs (e.g. "
+                     "'mafand:train+dev:hau+yor')"),
+    ("opus:train:hau", "mixture spec entry 'opus:train:hau': unknown corpus 'opus'; available: "
+                       "['afriqa', 'ciral', 'flores200', 'hornmt', 'mafand', 'menyo20k', "
+                       "'wmt24pp']"),
+    ("mafand:train:sw", "mixture spec entry 'mafand:train:sw': mafand has no language(s) ['sw']; "
+                        "available (ISO 639-3): ['hau', 'ibo', 'kin', 'swa', 'yor', 'zul']"),
+    ("mafand:valid:hau", "mixture spec entry 'mafand:valid:hau': mafand has no split(s) "
+                         "['valid']; available: ['train', 'dev', 'test'] (or 'all')"),
+    ("mafand:train:kin", "mixture spec entry 'mafand:train:kin': mafand kin has no split "
+                         "'train'; available: ['dev', 'test']"),
+    ("mafand:train+:hau", "mixture spec entry 'mafand:train+:hau': empty split in 'train+'; "
+                          "expected splits joined by '+', or 'all'"),
+    ("mafand:all+dev:hau", "mixture spec entry 'mafand:all+dev:hau': 'all' cannot be combined "
+                           "with other splits"),
+    ("mafand:train:hau, mafand:train+dev:hau", "mixture spec entry 'mafand:train+dev:hau': "
+     "mafand:train:hau is already in entry 'mafand:train:hau'; name each source once"),
+    ("afriqa:all:yor", "mixture spec entry 'afriqa:all:yor': afriqa yor has no split to train on"),
+])
+def test_parse_spec_errors(spec, message):
+  with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+    mixture.parse_spec(spec)
+
+
+# ---------------------------------------------------------------- temperature sampling
+
+def test_sampled_counts_alpha_one_keeps_natural_proportions():
+  counts = {"swa": 9000, "hau": 900, "yor": 100}
+  assert mixture.sampled_counts(counts, 1.0) == counts
+
+
+def test_sampled_counts_alpha_03_upsamples_small_languages():
+  counts = {"swa": 9000, "hau": 900, "yor": 100}
+  got = mixture.sampled_counts(counts, 0.3)
+  assert sum(got.values()) == 10000
+  z = sum(n ** 0.3 for n in counts.values())
+  for lang, n in counts.items():
+    assert abs(got[lang] - 10000 * n ** 0.3 / z) < 1
+  assert got["yor"] > 100 * 10 and got["swa"] < 9000 * 2 / 3
+  assert mixture.temperature_weights(counts, 0.0) == pytest.approx(
+      {"swa": 1 / 3, "hau": 1 / 3, "yor": 1 / 3})
+  with pytest.raises(ValueError, match=r"^alpha=-1; expected alpha >= 0"):
+    mixture.sampled_counts(counts, -1)
+
+
+def test_mixture_sampling_realises_the_counts(shared):
+  splits, manifest = _build(shared, alpha=0.3)
+  langs = manifest["languages"]
+  before = {l: v["train_before"] for l, v in langs.items()}
+  assert {l: v["train_after"] for l, v in langs.items()} == mixture.sampled_counts(before, 0.3)
+  assert sum(v["train_after"] for v in langs.values()) == sum(before.values())
+  for lang, v in langs.items():
+    train = splits[lang]["train"]
+    assert len(train) == v["train_after"] == splits[lang]["info"]["train"]
+    times = collections.Counter(train)
+    n, m = v["train_before"], v["train_after"]
+    if m <= n:  # subsampled without replacement
+      assert max(times.values()) == 1
+    else:  # every pair m // n or m // n + 1 times
+      assert len(times) == n and set(times.values()) <= {m // n, m // n + 1}
+  assert langs["swa"]["train_after"] < langs["swa"]["train_before"]
+  assert langs["yor"]["train_after"] > langs["yor"]["train_before"]
+  assert manifest["totals"]["sampled"] == sum(len(s["train"]) for s in splits.values())
+
+
+def test_mixture_alpha_one_keeps_every_training_pair_once(shared):
+  splits, manifest = _build(shared, alpha=1.0)
+  for lang, v in manifest["languages"].items():
+    assert v["train_after"] == v["train_before"]
+    assert len(set(splits[lang]["train"])) == len(splits[lang]["train"])
+
+
+def test_mixture_is_deterministic_for_a_seed(shared):
+  a = _build(shared, alpha=0.5, english_pairs=0.1, cap=50)
+  b = _build(shared, alpha=0.5, english_pairs=0.1, cap=50)
+  assert a == b
+  c = _build(shared, alpha=0.5, english_pairs=0.1, cap=50, seed=1)
+  assert c[0]["hau"]["test"] != a[0]["hau"]["test"]
+  assert c[1]["train_sha256"] != a[1]["train_sha256"]
+
+
+# ---------------------------------------------------------------- dedup, cap, held-out test
+
+def test_dedup_first_source_in_spec_order_wins(shared):
+  _, manifest = _build(shared)
+  assert _row(manifest, "menyo20k", "train", "yor")["duplicates"] == 0
+  mafand_yor = _row(manifest, "mafand", "train", "yor")
+  assert (mafand_yor["available"], mafand_yor["duplicates"], mafand_yor["used"]) == (30, 21, 9)
+  _, manifest = _build(shared, spec="mafand:train:yor, menyo20k:train:yor")
+  assert _row(manifest, "mafand", "train", "yor")["duplicates"] == 1
+  assert _row(manifest, "menyo20k", "train", "yor")["duplicates"] == 20
+  assert manifest["totals"]["duplicates"] == 21
+
+
+def test_cap_per_corpus_and_language_across_splits(shared):
+  _, manifest = _build(shared, cap=50)
+  train, dev = _row(manifest, "mafand", "train", "hau"), _row(manifest, "mafand", "dev", "hau")
+  assert train["capped"] + dev["capped"] == 120 - 50
+  assert train["available"] - train["capped"] + dev["available"] - dev["capped"] == 50
+  assert _row(manifest, "menyo20k", "train", "yor")["capped"] == 10
+  assert _row(manifest, "flores200", "dev", "hau")["capped"] == 0
+  with pytest.raises(ValueError, match=r"^cap=-1; expected 0 \(no cap\) or a positive"):
+    _build(shared, cap=-1)
+
+
+def test_no_test_pair_or_its_text_is_trained_on(shared):
+  splits, manifest = _build(shared, alpha=0.3, english_pairs=0.2)
+  norm = overlap.normalize
+  train_en = {norm(e) for s in splits.values() for e, _ in s["train"]}
+  for lang, s in splits.items():
+    assert s["test"], lang
+    test_en = {norm(e) for e, _ in s["test"]}
+    assert not test_en & train_en, lang  # English of a test pair: never trained, any language
+    assert not {norm(f) for _, f in s["test"]} & {norm(f) for _, f in s["train"]}, lang
+  for lang, v in manifest["languages"].items():
+    n = v["train_before"] + v["test"]
+    assert abs(v["test"] - round(0.25 * n)) <= 1, (lang, v)
+  # FLORES is multi-way: a held-out sentence is held out in both languages
+  flores_test = {e for l in ("hau", "yor") for e, _ in splits[l]["test"] if e.startswith("Flores")}
+  assert {e for e, _ in splits["hau"]["test"] if e.startswith("Flores")} == flores_test
+
+
+def test_english_pairs_fraction(shared):
+  splits, manifest = _build(shared, alpha=0.3, english_pairs=0.2)
+  eng = splits["eng"]["train"]
+  total = sum(len(s["train"]) for s in splits.values())
+  assert abs(len(eng) / total - 0.2) < 1 / total + 1e-9
+  assert all(e == f for e, f in eng)
+  english = {e for l, s in splits.items() if l != "eng" for e, _ in s["train"]}
+  assert {e for e, _ in eng} <= english
+  assert splits["eng"]["test"] and all(e == f for e, f in splits["eng"]["test"])
+  assert not {e for e, _ in splits["eng"]["test"]} & english
+  assert manifest["english"]["train"] == len(eng)
+  assert manifest["totals"]["train_total"] == total
+  with pytest.raises(ValueError, match=r"^english_pairs=1\.0; expected a fraction in \[0, 1\)$"):
+    _build(shared, english_pairs=1.0)
+  assert "eng" not in _build(shared)[0]
+
+
+# ---------------------------------------------------------------- manifest
+
+def test_manifest_sha_is_order_free_and_changes_with_a_pair():
+  pairs = [("a", "b"), ("c", "d")]
+  assert mixture.manifest_sha(pairs) == mixture.manifest_sha(pairs[::-1])
+  assert mixture.manifest_sha(pairs) == mixture.manifest_sha(
+      [BitextPair("c", "d", "x", "y"), BitextPair("a", "b")])
+  assert mixture.manifest_sha(pairs) != mixture.manifest_sha([("a", "b"), ("c", "e")])
+  empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256(b"")
+  assert mixture.manifest_sha([]) == empty
+
+
+def test_manifest_records_every_source_and_hash_follows_the_data(shared):
+  _, manifest = _build(shared, alpha=0.3)
+  json.dumps(manifest)  # serialisable
+  assert (manifest["spec"], manifest["alpha"], manifest["seed"]) == (SPEC, 0.3, 0)
+  assert [(r["corpus"], r["split"], r["lang"]) for r in manifest["sources"]] == [
+      ("menyo20k", "train", "yor"), ("mafand", "train", "hau"), ("mafand", "train", "yor"),
+      ("mafand", "dev", "hau"), ("mafand", "dev", "yor"), ("flores200", "dev", "hau"),
+      ("flores200", "dev", "yor"), ("mafand", "train", "swa")]
+  for r in manifest["sources"]:
+    assert r["used"] == r["available"] - r["capped"] - r["duplicates"] - r["overlap_removed"]
+    assert r["used"] == r["train"] + r["test"]
+    assert len(r["sha256"]) == 64 and r["license"]
+  assert _row(manifest, "mafand", "train", "hau")["license"].startswith("CC BY-NC 4.0")
+  t = manifest["totals"]
+  assert t["used"] == t["available"] - t["capped"] - t["duplicates"] - t["overlap_removed"]
+  hau_file = shared / "mafand_mt/en-hau/train.hau"
+  lines = hau_file.read_text(encoding="utf-8").splitlines()
+  lines[5] = "Labarai na biyar."
+  hau_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  _, changed = _build(shared, alpha=0.3)
+  for old, new in zip(manifest["sources"], changed["sources"]):
+    same = (old["corpus"], old["split"], old["lang"]) != ("mafand", "train", "hau")
+    assert (old["sha256"] == new["sha256"]) == same, old
+
+
+# ---------------------------------------------------------------- overlap guard in a mixture
+
+def test_overlap_guard_in_a_mixture(shared):
+  coll = Collection("dev_coll", ["d1"], {"d1": "Unrelated passage."},
+                    {"hau": {"q1": "Labarai 7"}}, {"q1": {"d1": 1}})
+  with pytest.raises(ValueError, match=r"^overlap guard: source mafand:train language hau: "
+                     r"1 of 100 pairs repeat text of collection dev_coll"):
+    _build(shared, overlap_collections=[coll])
+  splits, manifest = _build(shared, overlap_collections=[coll], overlap="drop")
+  row = _row(manifest, "mafand", "train", "hau")
+  assert (row["overlap"], row["overlap_removed"], row["used"]) == (1, 1, 99)
+  assert all(f != "Labarai 7." for s in splits.values() for _, f in s["train"] + s["test"])
+  _, allowed = _build(shared, overlap_collections=[coll], overlap="allow")
+  row = _row(allowed, "mafand", "train", "hau")
+  assert (row["overlap"], row["overlap_removed"], row["used"]) == (1, 0, 100)
+
+
+# ---------------------------------------------------------------- sources.py
+
+def _config(**data):
+  config = default.get_config()
+  for k, v in data.items():
+    setattr(config.data, k, v)
+  return config
+
+
+def test_load_splits_mixture_source(shared):
+  config = _config(source="mixture", mixture=SPEC, shared_root=str(shared), alpha=0.3,
+                   english_pairs=0.1, test_fraction=0.25)
+  splits, manifest = sources.load_splits_with_manifest(config)
+  assert (splits, manifest) == _build(shared, alpha=0.3, english_pairs=0.1)
+  assert sources.load_splits(config) == splits
+  assert list(splits) == ["yor", "hau", "swa", "eng"]
+  assert all(set(s) == {"train", "test", "info"} for s in splits.values())
+  with pytest.raises(ValueError, match=r"^config\.data\.max_pairs_per_lang=10 applies to single "
+                     r"sources; use config\.data\.cap"):
+    sources.load_splits(_config(source="mixture", mixture=SPEC, max_pairs_per_lang=10))
+  with pytest.raises(ValueError, match=r"^config\.data\.mixture is empty"):
+    sources.load_splits(_config(source="mixture"))
+  with pytest.raises(ValueError, match=r"^config\.data\.overlap='warn'; expected one of"):
+    sources.load_splits(_config(source="mixture", mixture=SPEC, overlap="warn"))
+
+
+def test_single_source_manifest_and_guard(tmp_path):
+  from optical_jax.data import bitext  # pylint: disable=import-outside-toplevel
+  for lang in ("hau", "yor"):
+    _write(tmp_path / f"{lang}.tsv", [f"Sentence {i} of {lang}.\tFassara {i} {lang}."
+                                      for i in range(20)])
+  config = _config(source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau,yor")
+  splits, manifest = sources.load_splits_with_manifest(config)
+  for lang in ("hau", "yor"):  # the split is what it always was
+    tr, te = bitext.split_by_pair(bitext.read_tsv(tmp_path / f"{lang}.tsv").pairs, 0.3, seed=0)
+    assert splits[lang]["train"] == [(p.english, p.foreign) for p in tr]
+    assert splits[lang]["test"] == [(p.english, p.foreign) for p in te]
+  assert manifest["languages"] == {"hau": {"train": 14, "test": 6}, "yor": {"train": 14, "test": 6}}
+  row = manifest["sources"][0]
+  assert (row["corpus"], row["lang"], row["used"], row["path"]) == (
+      "tsv", "hau", 20, str(tmp_path / "hau.tsv"))
+  assert row["sha256"] == mixture.manifest_sha(splits["hau"]["train"] + splits["hau"]["test"])
+  json.dumps(manifest)
+  coll = tmp_path / "coll"
+  (coll / "queries").mkdir(parents=True)
+  (coll / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "text": "A passage."}) + "\n",
+                                   encoding="utf-8")
+  (coll / "queries/hau.tsv").write_text("q\tFassara 3 hau\n", encoding="utf-8")
+  (coll / "qrels.txt").write_text("q 0 d 1\n", encoding="utf-8")
+  config.data.overlap_collections = str(coll)
+  with pytest.raises(ValueError, match=r"^overlap guard: source tsv language hau: 1 of 20 pairs"):
+    sources.load_splits(config)
+  config.data.overlap = "drop"
+  splits, manifest = sources.load_splits_with_manifest(config)
+  assert len(splits["hau"]["train"]) + len(splits["hau"]["test"]) == 19
+  assert manifest["sources"][0]["overlap_removed"] == 1
+  assert len(splits["yor"]["train"]) + len(splits["yor"]["test"]) == 20
+
+
+# ---------------------------------------------------------------- real data (../shared/data)
+
+def test_real_mafand_yoruba_train_deduplicated_against_menyo(shared_data):
+  _, manifest = mixture.build_mixture("menyo20k:train:yor, mafand:train:yor",
+                                      shared_root=shared_data, test_fraction=0.0)
+  menyo, mafand = (_row(manifest, "menyo20k", "train", "yor"),
+                   _row(manifest, "mafand", "train", "yor"))
+  assert (menyo["available"], menyo["duplicates"]) == (10070, 80)
+  assert (mafand["available"], mafand["duplicates"], mafand["used"]) == (6644, 5283, 1361)
+
+
+def test_real_example_mixture(shared_data):
+  spec = ("afriqa:train:hau+ibo+kin+zul, ciral:all:hau+yor, flores200:dev:hau+ibo+kin+yor+zul, "
+          "mafand:train+dev:hau, menyo20k:train:yor")
+  splits, manifest = mixture.build_mixture(spec, shared_root=shared_data, alpha=0.3,
+                                           test_fraction=0.1)
+  t = manifest["totals"]
+  assert t["available"] == 225 + 304 + 258 + 242 + 80 + 312 + 100 + 554 + 5 * 997 + 3098 + 1300 \
+      + 10070
+  assert t["sampled"] == t["train"] == sum(len(s["train"]) for s in splits.values())
+  assert list(splits) == ["hau", "ibo", "kin", "zul", "yor"]
+  for s in splits.values():
+    assert not {e for e, _ in s["test"]} & {e for e, _ in s["train"]}
