@@ -84,8 +84,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Mixture: sampling exponent, language weight ~ n_pairs**alpha (1 = natural proportions,
   # 0.3 = XLM-R-style upsampling of small languages; the total stays the same).
   config.data.alpha = 1.0
-  # Mixture: fraction of the final training pairs that are (English, English) pairs from the
-  # mixture's English sides (language 'eng'), to keep the student's English near the teacher.
+  # Any source: fraction of the final training pairs that are (English, English) pairs from the
+  # bitext's English sides (language 'eng'), to keep the student's English near the teacher.
   config.data.english_pairs = 0.0
   # Evaluation collections the bitext must not overlap (any source): comma-separated
   # collection folders (docs.jsonl, queries/, qrels.txt) or 'afriqa' (the AfriQA dev
@@ -203,16 +203,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.retrieval.collections = ""
   # Rankers, comma-separated: 'dense' (mean-pooled, what e5 is trained for) and/or 'maxsim'.
   config.retrieval.rankers = "dense"
-  # AfriQA root (train/dev JSON lines per language) and its query languages.
-  config.retrieval.afriqa_root = "../shared/data/afriqa_dev"
+  # AfriQA root (train/dev JSON lines per language; '' = <data.shared_root>/afriqa_dev) and its
+  # query languages.
+  config.retrieval.afriqa_root = ""
   config.retrieval.afriqa_langs = "bem,hau,ibo,kin,twi,yor,zul"
-  # FLORES-200 root, its query languages, and which of them are high-resource.
-  config.retrieval.flores_root = "../shared/data/flores200"
+  # FLORES-200 root ('' = <data.shared_root>/flores200), its query languages, and which of them
+  # are high-resource.
+  config.retrieval.flores_root = ""
   config.retrieval.flores_langs = ("swa,som,yor,hau,ibo,zul,kin,tgl,mar,twi,bem,amh,xho,"
                                    "deu,fra,rus,zho,arb,hin,spa")
   config.retrieval.flores_high = "deu,fra,rus,zho,arb,hin,spa"
-  # Tatoeba (LASER test sets) folder and languages for the 'tatoeba' matching check.
-  config.retrieval.tatoeba_root = "../shared/data/tatoeba/v1"
+  # Tatoeba (LASER test sets) folder ('' = <data.shared_root>/tatoeba/v1) and languages for the
+  # 'tatoeba' matching check.
+  config.retrieval.tatoeba_root = ""
   config.retrieval.tatoeba_langs = "swh,tgl,mar"
   # Run depth, passage token limit (e5 allows 512), bootstrap resamples for the intervals.
   config.retrieval.k = 100

@@ -54,17 +54,24 @@ def cache_dir(config) -> Path:
   return Path(os.environ.get("OPTICAL_JAX_CACHE", Path.home() / ".cache" / "optical_jax")) / "reps"
 
 
+def root(config, name: str) -> Path:
+  """``config.retrieval.<name>_root``, or its folder under ``config.data.shared_root``."""
+  folder = {"afriqa": "afriqa_dev", "flores": "flores200", "tatoeba": "tatoeba/v1"}[name]
+  given = config.retrieval[f"{name}_root"]
+  return Path(given) if given else Path(config.data.shared_root) / folder
+
+
 def load_dev_collection(name: str, config):
   """(collection, query languages, high-resource languages) for a name of :data:`COLLECTIONS`."""
   r = config.retrieval
   if name == "afriqa":
     from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
     langs = _split(r.afriqa_langs)
-    return afriqa_collection(r.afriqa_root, langs), langs, []
+    return afriqa_collection(root(config, "afriqa"), langs), langs, []
   if name == "flores_devtest":
     from optical_jax.data.collections import flores_collection  # pylint: disable=import-outside-toplevel
     langs = _split(r.flores_langs)
-    return flores_collection(r.flores_root, langs, "devtest"), langs, _split(r.flores_high)
+    return flores_collection(root(config, "flores"), langs, "devtest"), langs, _split(r.flores_high)
   raise ValueError(f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
                    "('tatoeba' is a bitext-matching check, not a collection)")
 
@@ -82,7 +89,7 @@ def guard_collections(config) -> list:
     from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
     docs, queries = {}, {}
     for lang in _split(config.retrieval.tatoeba_langs):
-      pairs = read_tatoeba(config.retrieval.tatoeba_root, lang).pairs
+      pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
       docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
       queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
     out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries,
@@ -111,7 +118,7 @@ def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdi
   r = config.retrieval
   rows = {}
   for lang in _split(r.tatoeba_langs):
-    data = read_tatoeba(r.tatoeba_root, lang)
+    data = read_tatoeba(root(config, "tatoeba"), lang)
     if len(data.pairs) < 2:
       raise ValueError(f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
                        "least 2 to measure matching accuracy")

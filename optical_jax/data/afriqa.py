@@ -8,9 +8,9 @@ written in an African language (``question_lang``), its human English translatio
 
 The collection (:func:`afriqa_collection`):
 
-* **Documents:** every distinct passage of every file read (train and dev of all languages
-  given), so the pool is the same whichever split is the test; ``doc_id`` is a hash of
-  title and text.
+* **Documents:** every distinct passage of every AfriQA file under the root (train and dev of
+  every language, not only those queried), so the pool is the same whichever split or languages
+  are tested; ``doc_id`` is a hash of title and text.
 * **Queries:** for each language, the questions of its test split (:data:`TEST_SPLIT`:
   ``dev``, and ``train`` for Yoruba, which has no dev split) as ``queries/<lang>.tsv``; the
   English translations of the same questions in ``queries/en.tsv`` with the native qid plus
@@ -145,8 +145,15 @@ def question_pairs(root: PathLike, langs: Sequence[str], split: str = "train"
   return out
 
 
-def afriqa_collection(root: PathLike, langs: Sequence[str] = LANGS):
-  """The dev collection described in the module docstring, as an in-memory ``Collection``."""
+def langs_on_disk(root: PathLike) -> List[str]:
+  """The languages of :data:`LANGS` that have at least one file under ``root``."""
+  return [l for l in LANGS if splits_of(root, l)]
+
+
+def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
+  """The dev collection described in the module docstring, as an in-memory ``Collection``.
+  ``langs``: query languages (default: every language on disk)."""
+  langs = list(langs) if langs else langs_on_disk(root)
   from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
   unknown = [l for l in langs if l not in LANGS]
   if unknown:
@@ -156,9 +163,11 @@ def afriqa_collection(root: PathLike, langs: Sequence[str] = LANGS):
   english: Dict[str, str] = {}
   qrels: Dict[str, Dict[str, int]] = {}
   counts = {}
-  for lang in LANGS:  # the pool always holds every language's passages
-    if not (pathlib.Path(root) / lang).is_dir():
-      raise FileNotFoundError(f"{pathlib.Path(root) / lang}: AfriQA language folder missing")
+  missing = [l for l in langs if not splits_of(root, l)]
+  if missing:
+    raise FileNotFoundError(f"{root}: no AfriQA files for {missing} (expected "
+                            "<root>/<lang>/gold_span_passages.afriqa.<lang>.en.<split>.json)")
+  for lang in LANGS:  # the pool holds the passages of every language on disk
     for split in splits_of(root, lang):
       rows, skipped = read_afriqa(root, lang, split)
       no_passage = 0
@@ -203,7 +212,7 @@ def afriqa_collection(root: PathLike, langs: Sequence[str] = LANGS):
                     meta=meta, titles=titles)
 
 
-def build_afriqa(root: PathLike, out_dir: PathLike, langs: Sequence[str] = LANGS,
+def build_afriqa(root: PathLike, out_dir: PathLike, langs: Optional[Sequence[str]] = None,
                  overwrite: bool = False) -> pathlib.Path:
   """Writes :func:`afriqa_collection` in the collection layout eval.py reads; returns ``out_dir``."""
   from optical_jax.evaluation.collection import write_collection  # pylint: disable=import-outside-toplevel

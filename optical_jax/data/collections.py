@@ -364,8 +364,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.collection == "flores":
       coll = flores_collection(args.source, langs or tuple(FLORES_FILES), args.split)
     else:
-      from optical_jax.data.afriqa import LANGS, afriqa_collection  # pylint: disable=import-outside-toplevel
-      coll = afriqa_collection(args.source, langs or LANGS)
+      from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+      coll = afriqa_collection(args.source, langs or None)
     write_collection(coll, args.out, overwrite=args.overwrite)
     written = {args.out: coll}
   elif args.collection == "ntrex":

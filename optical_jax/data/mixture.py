@@ -234,6 +234,39 @@ def _hold_out(items: List[Tuple[str, Tuple[str, str]]], test_fraction: float,
   return in_test
 
 
+def add_english_pairs(splits: Dict[str, dict], fraction: float, test_fraction: float, seed: int,
+                      source: str) -> dict:
+  """Step 7 (module docstring), in place: adds language ``eng`` with ``round(f / (1 - f) * N)``
+  (English, English) training pairs drawn from the distinct English sides of the ``N`` training
+  pairs of ``splits``, and a test split from the English sides of the test pairs (never trained
+  on). Any source can use it (``data/sources.py``). Returns the counts for the manifest."""
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"english_pairs={fraction!r}; expected a fraction in [0, 1)")
+  english = {"fraction": fraction, "train": 0, "test": 0}
+  if fraction <= 0:
+    return english
+  langs = [l for l in splits if l != ENGLISH]
+  n_sampled = sum(len(splits[l]["train"]) for l in langs)
+  n_eng = round(fraction / (1.0 - fraction) * n_sampled)
+  pool = _distinct_english(p for l in langs for p in splits[l]["train"])
+  test_pool = _distinct_english(p for l in langs for p in splits[l]["test"])
+  rng = _rng(seed, "english")
+  eng_train = [(pool[i], pool[i]) for i, t in enumerate(_realise(len(pool), n_eng, rng))
+               for _ in range(int(t))] if pool else []
+  n_test = (len(test_pool) if test_fraction >= 1.0 else
+            min(len(test_pool), round(len(eng_train) * test_fraction / (1.0 - test_fraction))))
+  pick = np.sort(rng.permutation(len(test_pool))[:n_test])
+  eng_test = [(test_pool[i], test_pool[i]) for i in pick]
+  splits[ENGLISH] = {"train": eng_train, "test": eng_test,
+                     "info": {"source": source, "split": f"English sides of the {source} pairs",
+                              "train": len(eng_train), "test": len(eng_test),
+                              "distinct_train_english": len(pool)}}
+  english.update(train=len(eng_train), test=len(eng_test), distinct=len(pool))
+  log.info("eng: %d (English, English) train pairs (%.0f%% of %d) / %d test",
+           len(eng_train), 100 * fraction, len(eng_train) + n_sampled, len(eng_test))
+  return english
+
+
 def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alpha: float = 1.0,
                   english_pairs: float = 0.0, test_fraction: float = 0.3, seed: int = 0,
                   overlap_collections: Sequence = (), overlap: str = "error",
@@ -377,26 +410,7 @@ def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alph
              len(sampled), before[lang], weights[lang], len(test[lang]))
 
   # 7. English pairs
-  english = {"fraction": english_pairs, "train": 0, "test": 0}
-  if english_pairs > 0:
-    n_sampled = sum(after.values())
-    n_eng = round(english_pairs / (1.0 - english_pairs) * n_sampled)
-    pool = _distinct_english(p for l in langs for p in splits[l]["train"])
-    test_pool = _distinct_english(p for l in langs for p in test[l])
-    rng = _rng(seed, "english")
-    eng_train = [(pool[i], pool[i]) for i, t in enumerate(_realise(len(pool), n_eng, rng))
-                 for _ in range(int(t))] if pool else []
-    n_test = (len(test_pool) if test_fraction >= 1.0 else
-              min(len(test_pool), round(len(eng_train) * test_fraction / (1.0 - test_fraction))))
-    pick = np.sort(rng.permutation(len(test_pool))[:n_test])
-    eng_test = [(test_pool[i], test_pool[i]) for i in pick]
-    splits[ENGLISH] = {"train": eng_train, "test": eng_test,
-                       "info": {"source": "mixture", "split": "English sides of the mixture",
-                                "train": len(eng_train), "test": len(eng_test),
-                                "distinct_train_english": len(pool)}}
-    english.update(train=len(eng_train), test=len(eng_test), distinct=len(pool))
-    log.info("eng: %d (English, English) train pairs (%.0f%% of %d) / %d test",
-             len(eng_train), 100 * english_pairs, len(eng_train) + n_sampled, len(eng_test))
+  english = add_english_pairs(splits, english_pairs, test_fraction, seed, "mixture")
 
   totals = {k: sum(r[k] for r in rows) for k in ("available", "skipped", "capped", "duplicates",
                                                   "overlap", "overlap_removed", "used", "test",

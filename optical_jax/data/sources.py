@@ -127,11 +127,14 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
                  "sha256": mx.manifest_sha(train + test)})
     log.info("%s: %d train / %d test pairs (%s, %s split)", lang, len(train), len(test), d.source,
              info["split"])
+  english = mx.add_english_pairs(out, _field(d, "english_pairs", 0.0), d.test_fraction,
+                                 config.seed, d.source)
   totals = {k: sum(r[k] for r in rows) for k in ("available", "skipped", "overlap",
                                                   "overlap_removed", "used", "test", "train")}
   manifest = {
       "source": d.source, "path": d.path, "langs": langs, "seed": config.seed,
       "test_fraction": d.test_fraction, "max_pairs_per_lang": d.max_pairs_per_lang,
+      "english": english,
       "overlap": {"mode": mode, "collections": [getattr(c, "name", str(c)) for c in collections]},
       "sources": rows,
       "languages": {lang: {"train": len(s["train"]), "test": len(s["test"])}

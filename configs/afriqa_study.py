@@ -1,0 +1,31 @@
+"""The AfriQA study: zero-shot, both KD baselines and OPTICAL on configs/afriqa.py's bitext,
+each with several seeds, reported on AfriQA dev (fraction of the oracle gap closed, paired tests)
+and FLORES-200 devtest (the high/low-resource gap).
+
+  python study.py --config=configs/afriqa_study.py --workdir W
+
+Each (method, seed) is a train.py run under W/runs/<method>/seed<k>; reruns resume.
+"""
+
+import ml_collections
+
+from configs import afriqa
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  # Selects optical_jax/afriqa_study.py in study.py.
+  config.kind = "afriqa"
+  # Methods; zero_shot runs once (no training, no seed).
+  config.methods = "zero_shot,kd_sentence,kd_token,optical"
+  # Seeds of every trained method (data order, held-out split and dropout).
+  config.seeds = "0,1,2"
+  # Languages whose fraction of the gap the headline averages: those with bitext.
+  config.focus_langs = "hau,ibo,kin,yor,zul"
+  # Ranker the report reads (each run computes config.train.retrieval.rankers).
+  config.ranker = "dense"
+  # Bootstrap resamples for the intervals over questions.
+  config.bootstrap_samples = 2000
+  # The train.py config of every run; the study sets method and seed.
+  config.train = afriqa.get_config()
+  return config

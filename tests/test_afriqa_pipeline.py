@@ -1,0 +1,196 @@
+"""AfriQA as a collection (data/afriqa.py), FLORES devtest as a collection, and the retrieval
+checks a training run ends with (dev_eval.py) through configs/afriqa_tiny.py, on synthetic data in
+the real layouts; the real files' counts where ../shared/data exists."""
+
+import json
+
+import pytest
+
+from configs import afriqa_tiny
+from optical_jax import dev_eval, trainer
+from optical_jax.data import afriqa
+from optical_jax.data.collections import flores_collection, main as collections_main
+from optical_jax.evaluation.collection import load_collection
+from tests.checkpoints import make_checkpoint
+
+WORDS = "aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp".split()
+
+
+def _text(i, n=6, shift=0):
+  return " ".join(WORDS[(i * 3 + k + shift) % len(WORDS)] for k in range(n))
+
+
+def _afriqa_rows(lang, split, n, start=0):
+  rows = []
+  for i in range(start, start + n):
+    rows.append({"id": str(i - start), "question_lang": f"{lang} {i} {_text(i, 4, 1)}",
+                 "question_translated": f"en {i} {_text(i, 4, 2)}", "title": f"T{i}",
+                 "context": f"passage {i} {_text(i, 12)}", "answer_pivot": {}})
+  return rows
+
+
+def _write_jsonl(path, rows):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def shared(tmp_path):
+  return make_shared(tmp_path / "data")
+
+
+def make_shared(root):
+  """A synthetic ../shared/data: AfriQA hau (train, dev) and yor (train only), FLORES dev and
+  devtest (eng hau yor deu), Tatoeba swh."""
+  hau_dev = _afriqa_rows("hau", "dev", 12)
+  hau_dev[3]["question_lang"] = float("nan")  # like the one Twi row upstream
+  hau_dev[5]["context"] = None  # a question without a passage
+  hau_dev[5]["title"] = None
+  _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "hau", "dev"), hau_dev)
+  _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "hau", "train"),
+               _afriqa_rows("hau", "train", 40, start=100))
+  _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "yor", "train"),
+               _afriqa_rows("yor", "train", 10, start=200))
+  for split, n in (("dev", 40), ("devtest", 16)):
+    for stem, shift in (("eng_Latn", 0), ("hau_Latn", 1), ("yor_Latn", 2), ("deu_Latn", 3)):
+      path = root / "flores200" / split / f"{stem}.{split}"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text("".join(f"{split} {stem[:3]} {_text(i + 50 * (split == 'dev'), 7, shift)}\n"
+                              for i in range(n)), encoding="utf-8")
+  tat = root / "tatoeba" / "v1"
+  tat.mkdir(parents=True)
+  (tat / "tatoeba.swh-eng.swh").write_text("".join(f"swh {_text(i, 5, 4)}\n" for i in range(10)))
+  (tat / "tatoeba.swh-eng.eng").write_text("".join(f"eng {_text(i, 5, 5)}\n" for i in range(10)))
+  return root
+
+
+def test_afriqa_collection_queries_pool_and_skips(shared):
+  coll = afriqa.afriqa_collection(shared / "afriqa_dev", ["hau", "yor"])
+  # hau dev: 12 rows, one question NaN (skipped), one without a passage (not a query)
+  assert len(coll.queries["hau"]) == 10
+  assert len(coll.queries["yor"]) == 10  # Yoruba's test split is its train split
+  assert all(q.startswith("yor-train-") for q in coll.queries["yor"])
+  assert len(coll.queries["en"]) == 20
+  for qid, text in coll.queries["hau"].items():
+    assert coll.queries["en"][afriqa.english_of(qid)].startswith("en ")
+    assert coll.qrels[qid] == coll.qrels[afriqa.english_of(qid)]
+  # the pool holds the train passages too: 10 hau dev + 40 hau train + 10 yor train
+  assert len(coll.doc_ids) == 60
+  counts = coll.meta["counts"]
+  assert counts["hau.dev"] == {"rows": 12, "question_not_a_string": 1, "no_passage": 1,
+                               "queries": 10}
+  assert counts["hau.train"]["queries"] == 0
+
+
+def test_afriqa_question_pairs_refuse_the_test_split(shared):
+  pairs = afriqa.question_pairs(shared / "afriqa_dev", ["hau"])
+  assert len(pairs["hau"]) == 40 and pairs["hau"][0][0].startswith("en ")
+  with pytest.raises(ValueError, match="yor train is the test split"):
+    afriqa.question_pairs(shared / "afriqa_dev", ["yor"])
+  with pytest.raises(FileNotFoundError, match="no AfriQA dev file for 'yor'"):
+    afriqa.read_afriqa(shared / "afriqa_dev", "yor", "dev")
+
+
+def test_collection_builders_on_the_command_line(shared, tmp_path):
+  assert collections_main(["afriqa", "--source", str(shared / "afriqa_dev"), "--out",
+                           str(tmp_path / "aq")]) == 0
+  coll = load_collection(tmp_path / "aq")
+  assert sorted(coll.queries) == ["en", "hau", "yor"]
+  assert coll.meta["english_reference"] == {"lang": "en", "qid_suffix": "-en"}
+  assert collections_main(["flores", "--source", str(shared / "flores200"), "--out",
+                           str(tmp_path / "fl"), "--langs", "hau,deu"]) == 0
+  fl = load_collection(tmp_path / "fl")
+  assert len(fl.doc_ids) == 16 and sorted(fl.queries) == ["deu", "hau"]
+  assert fl.qrels["hau-7"] == {"flores-devtest-7": 1}
+  assert "Known-item" in fl.meta["description"]
+
+
+def test_flores_collection_errors(shared):
+  with pytest.raises(ValueError, match="no language"):
+    flores_collection(shared / "flores200", ["xyz"])
+  with pytest.raises(ValueError, match="expected 'dev' or 'devtest'"):
+    flores_collection(shared / "flores200", ["hau"], "test")
+
+
+@pytest.fixture(scope="module")
+def small_bert(tmp_path_factory):
+  d = tmp_path_factory.mktemp("bert")
+  make_checkpoint(d, "bert")
+  return d
+
+
+def _tiny(shared, small_bert, **over):
+  config = afriqa_tiny.get_config()
+  config.model = str(small_bert)
+  config.data.shared_root = str(shared)
+  config.retrieval.cache_dir = str(shared.parent / "cache")
+  for k, v in over.items():
+    section, field = k.split(".")
+    config[section][field] = v
+  return config
+
+
+def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
+  """configs/afriqa_tiny.py: mixture -> manifest -> a few steps -> AfriQA / FLORES / Tatoeba."""
+  work = tmp_path / "run"
+  res = trainer.train_and_evaluate(_tiny(shared, small_bert), str(work))
+  manifest = json.loads((work / "bitext_manifest.json").read_text())
+  assert {r["corpus"] for r in manifest["sources"]} == {"afriqa", "flores200"}
+  assert manifest["overlap"]["collections"] == ["afriqa_dev", "flores200_devtest", "tatoeba"]
+  aq = res["retrieval"]["afriqa.dense"]
+  assert set(aq["closed"]["langs"]) == {"hau", "yor"}
+  for l, r in aq["closed"]["langs"].items():
+    assert r["gap"] == pytest.approx(r["english_zero_shot"] - r["native_zero_shot"])
+    assert r["gain"] == pytest.approx(r["native_method"] - r["native_zero_shot"])
+  fl = res["retrieval"]["flores_devtest.dense"]
+  assert fl["langs"]["deu"]["resource"] == "high" and fl["langs"]["hau"]["resource"] == "low"
+  assert set(res["retrieval"]["tatoeba"]["langs"]) == {"swh"}
+  stored = json.loads((work / "retrieval" / "afriqa.dense.json").read_text())
+  assert set(stored["per_query"]["student"]) == {"hau", "yor", "en"}
+  assert "afriqa.dense" in (work / "results.md").read_text()
+  # zero-shot is cached: a zero-shot run reads it and closes nothing
+  zs = trainer.train_and_evaluate(_zero(shared, small_bert), str(tmp_path / "zs"))
+  z = zs["retrieval"]["afriqa.dense"]["closed"]
+  assert z["closed_pooled"] == 0.0 and all(r["gain"] == 0.0 for r in z["langs"].values())
+
+
+def _zero(shared, small_bert):
+  config = _tiny(shared, small_bert)
+  config.method = "zero_shot"
+  return config
+
+
+def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_path):
+  """A bitext source that repeats AfriQA dev questions: one-line error naming source and count."""
+  dev = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "dev")
+  train = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "train")
+  repeats = [dict(json.loads(line), id=f"r{i}") for i, line in
+             enumerate(dev.read_text().splitlines()[:2])]
+  train.write_text(train.read_text() + "".join(json.dumps(r) + "\n" for r in repeats))
+  config = _tiny(shared, small_bert)
+  config.model = str(tmp_path / "no_such_model")  # never reached
+  config.data.cap = 0  # all 42 pairs (the cap would draw a subset before the guard)
+  config.data.overlap = "error"  # configs/afriqa.py drops and counts them
+  with pytest.raises(ValueError, match=r"afriqa:train language hau: 2 of 42 pairs"):
+    trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  config.data.overlap = "drop"
+  config.model = str(small_bert)
+  config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
+  config.data.overlap_collections = "afriqa"
+  config.train.num_steps = 1
+  trainer.train_and_evaluate(config, str(tmp_path / "run2"))
+  manifest = json.loads((tmp_path / "run2" / "bitext_manifest.json").read_text())
+  row = next(r for r in manifest["sources"] if r["corpus"] == "afriqa")
+  assert row["overlap_removed"] == 2
+
+
+def test_real_afriqa_collection(shared_data):
+  coll = afriqa.afriqa_collection(shared_data / "afriqa_dev")
+  counts = coll.meta["counts"]
+  assert counts["twi.dev"]["question_not_a_string"] == 1  # the NaN row
+  assert sum(c["question_not_a_string"] for c in counts.values()) == 1
+  assert {l: len(q) for l, q in coll.queries.items() if l != "en"} == {
+      "bem": 235, "hau": 222, "ibo": 307, "kin": 229, "twi": 328, "yor": 247, "zul": 242}
+  assert len(coll.queries["en"]) == 1810
+  assert counts["kin.dev"]["no_passage"] == 30  # questions without a gold passage: not queries
+  assert len(coll.doc_ids) == 3071
