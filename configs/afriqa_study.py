@@ -16,7 +16,8 @@ def get_config():
   config = ml_collections.ConfigDict()
   # Selects optical_jax/afriqa_study.py in study.py.
   config.kind = "afriqa"
-  # Methods; zero_shot runs once (no training, no seed).
+  # Methods; zero_shot runs once (no training, no seed); 'method:0+1' gives a method its own
+  # seeds instead of config.seeds.
   config.methods = "zero_shot,kd_sentence,kd_token,optical"
   # Seeds of every trained method (data order, held-out split and dropout).
   config.seeds = "0,1,2"

@@ -43,10 +43,15 @@ def _split(s: str) -> List[str]:
 
 
 def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
-  """method -> its run folders (one per seed; zero-shot has one)."""
+  """method -> its run folders (one per seed; zero-shot has one). A method may name its own seeds,
+  ``kd_token:0`` or ``optical:0+1+2``; otherwise it takes ``config.seeds``."""
   out = {}
-  for method in _split(config.methods):
-    seeds = [0] if method == "zero_shot" else [int(s) for s in _split(config.seeds)]
+  for entry in _split(config.methods):
+    method, _, own = entry.partition(":")
+    if method not in trainer.METHODS:
+      raise ValueError(f"config.methods: {method!r} is not one of {trainer.METHODS}")
+    seeds = [0] if method == "zero_shot" else [int(s) for s in (own.split("+") if own else
+                                                                 _split(config.seeds))]
     out[method] = [work / "runs" / method / f"seed{s}" for s in seeds]
   return out
 

@@ -270,3 +270,39 @@ def format_markdown(summaries: Dict[str, dict]) -> str:
       lines.append(f"\nMean delta: low {s['low_delta']:+.4f}, high {s['high_delta']:+.4f} "
                    f"(worst high-resource language {s['worst_high_delta']:+.4f}).")
   return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  """``python -m optical_jax.dev_eval --workdir W [--rankers maxsim] [--collections afriqa]``:
+  the retrieval checks of a finished train.py run again, with other rankers or collections
+  (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot)."""
+  import argparse  # pylint: disable=import-outside-toplevel
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(prog="python -m optical_jax.dev_eval",
+                                   description=main.__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="a finished train.py work directory")
+  parser.add_argument("--rankers", default="", help="default: the run's config.retrieval.rankers")
+  parser.add_argument("--collections", default="", help="default: the run's collections")
+  args = parser.parse_args(argv)
+  work = Path(args.workdir)
+  if not (work / "config.json").is_file():
+    parser.error(f"{work}: no config.json; expected a train.py work directory")
+  config = ml_collections.ConfigDict(json.loads((work / "config.json").read_text()))
+  if args.rankers:
+    config.retrieval.rankers = args.rankers
+  if args.collections:
+    config.retrieval.collections = args.collections
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+  teacher = load_encoder(config.model, dtype=config.dtype)
+  trained = config.method != "zero_shot"
+  if trained and not (work / "student" / "config.json").is_file():
+    parser.error(f"{work}: no student/ (the run has not finished)")
+  student = load_encoder(str(work), dtype=config.dtype) if trained else teacher
+  summaries = evaluate_dev(student, teacher, config, work)
+  print(format_markdown(summaries))
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

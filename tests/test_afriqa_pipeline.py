@@ -194,3 +194,32 @@ def test_real_afriqa_collection(shared_data):
   assert len(coll.queries["en"]) == 1810
   assert counts["kin.dev"]["no_passage"] == 30  # questions without a gold passage: not queries
   assert len(coll.doc_ids) == 3071
+
+
+@pytest.mark.slow
+def test_afriqa_study_tiny(shared, small_bert, tmp_path):
+  """study.py's AfriQA kind: zero-shot, a KD baseline with two seeds and OPTICAL with one, each a
+  tiny train.py run, then one report with the fraction of the gap closed and paired tests."""
+  from configs import afriqa_study
+  from optical_jax import afriqa_study as study
+  config = afriqa_study.get_config()
+  config.methods = "zero_shot,kd_sentence:0+1,optical:0"
+  config.focus_langs = "hau,yor"
+  config.bootstrap_samples = 50
+  config.train = _tiny(shared, small_bert)
+  config.train.retrieval.collections = "afriqa,flores_devtest"
+  a = study.run_afriqa_study(config, str(tmp_path / "study"))
+  assert {m: r["seeds"] for m, r in a["methods"].items()} == {
+      "zero_shot": 1, "kd_sentence": 2, "optical": 1}
+  assert a["best_kd"] == "kd_sentence"
+  assert "vs_best_kd" in a["methods"]["optical"] and "vs_zero_shot" in a["methods"]["optical"]
+  assert a["methods"]["zero_shot"]["closed"]["closed_pooled"] == 0.0
+  report = (tmp_path / "study" / "report.md").read_text()
+  assert "| kd_sentence | 2 |" in report and "FLORES-200 devtest" in report
+  assert (tmp_path / "study" / "gap.png").stat().st_size > 0
+  rows = (tmp_path / "study" / "results.csv").read_text().splitlines()
+  assert len(rows) == 1 + 3 * 2  # header + methods x languages
+  # rerunning trains nothing and reports the same
+  again = study.run_afriqa_study(config, str(tmp_path / "study"))
+  assert again["methods"]["optical"]["closed"]["closed_pooled"] == pytest.approx(
+      a["methods"]["optical"]["closed"]["closed_pooled"])

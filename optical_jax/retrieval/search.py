@@ -39,14 +39,35 @@ def _merge_topk(vals, idx, new_vals, new_idx, k):
   return top_v, jnp.take_along_axis(i, pos, axis=1)
 
 
+#: Default bound on MaxSim's similarity block ``[queries, docs, query tokens, doc tokens]``
+#: float32: 512 MiB fits a 16 GB GPU and this 24 GB CPU machine beside the token store.
+MAXSIM_BLOCK_BYTES = 512 * 2**20
+
+
+def maxsim_blocks(num_queries: int, num_docs: int, query_tokens: int, doc_tokens: int,
+                  query_batch: int, chunk_size: int, budget: int = MAXSIM_BLOCK_BYTES):
+  """(query batch, document chunk) for MaxSim whose similarity block stays within ``budget``
+  bytes: the document chunk shrinks first (down to 8), then the query batch (down to 1)."""
+  per_pair = max(query_tokens, 1) * max(doc_tokens, 1) * 4
+  qb, chunk = min(query_batch, max(num_queries, 1)), min(chunk_size, max(num_docs, 1))
+  while qb * chunk * per_pair > budget and chunk > 8:
+    chunk = max(8, chunk // 2)
+  while qb * chunk * per_pair > budget and qb > 1:
+    qb = max(1, qb // 2)
+  return qb, chunk
+
+
 def search(queries: Representations, docs: Representations, k: int = 1000, chunk_size: int = 1024,
            allowed: Optional[np.ndarray] = None, query_batch: int = 256,
-           progress: bool = True) -> (np.ndarray, np.ndarray):
+           progress: bool = True, memory_budget: int = MAXSIM_BLOCK_BYTES
+           ) -> (np.ndarray, np.ndarray):
   """Top-``k`` documents per query. Returns (scores [Q, k'], doc indices [Q, k']), best first,
   ``k' = min(k, N)``; entries scored -inf (not allowed) come back as index -1.
 
   Args:
     allowed: optional bool [Q, N]: restrict each query to these documents (re-ranking).
+    memory_budget: MaxSim only: bytes of the float32 similarity block of one (query batch,
+      document chunk); ``query_batch`` and ``chunk_size`` shrink to fit (:func:`maxsim_blocks`).
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   if queries.kind != docs.kind:
@@ -54,6 +75,9 @@ def search(queries: Representations, docs: Representations, k: int = 1000, chunk
   n = len(docs)
   kk = min(k, n)
   chunk = min(chunk_size, n)
+  if docs.kind == "maxsim":
+    query_batch, chunk = maxsim_blocks(len(queries), n, queries.tokens.shape[1],
+                                       docs.tokens.shape[1], query_batch, chunk, memory_budget)
   all_s, all_i = [], []
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), query_batch):
