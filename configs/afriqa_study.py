@@ -23,6 +23,11 @@ def get_config():
   config.seeds = "0,1,2"
   # Languages whose fraction of the gap the headline averages: those with bitext.
   config.focus_langs = "hau,ibo,kin,yor,zul"
+  # Also report each trained student interpolated towards the teacher by these weights
+  # (teacher + a * (student - teacher); rows 'optical@0.5' ...), comma-separated; '' = none.
+  # The runs themselves keep the trained student (train.interpolation is set to 1 for them):
+  # 'optical@0.5' is what configs/afriqa.py exports.
+  config.interpolations = "0.5"
   # Ranker the report reads (each run computes config.train.retrieval.rankers).
   config.ranker = "dense"
   # Bootstrap resamples for the intervals over questions.

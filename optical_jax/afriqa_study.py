@@ -28,7 +28,7 @@ from typing import Dict, List
 import ml_collections
 import numpy as np
 
-from optical_jax import trainer
+from optical_jax import dev_eval, trainer
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.evaluation.stats import _interval, paired_t_test
@@ -40,6 +40,10 @@ KD_METHODS = ("kd_sentence", "kd_token")
 
 def _split(s: str) -> List[str]:
   return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _alphas(config) -> List[float]:
+  return [float(a) for a in _split(config.get("interpolations", ""))]
 
 
 def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
@@ -70,8 +74,19 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
       with cfg.unlocked():
         cfg.method = method
         cfg.seed = int(run_dir.name[len("seed"):])
+        cfg.train.interpolation = 1.0  # runs keep the trained student; config.interpolations
       log.info("study: %s, seed %d -> %s", method, cfg.seed, run_dir)
       trainer.train_and_evaluate(cfg, str(run_dir))
+  for alpha in _alphas(config):  # the trained students, interpolated towards the teacher
+    for method, dirs in run_dirs(config, work).items():
+      for run_dir in dirs if method != "zero_shot" else []:
+        out = dev_eval.interpolation_dir(run_dir, alpha)
+        if not (out / "retrieval" / f"afriqa.{config.ranker}.json").is_file():
+          cfg = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
+          with cfg.unlocked():
+            cfg.retrieval.collections = "afriqa"
+          log.info("study: %s interpolated with alpha %g", run_dir, alpha)
+          dev_eval.reevaluate(run_dir, cfg, alpha)
   analysis = analyse(config, work)
   write_report(analysis, config, work)
   return analysis
@@ -102,6 +117,9 @@ def analyse(config, work: Path) -> dict:
   zs = {l: zs_pq[l] for l in langs}
   english = oracle_gap.english_by_native(zs_pq["en"], qids, ENGLISH_SUFFIX)
   methods, per_query, flores = {}, {}, {}
+  for alpha in _alphas(config):  # "optical@0.5": the interpolated students of a method
+    dirs.update({f"{m}@{alpha:g}": [dev_eval.interpolation_dir(d, alpha) for d in runs]
+                 for m, runs in list(dirs.items()) if m != "zero_shot" and "@" not in m})
   for method, run_list in dirs.items():
     runs = [_load(d, f"afriqa.{ranker}") for d in run_list]
     seeds = [{l: r["per_query"]["student"][l] for l in langs} for r in runs]
@@ -122,21 +140,32 @@ def analyse(config, work: Path) -> dict:
                        "closed_mean": float(np.mean(per_seed)),
                        "closed_std": _std(per_seed),
                        "closed_per_seed_lang": per_seed_lang, "english_student": eng}
-    if all((d / "retrieval" / f"flores_devtest.{ranker}.json").is_file() for d in run_list):
-      fl = [_load(d, f"flores_devtest.{ranker}") for d in run_list]
+    with_flores = [d for d in run_list
+                   if (d / "retrieval" / f"flores_devtest.{ranker}.json").is_file()]
+    if with_flores:  # the seeds that ran the FLORES check (their number is reported)
+      fl = [_load(d, f"flores_devtest.{ranker}") for d in with_flores]
       flores[method] = {l: {"student": float(np.mean([f["langs"][l]["student"] for f in fl])),
                             "zero_shot": fl[0]["langs"][l]["zero_shot"],
                             "resource": fl[0]["langs"][l]["resource"],
-                            "min_delta": float(min(f["langs"][l]["delta"] for f in fl))}
+                            "min_delta": float(min(f["langs"][l]["delta"] for f in fl)),
+                            "seeds": len(fl)}
                         for l in fl[0]["langs"]}
-  kd = [m for m in methods if m in KD_METHODS]
-  best_kd = max(kd, key=lambda m: methods[m]["closed"]["closed_pooled"]) if kd else None
+  # the best KD baseline of each variant (trained, or interpolated by the same weight)
+  best = {}
+  for m in methods:
+    base, _, variant = m.partition("@")
+    if base in KD_METHODS and (variant not in best or methods[m]["closed"]["closed_pooled"] >
+                               methods[best[variant]]["closed"]["closed_pooled"]):
+      best[variant] = m
   for m in methods:
     if m != "zero_shot":
       methods[m]["vs_zero_shot"] = oracle_gap.paired_tests(per_query[m], per_query.get(
           "zero_shot", zs), qids)
-    if best_kd and m not in (best_kd, "zero_shot"):
-      methods[m]["vs_best_kd"] = oracle_gap.paired_tests(per_query[m], per_query[best_kd], qids)
+    kd_ref = best.get(m.partition("@")[2])
+    if kd_ref and m not in (kd_ref, "zero_shot"):
+      methods[m]["vs_best_kd"] = oracle_gap.paired_tests(per_query[m], per_query[kd_ref], qids)
+      methods[m]["best_kd"] = kd_ref
+  best_kd = best.get("")
   return {"langs": langs, "methods": methods, "best_kd": best_kd, "flores": flores,
           "ranker": ranker, "english_zero_shot": {l: float(np.mean(list(english[l].values())))
                                                   for l in langs},
@@ -186,13 +215,17 @@ def write_report(a: dict, config, work: Path) -> None:
         f"{r['closed']['closed_pooled']:+.3f} {_ci(r['closed']['closed_pooled_ci'])} | "
         f"{'—' if p0 is None else f'{p0:.2g}'} | {'—' if pk is None else f'{pk:.2g}'} | "
         f"{np.mean(list(r['english_student'].values())):.3f} |")
-  lines += ["", f"Best KD baseline: {a['best_kd'] or 'none'}. Paired two-sided t-tests over the "
+  lines += ["", f"Best KD baseline: {a['best_kd'] or 'none'} (for an interpolated row, the best KD "
+            "baseline interpolated by the same weight). Paired two-sided t-tests over the "
             "questions of all languages pooled, on seed-averaged per-question MAP.", ""]
   if a["flores"]:
     fl = a["flores"]
     fl_langs = list(next(iter(fl.values())))
     lines += ["## FLORES-200 devtest (sentence retrieval; a known-item test built from "
               "translations, never trained on)", "",
+              "MAP per language, mean over the seeds that ran this check (" + ", ".join(
+                  f"{m}: {next(iter(fl[m].values()))['seeds']}" for m in fl) + "), and in "
+              "brackets the change from zero-shot.", "",
               "| lang | resource | " + " | ".join(fl) + " |", "|---|---|" + "---|" * len(fl)]
     for l in fl_langs:
       lines.append(f"| {l} | {fl[next(iter(fl))][l]['resource']} | " + " | ".join(

@@ -125,7 +125,8 @@ def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdi
     english = [p.english for p in data.pairs]
     foreign = [p.foreign for p in data.pairs]
     zs_f2e, zs_e2f = _tatoeba_hits(teacher, teacher, foreign, english, config)
-    st_f2e, st_e2f = _tatoeba_hits(student, teacher, foreign, english, config)
+    st_f2e, st_e2f = ((zs_f2e, zs_e2f) if student is teacher else
+                      _tatoeba_hits(student, teacher, foreign, english, config))
     gained, lost = int((st_f2e & ~zs_f2e).sum()), int((~st_f2e & zs_f2e).sum())
     p = (stats.binomtest(min(gained, lost), gained + lost, 0.5).pvalue
          if gained + lost else 1.0)
@@ -187,7 +188,8 @@ def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir
       log.info("retrieval check %s: zero-shot", key)
       zs = zero_shot(teacher, collection, query_langs, ranker, config, out_dir / "zero_shot")
       log.info("retrieval check %s: student", key)
-      st = _run(student, teacher, collection, query_langs, ranker, config, out_dir / "student")
+      st = zs if student is teacher else _run(student, teacher, collection, query_langs, ranker,
+                                               config, out_dir / "student")
       qids = {l: sorted(q for q in collection.queries[l] if q in collection.qrels) for l in langs}
       if name == "afriqa":
         summary = _afriqa_summary(st, zs, qids, config)
@@ -278,12 +280,14 @@ def main(argv=None) -> int:
   (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot)."""
   import argparse  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
-  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(prog="python -m optical_jax.dev_eval",
                                    description=main.__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a finished train.py work directory")
   parser.add_argument("--rankers", default="", help="default: the run's config.retrieval.rankers")
   parser.add_argument("--collections", default="", help="default: the run's collections")
+  parser.add_argument("--interpolation", type=float, default=None,
+                      help="evaluate teacher + a * (student - teacher) instead (WiSE-FT); the "
+                      "outputs go to WORKDIR/interpolation_<a>/retrieval")
   args = parser.parse_args(argv)
   work = Path(args.workdir)
   if not (work / "config.json").is_file():
@@ -294,14 +298,35 @@ def main(argv=None) -> int:
   if args.collections:
     config.retrieval.collections = args.collections
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-  teacher = load_encoder(config.model, dtype=config.dtype)
-  trained = config.method != "zero_shot"
-  if trained and not (work / "student" / "config.json").is_file():
-    parser.error(f"{work}: no student/ (the run has not finished)")
-  student = load_encoder(str(work), dtype=config.dtype) if trained else teacher
-  summaries = evaluate_dev(student, teacher, config, work)
+  summaries = reevaluate(work, config, args.interpolation)
   print(format_markdown(summaries))
   return 0
+
+
+def interpolation_dir(work: Path, alpha: float) -> Path:
+  """Where the checks of ``teacher + alpha * (student - teacher)`` of run ``work`` go."""
+  return Path(work) / f"interpolation_{alpha:g}"
+
+
+def reevaluate(work: Path, config, alpha=None) -> dict:
+  """The checks of ``config.retrieval`` for the student of the finished run ``work`` (the
+  teacher for a zero-shot run), optionally interpolated towards the teacher by ``alpha``
+  (outputs then in :func:`interpolation_dir`)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  from optical_jax.training.state import interpolate  # pylint: disable=import-outside-toplevel
+  teacher = load_encoder(config.model, dtype=config.dtype)
+  if config.method == "zero_shot":
+    return evaluate_dev(teacher, teacher, config, work)
+  if not (Path(work) / "student" / "config.json").is_file():
+    raise FileNotFoundError(f"{work}: no student/ (the run has not finished)")
+  student = load_encoder(str(work), dtype=config.dtype)
+  out = Path(work)
+  if alpha is not None:
+    student = dataclasses.replace(student, params=interpolate(teacher.params, student.params,
+                                                              alpha))
+    out = interpolation_dir(work, alpha)
+  return evaluate_dev(student, teacher, config, out)
 
 
 if __name__ == "__main__":

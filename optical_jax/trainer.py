@@ -38,7 +38,7 @@ from optical_jax.losses.ot import SinkhornConfig
 from optical_jax.training import sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.metrics import MetricWriter, Progress, check_finite
-from optical_jax.training.state import TrainState, make_optimizer
+from optical_jax.training.state import TrainState, interpolate, make_optimizer
 from optical_jax.models.retrieval import init_head
 from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
                                         teacher_contrastive_loss, train_step)
@@ -272,6 +272,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   training = None
   if config.method != "zero_shot":
     summary = distill(config, teacher, splits, work)
+    summary["params"]["encoder"] = interpolate(teacher.params, summary["params"]["encoder"],
+                                               config.train.interpolation)
     student = dataclasses.replace(teacher, params=jax.tree_util.tree_map(jnp.asarray,
                                                                          summary["params"]["encoder"]))
     rows[config.method] = evaluate_matching(student, teacher, splits, config)

@@ -59,9 +59,13 @@ def test_main_job_zero_shot(tmp_path):
   results = trainer.train_and_evaluate(config, str(tmp_path / "work"))
   saved = json.loads((tmp_path / "work" / "results.json").read_text())
   assert saved["results"] == results["results"]
-  assert set(saved["results"]["zero_shot"]) == {"sw", "de"}
-  for r in saved["results"]["zero_shot"].values():
+  # the demo's English anchor pairs (data.english_pairs) are a language of their own, 'eng'
+  assert set(saved["results"]["zero_shot"]) == {"sw", "de", "eng"}
+  for lang in ("sw", "de"):
+    r = saved["results"]["zero_shot"][lang]
     assert r["n"] == 12 and 0.0 <= r["f2e"] <= 1.0
+  assert saved["splits"]["eng"]["train"] == 28 + 28  # as many anchors as foreign pairs
+  assert saved["splits"]["eng"]["source"] == "cldr"
   assert saved["splits"]["sw"]["train"] == 28 and saved["splits"]["sw"]["split"] == "random pairs"
   assert saved["training"] is None and not (tmp_path / "work" / "student").exists()
   assert "| sw | 12 |" in (tmp_path / "work" / "results.md").read_text()

@@ -274,6 +274,7 @@ def test_overlap_guard_in_a_mixture(shared):
 
 def _config(**data):
   config = default.get_config()
+  config.data.english_pairs = 0.0  # the demo's anchors, unless a test asks for them
   for k, v in data.items():
     setattr(config.data, k, v)
   return config
@@ -327,6 +328,10 @@ def test_single_source_manifest_and_guard(tmp_path):
   assert len(splits["hau"]["train"]) + len(splits["hau"]["test"]) == 19
   assert manifest["sources"][0]["overlap_removed"] == 1
   assert len(splits["yor"]["train"]) + len(splits["yor"]["test"]) == 20
+  config.data.english_pairs = 0.5  # anchors for a single source too: as many as foreign pairs
+  splits, manifest = sources.load_splits_with_manifest(config)
+  assert len(splits["eng"]["train"]) == len(splits["hau"]["train"]) + len(splits["yor"]["train"])
+  assert all(e == f for e, f in splits["eng"]["train"]) and manifest["english"]["fraction"] == 0.5
 
 
 # ---------------------------------------------------------------- real data (../shared/data)

@@ -328,3 +328,19 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
     np.testing.assert_allclose(a, b, atol=1e-6)
   g = jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0])(teacher)
   assert not np.any(np.asarray(emb(g)))
+
+
+def test_weight_interpolation():
+  """config.train.interpolation (WiSE-FT): 0 is the teacher, 1 the student, linear between."""
+  from optical_jax.training.state import interpolate
+  teacher = {"a": np.zeros((2, 3), np.float32), "b": {"c": np.full(4, 2.0, np.float32)}}
+  student = {"a": np.ones((2, 3), np.float32), "b": {"c": np.full(4, 4.0, np.float32)}}
+  assert interpolate(teacher, student, 1.0) is student
+  zero = interpolate(teacher, student, 0.0)
+  np.testing.assert_array_equal(zero["b"]["c"], teacher["b"]["c"])
+  mid = interpolate(teacher, student, 0.25)
+  np.testing.assert_allclose(mid["a"], 0.25)
+  np.testing.assert_allclose(mid["b"]["c"], 2.5)
+  assert mid["a"].dtype == np.float32
+  with pytest.raises(ValueError, match="interpolation=1.5"):
+    interpolate(teacher, student, 1.5)
