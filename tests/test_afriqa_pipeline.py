@@ -130,6 +130,7 @@ def _tiny(shared, small_bert, **over):
   return config
 
 
+@pytest.mark.slow
 def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
   """configs/afriqa_tiny.py: mixture -> manifest -> a few steps -> AfriQA / FLORES / Tatoeba."""
   work = tmp_path / "run"
