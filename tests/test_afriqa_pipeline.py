@@ -211,15 +211,19 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   config.train.retrieval.collections = "afriqa,flores_devtest"
   a = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert {m: r["seeds"] for m, r in a["methods"].items()} == {
-      "zero_shot": 1, "kd_sentence": 2, "optical": 1}
+      "zero_shot": 1, "kd_sentence": 2, "optical": 1, "kd_sentence@0.5": 2, "optical@0.5": 1}
   assert a["best_kd"] == "kd_sentence"
   assert "vs_best_kd" in a["methods"]["optical"] and "vs_zero_shot" in a["methods"]["optical"]
+  # interpolated rows are tested against the KD baseline interpolated by the same weight
+  assert a["methods"]["optical@0.5"]["best_kd"] == "kd_sentence@0.5"
+  assert (tmp_path / "study/runs/optical/seed0/interpolation_0.5/retrieval/afriqa.dense.json"
+          ).is_file()
   assert a["methods"]["zero_shot"]["closed"]["closed_pooled"] == 0.0
   report = (tmp_path / "study" / "report.md").read_text()
   assert "| kd_sentence | 2 |" in report and "FLORES-200 devtest" in report
   assert (tmp_path / "study" / "gap.png").stat().st_size > 0
   rows = (tmp_path / "study" / "results.csv").read_text().splitlines()
-  assert len(rows) == 1 + 3 * 2  # header + methods x languages
+  assert len(rows) == 1 + 5 * 2  # header + methods (2 of them interpolated) x languages
   # rerunning trains nothing and reports the same
   again = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert again["methods"]["optical"]["closed"]["closed_pooled"] == pytest.approx(

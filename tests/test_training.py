@@ -195,7 +195,7 @@ def test_accelerator_configs_train_tiny_on_eight_devices(tmp_path, small_ckpt, b
   losses = [m["loss"] for m in metrics if "loss" in m]
   assert losses and np.isfinite(losses).all()
   results = json.loads((tmp_path / "results.json").read_text())
-  assert results["training"]["steps"] == 8 and set(results["splits"]) == {"sw", "de"}
+  assert results["training"]["steps"] == 8 and set(results["splits"]) == {"sw", "de", "eng"}
 
 
 @pytest.mark.slow
