@@ -38,24 +38,20 @@ log = logging.getLogger(__name__)
 KD_METHODS = ("kd_sentence", "kd_token")
 
 
-def _split(s: str) -> List[str]:
-  return [x.strip() for x in s.split(",") if x.strip()]
-
-
 def _alphas(config) -> List[float]:
-  return [float(a) for a in _split(config.get("interpolations", ""))]
+  return [float(a) for a in dev_eval.split_list(config.get("interpolations", ""))]
 
 
 def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
   """method -> its run folders (one per seed; zero-shot has one). A method may name its own seeds,
   ``kd_token:0`` or ``optical:0+1+2``; otherwise it takes ``config.seeds``."""
   out = {}
-  for entry in _split(config.methods):
+  for entry in dev_eval.split_list(config.methods):
     method, _, own = entry.partition(":")
     if method not in trainer.METHODS:
       raise ValueError(f"config.methods: {method!r} is not one of {trainer.METHODS}")
     seeds = [0] if method == "zero_shot" else [int(s) for s in (own.split("+") if own else
-                                                                 _split(config.seeds))]
+                                                                 dev_eval.split_list(config.seeds))]
     out[method] = [work / "runs" / method / f"seed{s}" for s in seeds]
   return out
 
@@ -126,7 +122,7 @@ def analyse(config, work: Path) -> dict:
     per_query[method] = _seed_mean(seeds, qids)
     pooled = oracle_gap.closed_fraction(per_query[method], zs, english, qids,
                                         samples=config.bootstrap_samples)
-    focus = [l for l in _split(config.focus_langs) if l in langs]
+    focus = [l for l in dev_eval.split_list(config.focus_langs) if l in langs]
     in_focus = oracle_gap.closed_fraction({l: per_query[method][l] for l in focus},
                                           {l: zs[l] for l in focus},
                                           {l: english[l] for l in focus},
@@ -183,7 +179,7 @@ def _ci(x) -> str:
 def write_report(a: dict, config, work: Path) -> None:
   """``report.md``, ``results.csv`` and ``gap.png`` from :func:`analyse`."""
   langs, methods = a["langs"], a["methods"]
-  focus = [l for l in _split(config.focus_langs) if l in langs]
+  focus = [l for l in dev_eval.split_list(config.focus_langs) if l in langs]
   lines = [f"# AfriQA study ({a['ranker']} ranker)", "", a["description"], "",
            f"License of the collection: {a['license']}. Bitext and its licenses: each run's "
            "`bitext_manifest.json`.", "",

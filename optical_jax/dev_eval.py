@@ -43,7 +43,8 @@ COLLECTIONS = ("afriqa", "flores_devtest", "tatoeba")
 METRIC = "MAP"
 
 
-def _split(s: str) -> List[str]:
+def split_list(s: str) -> List[str]:
+  """A comma-separated config field -> its stripped, non-empty items."""
   return [x.strip() for x in s.split(",") if x.strip()]
 
 
@@ -66,12 +67,12 @@ def load_dev_collection(name: str, config):
   r = config.retrieval
   if name == "afriqa":
     from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
-    langs = _split(r.afriqa_langs)
+    langs = split_list(r.afriqa_langs)
     return afriqa_collection(root(config, "afriqa"), langs), langs, []
   if name == "flores_devtest":
     from optical_jax.data.collections import flores_collection  # pylint: disable=import-outside-toplevel
-    langs = _split(r.flores_langs)
-    return flores_collection(root(config, "flores"), langs, "devtest"), langs, _split(r.flores_high)
+    langs = split_list(r.flores_langs)
+    return flores_collection(root(config, "flores"), langs, "devtest"), langs, split_list(r.flores_high)
   raise ValueError(f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
                    "('tatoeba' is a bitext-matching check, not a collection)")
 
@@ -81,14 +82,14 @@ def guard_collections(config) -> list:
   overlap guard (``data/overlap.py``): bitext must not repeat what is evaluated. Tatoeba's
   pairs become a collection whose documents are the English sides and queries the foreign."""
   out = []
-  for name in _split(config.retrieval.collections):
+  for name in split_list(config.retrieval.collections):
     if name != "tatoeba":
       out.append(load_dev_collection(name, config)[0])
       continue
     from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
     from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
     docs, queries = {}, {}
-    for lang in _split(config.retrieval.tatoeba_langs):
+    for lang in split_list(config.retrieval.tatoeba_langs):
       pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
       docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
       queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
@@ -117,7 +118,7 @@ def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdi
   from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
   r = config.retrieval
   rows = {}
-  for lang in _split(r.tatoeba_langs):
+  for lang in split_list(r.tatoeba_langs):
     data = read_tatoeba(root(config, "tatoeba"), lang)
     if len(data.pairs) < 2:
       raise ValueError(f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
@@ -176,12 +177,12 @@ def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir
   """Runs every collection of ``config.retrieval.collections`` with every ranker of
   ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``."""
   out = {}
-  for name in _split(config.retrieval.collections):
+  for name in split_list(config.retrieval.collections):
     if name == "tatoeba":
       out["tatoeba"] = tatoeba_check(student, teacher, config, Path(workdir))
       continue
     collection, langs, high = load_dev_collection(name, config)
-    for ranker in _split(config.retrieval.rankers):
+    for ranker in split_list(config.retrieval.rankers):
       key = f"{name}.{ranker}"
       out_dir = Path(workdir) / "retrieval" / key
       query_langs = langs + (["en"] if name == "afriqa" else [])
