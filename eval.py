@@ -1,7 +1,7 @@
 """Entry point: cross-lingual retrieval evaluation.
 
   python eval.py --query_model M --collection DIR --output OUT [--doc_model M2]
-                 [--langs swa,som,...] [--ranker maxsim|dense] [--k 1000]
+                 [--langs swa,som,...] [--ranker auto|dense|maxsim] [--k 1000]
                  [--first_stage 'runs/run.{lang}.trec']
 
 Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
@@ -20,7 +20,9 @@ _DOC = flags.DEFINE_string("doc_model", None, "Document-side model (default: the
 _COLLECTION = flags.DEFINE_string("collection", None, "Collection directory (or irds:<id>).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.")
 _LANGS = flags.DEFINE_list("langs", None, "Query languages (default: all in the collection).")
-_RANKER = flags.DEFINE_enum("ranker", "maxsim", ["maxsim", "dense"], "Scoring.")
+_RANKER = flags.DEFINE_enum("ranker", "auto", ["auto", "dense", "maxsim"],
+                            "Scoring; auto: MaxSim when the document model has a late-interaction "
+                            "head (train.py's teacher stage), else dense (pooled vectors).")
 _K = flags.DEFINE_integer("k", 1000, "Run depth.")
 _FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")

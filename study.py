@@ -8,13 +8,11 @@ rerunning resumes.
 from pathlib import Path
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from optical_jax import afriqa_study, cli, study
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/gap_study", "Where cells, runs and reports go.")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/gap_study.py", "Study config.",
-                                          lock_config=True)
+_CONFIG = cli.config_flag("configs/gap_study.py", "Study config.")
 
 
 def main(argv):

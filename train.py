@@ -7,13 +7,11 @@ notebook can import too.
 import logging as std_logging
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from optical_jax import cli, trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Where results and checkpoints go.")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Job config.",
-                                          lock_config=True)
+_CONFIG = cli.config_flag("configs/default.py", "Job config.")
 
 
 class _QuietLibraries(std_logging.Filter):

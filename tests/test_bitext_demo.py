@@ -45,6 +45,9 @@ def test_matching_accuracy():
   assert acc["f2e"] == acc["e2f"] == pytest.approx(48 / 50)
   same = np.ones((3, 4))  # ties are misses
   assert matching_accuracy(same, same)["f2e"] == 0.0
+  for n in (0, 1):  # no other candidate: nothing measured, not accuracy 1
+    with pytest.raises(ValueError, match=f"at least 2 pairs, got {n}"):
+      matching_accuracy(np.ones((n, 4)), np.ones((n, 4)))
 
 
 def test_main_job_zero_shot(tmp_path):

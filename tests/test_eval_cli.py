@@ -110,3 +110,23 @@ def test_errors_exit_nonzero(setup, tmp_path):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith(
       f"eval: error: {bad / 'docs.jsonl'}:2: duplicate doc_id 'a' (first on line 1)")
+
+
+def test_default_ranker_follows_the_model(setup, tmp_path):
+  from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
+  from optical_jax.evaluation.retrieval import default_ranker  # pylint: disable=import-outside-toplevel
+  assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
+  assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
+  out = tmp_path / "auto"
+  proc = _eval(setup, out, "--k=10")  # no --ranker: a plain checkpoint has no head -> dense
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.loads((out / "metrics.json").read_text())["ranker"] == "dense"
+  assert "ranker dense" in (out / "report.md").read_text()
+
+
+def test_k_below_one_is_refused(setup, tmp_path):
+  proc = _eval(setup, tmp_path / "k0", "--k=0")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "eval: error: k=0: the run depth must be at least 1")
+  assert not (tmp_path / "k0").exists()

@@ -357,3 +357,25 @@ def test_real_example_mixture(shared_data):
   assert list(splits) == ["hau", "ibo", "kin", "zul", "yor"]
   for s in splits.values():
     assert not {e for e, _ in s["test"]} & {e for e, _ in s["train"]}
+
+
+@pytest.mark.parametrize("lines, test_fraction, message", [
+    (20, 0.0, r"language 'hau' has 20 training and 0 test pairs"),  # accuracy on nothing
+    (0, 0.3, r"language 'hau' has 0 training and 0 test pairs"),  # an empty file
+    (20, 0.03, r"language 'hau' has 19 training and 1 test pairs"),  # 1 pair always matches
+])
+def test_a_language_without_test_pairs_is_refused(tmp_path, lines, test_fraction, message):
+  _write(tmp_path / "hau.tsv", [f"Sentence {i}.\tFassara {i}." for i in range(lines)])
+  config = _config(source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau",
+                   test_fraction=test_fraction)
+  with pytest.raises(ValueError, match=message):
+    sources.load_splits(config)
+
+
+def test_a_path_without_lang_for_several_languages_is_refused(tmp_path):
+  _write(tmp_path / "one.tsv", [f"Sentence {i}.\tFassara {i}." for i in range(20)])
+  config = _config(source="tsv", path=str(tmp_path / "one.tsv"), langs="hau,yor")
+  with pytest.raises(ValueError, match=r"has no '\{lang\}' but config\.data\.langs names 2 "):
+    sources.load_splits(config)
+  config.data.langs = "hau"  # one language may read any file
+  assert len(sources.load_splits(config)["hau"]["test"]) == 6

@@ -277,15 +277,24 @@ def test_triples_reader_errors(tmp_path):
     read_triples(badj)
 
 
-def test_unknown_config_key_is_a_one_line_error(tmp_path):
-  proc = subprocess.run([sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
-                         "--config.train.nope=1", f"--workdir={tmp_path}"], cwd=REPO,
+@pytest.mark.parametrize("config_arg, override, expected", [
+    # With --config given, ml_collections applies overrides inside app.run ...
+    ("tiny", "--config.train.nope=1",
+     "error: --config.train.nope: the config has no key 'nope' (see the config file for the "
+     "available fields)"),
+    # ... without it, while defining the flag (import time); ml_collections adds a suggestion.
+    (None, "--config.train.num_step=5",
+     "error: --config.train.num_step: the config has no key 'num_step' (did you mean "
+     "'num_steps'?)"),
+])
+def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, expected):
+  args = [f"--config={REPO / 'configs' / 'tiny.py'}"] if config_arg else []
+  proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args, override,
+                         f"--workdir={tmp_path}"], cwd=REPO,
                         capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, PYTHONPATH=str(REPO)))
   assert proc.returncode == 2
-  assert proc.stderr.strip().splitlines()[-1] == (
-      "error: --config.train.nope: the config has no key 'nope' (see the config file for the "
-      "available fields)")
+  assert proc.stderr.strip().splitlines() == [expected]
 
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):

@@ -70,7 +70,22 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
   """:func:`load_splits` and the manifest of the data used (module docstring).
 
   ``extra_collections``: more collections for the overlap guard (``Collection`` objects or what
-  ``config.data.overlap_collections`` takes); the trainer passes those its retrieval checks use."""
+  ``config.data.overlap_collections`` takes); the trainer passes those its retrieval checks use.
+
+  Raises ValueError when a language ends with no training pair or fewer than 2 test pairs (a
+  matching accuracy over 0 or 1 pairs says nothing), before any model is loaded."""
+  out, manifest = _load(config, extra_collections)
+  for lang, s in out.items():
+    if not s["train"] or len(s["test"]) < 2:
+      raise ValueError(
+          f"config.data: language {lang!r} has {len(s['train'])} training and {len(s['test'])} "
+          f"test pairs (source {config.data.source!r}, test_fraction "
+          f"{config.data.test_fraction}); need at least 1 and 2: check its data or raise "
+          "test_fraction")
+  return out, manifest
+
+
+def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   if d.source not in SOURCES:
     raise ValueError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
@@ -87,6 +102,9 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
     raise ValueError("config.data.langs is empty")
   if d.source != "cldr" and not d.path:
     raise ValueError(f"config.data.path is required for source {d.source!r}")
+  if d.source == "tsv" and len(langs) > 1 and "{lang}" not in d.path:
+    raise ValueError(f"config.data.path={d.path!r} has no '{{lang}}' but config.data.langs names "
+                     f"{len(langs)} languages: every language would read the same file")
   read = {lang: _read_single(d, lang) for lang in langs}
   report = {}
   if collections:

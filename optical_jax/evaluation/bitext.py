@@ -30,12 +30,13 @@ def matching_hits(foreign: np.ndarray, english: np.ndarray):
 def matching_accuracy(foreign: np.ndarray, english: np.ndarray) -> dict:
   """foreign, english: [N, d] embeddings of aligned pairs (row i with row i).
 
-  Returns ``{"f2e": float, "e2f": float, "n": N}``.
+  Returns ``{"f2e": float, "e2f": float, "n": N}``. Raises ValueError for N < 2: with no other
+  candidate every pair would count as matched.
   """
+  if len(foreign) < 2:
+    raise ValueError(f"matching accuracy needs at least 2 pairs, got {len(foreign)}")
   f2e, e2f = matching_hits(foreign, english)
-  n = len(f2e)
-  return {"f2e": float(np.mean(f2e)) if n > 1 else 1.0,
-          "e2f": float(np.mean(e2f)) if n > 1 else 1.0, "n": int(n)}
+  return {"f2e": float(np.mean(f2e)), "e2f": float(np.mean(e2f)), "n": int(len(f2e))}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

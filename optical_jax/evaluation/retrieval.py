@@ -32,21 +32,42 @@ def _judged_for(collection: Collection, lang: str) -> dict:
   return {q: rel for q, rel in collection.qrels.items() if q in mine or q not in anywhere}
 
 
+#: Rankers ``evaluate_collection`` and ``eval.py`` take; ``auto`` is :func:`default_ranker`.
+RANKER_CHOICES = ("auto", "dense", "maxsim")
+
+
+def default_ranker(doc_model: LoadedEncoder) -> str:
+  """``"maxsim"`` when the document model has a late-interaction head (a teacher trained by
+  train.py's teacher stage), else ``"dense"``: a retriever taken as is (e5) is trained for its
+  pooled vectors, and MaxSim over its raw token states scores lower and costs far more."""
+  return "maxsim" if doc_model.head is not None else "dense"
+
+
+def resolve_ranker(ranker: str, doc_model: LoadedEncoder) -> str:
+  if ranker not in RANKER_CHOICES:
+    raise ValueError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
+  return default_ranker(doc_model) if ranker == "auto" else ranker
+
+
 def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, collection: Collection,
-                        langs: Sequence[str], out_dir, *, ranker: str = "dense", k: int = 1000,
+                        langs: Sequence[str], out_dir, *, ranker: str = "auto", k: int = 1000,
                         cache_dir=None, first_stage: Optional[str] = None, batch_size: int = 32,
                         max_length: Optional[int] = None, doc_max_length: Optional[int] = None,
                         tag: str = "optical_jax", progress: bool = True) -> Dict[str, object]:
   """Retrieves for every language and scores the runs.
 
   Args:
-    ranker: ``"dense"`` (pooled vectors) or ``"maxsim"`` (late interaction).
-    k: depth of each run.
+    ranker: ``"dense"`` (pooled vectors), ``"maxsim"`` (late interaction) or ``"auto"``
+      (:func:`default_ranker`).
+    k: depth of each run (at least 1).
     cache_dir: where document representations are cached (None = no cache).
     first_stage: optional TREC run path with ``{lang}``: re-rank only its documents.
     max_length / doc_max_length: token limits (default the models').
   Returns lang -> EvalResult.
   """
+  ranker = resolve_ranker(ranker, doc_model)
+  if k < 1:
+    raise ValueError(f"k={k}: the run depth must be at least 1")
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
@@ -79,15 +100,20 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
 
 
 def run_eval(query_model_name: str, doc_model_name: str | None, collection_path: str, output: str,
-             langs: Sequence[str] | None = None, ranker: str = "maxsim", k: int = 1000,
+             langs: Sequence[str] | None = None, ranker: str = "auto", k: int = 1000,
              first_stage: str | None = None, batch_size: int = 32, max_length: int | None = None,
              doc_max_length: int | None = None, cache_dir: str | None = None,
              dtype: str = "float32") -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
   ``doc_model_name`` defaults to the teacher recorded in a student's work
-  directory, else the query model itself.
+  directory, else the query model itself. ``ranker="auto"``: :func:`default_ranker` of the
+  document model (the one used is written to ``metrics.json``).
   """
+  if ranker not in RANKER_CHOICES:
+    raise ValueError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
+  if k < 1:
+    raise ValueError(f"k={k}: the run depth must be at least 1")
   from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
   from optical_jax.trainer import write_json_atomic  # pylint: disable=import-outside-toplevel
@@ -97,6 +123,8 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
   out = Path(output)
+  ranker = resolve_ranker(ranker, doc_model)
+  log.info("ranker %s", ranker)
   results = evaluate_collection(query_model, doc_model, collection, langs, out, ranker=ranker, k=k,
                                 cache_dir=cache_dir or (out / "cache"), first_stage=first_stage,
                                 batch_size=batch_size, max_length=max_length,
