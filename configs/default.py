@@ -107,6 +107,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of a sentence-embedding MSE term added to 'optical' and 'kd_token' (what the dense
   # ranker reads, beside the token alignment MaxSim reads); 0 = the token objective alone.
   config.distill.sentence_weight = 0.0
+  # Weight of an in-batch contrastive term (InfoNCE: each foreign sentence's pooled student
+  # embedding against the teacher's English embeddings of the whole batch), added to any
+  # objective; 0 = off. Its temperature over cosine similarities:
+  config.distill.contrastive_weight = 0.0
+  config.distill.contrastive_temperature = 0.05
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated

@@ -42,10 +42,14 @@ def config_flag(default: str, help_text: str):
 
 
 def run(main: Callable) -> None:
-  """``app.run(main)``, turning an unknown ``--config.<key>`` override into a
-  one-line error (exit 2) instead of a traceback."""
+  """``app.run(main)``, turning an unknown ``--config.<key>`` override and any
+  :class:`optical_jax.errors.UsageError` into a one-line error (exit 2) instead of a traceback."""
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
   try:
     app.run(main)
   except AttributeError as e:
     _exit_on_unknown_key(e)
     raise
+  except UsageError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)

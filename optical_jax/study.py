@@ -22,6 +22,8 @@ from optical_jax.evaluation import report
 from optical_jax.evaluation.collection import load_collection
 from optical_jax.evaluation.retrieval import evaluate_collection
 from optical_jax.loading import load_encoder
+from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.training import identity
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,12 @@ def _collection_dir(config, work: Path, langs) -> Path:
 def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs every missing cell, then writes results.csv, report.md and gap.png."""
   work = Path(workdir)
+  # Cells are reused by (encoder, method, language): only in a study of the same collection,
+  # ranker and training settings (training/identity.py).
+  identity.check(work, config, operational=identity.STUDY_OPERATIONAL)
   work.mkdir(parents=True, exist_ok=True)
-  (work / "config.json").write_text(config.to_json_best_effort(indent=2))
+  identity.record(work, config, operational=identity.STUDY_OPERATIONAL)
+  atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
   low, high = _split(config.low), _split(config.high)
   langs = low + high
   collection = load_collection(_collection_dir(config, work, langs), langs=langs)

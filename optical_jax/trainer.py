@@ -30,12 +30,14 @@ from optical_jax.data.pipeline import BitextBatcher
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
+from optical_jax.errors import UsageError
 from optical_jax.evaluation.bitext import matching_accuracy
 from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.losses.ot import SinkhornConfig
-from optical_jax.training import sharding
+from optical_jax.retrieval.index import fingerprint
+from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.metrics import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
@@ -98,7 +100,9 @@ def _distill_spec(config) -> DistillSpec:
   return DistillSpec(objective=config.method, layer=config.distill.layer,
                      use_head=config.distill.use_head, pooling=config.distill.pooling,
                      sinkhorn=SinkhornConfig.from_mapping(config.ot),
-                     sentence_weight=config.distill.sentence_weight)
+                     sentence_weight=config.distill.sentence_weight,
+                     contrastive_weight=config.distill.get("contrastive_weight", 0.0),
+                     contrastive_temperature=config.distill.get("contrastive_temperature", 0.05))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
@@ -249,21 +253,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the configured job; writes ``results.json``, ``results.md`` and (when
   training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results."""
   if config.method not in METHODS:
-    raise ValueError(f"config.method={config.method!r}; available: {METHODS}")
+    raise UsageError(f"config.method={config.method!r}; available: {METHODS}")
   work = Path(workdir)
-  work.mkdir(parents=True, exist_ok=True)
   lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
-  if lead:
-    (work / "config.json").write_text(config.to_json_best_effort(indent=2))
+  identity.check(work, config)  # before anything is read, written or deleted
   start = time.time()
   checks = []
   if config.retrieval.collections:  # the overlap guard also covers the retrieval checks' text
     from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
     checks = dev_eval.guard_collections(config)
   splits, manifest = load_splits_with_manifest(config, checks)
-  if lead:
-    write_json_atomic(work / "bitext_manifest.json", manifest)
+  data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
+  identity.check(work, data=data)  # before any model loads
   teacher = load_encoder(config.model, **_model_options(config))
+  model_hash = fingerprint(teacher)
+  if lead:  # the run is known to be this dir's: only now is anything written
+    work.mkdir(parents=True, exist_ok=True)
+    identity.record(work, config, data, model_hash)
+    atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
+    write_json_atomic(work / "bitext_manifest.json", manifest)
   if config.teacher.triples:
     teacher = finetune_teacher(config, teacher, work)
   log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,

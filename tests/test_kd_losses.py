@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optical_jax.losses.kd import greedy_alignment, sentence_mse, token_mse_greedy
+from optical_jax.losses.kd import (greedy_alignment, sentence_contrastive, sentence_mse,
+                                   token_mse_greedy)
 
 
 def test_greedy_alignment_by_hand():
@@ -68,3 +69,31 @@ def test_empty_pairs_are_excluded_and_finite():
     (loss, m), g = jax.value_and_grad(lambda s: fn(s, sm, t, tm), has_aux=True)(s)
     assert np.isfinite(loss) and m["valid_pairs"] == 2 and np.isfinite(np.asarray(g)).all()
     assert np.all(np.asarray(g[1]) == 0)
+
+
+def test_sentence_contrastive_value_masking_and_gradient():
+  rng = np.random.default_rng(0)
+  s = jnp.asarray(rng.normal(size=(3, 4, 5)), jnp.float32)
+  t = jnp.asarray(rng.normal(size=(3, 2, 5)), jnp.float32)
+  sm = jnp.asarray([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]])  # pair 2 has no student tokens
+  tm = jnp.asarray([[1, 1], [1, 0], [1, 1]])
+  tau = 0.5
+  loss, m = sentence_contrastive(s, sm, t, tm, tau)
+  # By hand: pooled means of the valid tokens, unit length; pair 2 is neither a row nor a column.
+  ps = np.stack([np.asarray(s[0, :2]).mean(0), np.asarray(s[1]).mean(0)])
+  pt = np.stack([np.asarray(t[0]).mean(0), np.asarray(t[1, :1]).mean(0)])
+  ps /= np.linalg.norm(ps, axis=1, keepdims=True)
+  pt /= np.linalg.norm(pt, axis=1, keepdims=True)
+  logits = ps @ pt.T / tau
+  want = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, i] for i in range(2)])
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  assert float(m["in_batch_top1"]) == np.mean(np.argmax(logits, 1) == np.arange(2))
+  gs, gt = jax.grad(lambda s, t: sentence_contrastive(s, sm, t, tm, tau)[0], argnums=(0, 1))(s, t)
+  assert np.all(np.asarray(gt) == 0)  # the teacher's side is a fixed key
+  assert np.all(np.asarray(gs[2]) == 0) and np.all(np.asarray(gs[0, 2:]) == 0)  # padding
+  assert np.all(np.isfinite(np.asarray(gs))) and np.any(np.asarray(gs[1]) != 0)
+  # Matching embeddings far apart from the others: loss near 0, all ranked first.
+  e = jnp.asarray(np.eye(3)[:, None, :] * 10, jnp.float32)
+  ones = jnp.ones((3, 1))
+  loss, m = sentence_contrastive(e, ones, e, ones, 0.01)
+  assert float(loss) < 1e-6 and float(m["in_batch_top1"]) == 1.0

@@ -37,6 +37,7 @@ from optical_jax.data import bitext as bt
 from optical_jax.data import mixture as mx
 from optical_jax.data import overlap as ov
 from optical_jax.data.cldr import cldr_bitext, split_pairs
+from optical_jax.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
   out, manifest = _load(config, extra_collections)
   for lang, s in out.items():
     if not s["train"] or len(s["test"]) < 2:
-      raise ValueError(
+      raise UsageError(
           f"config.data: language {lang!r} has {len(s['train'])} training and {len(s['test'])} "
           f"test pairs (source {config.data.source!r}, test_fraction "
           f"{config.data.test_fraction}); need at least 1 and 2: check its data or raise "
@@ -88,22 +89,22 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
 def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   if d.source not in SOURCES:
-    raise ValueError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
+    raise UsageError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
   collections = [c.strip() for c in str(_field(d, "overlap_collections", "")).split(",")
                  if c.strip()] + list(extra_collections)
   mode = _field(d, "overlap", "error")
   if mode not in ov.MODES:
-    raise ValueError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
+    raise UsageError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
   shared_root = _field(d, "shared_root", mx.DEFAULT_SHARED_ROOT)
   if d.source == "mixture":
     return _load_mixture(config, collections, mode, shared_root)
   langs = [l.strip() for l in d.langs.split(",") if l.strip()]
   if not langs:
-    raise ValueError("config.data.langs is empty")
+    raise UsageError("config.data.langs is empty")
   if d.source != "cldr" and not d.path:
-    raise ValueError(f"config.data.path is required for source {d.source!r}")
+    raise UsageError(f"config.data.path is required for source {d.source!r}")
   if d.source == "tsv" and len(langs) > 1 and "{lang}" not in d.path:
-    raise ValueError(f"config.data.path={d.path!r} has no '{{lang}}' but config.data.langs names "
+    raise UsageError(f"config.data.path={d.path!r} has no '{{lang}}' but config.data.langs names "
                      f"{len(langs)} languages: every language would read the same file")
   read = {lang: _read_single(d, lang) for lang in langs}
   report = {}

@@ -5,6 +5,11 @@
   2020, "Making monolingual sentence embeddings multilingual"; their second
   term, student(English) vs teacher(English), is left out because the
   document side is always encoded by the unchanged teacher).
+* :func:`sentence_contrastive`: in-batch InfoNCE between the student's
+  sentence embedding of each foreign sentence and the teacher's of every English
+  sentence of the batch (the translation-ranking loss of Yang et al. 2019 and
+  LaBSE, with the teacher's embeddings as fixed keys): an extra term, not an
+  objective of its own.
 * :func:`token_mse_greedy`: token-level MSE after a greedy one-to-one
   alignment by cosine similarity (DR.DECR style, Li et al. 2022): repeatedly
   take the most similar unmatched (student, teacher) token pair; the
@@ -22,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from optical_jax.losses.ot import cosine_cost
-from optical_jax.models.pooling import pool
+from optical_jax.models.pooling import l2_normalize, pool
 
 
 def _pair_mean(values: jax.Array, valid: jax.Array) -> jax.Array:
@@ -42,6 +47,27 @@ def sentence_mse(student: jax.Array, student_mask: jax.Array, teacher: jax.Array
   valid = jnp.any(student_mask > 0, -1) & jnp.any(teacher_mask > 0, -1)
   loss = _pair_mean(per_pair, valid)
   return loss, {"mse": loss, "valid_pairs": jnp.sum(valid.astype(jnp.float32))}
+
+
+def sentence_contrastive(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
+                         teacher_mask: jax.Array, temperature: float,
+                         pooling: str = "mean") -> Tuple[jax.Array, Dict]:
+  """student [B, m, d], teacher [B, n, d], masks [B, m], [B, n] -> (loss [], metrics).
+
+  Loss: mean over valid pairs i of ``-log softmax_j(cos(s_i, t_j) / temperature)[i]``, j over
+  the valid pairs of the batch (``s``: pooled student states, ``t``: pooled teacher states, no
+  gradient). Metric ``in_batch_top1``: the share of valid pairs whose own teacher sentence
+  scores highest.
+  """
+  s = l2_normalize(pool(student, student_mask, pooling).astype(jnp.float32))
+  t = l2_normalize(jax.lax.stop_gradient(pool(teacher, teacher_mask, pooling)).astype(jnp.float32))
+  valid = jnp.any(student_mask > 0, -1) & jnp.any(teacher_mask > 0, -1)
+  logits = jnp.where(valid[None, :], s @ t.T / temperature, -jnp.inf)  # [B, B]
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  own = jnp.diagonal(logp)
+  loss = _pair_mean(jnp.where(valid, -own, 0.0), valid)
+  top1 = _pair_mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]), valid)
+  return loss, {"contrastive": loss, "in_batch_top1": top1}
 
 
 def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:

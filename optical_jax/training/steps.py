@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optical_jax.losses.kd import sentence_mse, token_mse_greedy
+from optical_jax.losses.kd import sentence_contrastive, sentence_mse, token_mse_greedy
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.pooling import l2_normalize
@@ -52,12 +52,26 @@ class DistillSpec:
   #: objectives (``optical``, ``kd_token``): what the dense ranker reads, next to the token
   #: alignment that late interaction reads. 0 = the objective alone.
   sentence_weight: float = 0.0
+  #: Weight of an in-batch contrastive term on last-layer sentence embeddings (student foreign
+  #: against the teacher's English of the whole batch; ``losses/kd.py``), added to any objective.
+  contrastive_weight: float = 0.0
+  #: Its softmax temperature over cosine similarities.
+  contrastive_temperature: float = 0.05
+
+  @property
+  def needs_last(self) -> bool:
+    """Whether a sentence term needs the last layer's states."""
+    return bool(self.sentence_weight or self.contrastive_weight)
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise ValueError(f"objective {self.objective!r} not in {OBJECTIVES}")
     if self.sentence_weight < 0:
       raise ValueError(f"sentence_weight {self.sentence_weight} < 0")
+    if self.contrastive_weight < 0:
+      raise ValueError(f"contrastive_weight {self.contrastive_weight} < 0")
+    if not self.contrastive_temperature > 0:
+      raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
 
 
 def _student_kwargs(module: Encoder, rng):
@@ -74,11 +88,11 @@ def _side(batch, side: str):
 
 def _states(module: Encoder, encoder_params, args, kw, spec: DistillSpec, **student_kw):
   """Hidden states ``(at spec.layer, at the last layer)`` [B, T, d] from one forward pass; the
-  second is None unless ``spec.sentence_weight`` needs it."""
+  second is None unless a sentence term (``spec.needs_last``) needs it."""
   last = spec.layer in (-1, module.config.num_layers)
-  if not spec.sentence_weight or last:
+  if not spec.needs_last or last:
     h = hidden_states(module, encoder_params, *args, spec.layer, **kw, **student_kw)
-    return h, (h if spec.sentence_weight else None)
+    return h, (h if spec.needs_last else None)
   out = module.apply(encoder_params, *args, output_hidden_states=True, **kw,
                      **{"deterministic": True, "rngs": None, **student_kw})
   return out.hidden_states[spec.layer], out.last_hidden_state
@@ -108,7 +122,18 @@ def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, m
                            spec.pooling)
     metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
     loss = loss + spec.sentence_weight * sent
-  return loss, metrics
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, spec)
+
+
+def _with_contrastive(loss, metrics, s_last, t_last, batch, spec: DistillSpec):
+  """``loss + spec.contrastive_weight * sentence_contrastive`` (when the weight is set)."""
+  if not spec.contrastive_weight:
+    return loss, metrics
+  con, con_metrics = sentence_contrastive(s_last, batch["student_mask"], t_last,
+                                          batch["teacher_mask"], spec.contrastive_temperature,
+                                          spec.pooling)
+  metrics = dict(metrics, objective_loss=loss, **con_metrics)
+  return loss + spec.contrastive_weight * con, metrics
 
 
 def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
@@ -130,12 +155,14 @@ def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: 
 def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
   """Sentence-embedding MSE (pooled hidden states of the chosen layer)."""
   args, kw = _side(batch, "teacher")
-  teacher = jax.lax.stop_gradient(hidden_states(module, teacher_params["encoder"], *args,
-                                                spec.layer, **kw))
+  teacher, t_last = jax.lax.stop_gradient(_states(module, teacher_params["encoder"], args, kw,
+                                                  spec))
   args, kw = _side(batch, "student")
-  student = hidden_states(module, params["encoder"], *args, spec.layer, **kw,
-                          **_student_kwargs(module, rng))
-  return sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling)
+  student, s_last = _states(module, params["encoder"], args, kw, spec,
+                            **_student_kwargs(module, rng))
+  loss, metrics = sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"],
+                               spec.pooling)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, spec)
 
 
 _LOSSES = {"optical": optical_loss, "kd_sentence": kd_sentence_loss, "kd_token": kd_token_loss}

@@ -1,0 +1,94 @@
+"""A work dir never resumes or relabels another run's work (training/identity.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import default
+from optical_jax.training import identity
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = {"train_sha256": "a" * 64, "test_sha256": "b" * 64}
+
+
+def test_identity_leaves_out_operational_fields():
+  a, b = default.get_config(), default.get_config()
+  b.train.log_every, b.train.checkpoint_every, b.train.interpolation = 1, 7, 0.3
+  b.retrieval.collections, b.eval.batch_size, b.mesh.data = "afriqa", 8, 4
+  assert identity.config_identity(a) == identity.config_identity(b)
+  b.train.learning_rate = 1e-3
+  assert identity.config_identity(a) != identity.config_identity(b)
+  ident = identity.config_identity(a)
+  assert ident["method"] == "optical" and ident["ot.epsilon"] == a.ot.epsilon
+  assert not any(k.startswith(("retrieval.", "eval.")) for k in ident)
+
+
+def test_check_names_every_difference_and_writes_nothing(tmp_path):
+  config = default.get_config()
+  identity.check(tmp_path / "new", config)  # an empty or missing dir is anyone's
+  identity.record(tmp_path, config, DATA, "m1")
+  before = (tmp_path / "identity.json").read_text()
+  identity.check(tmp_path, config, DATA, "m1")  # the same run
+  other = default.get_config()
+  other.method, other.train.learning_rate = "kd_sentence", 3e-4
+  with pytest.raises(identity.IdentityError, match=(
+      r"holds a run with another config \(method: 'optical' -> 'kd_sentence'; "
+      r"train\.learning_rate: 2e-05 -> 0\.0003\); use another --workdir, or delete ")):
+    identity.check(tmp_path, other)
+  with pytest.raises(identity.IdentityError, match=r"another training data \(train_sha256: 'a"):
+    identity.check(tmp_path, data={**DATA, "train_sha256": "c" * 64})
+  with pytest.raises(identity.IdentityError, match=r"another model \(parameter hash m1 -> m2\)"):
+    identity.record(tmp_path, config, DATA, "m2")
+  assert (tmp_path / "identity.json").read_text() == before
+
+
+def test_checkpoints_without_identity_are_refused(tmp_path):
+  (tmp_path / "checkpoints" / "4").mkdir(parents=True)
+  with pytest.raises(identity.IdentityError, match=r"has checkpoints but no identity\.json"):
+    identity.check(tmp_path, default.get_config())
+
+
+@pytest.mark.slow
+def test_train_py_refuses_another_runs_dir(tmp_path):
+  from checkpoints import make_checkpoint  # pylint: disable=import-outside-toplevel
+  ckpt = tmp_path / "model"
+  make_checkpoint(ckpt, "bert")
+  work = tmp_path / "work"
+
+  def train(*extra):
+    cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
+           f"--config.model={ckpt}", f"--workdir={work}", "--config.train.num_steps=4",
+           "--config.train.checkpoint_every=2", *extra]
+    return subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=600)
+
+  assert train().returncode == 0
+  snapshot = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+  proc = train("--config.method=kd_sentence")
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert lines[-1].startswith(f"error: {work} holds a run with another config (method: "
+                              "'optical' -> 'kd_sentence'); use another --workdir")
+  assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == snapshot
+  assert json.loads((work / "config.json").read_text())["method"] == "optical"
+  proc = train("--config.train.log_every=1")  # operational: the same run, resumed
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "resumed from step 4" in proc.stderr
+
+
+def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
+  from configs import gap_study  # pylint: disable=import-outside-toplevel
+  from optical_jax import study  # pylint: disable=import-outside-toplevel
+  config = gap_study.get_config()
+  identity.record(tmp_path, config, operational=identity.STUDY_OPERATIONAL)
+  more = gap_study.get_config()
+  more.methods, more.low = "zero_shot", "swa"  # other cells of the same study: fine
+  identity.check(tmp_path, more, operational=identity.STUDY_OPERATIONAL)
+  other = gap_study.get_config()
+  other.eval.ranker = "maxsim" if config.eval.ranker != "maxsim" else "dense"
+  with pytest.raises(identity.IdentityError, match=r"another config \(eval\.ranker: "):
+    study.run_study(other, str(tmp_path))  # refused before any collection or model loads
