@@ -41,3 +41,24 @@ def test_maxsim_tokens_equal_each_text_alone(model, with_head):
                                         np.ones((1, len(x)), np.int32)))[0]
     np.testing.assert_allclose(reps.tokens[i, :len(x)].astype(np.float32), alone, atol=2e-3)  # fp16
     assert reps.mask[i].sum() == len(x) and not reps.tokens[i, len(x):].any()
+
+
+@pytest.mark.parametrize("kind", ["dense", "maxsim"])
+def test_truncated_cache_is_rebuilt(model, tmp_path, kind, caplog):
+  from optical_jax.retrieval.index import encode_cached  # pylint: disable=import-outside-toplevel
+  caplog.set_level("INFO", logger="optical_jax.retrieval.index")
+  texts = ["a first text", "the second one", "three"]
+  first = encode_cached(model, texts, kind, tmp_path, prefix="", max_length=16, batch_size=2,
+                        progress=False)
+  (path,) = tmp_path.glob(f"{kind}-*.npz")
+  path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # killed while written
+  again = encode_cached(model, texts, kind, tmp_path, prefix="", max_length=16, batch_size=2,
+                        progress=False)
+  assert "is unreadable" in caplog.text
+  for a, b in zip(dataclasses.astuple(first), dataclasses.astuple(again)):
+    if a is not None and not isinstance(a, str):
+      np.testing.assert_array_equal(a, b)
+  caplog.clear()
+  encode_cached(model, texts, kind, tmp_path, prefix="", max_length=16, batch_size=2,
+                progress=False)  # the rebuilt file is whole again
+  assert "cache hit" in caplog.text

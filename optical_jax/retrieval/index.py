@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -101,11 +102,21 @@ def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_d
     h.update(t.encode("utf-8") + b"\0")
   path = Path(cache_dir) / f"{kind}-{h.hexdigest()[:24]}.npz"
   if path.is_file():
-    log.info("document representations: cache hit %s", path)
-    with np.load(path) as z:
-      if kind == "dense":
-        return Representations("dense", vectors=z["vectors"])
-      return Representations("maxsim", tokens=z["tokens"], mask=z["mask"])
+    try:
+      with np.load(path) as z:
+        if kind == "dense":
+          cached = Representations("dense", vectors=z["vectors"])
+        else:
+          cached = Representations("maxsim", tokens=z["tokens"], mask=z["mask"])
+      rows = len(cached.vectors if kind == "dense" else cached.tokens)
+      if rows != len(texts):
+        raise ValueError(f"{rows} rows for {len(texts)} texts")
+      log.info("document representations: cache hit %s", path)
+      return cached
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+      # Truncated (a kill while copying it, a full disk) or otherwise unreadable: rebuild.
+      log.warning("document representations: cache file %s is unreadable (%s: %s); "
+                  "encoding again", path, type(e).__name__, e)
   reps = encode(model, texts, kind, **kw)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
