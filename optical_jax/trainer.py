@@ -102,7 +102,8 @@ def _distill_spec(config) -> DistillSpec:
                      sinkhorn=SinkhornConfig.from_mapping(config.ot),
                      sentence_weight=config.distill.sentence_weight,
                      contrastive_weight=config.distill.get("contrastive_weight", 0.0),
-                     contrastive_temperature=config.distill.get("contrastive_temperature", 0.05))
+                     contrastive_temperature=config.distill.get("contrastive_temperature", 0.05),
+                     objective_weight=config.distill.get("objective_weight", 1.0))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:

@@ -353,3 +353,33 @@ def test_weight_interpolation():
   assert mid["a"].dtype == np.float32
   with pytest.raises(ValueError, match="interpolation=1.5"):
     interpolate(teacher, student, 1.5)
+
+
+@pytest.mark.parametrize("objective", ["optical", "kd_sentence"])
+def test_contrastive_term_adds_to_the_objective(objective):
+  """loss = objective_weight * objective + contrastive_weight * in-batch contrastive term, on the
+  last layer's pooled states; objective_weight 0 leaves the term alone."""
+  from optical_jax.losses.kd import sentence_contrastive  # pylint: disable=import-outside-toplevel
+  from optical_jax.models.retrieval import hidden_states  # pylint: disable=import-outside-toplevel
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
+  teacher = {"encoder": enc}
+  batch = {k: jnp.asarray(v) for k, v in _batch(3).items()}
+  base = dict(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100))
+
+  def loss(**kw):
+    return make_loss(module, DistillSpec(**base, **kw))(student, teacher, batch, None)
+
+  plain, _ = loss()
+  s = hidden_states(module, student["encoder"], batch["student_ids"], batch["student_mask"], -1)
+  t = hidden_states(module, enc, batch["teacher_ids"], batch["teacher_mask"], -1)
+  con, _ = sentence_contrastive(s, batch["student_mask"], t, batch["teacher_mask"], 0.1)
+  both, metrics = loss(contrastive_weight=0.5, contrastive_temperature=0.1)
+  np.testing.assert_allclose(both, plain + 0.5 * con, rtol=1e-5)
+  np.testing.assert_allclose(metrics["objective_loss"], plain, rtol=1e-6)
+  assert 0.0 <= float(metrics["in_batch_top1"]) <= 1.0
+  alone, _ = loss(contrastive_weight=2.0, contrastive_temperature=0.1, objective_weight=0.0)
+  np.testing.assert_allclose(alone, 2.0 * con, rtol=1e-5)
+  with pytest.raises(ValueError, match="nothing to train"):
+    DistillSpec(**base, objective_weight=0.0)

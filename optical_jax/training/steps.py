@@ -57,6 +57,9 @@ class DistillSpec:
   contrastive_weight: float = 0.0
   #: Its softmax temperature over cosine similarities.
   contrastive_temperature: float = 0.05
+  #: Weight of the objective itself (0 with a contrastive weight: the contrastive term alone,
+  #: an ablation).
+  objective_weight: float = 1.0
 
   @property
   def needs_last(self) -> bool:
@@ -70,6 +73,9 @@ class DistillSpec:
       raise ValueError(f"sentence_weight {self.sentence_weight} < 0")
     if self.contrastive_weight < 0:
       raise ValueError(f"contrastive_weight {self.contrastive_weight} < 0")
+    if self.objective_weight < 0 or not (self.objective_weight or self.contrastive_weight):
+      raise ValueError(f"objective_weight {self.objective_weight} must be >= 0, and > 0 unless "
+                       "contrastive_weight is set (nothing to train otherwise)")
     if not self.contrastive_temperature > 0:
       raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
 
@@ -126,13 +132,17 @@ def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, m
 
 
 def _with_contrastive(loss, metrics, s_last, t_last, batch, spec: DistillSpec):
-  """``loss + spec.contrastive_weight * sentence_contrastive`` (when the weight is set)."""
+  """``objective_weight * loss + contrastive_weight * sentence_contrastive`` (the term only when
+  its weight is set)."""
+  if spec.objective_weight != 1.0:
+    metrics = dict(metrics, objective_loss=loss)
+    loss = spec.objective_weight * loss
   if not spec.contrastive_weight:
     return loss, metrics
   con, con_metrics = sentence_contrastive(s_last, batch["student_mask"], t_last,
                                           batch["teacher_mask"], spec.contrastive_temperature,
                                           spec.pooling)
-  metrics = dict(metrics, objective_loss=loss, **con_metrics)
+  metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
 
 
