@@ -32,6 +32,7 @@ from optical_jax import dev_eval, trainer
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.evaluation.stats import _interval, paired_t_test
+from optical_jax.config_checks import validate
 from optical_jax.training import identity
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   work = Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
+  runs = []
   for method, dirs in run_dirs(config, work).items():
     for run_dir in dirs:
       cfg = config.train.copy_and_resolve_references()
@@ -69,12 +71,15 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
         cfg.method = method
         cfg.seed = int(run_dir.name[len("seed"):])
         cfg.train.interpolation = 1.0  # runs keep the trained student; config.interpolations
-      if (run_dir / "results.json").is_file():
-        identity.check(run_dir, cfg)  # a finished run of other settings is not reused
-        log.info("%s: done", run_dir)
-        continue
-      log.info("study: %s, seed %d -> %s", method, cfg.seed, run_dir)
-      trainer.train_and_evaluate(cfg, str(run_dir))
+      validate(cfg)  # every run's config, before the first one trains
+      identity.check(run_dir, cfg)  # nor is a run of other settings reused or resumed
+      runs.append((method, run_dir, cfg))
+  for method, run_dir, cfg in runs:
+    if (run_dir / "results.json").is_file():
+      log.info("%s: done", run_dir)
+      continue
+    log.info("study: %s, seed %d -> %s", method, cfg.seed, run_dir)
+    trainer.train_and_evaluate(cfg, str(run_dir))
   for alpha in _alphas(config):  # the trained students, interpolated towards the teacher
     for method, dirs in run_dirs(config, work).items():
       for run_dir in dirs if method != "zero_shot" else []:

@@ -23,6 +23,8 @@ from optical_jax.evaluation.collection import load_collection
 from optical_jax.evaluation.retrieval import evaluate_collection
 from optical_jax.loading import load_encoder
 from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.config_checks import validate
+from optical_jax.errors import UsageError
 from optical_jax.training import identity
 
 log = logging.getLogger(__name__)
@@ -51,17 +53,32 @@ def _collection_dir(config, work: Path, langs) -> Path:
   return out
 
 
+def _run_config(config, enc: str, method: str):
+  cfg = config.distill.copy_and_resolve_references()
+  with cfg.unlocked():
+    cfg.model, cfg.method = enc, method
+  return cfg
+
+
 def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs every missing cell, then writes results.csv, report.md and gap.png."""
   work = Path(workdir)
   # Cells are reused by (encoder, method, language): only in a study of the same collection,
   # ranker and training settings (training/identity.py).
+  low, high = _split(config.low), _split(config.high)
+  both = sorted(set(low) & set(high))
+  if both:
+    raise UsageError(f"config.low and config.high both name {both}: a language is either "
+                     "low- or high-resource")
+  langs = low + high
+  for enc in _split(config.encoders):  # every run's config, before anything loads or trains
+    for method in _split(config.methods):
+      if method != "zero_shot":
+        validate(_run_config(config, enc, method))
   identity.check(work, config, operational=identity.STUDY_OPERATIONAL)
   work.mkdir(parents=True, exist_ok=True)
   identity.record(work, config, operational=identity.STUDY_OPERATIONAL)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
-  low, high = _split(config.low), _split(config.high)
-  langs = low + high
   collection = load_collection(_collection_dir(config, work, langs), langs=langs)
   measures = None
   for enc in _split(config.encoders):
@@ -76,10 +93,8 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
         query_model = doc_model
       else:
         run_dir = work / "runs" / slug(enc) / method
+        cfg = _run_config(config, enc, method)
         if not (run_dir / "student" / "config.json").is_file():
-          cfg = config.distill.copy_and_resolve_references()
-          with cfg.unlocked():
-            cfg.model, cfg.method = enc, method
           log.info("%s / %s: distilling into %s", enc, method, run_dir)
           trainer.train_and_evaluate(cfg, str(run_dir))
         query_model = load_encoder(str(run_dir), dtype=config.distill.dtype)

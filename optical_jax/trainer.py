@@ -30,7 +30,7 @@ from optical_jax.data.pipeline import BitextBatcher
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
-from optical_jax.errors import UsageError
+from optical_jax.config_checks import validate
 from optical_jax.evaluation.bitext import matching_accuracy
 from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.loading import LoadedEncoder, load_encoder
@@ -253,8 +253,7 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the configured job; writes ``results.json``, ``results.md`` and (when
   training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results."""
-  if config.method not in METHODS:
-    raise UsageError(f"config.method={config.method!r}; available: {METHODS}")
+  validate(config)  # every field rule, before anything is read or written
   work = Path(workdir)
   lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
   identity.check(work, config)  # before anything is read, written or deleted

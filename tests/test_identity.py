@@ -92,3 +92,42 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   other.eval.ranker = "maxsim" if config.eval.ranker != "maxsim" else "dense"
   with pytest.raises(identity.IdentityError, match=r"another config \(eval\.ranker: "):
     study.run_study(other, str(tmp_path))  # refused before any collection or model loads
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("train.num_steps", -3, r"train\.num_steps=-3: must be >= 0"),
+    ("train.learning_rate", 0.0, r"train\.learning_rate=0\.0: must be > 0"),
+    ("data.test_fraction", 1.0, r"data\.test_fraction=1\.0: must be in \[0, 1\)"),
+    ("ot.epsilon", 0.0, r"ot / distill: epsilon must be > 0"),
+    ("method", "kd", r"method='kd': expected one of"),
+    ("retrieval.collections", "afriqa,msmarco", r"'msmarco' is not one of"),
+])
+def test_validate_names_the_field(field, value, message):
+  from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  validate(config)
+  section, _, name = field.rpartition(".")
+  setattr(config[section] if section else config, name, value)
+  with pytest.raises(UsageError, match=message):
+    validate(config)
+
+
+def test_validate_refuses_an_untrained_student_but_not_zero_shot():
+  from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  config.train.num_steps, config.train.num_epochs = 0, 0
+  with pytest.raises(ValueError, match=r"would export an untrained student"):
+    validate(config)
+  config.method = "zero_shot"
+  validate(config)
+
+
+def test_a_language_both_low_and_high_is_refused(tmp_path):
+  from configs import gap_study  # pylint: disable=import-outside-toplevel
+  from optical_jax import study  # pylint: disable=import-outside-toplevel
+  config = gap_study.get_config()
+  config.high = config.high + ",swa"
+  with pytest.raises(ValueError, match=r"config\.low and config\.high both name \['swa'\]"):
+    study.run_study(config, str(tmp_path / "s"))
+  assert not (tmp_path / "s").exists()  # refused before anything is written

@@ -1,0 +1,84 @@
+"""One check of a train.py config before any data or model is read (``validate``).
+
+Every rule names the field, the value and what is expected; all violations are reported at once,
+as one :class:`optical_jax.errors.UsageError`. train.py runs it first; the studies run it for
+every run they would train, before the first one starts.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from optical_jax.errors import UsageError
+
+METHODS = ("zero_shot", "optical", "kd_sentence", "kd_token")
+RANKERS = ("dense", "maxsim")
+DTYPES = ("float32", "bfloat16")
+
+
+def _problems(config) -> List[str]:
+  out = []
+  if config.method not in METHODS:
+    out.append(f"method={config.method!r}: expected one of {METHODS}")
+  if config.dtype not in DTYPES:
+    out.append(f"dtype={config.dtype!r}: expected one of {DTYPES}")
+  t = config.train
+  if t.num_steps < 0:
+    out.append(f"train.num_steps={t.num_steps}: must be >= 0 (0 = train.num_epochs epochs)")
+  if t.num_epochs < 0:
+    out.append(f"train.num_epochs={t.num_epochs}: must be >= 0")
+  if config.method != "zero_shot" and t.num_steps <= 0 and t.num_epochs <= 0:
+    out.append(f"train.num_steps={t.num_steps} and train.num_epochs={t.num_epochs}: method "
+               f"{config.method!r} would export an untrained student; set one of them > 0")
+  for name in ("batch_size", "learning_rate"):
+    if not t[name] > 0:
+      out.append(f"train.{name}={t[name]}: must be > 0")
+  for name in ("warmup_steps", "weight_decay", "grad_clip", "interpolation"):
+    if t[name] < 0:
+      out.append(f"train.{name}={t[name]}: must be >= 0")
+  if t.checkpoint_every < 1 or t.log_every < 1:
+    out.append(f"train.checkpoint_every={t.checkpoint_every}, train.log_every={t.log_every}: "
+               "must be >= 1")
+  d = config.data
+  if not 0.0 <= d.test_fraction < 1.0:
+    out.append(f"data.test_fraction={d.test_fraction}: must be in [0, 1)")
+  if d.max_length < 2:
+    out.append(f"data.max_length={d.max_length}: must be >= 2")
+  if not 0.0 <= d.get("english_pairs", 0.0) < 1.0:
+    out.append(f"data.english_pairs={d.english_pairs}: must be in [0, 1)")
+  if not (config.mesh.data >= 1 or config.mesh.data == -1) or config.mesh.fsdp < 1:
+    out.append(f"mesh={dict(config.mesh)}: fsdp must be >= 1 and data >= 1 (or -1: all devices "
+               "/ fsdp)")
+  if config.method != "zero_shot":  # the objective's own rules (steps.py, losses/ot.py)
+    # pylint: disable=import-outside-toplevel
+    from optical_jax.losses.ot import SinkhornConfig
+    from optical_jax.training.steps import DistillSpec
+    try:
+      sinkhorn = SinkhornConfig.from_mapping(config.ot)
+      DistillSpec(objective=config.method, layer=config.distill.layer,
+                  use_head=config.distill.use_head, pooling=config.distill.pooling,
+                  sinkhorn=sinkhorn, sentence_weight=config.distill.sentence_weight,
+                  contrastive_weight=config.distill.get("contrastive_weight", 0.0),
+                  contrastive_temperature=config.distill.get("contrastive_temperature", 0.05),
+                  objective_weight=config.distill.get("objective_weight", 1.0))
+    except ValueError as e:
+      out.append(f"ot / distill: {e}")
+  r = config.retrieval
+  names = [x.strip() for x in r.collections.split(",") if x.strip()]
+  known = ("afriqa", "flores_devtest", "tatoeba")
+  for n in names:
+    if n not in known:
+      out.append(f"retrieval.collections: {n!r} is not one of {known}")
+  for rk in [x.strip() for x in r.rankers.split(",") if x.strip()]:
+    if rk not in RANKERS:
+      out.append(f"retrieval.rankers: {rk!r} is not one of {RANKERS}")
+  if names and r.k < 1:
+    out.append(f"retrieval.k={r.k}: must be >= 1")
+  return out
+
+
+def validate(config) -> None:
+  """Raises UsageError listing every problem of a train.py ``config`` (see module docstring)."""
+  problems = _problems(config)
+  if problems:
+    raise UsageError(f"config: {len(problems)} problem(s): " + "; ".join(problems))
