@@ -145,11 +145,14 @@ def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
 
 
 def read_lines(path: str) -> list:
-  """Lines of a UTF-8 text file (newline stripped). Raises ValueError naming
-  the file and line on undecodable bytes."""
+  """Lines of a UTF-8 text file (newline stripped; a byte-order mark at the start of the file
+  is not part of the first text). Raises ValueError naming the file and line on undecodable
+  bytes."""
   lines = []
   with open(path, "rb") as fh:
     for n, raw in enumerate(fh, 1):
+      if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
       try:
         lines.append(raw.decode("utf-8").rstrip("\r\n"))
       except UnicodeDecodeError as e:

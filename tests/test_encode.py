@@ -101,3 +101,10 @@ def test_packed_equals_padded(model, pooling):
   tight = encode.encode_texts(model, texts, tokens_per_batch=40, **kw)  # one 32-token row a batch
   np.testing.assert_allclose(packed, padded, atol=1e-5)
   np.testing.assert_allclose(tight, padded, atol=1e-5)
+
+
+def test_read_lines_drops_a_leading_byte_order_mark(tmp_path):
+  from optical_jax.encode import read_lines  # pylint: disable=import-outside-toplevel
+  p = tmp_path / "in.txt"
+  p.write_bytes(b"\xef\xbb\xbfHabari\r\n\xef\xbb\xbfkept inside\n")
+  assert read_lines(str(p)) == ["Habari", "\ufeffkept inside"]  # only the file's own mark goes

@@ -130,3 +130,48 @@ def test_k_below_one_is_refused(setup, tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       "eval: error: k=0: the run depth must be at least 1")
   assert not (tmp_path / "k0").exists()
+
+
+def test_a_failed_rerun_leaves_the_previous_set(setup, tmp_path):
+  out = tmp_path / "set"
+  assert _eval(setup, out, "--ranker=dense", "--k=5").returncode == 0
+  before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+  proc = _eval(setup, out, "--ranker=dense", "--k=7", f"--doc_model={tmp_path / 'nothing'}")
+  assert proc.returncode == 1  # fails after the staging folder was made, at the model
+  assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no staging folder left
+  assert _eval(setup, out, "--ranker=dense", "--k=7").returncode == 0  # a good rerun replaces it
+  assert json.loads((out / "metrics.json").read_text())["k"] == 7
+  assert (out / "cache").is_dir()  # the default cache moves along
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_lang", "has no '{lang}' but 2 languages are evaluated"),
+    ("empty", "no documents for any of the 15 queries"),
+    ("unknown_docs", "none of its 2 documents is in collection"),
+    ("unjudged", "no query of language 'swa' has a relevant document"),
+])
+def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
+  run = tmp_path / "first.trec"
+  run.write_text({"no_lang": "q1 Q0 d1 1 1.0 x\n", "empty": "",
+                  "unknown_docs": "q1 Q0 zz1 1 2.0 x\nq2 Q0 zz2 1 1.0 x\n", "unjudged": ""}[case])
+  extra = [f"--first_stage={run}"] if case != "unjudged" else []
+  if case in ("empty", "unknown_docs"):
+    extra.append("--langs=swa")
+  root = setup
+  if case == "unjudged":  # the same collection, every judgment 0
+    root = tmp_path / "zero"
+    (root / "coll").mkdir(parents=True)
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.copytree(setup / "coll" / "queries", root / "coll" / "queries")
+    (root / "coll" / "docs.jsonl").write_bytes((setup / "coll" / "docs.jsonl").read_bytes())
+    lines = (setup / "coll" / "qrels.txt").read_text().split("\n")
+    (root / "coll" / "qrels.txt").write_text(
+        "\n".join(" ".join(l.split()[:3] + ["0"]) for l in lines if l) + "\n")
+    (root / "model").symlink_to(setup / "model")
+    extra.append("--langs=swa")
+  proc = _eval(root, tmp_path / "out", *extra)
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("eval: error:") and message in last, last
+  assert not (tmp_path / "out").exists()

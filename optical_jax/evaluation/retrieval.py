@@ -10,15 +10,18 @@ Used by ``eval.py`` and ``study.py``. Writes, under ``out_dir``:
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from optical_jax.errors import UsageError
 from optical_jax.evaluation.collection import Collection
 from optical_jax.evaluation.metrics import (atomic_write_text, evaluate, read_trec_run,
                                             write_trec_run)
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.index import encode, encode_cached
 from optical_jax.retrieval.search import allowed_from_run, search, to_run
+
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,50 @@ def resolve_ranker(ranker: str, doc_model: LoadedEncoder) -> str:
   return default_ranker(doc_model) if ranker == "auto" else ranker
 
 
+def check_request(collection: Collection, langs: Sequence[str], k: int,
+                  first_stage: Optional[str]) -> None:
+  """Refuses, before any encoding, what would give empty or meaningless runs: k < 1, a language
+  without queries, one whose judged queries have no relevant document (every metric would be 0),
+  a first-stage path without ``{lang}`` for several languages, and a first-stage run with
+  nothing of this collection to re-rank."""
+  if k < 1:
+    raise UsageError(f"k={k}: the run depth must be at least 1")
+  if first_stage and len(langs) > 1 and "{lang}" not in first_stage:
+    raise UsageError(f"first stage {first_stage!r} has no '{{lang}}' but {len(langs)} languages "
+                     "are evaluated: each would re-rank the same run")
+  for lang in langs:
+    if lang not in collection.queries:
+      raise UsageError(f"{collection.name}: no queries for language {lang!r}; it has "
+                       f"{sorted(collection.queries)}")
+    judged = _judged_for(collection, lang)
+    if not any(r > 0 for rels in judged.values() for r in rels.values()):
+      raise UsageError(f"{collection.name}: no query of language {lang!r} has a relevant "
+                       f"document in the qrels ({len(judged)} judged queries, all relevance 0): "
+                       "every metric would be 0")
+    if first_stage:
+      _first_stage(first_stage.format(lang=lang), list(collection.queries[lang]), collection)
+
+
+def _first_stage(path: str, qids: Sequence[str], collection: Collection):
+  """The allowed-documents mask of a first-stage run; refuses a run with nothing to re-rank
+  and says how many of its documents the collection lacks (those cannot be re-ranked)."""
+  run = read_trec_run(path)
+  mine = {q: docs for q, docs in run.items() if q in set(qids)}
+  pairs = sum(len(d) for d in mine.values())
+  if not pairs:
+    raise UsageError(f"first stage {path}: no documents for any of the {len(qids)} queries of "
+                     "this language (empty run, or other query ids)")
+  known = set(collection.doc_ids)
+  unknown = sum(1 for docs in mine.values() for d in docs if d not in known)
+  if unknown == pairs:
+    raise UsageError(f"first stage {path}: none of its {pairs} documents is in collection "
+                     f"{collection.name}")
+  if unknown:
+    log.warning("first stage %s: %d of its %d documents are not in collection %s and cannot be "
+                "re-ranked", path, unknown, pairs, collection.name)
+  return allowed_from_run(mine, qids, collection.doc_ids)
+
+
 def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, collection: Collection,
                         langs: Sequence[str], out_dir, *, ranker: str = "auto", k: int = 1000,
                         cache_dir=None, first_stage: Optional[str] = None, batch_size: int = 32,
@@ -66,8 +113,7 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   Returns lang -> EvalResult.
   """
   ranker = resolve_ranker(ranker, doc_model)
-  if k < 1:
-    raise ValueError(f"k={k}: the run depth must be at least 1")
+  check_request(collection, langs, k, first_stage)
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
@@ -76,9 +122,6 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
                        desc="documents")
   results = {}
   for lang in langs:
-    if lang not in collection.queries:
-      raise ValueError(f"{collection.name}: no queries for language {lang!r}; it has "
-                       f"{sorted(collection.queries)}")
     qids = list(collection.queries[lang])
     texts = [collection.queries[lang][q] for q in qids]
     queries = encode(query_model, texts, ranker, prefix=query_model.query_prefix,
@@ -86,8 +129,7 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
                      desc=f"queries {lang}")
     allowed = None
     if first_stage:
-      allowed = allowed_from_run(read_trec_run(first_stage.format(lang=lang)), qids,
-                                 collection.doc_ids)
+      allowed = _first_stage(first_stage.format(lang=lang), qids, collection)
     scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
     run = to_run(qids, collection.doc_ids, scores, idx)
     write_trec_run(out_dir / f"run.{lang}.trec", run, tag)
@@ -106,29 +148,74 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
              dtype: str = "float32") -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
+  The set is written into a staging folder beside ``output`` and swapped in whole at the end:
+  a run that fails leaves the previous set (if any) as it was.
+
   ``doc_model_name`` defaults to the teacher recorded in a student's work
   directory, else the query model itself. ``ranker="auto"``: :func:`default_ranker` of the
   document model (the one used is written to ``metrics.json``).
   """
   if ranker not in RANKER_CHOICES:
-    raise ValueError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
-  if k < 1:
-    raise ValueError(f"k={k}: the run depth must be at least 1")
+    raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
   from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
-  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
-  from optical_jax.trainer import write_json_atomic  # pylint: disable=import-outside-toplevel
   collection = load_collection(collection_path, langs=list(langs) if langs else None)
   langs = list(langs) if langs else sorted(collection.queries)
+  check_request(collection, langs, k, first_stage)  # before any model loads
+  out = Path(output)
+  staging = _staging_dir(out)  # also proves the output's folder is writable, before any work
+  try:
+    metrics = _run_eval_into(staging, out, query_model_name, doc_model_name, collection,
+                             collection_path, langs, ranker, k, first_stage, batch_size,
+                             max_length, doc_max_length, cache_dir, dtype)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
+    raise
+  _swap_in(staging, out, keep_cache=cache_dir is None)
+  return metrics
+
+
+def _staging_dir(out: Path) -> Path:
+  if out.exists() and not out.is_dir():
+    raise UsageError(f"--output {out}: exists and is not a folder")
+  staging = out.parent / f".{out.name}.partial"
+  try:
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+  except OSError as e:
+    raise UsageError(f"--output {out}: cannot write there ({e.strerror})") from e
+  return staging
+
+
+def _swap_in(staging: Path, out: Path, keep_cache: bool) -> None:
+  """Replaces the folder ``out`` by ``staging`` as a whole (the default cache moves along)."""
+  if out.exists():
+    if keep_cache and (out / "cache").is_dir():
+      (out / "cache").rename(staging / "cache")
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    staging.rename(out)
+
+
+def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, collection,
+                   collection_path, langs, ranker, k, first_stage, batch_size, max_length,
+                   doc_max_length, cache_dir, dtype) -> dict:
+  """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
+  given)."""
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  from optical_jax.trainer import write_json_atomic  # pylint: disable=import-outside-toplevel
   query_model = load_encoder(query_model_name, dtype=dtype)
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
-  out = Path(output)
   ranker = resolve_ranker(ranker, doc_model)
   log.info("ranker %s", ranker)
-  results = evaluate_collection(query_model, doc_model, collection, langs, out, ranker=ranker, k=k,
-                                cache_dir=cache_dir or (out / "cache"), first_stage=first_stage,
-                                batch_size=batch_size, max_length=max_length,
-                                doc_max_length=doc_max_length)
+  results = evaluate_collection(query_model, doc_model, collection, langs, staging, ranker=ranker,
+                                k=k, cache_dir=cache_dir or (out / "cache"),
+                                first_stage=first_stage, batch_size=batch_size,
+                                max_length=max_length, doc_max_length=doc_max_length)
   metrics = {
       "query_model": query_model_name, "doc_model": doc_name, "collection": str(collection_path),
       "collection_meta": collection.meta, "ranker": ranker, "k": k, "first_stage": first_stage,
@@ -140,7 +227,7 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
                            "run_docs_not_in_collection": r.unknown_docs}
                     for lang, r in results.items()},
   }
-  write_json_atomic(out / "metrics.json", metrics)
+  write_json_atomic(staging / "metrics.json", metrics)
   measures = list(next(iter(results.values())).mean) if results else []
   lines = [f"# Retrieval evaluation: {query_model_name}", "",
            f"Queries by `{query_model_name}`, documents by `{doc_name}`; collection "
@@ -152,5 +239,5 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   for lang, r in results.items():
     lines.append(f"| {lang} | " + " | ".join(f"{r.mean[m]:.4f}" for m in measures) +
                  f" | {r.num_queries_scored} | {len(r.missing_queries)} | {r.unknown_docs} |")
-  atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+  atomic_write_text(staging / "report.md", "\n".join(lines) + "\n")
   return metrics
