@@ -112,6 +112,8 @@ def get_config() -> ml_collections.ConfigDict:
   # objective; 0 = off. Its temperature over cosine similarities:
   config.distill.contrastive_weight = 0.0
   config.distill.contrastive_temperature = 0.05
+  # Weight of the objective itself; 0 (with a contrastive weight) trains the term alone.
+  config.distill.objective_weight = 1.0
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated
