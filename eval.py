@@ -2,7 +2,7 @@
 
   python eval.py --query_model M --collection DIR --output OUT [--doc_model M2]
                  [--langs swa,som,...] [--ranker auto|dense|maxsim] [--k 1000]
-                 [--first_stage 'runs/run.{lang}.trec']
+                 [--first_stage 'runs/run.{lang}.trec'] [--index exact|flat|ivf|hnsw]
 
 Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
 defaults to the teacher recorded in a student's work directory. Writes
@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 
 from optical_jax.evaluation.retrieval import run_eval
+from optical_jax.retrieval.ann import AnnConfig
 
 _QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")
 _DOC = flags.DEFINE_string("doc_model", None, "Document-side model (default: the student's teacher).")
@@ -24,6 +25,13 @@ _RANKER = flags.DEFINE_enum("ranker", "auto", ["auto", "dense", "maxsim"],
                             "Scoring; auto: MaxSim when the document model has a late-interaction "
                             "head (train.py's teacher stage), else dense (pooled vectors).")
 _K = flags.DEFINE_integer("k", 1000, "Run depth.")
+_INDEX = flags.DEFINE_enum("index", "exact", ["exact", "flat", "ivf", "hnsw"],
+                           "Dense ranker: exact search, or a FAISS index (faiss-cpu).")
+_RECALL = flags.DEFINE_bool("index_recall", False,
+                            "Also run exact search and report the FAISS run's recall@k against it.")
+_NPROBE = flags.DEFINE_integer("nprobe", 16, "IVF: cells visited per query.")
+_NLIST = flags.DEFINE_integer("nlist", 0, "IVF: cells (0 = 4 sqrt(N)).")
+_EF = flags.DEFINE_integer("ef_search", 128, "HNSW: candidate list per query.")
 _FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
 _MAXLEN = flags.DEFINE_integer("max_length", None, "Query token limit (default: the model's).")
@@ -40,7 +48,11 @@ def main(argv):
   try:
     metrics = run_eval(_QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, _LANGS.value,
                        _RANKER.value, _K.value, _FIRST.value, _BATCH.value, _MAXLEN.value,
-                       _DOCLEN.value, _CACHE.value, _DTYPE.value)
+                       _DOCLEN.value, _CACHE.value, _DTYPE.value, index=_INDEX.value,
+                       ann=AnnConfig(kind=_INDEX.value if _INDEX.value != "exact" else "hnsw",
+                                     nlist=_NLIST.value, nprobe=_NPROBE.value,
+                                     ef_search=_EF.value),
+                       measure_index_recall=_RECALL.value)
   except (ValueError, FileNotFoundError) as e:
     print(f"eval: error: {e}", file=sys.stderr)
     return 1

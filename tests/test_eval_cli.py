@@ -175,3 +175,22 @@ def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("eval: error:") and message in last, last
   assert not (tmp_path / "out").exists()
+
+
+def test_index_run_and_recall(setup, tmp_path):
+  pytest.importorskip("faiss")
+  exact, flat = tmp_path / "exact", tmp_path / "flat"
+  # k = all 40 documents: the random texts tie often, and ties may fall either side of a cut.
+  assert _eval(setup, exact, "--ranker=dense", "--k=40").returncode == 0
+  proc = _eval(setup, flat, "--ranker=dense", "--k=40", "--index=flat", "--index_recall")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  m = json.loads((flat / "metrics.json").read_text())
+  assert m["index"] == "flat" and m["index_recall_against_exact"] == {"deu": 1.0, "swa": 1.0}
+  for lang in ("swa", "deu"):  # a flat index is exact: the same documents with the same scores
+    a, b = read_trec_run(exact / f"run.{lang}.trec"), read_trec_run(flat / f"run.{lang}.trec")
+    assert a.keys() == b.keys()
+    for q in a:  # (tied scores may come back in another order, so compare per document)
+      assert a[q].keys() == b[q].keys()
+      np.testing.assert_allclose([a[q][d] for d in a[q]], [b[q][d] for d in a[q]], atol=1e-5)
+  proc = _eval(setup, tmp_path / "bad", "--ranker=maxsim", "--index=hnsw")
+  assert proc.returncode == 1 and "re-rank it with first_stage" in proc.stderr.splitlines()[-1]

@@ -9,6 +9,7 @@ Used by ``eval.py`` and ``study.py``. Writes, under ``out_dir``:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from optical_jax.evaluation.collection import Collection
 from optical_jax.evaluation.metrics import (atomic_write_text, evaluate, read_trec_run,
                                             write_trec_run)
 from optical_jax.loading.load import LoadedEncoder
+from optical_jax.retrieval.ann import INDEX_KINDS, AnnConfig, ann_search, build_index, recall_against
 from optical_jax.retrieval.index import encode, encode_cached
 from optical_jax.retrieval.search import allowed_from_run, search, to_run
 
@@ -100,7 +102,9 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
                         langs: Sequence[str], out_dir, *, ranker: str = "auto", k: int = 1000,
                         cache_dir=None, first_stage: Optional[str] = None, batch_size: int = 32,
                         max_length: Optional[int] = None, doc_max_length: Optional[int] = None,
-                        tag: str = "optical_jax", progress: bool = True) -> Dict[str, object]:
+                        tag: str = "optical_jax", progress: bool = True,
+                        index: str = "exact", ann: Optional[AnnConfig] = None,
+                        index_recall: Optional[Dict[str, float]] = None) -> Dict[str, object]:
   """Retrieves for every language and scores the runs.
 
   Args:
@@ -110,16 +114,28 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
     cache_dir: where document representations are cached (None = no cache).
     first_stage: optional TREC run path with ``{lang}``: re-rank only its documents.
     max_length / doc_max_length: token limits (default the models').
+    index: ``"exact"`` (search.py) or a FAISS index over the dense ranker's vectors (``"flat"``,
+      ``"ivf"``, ``"hnsw"``; ``retrieval/ann.py``), with settings ``ann``.
+    index_recall: a dict to fill with each language's recall@k of the FAISS run against exact
+      search (which then also runs); None = not measured.
   Returns lang -> EvalResult.
   """
   ranker = resolve_ranker(ranker, doc_model)
   check_request(collection, langs, k, first_stage)
+  if index not in INDEX_KINDS:
+    raise UsageError(f"index {index!r}: expected one of {INDEX_KINDS}")
+  if index != "exact" and (ranker != "dense" or first_stage):
+    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
+                     "approximate dense run first and re-rank it with first_stage")
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
   docs = encode_cached(doc_model, doc_texts, ranker, cache_dir, prefix=doc_model.doc_prefix,
                        max_length=doc_max_length, batch_size=batch_size, progress=progress,
                        desc="documents")
+  faiss_index = None
+  if index != "exact":
+    faiss_index = build_index(docs.vectors, dataclasses.replace(ann or AnnConfig(), kind=index))
   results = {}
   for lang in langs:
     qids = list(collection.queries[lang])
@@ -130,7 +146,15 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
     allowed = None
     if first_stage:
       allowed = _first_stage(first_stage.format(lang=lang), qids, collection)
-    scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
+    if faiss_index is None:
+      scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
+    else:
+      scores, idx = ann_search(faiss_index, queries.vectors, k)
+      if index_recall is not None:
+        _, exact = search(queries, docs, k=k, progress=progress)
+        index_recall[lang] = recall_against(idx, exact)
+        log.info("%s: %s index recall@%d against exact search %.4f", lang, index, k,
+                 index_recall[lang])
     run = to_run(qids, collection.doc_ids, scores, idx)
     write_trec_run(out_dir / f"run.{lang}.trec", run, tag)
     res = evaluate(run, _judged_for(collection, lang), doc_ids=set(collection.doc_ids))
@@ -145,7 +169,8 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
              langs: Sequence[str] | None = None, ranker: str = "auto", k: int = 1000,
              first_stage: str | None = None, batch_size: int = 32, max_length: int | None = None,
              doc_max_length: int | None = None, cache_dir: str | None = None,
-             dtype: str = "float32") -> dict:
+             dtype: str = "float32", index: str = "exact", ann: Optional[AnnConfig] = None,
+             measure_index_recall: bool = False) -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
   The set is written into a staging folder beside ``output`` and swapped in whole at the end:
@@ -157,6 +182,9 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   """
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
+  if index != "exact" and (ranker == "maxsim" or first_stage):
+    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
+                     "approximate dense run first and re-rank it with first_stage")
   from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
   collection = load_collection(collection_path, langs=list(langs) if langs else None)
   langs = list(langs) if langs else sorted(collection.queries)
@@ -166,7 +194,8 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   try:
     metrics = _run_eval_into(staging, out, query_model_name, doc_model_name, collection,
                              collection_path, langs, ranker, k, first_stage, batch_size,
-                             max_length, doc_max_length, cache_dir, dtype)
+                             max_length, doc_max_length, cache_dir, dtype, index, ann,
+                             measure_index_recall)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
     raise
@@ -202,7 +231,7 @@ def _swap_in(staging: Path, out: Path, keep_cache: bool) -> None:
 
 def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, collection,
                    collection_path, langs, ranker, k, first_stage, batch_size, max_length,
-                   doc_max_length, cache_dir, dtype) -> dict:
+                   doc_max_length, cache_dir, dtype, index, ann, measure_index_recall) -> dict:
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
@@ -212,13 +241,18 @@ def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, c
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
   ranker = resolve_ranker(ranker, doc_model)
   log.info("ranker %s", ranker)
+  recall = {} if measure_index_recall and index != "exact" else None
   results = evaluate_collection(query_model, doc_model, collection, langs, staging, ranker=ranker,
                                 k=k, cache_dir=cache_dir or (out / "cache"),
                                 first_stage=first_stage, batch_size=batch_size,
-                                max_length=max_length, doc_max_length=doc_max_length)
+                                max_length=max_length, doc_max_length=doc_max_length,
+                                index=index, ann=ann, index_recall=recall)
   metrics = {
       "query_model": query_model_name, "doc_model": doc_name, "collection": str(collection_path),
       "collection_meta": collection.meta, "ranker": ranker, "k": k, "first_stage": first_stage,
+      "index": index, "index_settings": (dataclasses.asdict(
+          dataclasses.replace(ann or AnnConfig(), kind=index)) if index != "exact" else None),
+      "index_recall_against_exact": recall,
       "semantics": "trec_eval -c: queries in the qrels but missing from a run score 0 and count "
                    "in the mean (ir_measures, pytrec_eval backend)",
       "languages": {lang: {"mean": r.mean, "queries_scored": r.num_queries_scored,
