@@ -79,5 +79,6 @@ def test_unknown_method(tmp_path):
   from optical_jax import trainer
   config = tiny.get_config()
   config.method = "nope"
-  with pytest.raises(ValueError, match="config.method='nope'"):
+  with pytest.raises(ValueError, match=r"method='nope': expected one of"):
     trainer.train_and_evaluate(config, str(tmp_path))
+  assert not tmp_path.joinpath("config.json").exists()  # refused before anything is written
