@@ -49,9 +49,9 @@ def main(argv):
     metrics = run_eval(_QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, _LANGS.value,
                        _RANKER.value, _K.value, _FIRST.value, _BATCH.value, _MAXLEN.value,
                        _DOCLEN.value, _CACHE.value, _DTYPE.value, index=_INDEX.value,
-                       ann=AnnConfig(kind=_INDEX.value if _INDEX.value != "exact" else "hnsw",
-                                     nlist=_NLIST.value, nprobe=_NPROBE.value,
-                                     ef_search=_EF.value),
+                       ann=None if _INDEX.value == "exact" else AnnConfig(
+                           kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value,
+                           ef_search=_EF.value),
                        measure_index_recall=_RECALL.value)
   except (ValueError, FileNotFoundError) as e:
     print(f"eval: error: {e}", file=sys.stderr)

@@ -11,12 +11,15 @@ from typing import List
 
 from optical_jax.errors import UsageError
 
-METHODS = ("zero_shot", "optical", "kd_sentence", "kd_token")
-RANKERS = ("dense", "maxsim")
 DTYPES = ("float32", "bfloat16")
 
 
 def _problems(config) -> List[str]:
+  # pylint: disable=import-outside-toplevel
+  from optical_jax.dev_eval import COLLECTIONS
+  from optical_jax.models.retrieval import RANKERS
+  from optical_jax.training.steps import OBJECTIVES, DistillSpec
+  METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as trainer.METHODS
   out = []
   if config.method not in METHODS:
     out.append(f"method={config.method!r}: expected one of {METHODS}")
@@ -49,26 +52,16 @@ def _problems(config) -> List[str]:
   if not (config.mesh.data >= 1 or config.mesh.data == -1) or config.mesh.fsdp < 1:
     out.append(f"mesh={dict(config.mesh)}: fsdp must be >= 1 and data >= 1 (or -1: all devices "
                "/ fsdp)")
-  if config.method != "zero_shot":  # the objective's own rules (steps.py, losses/ot.py)
-    # pylint: disable=import-outside-toplevel
-    from optical_jax.losses.ot import SinkhornConfig
-    from optical_jax.training.steps import DistillSpec
+  if config.method in OBJECTIVES:  # the objective's own rules (steps.py, losses/ot.py)
     try:
-      sinkhorn = SinkhornConfig.from_mapping(config.ot)
-      DistillSpec(objective=config.method, layer=config.distill.layer,
-                  use_head=config.distill.use_head, pooling=config.distill.pooling,
-                  sinkhorn=sinkhorn, sentence_weight=config.distill.sentence_weight,
-                  contrastive_weight=config.distill.get("contrastive_weight", 0.0),
-                  contrastive_temperature=config.distill.get("contrastive_temperature", 0.05),
-                  objective_weight=config.distill.get("objective_weight", 1.0))
+      DistillSpec.from_config(config)
     except ValueError as e:
       out.append(f"ot / distill: {e}")
   r = config.retrieval
   names = [x.strip() for x in r.collections.split(",") if x.strip()]
-  known = ("afriqa", "flores_devtest", "tatoeba")
   for n in names:
-    if n not in known:
-      out.append(f"retrieval.collections: {n!r} is not one of {known}")
+    if n not in COLLECTIONS:
+      out.append(f"retrieval.collections: {n!r} is not one of {COLLECTIONS}")
   for rk in [x.strip() for x in r.rankers.split(",") if x.strip()]:
     if rk not in RANKERS:
       out.append(f"retrieval.rankers: {rk!r} is not one of {RANKERS}")

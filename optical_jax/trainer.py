@@ -35,7 +35,6 @@ from optical_jax.evaluation.bitext import matching_accuracy
 from optical_jax.evaluation.metrics import atomic_write_text
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
-from optical_jax.losses.ot import SinkhornConfig
 from optical_jax.retrieval.index import fingerprint
 from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
@@ -94,16 +93,6 @@ def format_table(rows: Dict[str, Dict[str, dict]]) -> str:
     cells = [f"{rows[m][lang]['f2e']:.3f} | {rows[m][lang]['e2f']:.3f}" for m in methods]
     lines.append(f"| {lang} | {rows[methods[0]][lang]['n']} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
-
-
-def _distill_spec(config) -> DistillSpec:
-  return DistillSpec(objective=config.method, layer=config.distill.layer,
-                     use_head=config.distill.use_head, pooling=config.distill.pooling,
-                     sinkhorn=SinkhornConfig.from_mapping(config.ot),
-                     sentence_weight=config.distill.sentence_weight,
-                     contrastive_weight=config.distill.get("contrastive_weight", 0.0),
-                     contrastive_temperature=config.distill.get("contrastive_temperature", 0.05),
-                     objective_weight=config.distill.get("objective_weight", 1.0))
 
 
 def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
@@ -195,7 +184,7 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
 def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
   """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary."""
   t = config.train
-  spec = _distill_spec(config)
+  spec = DistillSpec.from_config(config)
   pairs = [p for s in splits.values() for p in s["train"]]
   prefix = _prefix(teacher, config)
   batcher = BitextBatcher(pairs, teacher.tokenizer, teacher.tokenizer, t.batch_size,

@@ -55,16 +55,24 @@ def resolve_ranker(ranker: str, doc_model: LoadedEncoder) -> str:
 
 
 def check_request(collection: Collection, langs: Sequence[str], k: int,
-                  first_stage: Optional[str]) -> None:
+                  first_stage: Optional[str], ranker: str = "auto",
+                  index: str = "exact") -> Dict[str, Dict[str, Dict[str, float]]]:
   """Refuses, before any encoding, what would give empty or meaningless runs: k < 1, a language
   without queries, one whose judged queries have no relevant document (every metric would be 0),
-  a first-stage path without ``{lang}`` for several languages, and a first-stage run with
-  nothing of this collection to re-rank."""
+  a first-stage path without ``{lang}`` for several languages, a first-stage run with nothing of
+  this collection to re-rank, and a FAISS index with MaxSim or a first stage. Returns each
+  language's first-stage run (its own queries only; ``{}`` without a first stage)."""
   if k < 1:
     raise UsageError(f"k={k}: the run depth must be at least 1")
+  if index not in INDEX_KINDS:
+    raise UsageError(f"index {index!r}: expected one of {INDEX_KINDS}")
+  if index != "exact" and (ranker == "maxsim" or first_stage):
+    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
+                     "approximate dense run first and re-rank it with first_stage")
   if first_stage and len(langs) > 1 and "{lang}" not in first_stage:
     raise UsageError(f"first stage {first_stage!r} has no '{{lang}}' but {len(langs)} languages "
                      "are evaluated: each would re-rank the same run")
+  runs = {}
   for lang in langs:
     if lang not in collection.queries:
       raise UsageError(f"{collection.name}: no queries for language {lang!r}; it has "
@@ -75,17 +83,19 @@ def check_request(collection: Collection, langs: Sequence[str], k: int,
                        f"document in the qrels ({len(judged)} judged queries, all relevance 0): "
                        "every metric would be 0")
     if first_stage:
-      _first_stage(first_stage.format(lang=lang), list(collection.queries[lang]), collection)
+      runs[lang] = _first_stage_run(first_stage.format(lang=lang), collection.queries[lang],
+                                    collection)
+  return runs
 
 
-def _first_stage(path: str, qids: Sequence[str], collection: Collection):
-  """The allowed-documents mask of a first-stage run; refuses a run with nothing to re-rank
-  and says how many of its documents the collection lacks (those cannot be re-ranked)."""
-  run = read_trec_run(path)
-  mine = {q: docs for q, docs in run.items() if q in set(qids)}
+def _first_stage_run(path: str, qids, collection: Collection) -> Dict[str, Dict[str, float]]:
+  """The part of a first-stage run for ``qids``; refuses one with nothing to re-rank and says
+  how many of its documents the collection lacks (those cannot be re-ranked)."""
+  wanted = set(qids)
+  mine = {q: docs for q, docs in read_trec_run(path).items() if q in wanted}
   pairs = sum(len(d) for d in mine.values())
   if not pairs:
-    raise UsageError(f"first stage {path}: no documents for any of the {len(qids)} queries of "
+    raise UsageError(f"first stage {path}: no documents for any of the {len(wanted)} queries of "
                      "this language (empty run, or other query ids)")
   known = set(collection.doc_ids)
   unknown = sum(1 for docs in mine.values() for d in docs if d not in known)
@@ -95,7 +105,7 @@ def _first_stage(path: str, qids: Sequence[str], collection: Collection):
   if unknown:
     log.warning("first stage %s: %d of its %d documents are not in collection %s and cannot be "
                 "re-ranked", path, unknown, pairs, collection.name)
-  return allowed_from_run(mine, qids, collection.doc_ids)
+  return mine
 
 
 def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, collection: Collection,
@@ -121,12 +131,7 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   Returns lang -> EvalResult.
   """
   ranker = resolve_ranker(ranker, doc_model)
-  check_request(collection, langs, k, first_stage)
-  if index not in INDEX_KINDS:
-    raise UsageError(f"index {index!r}: expected one of {INDEX_KINDS}")
-  if index != "exact" and (ranker != "dense" or first_stage):
-    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
-                     "approximate dense run first and re-rank it with first_stage")
+  first_runs = check_request(collection, langs, k, first_stage, ranker, index)
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
@@ -145,7 +150,7 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
                      desc=f"queries {lang}")
     allowed = None
     if first_stage:
-      allowed = _first_stage(first_stage.format(lang=lang), qids, collection)
+      allowed = allowed_from_run(first_runs[lang], qids, collection.doc_ids)
     if faiss_index is None:
       scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
     else:
@@ -182,13 +187,11 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   """
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
-  if index != "exact" and (ranker == "maxsim" or first_stage):
-    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
-                     "approximate dense run first and re-rank it with first_stage")
   from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
   collection = load_collection(collection_path, langs=list(langs) if langs else None)
   langs = list(langs) if langs else sorted(collection.queries)
-  check_request(collection, langs, k, first_stage)  # before any model loads
+  # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
+  check_request(collection, langs, k, first_stage, ranker, index)
   out = Path(output)
   staging = _staging_dir(out)  # also proves the output's folder is writable, before any work
   try:

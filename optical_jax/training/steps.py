@@ -61,6 +61,18 @@ class DistillSpec:
   #: an ablation).
   objective_weight: float = 1.0
 
+  @classmethod
+  def from_config(cls, config) -> "DistillSpec":
+    """The spec of a train.py config (``method``, ``distill``, ``ot``); its checks raise
+    ValueError for a bad value."""
+    d = config.distill
+    return cls(objective=config.method, layer=d.layer, use_head=d.use_head, pooling=d.pooling,
+               sinkhorn=SinkhornConfig.from_mapping(config.ot),
+               sentence_weight=d.sentence_weight,
+               contrastive_weight=d.get("contrastive_weight", 0.0),
+               contrastive_temperature=d.get("contrastive_temperature", 0.05),
+               objective_weight=d.get("objective_weight", 1.0))
+
   @property
   def needs_last(self) -> bool:
     """Whether a sentence term needs the last layer's states."""
