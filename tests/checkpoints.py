@@ -39,13 +39,16 @@ def _tokenizer(family: str, vocab_size: int) -> tokenizers.Tokenizer:
 
 def make_checkpoint(directory: Path, family: str = "bert", fmt: str = "safetensors", seed: int = 0,
                     **overrides):
-  """Writes a random ``BertModel``/``XLMRobertaModel`` checkpoint. Returns the torch model."""
+  """Writes a random ``BertModel``/``XLMRobertaModel``/``MPNetModel`` checkpoint (MPNet with
+  the XLM-R-style tokenizer: the same specials, pad id 1). Returns the torch model."""
   import torch
   import transformers
   torch.manual_seed(seed)
   kw = dict(SMALL, **overrides)
   if family == "bert":
     model = transformers.BertModel(transformers.BertConfig(**kw), add_pooling_layer=True)
+  elif family == "mpnet":
+    model = transformers.MPNetModel(transformers.MPNetConfig(**kw), add_pooling_layer=True)
   else:
     model = transformers.XLMRobertaModel(transformers.XLMRobertaConfig(**kw), add_pooling_layer=True)
   model.eval()

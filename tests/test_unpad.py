@@ -112,12 +112,14 @@ def test_shape_errors():
 # ---------------------------------------------------------------- encoder and losses
 
 @pytest.mark.parametrize("family,shards,options", [
-    ("bert", 1, {}), ("bert", 2, {"remat": True}), ("xlm-roberta", 2, {"layer_unroll": 1})])
+    ("bert", 1, {}), ("bert", 2, {"remat": True}), ("xlm-roberta", 2, {"layer_unroll": 1}),
+    ("mpnet", 2, {"remat": True})])
 def test_encoder_unpadded_equals_padded(family, shards, options):
   """Every real token's states (all layers) and the parameter gradients of a loss on them equal
   the padded encoder's (float32), in the unrolled, scanned and rematerialised layer loops."""
-  cfg = CFG.replace(family=family, pad_token_id=1 if family == "xlm-roberta" else 0,
-                    type_vocab_size=1 if family == "xlm-roberta" else 2, **options)
+  cfg = CFG.replace(family=family, pad_token_id=0 if family == "bert" else 1,
+                    type_vocab_size={"bert": 2, "xlm-roberta": 1, "mpnet": 0}[family],
+                    relative_attention_num_buckets=32 if family == "mpnet" else 0, **options)
   module = Encoder(cfg)
   mask = _mask(4, 8, 11)
   ids = np.where(mask > 0, np.random.default_rng(5).integers(5, 90, mask.shape),
@@ -227,6 +229,27 @@ def test_bitext_plan_covers_every_batch_of_the_run_and_is_tight(shards):
     assert plan.capacity[key] == token_plan.round_capacity(most, 4, plan.positions[key])
   assert set(widest) == set(plan.capacity)
   assert "slots of" in plan.describe()
+
+
+def test_bitext_batches_carry_bank_index():
+  """Each row's bank_index is its pair's bank row; filler rows get -1; a wrong length is
+  refused."""
+  pairs = _pairs(21, seed=2)
+  rows = np.arange(21) % 7
+  batcher = BitextBatcher(pairs, _tok(), _tok(), batch_size=8, max_length=64,
+                          buckets=(64,), bank_index=rows)
+  seen = []
+  for step in range(batcher.steps_per_epoch):
+    _, idx = batcher.members(step)
+    got = batcher.batch(step)["bank_index"]
+    assert got.dtype == np.int32 and got.shape == (8,)
+    np.testing.assert_array_equal(got[:len(idx)], rows[idx])
+    assert np.all(got[len(idx):] == -1)
+    seen += list(idx)
+  assert sorted(seen) == list(range(21))
+  assert "bank_index" not in BitextBatcher(pairs, _tok(), _tok(), batch_size=8).batch(0)
+  with pytest.raises(ValueError, match="one row per pair"):
+    BitextBatcher(pairs, _tok(), _tok(), batch_size=8, bank_index=rows[:5])
 
 
 def test_triple_plan_covers_queries_and_documents():

@@ -3,7 +3,7 @@
 The inverse of :func:`optical_jax.loading.hf.convert_state_dict`: a trained
 student becomes ``config.json`` + ``model.safetensors`` + ``tokenizer.json``
 that both :func:`optical_jax.loading.load_encoder` and ``transformers``
-(``BertModel`` / ``XLMRobertaModel``) load. ``optical_jax.json`` records what
+(``BertModel`` / ``XLMRobertaModel`` / ``MPNetModel``) load. ``optical_jax.json`` records what
 HF files cannot: pooling, prefixes, the teacher it was distilled from, and
 whether a retrieval head (``head.safetensors``) exists.
 """
@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from optical_jax.loading.hf import _LAYER_MAP, _LAYER_NORMS
+from optical_jax.loading.hf import RELATIVE_BIAS, layer_names
 from optical_jax.models.config import EncoderConfig
 
 META_FILE = "optical_jax.json"
@@ -27,10 +27,12 @@ META_FILE = "optical_jax.json"
 
 def hf_config_dict(cfg: EncoderConfig) -> dict:
   """``config.json`` contents for ``cfg``."""
-  bert = cfg.family == "bert"
-  return {
-      "model_type": "bert" if bert else "xlm-roberta",
-      "architectures": ["BertModel" if bert else "XLMRobertaModel"],
+  model_type, arch = {"bert": ("bert", "BertModel"), "xlm-roberta": ("xlm-roberta",
+                                                                     "XLMRobertaModel"),
+                      "mpnet": ("mpnet", "MPNetModel")}[cfg.family]
+  out = {
+      "model_type": model_type,
+      "architectures": [arch],
       "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
       "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
       "intermediate_size": cfg.intermediate_size,
@@ -40,6 +42,10 @@ def hf_config_dict(cfg: EncoderConfig) -> dict:
       "hidden_dropout_prob": cfg.dropout_rate, "attention_probs_dropout_prob": 0.0,
       "position_embedding_type": "absolute",
   }
+  if cfg.family == "mpnet":
+    del out["type_vocab_size"]
+    out["relative_attention_num_buckets"] = cfg.relative_attention_num_buckets
+  return out
 
 
 def export_state_dict(params, cfg: EncoderConfig) -> dict:
@@ -50,17 +56,21 @@ def export_state_dict(params, cfg: EncoderConfig) -> dict:
   sd = {
       "embeddings.word_embeddings.weight": np32(emb["word_embeddings"]["embedding"]),
       "embeddings.position_embeddings.weight": np32(emb["position_embeddings"]["embedding"]),
-      "embeddings.token_type_embeddings.weight": np32(emb["token_type_embeddings"]["embedding"]),
       "embeddings.LayerNorm.weight": np32(emb["layer_norm"]["scale"]),
       "embeddings.LayerNorm.bias": np32(emb["layer_norm"]["bias"]),
   }
+  if cfg.type_vocab_size:
+    sd["embeddings.token_type_embeddings.weight"] = np32(emb["token_type_embeddings"]["embedding"])
+  if cfg.relative_attention_num_buckets:
+    sd[RELATIVE_BIAS] = np32(p["relative_attention_bias"]["embedding"])
   layers = p["layers"]
+  dense_names, norm_names = layer_names(cfg)
   for i in range(cfg.num_layers):
-    for ours, hf in _LAYER_MAP.items():
+    for ours, hf in dense_names.items():
       node = layers["attention"][ours[-1]] if ours[0] == "attention" else layers[ours[0]]
       sd[f"encoder.layer.{i}.{hf}.weight"] = np32(np.asarray(node["kernel"][i]).T)
       sd[f"encoder.layer.{i}.{hf}.bias"] = np32(node["bias"][i])
-    for ours, hf in _LAYER_NORMS.items():
+    for ours, hf in norm_names.items():
       sd[f"encoder.layer.{i}.{hf}.weight"] = np32(layers[ours[0]]["scale"][i])
       sd[f"encoder.layer.{i}.{hf}.bias"] = np32(layers[ours[0]]["bias"][i])
   return sd

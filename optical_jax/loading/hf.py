@@ -28,7 +28,7 @@ from optical_jax.models.config import EncoderConfig
 log = logging.getLogger(__name__)
 
 #: Prefixes that task heads put before the encoder's own names.
-_PREFIXES = ("bert.", "roberta.", "xlm_roberta.", "model.", "encoder_model.")
+_PREFIXES = ("bert.", "roberta.", "xlm_roberta.", "mpnet.", "model.", "encoder_model.")
 #: Tensors a checkpoint may carry that an encoder does not use.
 IGNORED = re.compile(r"^(pooler\.|cls\.|lm_head\.|classifier\.|qa_outputs\.|"
                      r"embeddings\.position_ids$|embeddings\.token_type_ids$)")
@@ -43,6 +43,25 @@ _LAYER_MAP = {
     ("mlp_out",): "output.dense",
 }
 _LAYER_NORMS = {("attention_norm",): "attention.output.LayerNorm", ("mlp_norm",): "output.LayerNorm"}
+# MPNet names the same pieces differently (HF MPNetLayer).
+_MPNET_LAYER_MAP = {
+    ("attention", "query"): "attention.attn.q",
+    ("attention", "key"): "attention.attn.k",
+    ("attention", "value"): "attention.attn.v",
+    ("attention", "out"): "attention.attn.o",
+    ("mlp_in",): "intermediate.dense",
+    ("mlp_out",): "output.dense",
+}
+_MPNET_LAYER_NORMS = {("attention_norm",): "attention.LayerNorm", ("mlp_norm",): "output.LayerNorm"}
+#: MPNet's relative-position bias table [buckets, heads], shared by the layers.
+RELATIVE_BIAS = "encoder.relative_attention_bias.weight"
+
+
+def layer_names(cfg: EncoderConfig):
+  """(dense layers, layer norms): our per-layer leaf -> the HF name inside encoder.layer.{i}."""
+  if cfg.family == "mpnet":
+    return _MPNET_LAYER_MAP, _MPNET_LAYER_NORMS
+  return _LAYER_MAP, _LAYER_NORMS
 
 
 def _canonical(name: str) -> str:
@@ -59,17 +78,21 @@ def expected_shapes(cfg: EncoderConfig) -> Dict[str, Tuple[int, ...]]:
   out = {
       "embeddings.word_embeddings.weight": (cfg.vocab_size, d),
       "embeddings.position_embeddings.weight": (cfg.max_position_embeddings, d),
-      "embeddings.token_type_embeddings.weight": (cfg.type_vocab_size, d),
       "embeddings.LayerNorm.weight": (d,),
       "embeddings.LayerNorm.bias": (d,),
   }
+  if cfg.type_vocab_size:
+    out["embeddings.token_type_embeddings.weight"] = (cfg.type_vocab_size, d)
+  if cfg.relative_attention_num_buckets:
+    out[RELATIVE_BIAS] = (cfg.relative_attention_num_buckets, cfg.num_heads)
   dense_shapes = {"mlp_in": (f, d), "mlp_out": (d, f)}
+  dense_names, norm_names = layer_names(cfg)
   for i in range(cfg.num_layers):
-    for ours, hf in _LAYER_MAP.items():
+    for ours, hf in dense_names.items():
       w = dense_shapes.get(ours[0], (d, d))
       out[f"encoder.layer.{i}.{hf}.weight"] = w
       out[f"encoder.layer.{i}.{hf}.bias"] = (w[0],)
-    for hf in _LAYER_NORMS.values():
+    for hf in norm_names.values():
       out[f"encoder.layer.{i}.{hf}.weight"] = (d,)
       out[f"encoder.layer.{i}.{hf}.bias"] = (d,)
   return out
@@ -77,7 +100,7 @@ def expected_shapes(cfg: EncoderConfig) -> Dict[str, Tuple[int, ...]]:
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray], cfg: EncoderConfig,
                        source: str = "state dict") -> dict:
-  """HF ``BertModel``/``XLMRobertaModel`` state dict -> our params tree (float32).
+  """HF ``BertModel``/``XLMRobertaModel``/``MPNetModel`` state dict -> our params tree (float32).
 
   Raises:
     ValueError: naming ``source`` and the keys, for missing, unexpected or
@@ -112,18 +135,24 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], cfg: EncoderConfig,
   stack = lambda hf, leaf, t=False: np.stack(
       [layer(i, hf, leaf).T if t else layer(i, hf, leaf) for i in range(cfg.num_layers)])
   layers: dict = {"attention": {}}
-  for ours, hf in _LAYER_MAP.items():
+  dense_names, norm_names = layer_names(cfg)
+  for ours, hf in dense_names.items():
     node = layers["attention"] if ours[0] == "attention" else layers
     node[ours[-1]] = {"kernel": stack(hf, "weight", t=True), "bias": stack(hf, "bias")}
-  for ours, hf in _LAYER_NORMS.items():
+  for ours, hf in norm_names.items():
     layers[ours[0]] = {"scale": stack(hf, "weight"), "bias": stack(hf, "bias")}
   embeddings = {
       "word_embeddings": {"embedding": f32("embeddings.word_embeddings.weight")},
       "position_embeddings": {"embedding": f32("embeddings.position_embeddings.weight")},
-      "token_type_embeddings": {"embedding": f32("embeddings.token_type_embeddings.weight")},
       "layer_norm": {"scale": f32("embeddings.LayerNorm.weight"), "bias": f32("embeddings.LayerNorm.bias")},
   }
-  return {"params": {"embeddings": embeddings, "layers": layers}}
+  if cfg.type_vocab_size:
+    embeddings["token_type_embeddings"] = {
+        "embedding": f32("embeddings.token_type_embeddings.weight")}
+  params = {"embeddings": embeddings, "layers": layers}
+  if cfg.relative_attention_num_buckets:
+    params["relative_attention_bias"] = {"embedding": f32(RELATIVE_BIAS)}
+  return {"params": params}
 
 
 def _natural(s: str):

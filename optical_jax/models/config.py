@@ -7,6 +7,9 @@ One frozen dataclass describes both families we support:
 * XLM-RoBERTa family: positions start past the padding index
   (``pad_token_id + 1``) and padding tokens get position ``pad_token_id``,
   exactly as HF's ``create_position_ids_from_input_ids``; one token type.
+* MPNet (all-mpnet-base-v2): positions as XLM-R, no token types, and a learned
+  relative-position bias added to every layer's attention logits
+  (``relative_attention_num_buckets`` buckets of ``j - i``, shared by the layers).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ SUPPORTED_MODEL_TYPES = {
     "bert": "bert",
     "xlm-roberta": "xlm-roberta",
     "roberta": "xlm-roberta",  # same layout; XLM-R is a multilingual RoBERTa
+    "mpnet": "mpnet",
 }
+FAMILIES = ("bert", "xlm-roberta", "mpnet")
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -31,16 +36,19 @@ class EncoderConfig:
   """Shape and numerics of a transformer encoder.
 
   Attributes:
-    family: ``"bert"`` or ``"xlm-roberta"`` (decides position ids).
+    family: ``"bert"``, ``"xlm-roberta"`` or ``"mpnet"`` (decides position ids and the
+      relative-position bias).
     vocab_size: rows of the word-embedding table.
     hidden_size: model width ``d``.
     num_layers: transformer blocks.
     num_heads: attention heads; ``hidden_size % num_heads == 0``.
     intermediate_size: MLP width.
     max_position_embeddings: rows of the position table.
-    type_vocab_size: rows of the token-type table.
+    type_vocab_size: rows of the token-type table (0 = none, MPNet).
     layer_norm_eps: LayerNorm epsilon.
-    pad_token_id: padding id (XLM-R position ids depend on it).
+    pad_token_id: padding id (XLM-R and MPNet position ids depend on it).
+    relative_attention_num_buckets: MPNet's relative-position buckets (0 = no bias).
+    relative_max_distance: distance from which buckets are all the same (MPNet: 128).
     hidden_act: ``"gelu"`` (exact, erf) or ``"gelu_new"``/``"gelu_pytorch_tanh"``.
     dtype: compute dtype name (``"float32"`` or ``"bfloat16"``); parameters
       always stay float32.
@@ -69,6 +77,8 @@ class EncoderConfig:
   type_vocab_size: int = 2
   layer_norm_eps: float = 1e-12
   pad_token_id: int = 0
+  relative_attention_num_buckets: int = 0
+  relative_max_distance: int = 128
   hidden_act: str = "gelu"
   dtype: str = "float32"
   dropout_rate: float = 0.0
@@ -76,8 +86,11 @@ class EncoderConfig:
   layer_unroll: int = 0
 
   def __post_init__(self):
-    if self.family not in ("bert", "xlm-roberta"):
-      raise ValueError(f"unknown encoder family {self.family!r}; expected 'bert' or 'xlm-roberta'")
+    if self.family not in FAMILIES:
+      raise ValueError(f"unknown encoder family {self.family!r}; expected one of {FAMILIES}")
+    if (self.family == "mpnet") != (self.relative_attention_num_buckets > 0):
+      raise ValueError("relative_attention_num_buckets must be > 0 for the mpnet family and 0 "
+                       f"otherwise (got {self.relative_attention_num_buckets} for {self.family})")
     if self.hidden_size % self.num_heads:
       raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
     if self.dtype not in _DTYPES:
@@ -97,8 +110,8 @@ class EncoderConfig:
 
   @property
   def position_offset(self) -> int:
-    """First position id of a real token (0 for BERT, pad+1 for XLM-R)."""
-    return self.pad_token_id + 1 if self.family == "xlm-roberta" else 0
+    """First position id of a real token (0 for BERT, pad+1 for XLM-R and MPNet)."""
+    return 0 if self.family == "bert" else self.pad_token_id + 1
 
   @property
   def max_length(self) -> int:
@@ -151,11 +164,13 @@ class EncoderConfig:
         num_heads=int(hf["num_attention_heads"]),
         intermediate_size=int(hf["intermediate_size"]),
         max_position_embeddings=int(hf["max_position_embeddings"]),
-        type_vocab_size=int(hf.get("type_vocab_size", 2)),
+        type_vocab_size=0 if model_type == "mpnet" else int(hf.get("type_vocab_size", 2)),
         layer_norm_eps=float(hf.get("layer_norm_eps", 1e-12)),
         pad_token_id=int(hf.get("pad_token_id") if hf.get("pad_token_id") is not None else
                          (1 if model_type != "bert" else 0)),
         hidden_act=act,
+        relative_attention_num_buckets=(int(hf.get("relative_attention_num_buckets", 32))
+                                        if model_type == "mpnet" else 0),
         dropout_rate=float(hf.get("hidden_dropout_prob", 0.0)),
     )
     kw.update(overrides)

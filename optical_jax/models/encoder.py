@@ -1,4 +1,4 @@
-"""Flax (Linen) transformer encoders of the BERT and XLM-RoBERTa families.
+"""Flax (Linen) transformer encoders of the BERT, XLM-RoBERTa and MPNet families.
 
 Why Linen: parameters are plain pytrees, so a frozen teacher and a trained
 student are just two dicts, shardings come from ``jax.eval_shape`` on the
@@ -8,7 +8,8 @@ Parameter tree (the loaders in ``optical_jax.loading`` produce exactly this)::
 
   embeddings/word_embeddings/embedding        [V, d]
   embeddings/position_embeddings/embedding    [P, d]
-  embeddings/token_type_embeddings/embedding  [types, d]
+  embeddings/token_type_embeddings/embedding  [types, d]   (not for MPNet)
+  relative_attention_bias/embedding           [buckets, heads]   (MPNet only)
   embeddings/layer_norm/{scale,bias}          [d]
   layers/attention/{query,key,value,out}/kernel  [L, d, d]   (x @ kernel)
   layers/attention/{query,key,value,out}/bias    [L, d]
@@ -38,6 +39,7 @@ from typing import NamedTuple, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optical_jax.models import unpad
 from optical_jax.models.attention import dot_product_attention
@@ -64,13 +66,29 @@ def position_ids(config: EncoderConfig, input_ids: jax.Array,
     idx = jnp.broadcast_to(jnp.arange(input_ids.shape[1], dtype=jnp.int32), input_ids.shape)
     start = jax.lax.cummax(jnp.where(segment_starts(segment_ids), idx, 0), axis=1)
     within = idx - start
-    if config.family == "xlm-roberta":
+    if config.family != "bert":
       return jnp.where(segment_ids > 0, within + config.pad_token_id + 1, config.pad_token_id)
     return within
-  if config.family == "xlm-roberta":
+  if config.family != "bert":
     real = (input_ids != config.pad_token_id).astype(jnp.int32)
     return jnp.cumsum(real, axis=1) * real + config.pad_token_id
   return jnp.broadcast_to(jnp.arange(input_ids.shape[1], dtype=jnp.int32), input_ids.shape)
+
+
+def relative_position_bucket(relative: jax.Array, num_buckets: int, max_distance: int) -> jax.Array:
+  """MPNet's (and T5's bidirectional) bucket of each relative position ``j - i`` (int32):
+  half the buckets per direction, exact below ``num_buckets // 4``, log-spaced up to
+  ``max_distance``, as HF's ``MPNetEncoder.relative_position_bucket``."""
+  n = -relative
+  half = num_buckets // 2
+  ret = (n < 0).astype(jnp.int32) * half
+  n = jnp.abs(n)
+  exact = half // 2
+  safe = jnp.maximum(n, 1).astype(jnp.float32)
+  large = exact + (jnp.log(safe / exact) / np.log(max_distance / exact) *
+                   (half - exact)).astype(jnp.int32)
+  large = jnp.minimum(large, half - 1)
+  return ret + jnp.where(n < exact, n, large)
 
 
 def attention_mask_4d(attention_mask: jax.Array,
@@ -118,7 +136,8 @@ class Embeddings(nn.Module):
     x = embed(cfg.vocab_size, name="word_embeddings")(input_ids)
     x = x + embed(cfg.max_position_embeddings, name="position_embeddings")(
         position_ids(cfg, input_ids, segment_ids))
-    x = x + embed(cfg.type_vocab_size, name="token_type_embeddings")(token_type_ids)
+    if cfg.type_vocab_size:
+      x = x + embed(cfg.type_vocab_size, name="token_type_embeddings")(token_type_ids)
     x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, name="layer_norm")(x)
     x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
     return x.astype(cfg.compute_dtype)
@@ -131,9 +150,10 @@ class Attention(nn.Module):
   config: EncoderConfig
 
   @nn.compact
-  def __call__(self, x, mask, layout: Optional[unpad.TokenLayout] = None):
+  def __call__(self, x, mask, layout: Optional[unpad.TokenLayout] = None, bias=None):
     """x: [B, T, d], or [S * N, d] with ``layout``; mask: bool, broadcastable to
-    [B, heads, T, T] (True = may attend; :func:`attention_mask_4d`). Returns x's shape.
+    [B, heads, T, T] (True = may attend; :func:`attention_mask_4d`); bias: optional
+    [1, heads, T, T] added to the logits (MPNet). Returns x's shape.
 
     With ``layout`` the projections run on the real tokens and only the attention
     itself on the padded [B, T] layout."""
@@ -146,7 +166,7 @@ class Attention(nn.Module):
     q = split(dense2d(dense(name="query"), x))
     k = split(dense2d(dense(name="key"), x))
     v = split(dense2d(dense(name="value"), x))
-    y = dot_product_attention(q, k, v, mask).reshape(b, t, cfg.hidden_size)
+    y = dot_product_attention(q, k, v, mask, bias).reshape(b, t, cfg.hidden_size)
     if layout is not None:
       y = unpad.to_flat(y, layout)
     return dense2d(dense(name="out"), y)
@@ -159,15 +179,16 @@ class Block(nn.Module):
   collect: bool = False
 
   @nn.compact
-  def __call__(self, x, mask, layout, deterministic: bool):
-    """x [B, T, d] (``layout`` None) or [S * N, d] (unpadded); returns ``(x, x or None)``."""
+  def __call__(self, x, mask, layout, bias, deterministic: bool):
+    """x [B, T, d] (``layout`` None) or [S * N, d] (unpadded); bias: MPNet's relative-position
+    bias or None; returns ``(x, x or None)``."""
     cfg = self.config
     norm = functools.partial(nn.LayerNorm, epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype,
                              param_dtype=jnp.float32)
     dense = functools.partial(nn.Dense, kernel_init=_init, dtype=cfg.compute_dtype,
                               param_dtype=jnp.float32)
     drop = nn.Dropout(cfg.dropout_rate)
-    h = Attention(cfg, name="attention")(x, mask, layout)
+    h = Attention(cfg, name="attention")(x, mask, layout, bias)
     x = norm(name="attention_norm")(x + drop(h, deterministic=deterministic))
     h = _activation(cfg.hidden_act)(dense2d(dense(cfg.intermediate_size, name="mlp_in"), x))
     h = dense2d(dense(cfg.hidden_size, name="mlp_out"), h)
@@ -176,7 +197,7 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-  """BERT / XLM-R encoder.
+  """BERT / XLM-R / MPNet encoder.
 
   Call with ``input_ids [B, T] int32``, ``attention_mask [B, T]`` (1 = real
   token, 0 = padding), optional ``token_type_ids [B, T]`` (default zeros).
@@ -211,13 +232,23 @@ class Encoder(nn.Module):
                                                   segment_ids)
     block = Block
     if cfg.remat:
-      block = nn.remat(Block, static_argnums=(4,), prevent_cse=False)
+      block = nn.remat(Block, static_argnums=(5,), prevent_cse=False)
+    bias = None
+    if cfg.relative_attention_num_buckets:  # MPNet: one bias for every layer, from j - i
+      t = input_ids.shape[1]
+      buckets = relative_position_bucket(jnp.arange(t)[None, :] - jnp.arange(t)[:, None],
+                                         cfg.relative_attention_num_buckets,
+                                         cfg.relative_max_distance)
+      table = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads, embedding_init=_init,
+                       param_dtype=jnp.float32, name="relative_attention_bias")
+      bias = jnp.transpose(table(buckets), (2, 0, 1))[None]  # [1, heads, T, T]
     stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast), length=cfg.num_layers,
+                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+                    length=cfg.num_layers,
                     unroll=cfg.num_layers if cfg.layer_unroll == 0 else cfg.layer_unroll)
     x0 = embedded if layout is None else unpad.to_flat(embedded, layout)
     x, per_layer = stack(cfg, collect=output_hidden_states, name="layers")(
-        x0, mask, layout, deterministic)
+        x0, mask, layout, bias, deterministic)
     hidden = None
     if output_hidden_states:  # index 0 is the embedding output, i the output of block i
       hidden = jnp.concatenate([x0[None], per_layer], axis=0)
