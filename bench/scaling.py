@@ -15,8 +15,13 @@ excluded) on whatever device JAX picks. Inputs:
   threshold (its iteration count is recorded per point).
 * ``encode``: ``encode_texts`` (packed, fp32) on N TICO-19 English sentences
   (``bench/data.py``; repeated when N exceeds them).
-* ``search``: ``retrieval.search.search``, dense, 1,000 queries x N random
-  384-d normalised documents, top 1,000.
+* ``search``: ``retrieval.search.search``, dense, 1,000 queries x N synthetic 384-d
+  normalised documents (clustered around 1,000 random centres), top 1,000; beside it FAISS
+  ``IndexFlatIP``, IVF and HNSW over the same vectors (build time, search time, recall@1000
+  against exact search). Each size runs in its own child process, whose peak RSS is reported.
+* ``maxsim``: MaxSim over N documents of 64 token vectors (128-d float16) written to a disk
+  store and streamed from it (``retrieval/store.py``), 16 queries, top 100; its own child
+  process too (peak RSS, store size and write time). ``BENCH_TMP`` sets where the store goes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -88,30 +94,126 @@ def encode_points(quick: bool) -> list:
   return rows
 
 
-def search_points(quick: bool) -> list:
+def _clustered(rng, n: int, dim: int = 384, centres: int = 1000, noise: float = 0.75):
+  """n unit vectors around ``centres`` random unit centres, noise of norm about ``noise``
+  (cosine to the centre about 0.8): a collection has topics, while uniform random vectors in
+  384 dims have no neighbourhoods for an ANN index to find."""
+  c = rng.standard_normal((centres, dim)).astype(np.float32)
+  c /= np.linalg.norm(c, axis=1, keepdims=True)
+  x = c[rng.integers(0, centres, n)] + noise / np.sqrt(dim) * rng.standard_normal(
+      (n, dim)).astype(np.float32)
+  return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def search_point(n: int, quick: bool) -> list:
+  """One collection size: exact search (ours) and FAISS flat / IVF / HNSW, 1,000 queries, top
+  1,000; build time, search time and recall@1000 against ours."""
+  from optical_jax.retrieval.ann import AnnConfig, ann_search, build_index, recall_against
   from optical_jax.retrieval.index import Representations
   from optical_jax.retrieval.search import search
   rng = np.random.default_rng(0)
-  unit = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-  queries = Representations("dense", vectors=unit(rng.standard_normal((1000, 384))))
+  docs = _clustered(rng, n)
+  queries = _clustered(np.random.default_rng(1), 1000)
+  q, d = Representations("dense", vectors=queries), Representations("dense", vectors=docs)
+  reps = 1 if n > 100_000 else 3
+  s = _median(lambda: search(q, d, k=1000, progress=False), reps=reps)
+  _, exact = search(q, d, k=1000, progress=False)
+  rows = [{"what": "search", "method": "exact (ours)", "queries": 1000, "documents": n,
+           "build_s": 0.0, "seconds": round(s, 3), "recall_at_1000": 1.0}]
+  configs = [AnnConfig(kind="flat"), AnnConfig(kind="ivf", nprobe=16),
+             AnnConfig(kind="ivf", nprobe=128), AnnConfig(kind="hnsw", ef_search=1000)]
+  for cfg in configs:
+    kind = cfg.kind
+    t0 = time.perf_counter()
+    index = build_index(docs, cfg)  # (IVF trains k-means on all N; HNSW inserts all N)
+    build = time.perf_counter() - t0
+    s = _median(lambda: ann_search(index, queries, 1000), reps=reps)
+    _, idx = ann_search(index, queries, 1000)
+    label = {"flat": "FAISS IndexFlatIP", "ivf": f"FAISS IVF (nprobe {cfg.nprobe})",
+             "hnsw": f"FAISS HNSW (M {cfg.hnsw_m}, efSearch 1000)"}[kind]
+    rows.append({"what": "search", "method": label, "queries": 1000, "documents": n,
+                 "build_s": round(build, 2), "seconds": round(s, 3),
+                 "recall_at_1000": round(recall_against(idx, exact), 4)})
+    del index
+  return rows
+
+
+def maxsim_point(n: int, quick: bool) -> list:
+  """MaxSim over n documents of 64 float16 token vectors (128-d, a ColBERT-style projection)
+  streamed from a disk store (``retrieval/store.py``), 16 queries of 32 tokens, top 100."""
+  import tempfile
+  from optical_jax.retrieval.index import Representations
+  from optical_jax.retrieval.search import search
+  from optical_jax.retrieval.store import build_store
+  rng = np.random.default_rng(0)
+  length, dim, nq = 64, 128, 16
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+  def shard(start, stop):
+    r = np.random.default_rng(start)
+    tokens = unit(r.standard_normal((stop - start, length, dim))).astype(np.float16)
+    return tokens, np.ones((stop - start, length), bool)
+
+  with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+    t0 = time.perf_counter()
+    arrays = build_store(Path(tmp) / "store", "maxsim", n, dim, length, shard, "bench",
+                         shard_size=8192, progress=False)
+    write = time.perf_counter() - t0
+    docs = Representations("maxsim", **arrays)
+    queries = Representations("maxsim", tokens=unit(rng.standard_normal((nq, 32, dim))).astype(
+        np.float32), mask=np.ones((nq, 32), bool))
+    s = _median(lambda: search(queries, docs, k=100, progress=False), reps=1 if quick else 2)
+  return [{"what": "maxsim", "queries": nq, "documents": n, "doc_tokens": length, "dim": dim,
+           "store_write_s": round(write, 2), "store_gb": round(n * length * (dim * 2 + 1) / 1e9, 2),
+           "seconds": round(s, 3), "documents_per_s_per_query": round(n * nq / s, 1)}]
+
+
+POINTS = {"search": ([10_000, 100_000], [10_000, 100_000, 1_000_000], search_point),
+          "maxsim": ([10_000], [10_000, 100_000], maxsim_point)}
+
+
+def _point_child(what: str, n: int, quick: bool) -> int:
+  """One point in this process; prints its rows with this process's peak RSS."""
+  import resource
+  rows = POINTS[what][2](n, quick)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  for r in rows:
+    r["peak_rss_mb"] = round(peak, 1)  # of the process: the point's data and every method
+  print("ROWS " + json.dumps(rows), flush=True)
+  return 0
+
+
+def points_in_children(what: str, quick: bool) -> list:
+  """Every size of ``what`` in its own child process (so each peak RSS is that size's)."""
+  import subprocess
   rows = []
-  for n in ([10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]):
-    docs = Representations("dense", vectors=unit(rng.standard_normal((n, 384))))
-    s = _median(lambda: search(queries, docs, k=1000, progress=False), reps=1 if n > 100_000 else 3)
-    rows.append({"what": "search", "queries": 1000, "documents": n, "seconds": round(s, 3),
-                 "documents_per_s_per_query": round(n * 1000 / s, 1)})
-    print(rows[-1], file=sys.stderr, flush=True)
+  for n in POINTS[what][0 if quick else 1]:
+    cmd = [sys.executable, __file__, "--point", f"{what}:{n}"] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("ROWS ")]
+    if proc.returncode or not line:
+      raise RuntimeError(f"{what} at {n}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    rows += json.loads(line[-1][5:])
+    for r in json.loads(line[-1][5:]):
+      print(r, file=sys.stderr, flush=True)
   return rows
 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true", help="smaller grids (about 4 minutes on 2 cores)")
+  p.add_argument("--quick", action="store_true", help="smaller grids")
   p.add_argument("--json", metavar="OUT.json", help="write the points here")
-  p.add_argument("--only", default="ot_step,encode,search", help="ot_step,encode,search")
+  p.add_argument("--only", default="ot_step,encode,search,maxsim",
+                  help="ot_step,encode,search,maxsim")
+  p.add_argument("--point", help=argparse.SUPPRESS)  # what:n, run in a child process
   args = p.parse_args(argv)
+  if args.point:
+    what, n = args.point.split(":")
+    return _point_child(what, int(n), args.quick)
   import jax
-  parts = {"ot_step": ot_step_points, "encode": encode_points, "search": search_points}
+  parts = {"ot_step": ot_step_points, "encode": encode_points,
+           "search": lambda quick: points_in_children("search", quick),
+           "maxsim": lambda quick: points_in_children("maxsim", quick)}
   start = time.perf_counter()
   rows = []
   for name in args.only.split(","):

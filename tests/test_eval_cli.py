@@ -42,12 +42,13 @@ def setup(tmp_path_factory):
   return root
 
 
-def _eval(root, out, *extra):
+def _eval(root, out, *extra, devices=1):
   cmd = [sys.executable, str(REPO / "eval.py"), f"--query_model={root / 'model'}",
          f"--collection={root / 'coll'}", f"--output={out}", *extra]
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                             "HOME": str(root), "JAX_PLATFORMS": "cpu"})
+                             "HOME": str(root), "JAX_PLATFORMS": "cpu",
+                             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
 
 
 @pytest.mark.parametrize("ranker", ["maxsim", "dense"])
@@ -186,3 +187,22 @@ def test_default_ranker_faiss_index_and_atomic_output_set(setup, tmp_path):
   assert (exact / "cache").is_dir()  # the default cache stays with the set
   proc = _eval(setup, tmp_path / "bad", "--ranker=maxsim", "--index=hnsw")
   assert proc.returncode == 1 and "re-rank it with first_stage" in proc.stderr.splitlines()[-1]
+
+
+def test_documents_split_over_8_devices_give_the_same_runs(setup, tmp_path):
+  """eval.py on 8 (simulated) devices splits the documents over them by default: the runs and
+  metrics are those of one device; --noshard_docs searches on one."""
+  one, eight, off = tmp_path / "one", tmp_path / "eight", tmp_path / "off"
+  for out, devices, extra in ((one, 1, ()), (eight, 8, ()), (off, 8, ("--noshard_docs",))):
+    proc = _eval(setup, out, "--ranker=maxsim", "--k=10", *extra, devices=devices)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  metrics = {o: json.loads((o / "metrics.json").read_text()) for o in (one, eight, off)}
+  assert [metrics[o]["search_devices"] for o in (one, eight, off)] == [1, 8, 1]
+  for lang in ("swa", "deu"):
+    a, b = read_trec_run(one / f"run.{lang}.trec"), read_trec_run(eight / f"run.{lang}.trec")
+    assert a.keys() == b.keys()
+    for q in a:
+      assert list(a[q]) == list(b[q])
+      np.testing.assert_allclose(list(a[q].values()), list(b[q].values()), atol=1e-5)
+    assert metrics[one]["languages"][lang]["mean"] == pytest.approx(
+        metrics[eight]["languages"][lang]["mean"], abs=1e-9)

@@ -1,6 +1,7 @@
 """MaxSim search under a memory budget (retrieval/search.py): same run as with one big block."""
 
 import numpy as np
+import pytest
 
 from optical_jax.retrieval.index import Representations
 from optical_jax.retrieval.search import maxsim_blocks, search
@@ -33,3 +34,42 @@ def test_maxsim_blocks_fit_the_budget():
   # the issue's failing case: 256 x 1024 x Lq x 512 was 40 GB
   assert maxsim_blocks(10, 10, 4, 4, 256, 1024) == (10, 10)
   assert maxsim_blocks(4, 100, 10, 10, 4, 100, budget=1) == (1, 8)
+
+
+@pytest.mark.parametrize("kind", ["dense", "maxsim"])
+def test_rerank_equals_masked_search(tmp_path, kind):
+  """Re-ranking gathers only each query's candidates (here from a disk store, read row by
+  row), yet returns what the full masked search returns: same documents, same order (ties
+  included: repeated documents), same scores; queries with fewer candidates than k pad -1."""
+  from optical_jax.retrieval.search import rerank
+  from optical_jax.retrieval.store import build_store
+  rng = np.random.default_rng(4)
+  n, nq = 50, 7
+  if kind == "dense":
+    v = rng.normal(size=(n // 2, 6)).astype(np.float32)
+    v = np.concatenate([v, v]) / np.linalg.norm(np.concatenate([v, v]), axis=1, keepdims=True)
+    qv = rng.normal(size=(nq, 6)).astype(np.float32)
+    queries = Representations("dense", vectors=qv / np.linalg.norm(qv, axis=1, keepdims=True))
+    parts = lambda a, b: (v[a:b],)
+    arrays = build_store(tmp_path / "s", "dense", n, 6, 0, parts, "t", shard_size=16,
+                         progress=False)
+  else:
+    half = _tokens(rng, n // 2, 9, 5)
+    tokens = np.concatenate([half.tokens] * 2).astype(np.float16)
+    mask = np.concatenate([half.mask] * 2)
+    queries = _tokens(rng, nq, 4, 5)
+    parts = lambda a, b: (tokens[a:b], mask[a:b])
+    arrays = build_store(tmp_path / "s", "maxsim", n, tokens.shape[2], 9, parts, "t",
+                         shard_size=16, progress=False)
+  docs = Representations(kind, **arrays)
+  candidates = np.full((nq, 12), -1)
+  allowed = np.zeros((nq, n), bool)
+  for qi in range(nq):
+    c = rng.choice(n, size=rng.integers(1, 13), replace=False)
+    candidates[qi, :len(c)] = c
+    allowed[qi, c] = True
+  want = search(queries, docs, k=10, allowed=allowed, progress=False)
+  got = rerank(queries, docs, candidates, k=10, query_batch=3, progress=False)
+  np.testing.assert_array_equal(got[1], want[1])
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+  assert (got[1] == -1).any()

@@ -10,10 +10,13 @@ Used by ``eval.py`` and ``study.py``. Writes, under ``out_dir``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 from pathlib import Path
 from typing import Dict, Optional, Sequence
+
+import jax
 
 from optical_jax.errors import UsageError
 from optical_jax.evaluation.collection import Collection
@@ -22,7 +25,8 @@ from optical_jax.evaluation.metrics import (atomic_write_text, evaluate, read_tr
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.ann import INDEX_KINDS, AnnConfig, ann_search, build_index, recall_against
 from optical_jax.retrieval.index import encode, encode_cached
-from optical_jax.retrieval.search import allowed_from_run, search, to_run
+from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
+from optical_jax.retrieval.sharded_search import search_sharded
 
 
 log = logging.getLogger(__name__)
@@ -114,7 +118,8 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
                         max_length: Optional[int] = None, doc_max_length: Optional[int] = None,
                         tag: str = "optical_jax", progress: bool = True,
                         index: str = "exact", ann: Optional[AnnConfig] = None,
-                        index_recall: Optional[Dict[str, float]] = None) -> Dict[str, object]:
+                        index_recall: Optional[Dict[str, float]] = None,
+                        mesh=None) -> Dict[str, object]:
   """Retrieves for every language and scores the runs.
 
   Args:
@@ -128,6 +133,8 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
       ``"ivf"``, ``"hnsw"``; ``retrieval/ann.py``), with settings ``ann``.
     index_recall: a dict to fill with each language's recall@k of the FAISS run against exact
       search (which then also runs); None = not measured.
+    mesh: exact search splits the documents over this mesh's devices (and hosts) when it has
+      more than one (``retrieval/sharded_search.py``; the same runs as one device).
   Returns lang -> EvalResult.
   """
   ranker = resolve_ranker(ranker, doc_model)
@@ -138,6 +145,9 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   docs = encode_cached(doc_model, doc_texts, ranker, cache_dir, prefix=doc_model.doc_prefix,
                        max_length=doc_max_length, batch_size=batch_size, progress=progress,
                        desc="documents")
+  exact_search = search
+  if mesh is not None and mesh.devices.size > 1:
+    exact_search = functools.partial(search_sharded, mesh=mesh)
   faiss_index = None
   if index != "exact":
     faiss_index = build_index(docs.vectors, dataclasses.replace(ann or AnnConfig(), kind=index))
@@ -148,15 +158,15 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
     queries = encode(query_model, texts, ranker, prefix=query_model.query_prefix,
                      max_length=max_length, batch_size=batch_size, progress=progress,
                      desc=f"queries {lang}")
-    allowed = None
-    if first_stage:
-      allowed = allowed_from_run(first_runs[lang], qids, collection.doc_ids)
-    if faiss_index is None:
-      scores, idx = search(queries, docs, k=k, allowed=allowed, progress=progress)
+    if first_stage:  # only the first stage's documents are scored
+      candidates = candidates_from_run(first_runs[lang], qids, collection.doc_ids)
+      scores, idx = rerank(queries, docs, candidates, k=k, progress=progress)
+    elif faiss_index is None:
+      scores, idx = exact_search(queries, docs, k=k, progress=progress)
     else:
       scores, idx = ann_search(faiss_index, queries.vectors, k)
       if index_recall is not None:
-        _, exact = search(queries, docs, k=k, progress=progress)
+        _, exact = exact_search(queries, docs, k=k, progress=progress)
         index_recall[lang] = recall_against(idx, exact)
         log.info("%s: %s index recall@%d against exact search %.4f", lang, index, k,
                  index_recall[lang])
@@ -175,7 +185,7 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
              first_stage: str | None = None, batch_size: int = 32, max_length: int | None = None,
              doc_max_length: int | None = None, cache_dir: str | None = None,
              dtype: str = "float32", index: str = "exact", ann: Optional[AnnConfig] = None,
-             measure_index_recall: bool = False) -> dict:
+             measure_index_recall: bool = False, mesh=None) -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
   The set is written into a staging folder beside ``output`` and swapped in whole at the end:
@@ -183,7 +193,8 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
 
   ``doc_model_name`` defaults to the teacher recorded in a student's work
   directory, else the query model itself. ``ranker="auto"``: :func:`default_ranker` of the
-  document model (the one used is written to ``metrics.json``).
+  document model (the one used is written to ``metrics.json``). ``mesh``: exact search over
+  its devices (:func:`evaluate_collection`).
   """
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
@@ -193,23 +204,28 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
   check_request(collection, langs, k, first_stage, ranker, index)
   out = Path(output)
-  staging = _staging_dir(out)  # also proves the output's folder is writable, before any work
+  # Under jax.distributed every process searches its share of the documents; process 0 writes.
+  process = jax.process_index()
+  staging = _staging_dir(out, process)  # also proves the output's folder is writable
   try:
     metrics = _run_eval_into(staging, out, query_model_name, doc_model_name, collection,
                              collection_path, langs, ranker, k, first_stage, batch_size,
                              max_length, doc_max_length, cache_dir, dtype, index, ann,
-                             measure_index_recall)
+                             measure_index_recall, mesh)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
     raise
-  _swap_in(staging, out, keep_cache=cache_dir is None)
+  if process:
+    shutil.rmtree(staging, ignore_errors=True)
+  else:
+    _swap_in(staging, out, keep_cache=cache_dir is None)
   return metrics
 
 
-def _staging_dir(out: Path) -> Path:
+def _staging_dir(out: Path, process: int = 0) -> Path:
   if out.exists() and not out.is_dir():
     raise UsageError(f"--output {out}: exists and is not a folder")
-  staging = out.parent / f".{out.name}.partial"
+  staging = out.parent / (f".{out.name}.partial" + (f".{process}" if process else ""))
   try:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -234,7 +250,8 @@ def _swap_in(staging: Path, out: Path, keep_cache: bool) -> None:
 
 def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, collection,
                    collection_path, langs, ranker, k, first_stage, batch_size, max_length,
-                   doc_max_length, cache_dir, dtype, index, ann, measure_index_recall) -> dict:
+                   doc_max_length, cache_dir, dtype, index, ann, measure_index_recall,
+                   mesh) -> dict:
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
@@ -249,13 +266,14 @@ def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, c
                                 k=k, cache_dir=cache_dir or (out / "cache"),
                                 first_stage=first_stage, batch_size=batch_size,
                                 max_length=max_length, doc_max_length=doc_max_length,
-                                index=index, ann=ann, index_recall=recall)
+                                index=index, ann=ann, index_recall=recall, mesh=mesh)
   metrics = {
       "query_model": query_model_name, "doc_model": doc_name, "collection": str(collection_path),
       "collection_meta": collection.meta, "ranker": ranker, "k": k, "first_stage": first_stage,
       "index": index, "index_settings": (dataclasses.asdict(
           dataclasses.replace(ann or AnnConfig(), kind=index)) if index != "exact" else None),
       "index_recall_against_exact": recall,
+      "search_devices": int(mesh.devices.size) if mesh is not None else 1,
       "semantics": "trec_eval -c: queries in the qrels but missing from a run score 0 and count "
                    "in the mean (ir_measures, pytrec_eval backend)",
       "languages": {lang: {"mean": r.mean, "queries_scored": r.num_queries_scored,

@@ -4,9 +4,11 @@ Dense: one L2-normalised vector per text, ``[N, d]`` float32.
 Late interaction (MaxSim): normalised token vectors padded to the longest
 text, ``[N, L, p]`` float16 on disk and float32 on device, plus ``mask [N, L]``.
 
-The document side is encoded once per (model, texts, settings) and cached as
-``.npz`` under ``cache_dir`` keyed by a hash of the model's parameters, the
-texts and the settings; the file is written atomically.
+The document side is encoded once per (model, texts, settings) into a store
+under ``cache_dir`` (``retrieval/store.py``: ``.npy`` arrays written shard by
+shard with a manifest, resumable after a kill), keyed by a hash of the model's
+parameters, the texts and the settings. MaxSim token vectors are read back from
+disk chunk by chunk during search; dense vectors are loaded whole.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +28,7 @@ from optical_jax.encode import encode_texts, run_packed
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.retrieval import token_embeddings
 from optical_jax.packing import TOKENS_PER_TEXT
+from optical_jax.retrieval.store import SHARD_SIZE, build_store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -89,41 +90,72 @@ def encode(model: LoadedEncoder, texts: Sequence[str], kind: str, *, prefix: str
   raise ValueError(f"ranker {kind!r} not in ('dense', 'maxsim')")
 
 
-def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_dir, **kw
-                  ) -> Representations:
-  """:func:`encode` with the result cached under ``cache_dir`` (None = no cache)."""
-  if cache_dir is None:
-    return encode(model, texts, kind, **kw)
+def _cache_key(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> str:
   h = hashlib.sha256()
   h.update(fingerprint(model).encode())
   h.update(repr((kind, sorted((k, v) for k, v in kw.items() if k not in ("progress", "desc",
                                                                           "batch_size")))).encode())
   for t in texts:
     h.update(t.encode("utf-8") + b"\0")
-  path = Path(cache_dir) / f"{kind}-{h.hexdigest()[:24]}.npz"
-  if path.is_file():
-    try:
-      with np.load(path) as z:
-        if kind == "dense":
-          cached = Representations("dense", vectors=z["vectors"])
-        else:
-          cached = Representations("maxsim", tokens=z["tokens"], mask=z["mask"])
-      rows = len(cached.vectors if kind == "dense" else cached.tokens)
-      if rows != len(texts):
-        raise ValueError(f"{rows} rows for {len(texts)} texts")
-      log.info("document representations: cache hit %s", path)
-      return cached
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-      # Truncated (a kill while copying it, a full disk) or otherwise unreadable: rebuild.
-      log.warning("document representations: cache file %s is unreadable (%s: %s); "
-                  "encoding again", path, type(e).__name__, e)
-  reps = encode(model, texts, kind, **kw)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-  with os.fdopen(fd, "wb") as fh:
-    if kind == "dense":
-      np.savez(fh, vectors=reps.vectors)
-    else:
-      np.savez(fh, tokens=reps.tokens, mask=reps.mask)
-  os.replace(tmp, path)
-  return reps
+  return h.hexdigest()[:24]
+
+
+def _legacy_npz(path: Path, kind: str, rows: int) -> Optional[Representations]:
+  """A cache file of the earlier single-``.npz`` format, or None (absent or unreadable)."""
+  if not path.is_file():
+    return None
+  try:
+    with np.load(path) as z:
+      if kind == "dense":
+        cached = Representations("dense", vectors=z["vectors"])
+      else:
+        cached = Representations("maxsim", tokens=z["tokens"], mask=z["mask"])
+    if len(cached) != rows:
+      raise ValueError(f"{len(cached)} rows for {rows} texts")
+    return cached
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    # Truncated (a kill while copying it, a full disk) or otherwise unreadable: rebuild.
+    log.warning("document representations: cache file %s is unreadable (%s: %s); "
+                "encoding again", path, type(e).__name__, e)
+    return None
+
+
+def _store_shape(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> (int, int):
+  """(vector width, token rows per text) of the store of ``texts``: the longest text's token
+  count for MaxSim (as :func:`encode` pads), 0 for dense."""
+  if kind == "dense":
+    return model.config.hidden_size, 0
+  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
+  max_length = min(kw.get("max_length") or model.tokenizer.max_length, model.tokenizer.max_length)
+  ids, _ = model.tokenizer.encode_ids(texts, max_length, kw.get("prefix", ""))
+  return dim, max((len(x) for x in ids), default=1)
+
+
+def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_dir,
+                  shard_size: int = SHARD_SIZE, **kw) -> Representations:
+  """:func:`encode` with the result in a disk store under ``cache_dir`` (None = no cache):
+  written shard by shard and resumable after a kill (``retrieval/store.py``); MaxSim token
+  vectors are then read from disk chunk by chunk. A cache file of the earlier ``.npz`` format
+  is still read."""
+  if cache_dir is None:
+    return encode(model, texts, kind, **kw)
+  key = _cache_key(model, texts, kind, kw)
+  legacy = _legacy_npz(Path(cache_dir) / f"{kind}-{key}.npz", kind, len(texts))
+  if legacy is not None:
+    log.info("document representations: cache hit %s-%s.npz", kind, key)
+    return legacy
+  folder = Path(cache_dir) / f"{kind}-{key}"
+  arrays = open_store(folder)
+  if arrays is None:
+    dim, width = _store_shape(model, texts, kind, kw)
+    quiet = dict(kw, progress=False)
+
+    def shard(start, stop):
+      reps = encode(model, texts[start:stop], kind, **quiet)
+      return (reps.vectors,) if kind == "dense" else (reps.tokens, reps.mask)
+
+    arrays = build_store(folder, kind, len(texts), dim, width, shard, key, shard_size,
+                         progress=kw.get("progress", True))
+  else:
+    log.info("document representations: cache hit %s", folder)
+  return Representations(kind, **arrays)

@@ -4,7 +4,9 @@ Scores: dense dot product of normalised vectors, or MaxSim
 ``sum_i max_j <q_i, d_j>`` over real tokens. Documents are scored in chunks
 of ``chunk_size`` (the last chunk padded and masked to -inf) so memory stays
 ``O(Q * chunk)`` and one program is compiled. Optional re-ranking restricts
-each query to the documents of a first-stage run.
+each query to the documents of a first-stage run: :func:`rerank` scores only those
+(its cost grows with the run's depth, not the collection), :func:`search` with
+``allowed`` scans everything and masks (for tests and small collections).
 """
 
 from __future__ import annotations
@@ -120,6 +122,83 @@ def to_run(qids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray,
   for qi, qid in enumerate(qids):
     run[qid] = {doc_ids[j]: float(s) for s, j in zip(scores[qi], indices[qi]) if j >= 0}
   return run
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "k"))
+def _candidate_topk(kind, k, q, q_mask, d, d_mask, valid, ids):
+  """q [B, d] / [B, Lq, p]; each query's own candidates d [B, K, d] / [B, K, Ld, p], valid and
+  ids [B, K] -> top-k (scores [B, k], ids [B, k]); candidates in ascending id order, so a tie
+  goes to the lower document index, as in :func:`search`."""
+  if kind == "dense":
+    s = jnp.einsum("qp,qkp->qk", q, d)
+  else:
+    s = jax.vmap(lambda a, am, b, bm: maxsim_scores(a[None], am[None], b, bm)[0])(
+        q, q_mask, d, d_mask)
+  s = jnp.where(valid, s, -jnp.inf)
+  v, pos = jax.lax.top_k(s, k)
+  return v, jnp.take_along_axis(ids, pos, axis=1)
+
+
+def rerank(queries: Representations, docs: Representations, candidates: np.ndarray,
+           k: int = 1000, query_batch: int = 256, progress: bool = True,
+           memory_budget: int = MAXSIM_BLOCK_BYTES) -> (np.ndarray, np.ndarray):
+  """Scores only each query's first-stage candidates. candidates int [Q, K] (document indices,
+  -1 = none) -> (scores [Q, k'], doc indices [Q, k']) as :func:`search` returns them with
+  ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer), but the cost
+  grows with K, not with the collection: the candidates' vectors are gathered per query batch
+  (read from disk for a store), whose size keeps MaxSim's similarity block within
+  ``memory_budget`` bytes."""
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  if queries.kind != docs.kind:
+    raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
+  n, kk = len(docs), min(k, len(docs))
+  cand = np.where(candidates >= 0, candidates, np.iinfo(np.int64).max)
+  cand = np.sort(cand, axis=1)  # ascending ids, -1 (now max) last
+  cand = np.where(cand == np.iinfo(np.int64).max, -1, cand)
+  width = cand.shape[1]
+  if docs.kind == "maxsim":
+    per_query = max(width, 1) * queries.tokens.shape[1] * docs.tokens.shape[1] * 4
+    query_batch = max(1, min(query_batch, memory_budget // max(per_query, 1)))
+  out_s = np.full((len(queries), kk), -np.inf, np.float32)
+  out_i = np.full((len(queries), kk), -1, np.int64)
+  bar = tqdm(total=len(queries), desc="re-rank", unit="query", disable=not progress,
+             file=sys.stderr)
+  for qs in range(0, len(queries), query_batch):
+    qsl = slice(qs, qs + query_batch)
+    c = cand[qsl]
+    valid = c >= 0
+    rows = np.maximum(c, 0).reshape(-1)
+    if docs.kind == "dense":
+      q, qm = jnp.asarray(queries.vectors[qsl], jnp.float32), None
+      d = np.asarray(docs.vectors[rows], np.float32).reshape(c.shape + (-1,))
+      dm = None
+    else:
+      q, qm = jnp.asarray(queries.tokens[qsl], jnp.float32), jnp.asarray(queries.mask[qsl])
+      d = np.asarray(docs.tokens[rows], np.float32).reshape(c.shape + docs.tokens.shape[1:])
+      dm = np.asarray(docs.mask[rows]).reshape(c.shape + docs.mask.shape[1:])
+    take = min(kk, width)
+    if take:
+      v, i = _candidate_topk(docs.kind, take, q, qm, jnp.asarray(d),
+                             None if dm is None else jnp.asarray(dm), jnp.asarray(valid),
+                             jnp.asarray(np.maximum(c, 0), jnp.int32))
+      v, i = np.asarray(v), np.asarray(i)
+      out_s[qsl, :take] = v
+      out_i[qsl, :take] = np.where(np.isfinite(v), i, -1)
+    bar.update(c.shape[0])
+  bar.close()
+  return out_s, out_i
+
+
+def candidates_from_run(first_stage: Dict[str, Dict[str, float]], qids: Sequence[str],
+                        doc_ids: Sequence[str]) -> np.ndarray:
+  """int [Q, K]: the collection indices of the documents each query's first-stage run
+  retrieved (K: the longest run; -1 pads; documents outside the collection are left out)."""
+  pos = {d: i for i, d in enumerate(doc_ids)}
+  rows = [[pos[d] for d in first_stage.get(qid, {}) if d in pos] for qid in qids]
+  out = np.full((len(qids), max((len(r) for r in rows), default=0)), -1, np.int64)
+  for qi, r in enumerate(rows):
+    out[qi, :len(r)] = r
+  return out
 
 
 def allowed_from_run(first_stage: Dict[str, Dict[str, float]], qids: Sequence[str],
