@@ -112,6 +112,13 @@ def get_config() -> ml_collections.ConfigDict:
   # objective; 0 = off. Its temperature over cosine similarities:
   config.distill.contrastive_weight = 0.0
   config.distill.contrastive_temperature = 0.05
+  # Its negatives: 'batch' (the batch's English sentences) or 'bank' (the teacher's embeddings
+  # of every distinct English sentence of the training set, computed once before training: the
+  # teacher is frozen, so a full softmax costs one [B, N] matmul per step; 4 bytes x d x N).
+  config.distill.contrastive_negatives = "batch"
+  # Bank only: share of the target taken from the teacher's own similarities of the English
+  # sentence to the bank (soft targets, relational KD); 0 = one-hot (the translation only).
+  config.distill.contrastive_soft = 0.0
   # Weight of the objective itself; 0 (with a contrastive weight) trains the term alone.
   config.distill.objective_weight = 1.0
 

@@ -5,7 +5,8 @@ each a ``train.py`` run (``configs/afriqa.py``) that ends with the retrieval che
 Resumable: run ``(method, seed)`` lives in ``<workdir>/runs/<method>/seed<k>`` and is skipped
 when its ``results.json`` exists (an unfinished run resumes from its checkpoints).
 
-The report (``report.md``, ``results.csv``, ``gap.png``):
+The report (``report.md``, ``results.csv``, ``gap.png``; for ``config.ranker`` other than dense
+``report.<ranker>.md`` ..., computed on the finished runs without training again):
 
 * **AfriQA** (question -> passage): per method and language, MAP of the native questions
   averaged over seeds, and the fraction of the oracle gap closed (``evaluation/oracle_gap.py``):
@@ -80,19 +81,39 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
       continue
     log.info("study: %s, seed %d -> %s", method, cfg.seed, run_dir)
     trainer.train_and_evaluate(cfg, str(run_dir))
+  key = f"afriqa.{config.ranker}.json"
+  for method, dirs in run_dirs(config, work).items():
+    for run_dir in dirs:  # a finished run without the report's ranker (--config.ranker=maxsim)
+      if not (run_dir / "retrieval" / key).is_file():
+        log.info("study: %s checked with the %s ranker", run_dir, config.ranker)
+        dev_eval.reevaluate(run_dir, _afriqa_check(run_dir, config.ranker))
   for alpha in _alphas(config):  # the trained students, interpolated towards the teacher
     for method, dirs in run_dirs(config, work).items():
       for run_dir in dirs if method != "zero_shot" else []:
         out = dev_eval.interpolation_dir(run_dir, alpha)
-        if not (out / "retrieval" / f"afriqa.{config.ranker}.json").is_file():
-          cfg = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
-          with cfg.unlocked():
-            cfg.retrieval.collections = "afriqa"
+        if not (out / "retrieval" / key).is_file():
           log.info("study: %s interpolated with alpha %g", run_dir, alpha)
-          dev_eval.reevaluate(run_dir, cfg, alpha)
+          dev_eval.reevaluate(run_dir, _afriqa_check(run_dir, config.ranker), alpha)
   analysis = analyse(config, work)
   write_report(analysis, config, work)
   return analysis
+
+
+def _afriqa_check(run_dir: Path, ranker: str):
+  """A finished run's config with its retrieval checks cut to AfriQA with ``ranker``."""
+  cfg = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
+  with cfg.unlocked():
+    cfg.retrieval.collections = "afriqa"
+    cfg.retrieval.rankers = ranker
+  return cfg
+
+
+def report_paths(work: Path, ranker: str) -> Dict[str, Path]:
+  """Where the report of ``ranker`` goes: ``report.md``, ``results.csv``, ``gap.png`` for the
+  dense ranker, ``report.<ranker>.md`` ... for another (so both reports can sit side by side)."""
+  tag = "" if ranker == "dense" else f".{ranker}"
+  return {"report": work / f"report{tag}.md", "csv": work / f"results{tag}.csv",
+          "plot": work / f"gap{tag}.png"}
 
 
 def _load(run_dir: Path, key: str) -> dict:
@@ -246,7 +267,8 @@ def write_report(a: dict, config, work: Path) -> None:
       lines.append(f"| {m} | {np.mean(hi):.4f} | {np.mean(lo):.4f} | {g:.4f} | "
                    f"{'—' if zs_gap is None or m == 'zero_shot' else f'{g - zs_gap:+.4f}'} | "
                    f"{worst:+.4f} |")
-  atomic_write_text(work / "report.md", "\n".join(lines) + "\n")
+  paths = report_paths(work, a["ranker"])
+  atomic_write_text(paths["report"], "\n".join(lines) + "\n")
   buf = io.StringIO()
   w = csv.writer(buf)
   w.writerow(["method", "lang", "seeds", "native_map", "zero_shot_map", "english_zero_shot_map",
@@ -257,8 +279,8 @@ def write_report(a: dict, config, work: Path) -> None:
       w.writerow([m, l, r["seeds"], f"{x['native_method']:.6f}", f"{x['native_zero_shot']:.6f}",
                   f"{x['english_zero_shot']:.6f}", f"{x['closed']:.4f}", f"{x['closed_ci'][0]:.4f}",
                   f"{x['closed_ci'][1]:.4f}"])
-  atomic_write_text(work / "results.csv", buf.getvalue())
-  _plot(a, work / "gap.png")
+  atomic_write_text(paths["csv"], buf.getvalue())
+  _plot(a, paths["plot"])
 
 
 def _focus(r: dict, focus: List[str]) -> dict:

@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.metrics import atomic_write_text
@@ -108,7 +108,8 @@ def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign,
                        encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw))
 
 
-def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path) -> dict:
+def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path,
+                  settings: Optional[dict] = None) -> dict:
   """Tatoeba matching accuracy of the student against zero-shot (module docstring)."""
   from scipy import stats  # pylint: disable=import-outside-toplevel
   from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
@@ -136,7 +137,7 @@ def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdi
              rows[lang]["student_e2f"])
   summary = {"langs": rows, "description": "Tatoeba bitext-matching accuracy (LASER test "
              "sets): foreign side by the student, English side by the teacher",
-             "license": "CC BY 2.0 FR (Tatoeba)"}
+             "license": "CC BY 2.0 FR (Tatoeba)", "settings": settings}
   atomic_write_text(workdir / "retrieval" / "tatoeba.json", json.dumps(summary, indent=1))
   return summary
 
@@ -169,13 +170,20 @@ def zero_shot(teacher: LoadedEncoder, collection, langs, ranker, config, out_dir
   return out
 
 
-def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path) -> dict:
+def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path,
+                 interpolation: Optional[float] = None) -> dict:
   """Runs every collection of ``config.retrieval.collections`` with every ranker of
-  ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``."""
+  ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``. Each summary
+  records its ``settings`` (run depth, passage token limit, the query and document models and
+  ``interpolation``: the student's weight against the teacher, None for zero-shot)."""
+  r = config.retrieval
+  settings = {"k": r.k, "doc_max_length": r.doc_max_length, "query_model": student.source,
+              "doc_model": teacher.source,
+              "interpolation": None if student is teacher else interpolation}
   out = {}
   for name in split_list(config.retrieval.collections):
     if name == "tatoeba":
-      out["tatoeba"] = tatoeba_check(student, teacher, config, Path(workdir))
+      out["tatoeba"] = tatoeba_check(student, teacher, config, Path(workdir), settings)
       continue
     collection, langs, high = load_dev_collection(name, config)
     for ranker in split_list(config.retrieval.rankers):
@@ -192,7 +200,7 @@ def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir
         summary = _afriqa_summary(st, zs, qids, config)
       else:
         summary = _flores_summary(st, zs, qids, langs, high)
-      summary.update(collection=collection.name, ranker=ranker, metric=METRIC,
+      summary.update(collection=collection.name, ranker=ranker, metric=METRIC, settings=settings,
                      description=collection.meta.get("description", ""),
                      license=collection.meta.get("license", ""))
       atomic_write_text(out_dir.parent / f"{key}.json", json.dumps(
@@ -319,11 +327,18 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
     raise FileNotFoundError(f"{work}: no student/ (the run has not finished)")
   student = load_encoder(str(work), dtype=config.dtype)
   out = Path(work)
+  exported = config.train.get("interpolation", 1.0)  # student/ is already interpolated by it
+  weight = exported
   if alpha is not None:
     student = dataclasses.replace(student, params=interpolate(teacher.params, student.params,
                                                               alpha))
     out = interpolation_dir(work, alpha)
-  return evaluate_dev(student, teacher, config, out)
+    weight = alpha * exported
+    if exported != 1.0:
+      log.warning("%s exported its student at interpolation %g: --interpolation %g evaluates "
+                  "the trained student's weight %g against the teacher", work, exported, alpha,
+                  weight)
+  return evaluate_dev(student, teacher, config, out, interpolation=weight)
 
 
 if __name__ == "__main__":

@@ -181,17 +181,42 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
   return {"params": params, "steps": total, "resumed_from": start, "final": last}
 
 
+def distinct_english(pairs):
+  """``(texts, index)``: the distinct English sides of ``(english, foreign)`` pairs in order of
+  first appearance, and each pair's row among them (equal English sentences share a row, so a
+  repeated sentence is never its own negative)."""
+  rows: Dict[str, int] = {}
+  index = np.asarray([rows.setdefault(e, len(rows)) for e, _ in pairs], np.int32)
+  return list(rows), index
+
+
+def english_bank(teacher: LoadedEncoder, texts, config, prefix: str) -> np.ndarray:
+  """The frozen teacher's unit sentence embeddings of ``texts`` -> float32 [N, d]: the negatives
+  of ``distill.contrastive_negatives='bank'`` (pooled as the contrastive term pools, at the
+  training token limit and prefix)."""
+  start = time.time()
+  bank = encode_texts(teacher, texts, pooling=config.distill.pooling,
+                      max_length=config.data.max_length, prefix=prefix, normalize=True,
+                      progress=False)
+  log.info("English bank: %d distinct sentences embedded by the teacher in %.1fs (%.1f MB)",
+           len(texts), time.time() - start, bank.nbytes / 2 ** 20)
+  return bank
+
+
 def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
   """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary."""
   t = config.train
   spec = DistillSpec.from_config(config)
   pairs = [p for s in splits.values() for p in s["train"]]
   prefix = _prefix(teacher, config)
+  bank_texts, bank_index = None, None
+  if spec.uses_bank:
+    bank_texts, bank_index = distinct_english(pairs)
   batcher = BitextBatcher(pairs, teacher.tokenizer, teacher.tokenizer, t.batch_size,
                           max_length=config.data.max_length, buckets=tuple(config.data.buckets),
                           seed=config.seed, weighting=config.ot.weighting,
                           include_special_tokens=config.ot.include_special_tokens,
-                          student_prefix=prefix, teacher_prefix=prefix)
+                          student_prefix=prefix, teacher_prefix=prefix, bank_index=bank_index)
   total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
   log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)", spec.objective,
            len(pairs), total, t.batch_size, batcher.steps_per_epoch)
@@ -199,9 +224,11 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
   teacher_params = teacher.retrieval_params()
   if teacher_params["head"] is None or not spec.use_head:
     teacher_params.pop("head")
+  frozen = teacher_params
+  if spec.uses_bank:
+    frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
   loss_fn = make_loss(teacher.module, spec, freeze_embeddings=t.freeze_embeddings)
-  summary = fit(config, workdir, loss_fn, teacher_params, teacher_params,
-                batcher.batch, total, "distill")
+  summary = fit(config, workdir, loss_fn, teacher_params, frozen, batcher.batch, total, "distill")
   summary.update(pairs=len(pairs), truncated=batcher.num_truncated)
   return summary
 
@@ -285,7 +312,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.retrieval.collections:
     from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
     retrieval = dev_eval.evaluate_dev(student if config.method != "zero_shot" else teacher,
-                                      teacher, config, work)
+                                      teacher, config, work,
+                                      interpolation=config.train.interpolation)
   results = {
       "task": "bitext matching accuracy on the held-out test split (foreign side by the "
               "student, English side by the teacher)",

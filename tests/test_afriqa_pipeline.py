@@ -148,6 +148,13 @@ def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
   assert set(res["retrieval"]["tatoeba"]["langs"]) == {"swh"}
   stored = json.loads((work / "retrieval" / "afriqa.dense.json").read_text())
   assert set(stored["per_query"]["student"]) == {"hau", "yor", "en"}
+  config = _tiny(shared, small_bert)
+  assert stored["settings"] == {"k": config.retrieval.k,
+                                "doc_max_length": config.retrieval.doc_max_length,
+                                "query_model": stored["settings"]["query_model"],
+                                "doc_model": str(small_bert),
+                                "interpolation": config.train.interpolation}
+  assert res["retrieval"]["tatoeba"]["settings"] == stored["settings"]
   assert "afriqa.dense" in (work / "results.md").read_text()
   # zero-shot is cached: a zero-shot run reads it and closes nothing
   zs = trainer.train_and_evaluate(_zero(shared, small_bert), str(tmp_path / "zs"))
@@ -216,8 +223,10 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   assert "vs_best_kd" in a["methods"]["optical"] and "vs_zero_shot" in a["methods"]["optical"]
   # interpolated rows are tested against the KD baseline interpolated by the same weight
   assert a["methods"]["optical@0.5"]["best_kd"] == "kd_sentence@0.5"
-  assert (tmp_path / "study/runs/optical/seed0/interpolation_0.5/retrieval/afriqa.dense.json"
-          ).is_file()
+  inter = json.loads((tmp_path / "study/runs/optical/seed0/interpolation_0.5/retrieval/"
+                       "afriqa.dense.json").read_text())
+  exported = json.loads((tmp_path / "study/runs/optical/seed0/config.json").read_text())
+  assert inter["settings"]["interpolation"] == 0.5 * exported["train"]["interpolation"]
   assert a["methods"]["zero_shot"]["closed"]["closed_pooled"] == 0.0
   report = (tmp_path / "study" / "report.md").read_text()
   assert "| kd_sentence | 2 |" in report and "FLORES-200 devtest" in report
@@ -228,3 +237,14 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   again = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert again["methods"]["optical"]["closed"]["closed_pooled"] == pytest.approx(
       a["methods"]["optical"]["closed"]["closed_pooled"])
+  # the MaxSim report of the same runs: checked again, not trained again, beside the dense one
+  mtime = (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime
+  config.ranker = "maxsim"
+  m = study.run_afriqa_study(config, str(tmp_path / "study"))
+  assert m["ranker"] == "maxsim" and set(m["methods"]) == set(a["methods"])
+  assert (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime == mtime
+  for run in ("zero_shot/seed0", "optical/seed0", "optical/seed0/interpolation_0.5"):
+    assert (tmp_path / "study/runs" / run / "retrieval/afriqa.maxsim.json").is_file()
+  assert "(maxsim ranker)" in (tmp_path / "study" / "report.maxsim.md").read_text()
+  assert "(dense ranker)" in report
+  assert (tmp_path / "study" / "report.md").read_text() == report  # the dense one stays

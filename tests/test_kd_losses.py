@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optical_jax.losses.kd import (greedy_alignment, sentence_contrastive, sentence_mse,
-                                   token_mse_greedy)
+from optical_jax.losses.kd import (bank_contrastive, greedy_alignment, sentence_contrastive,
+                                   sentence_mse, token_mse_greedy)
 
 
 def test_greedy_alignment_by_hand():
@@ -97,3 +97,58 @@ def test_sentence_contrastive_value_masking_and_gradient():
   ones = jnp.ones((3, 1))
   loss, m = sentence_contrastive(e, ones, e, ones, 0.01)
   assert float(loss) < 1e-6 and float(m["in_batch_top1"]) == 1.0
+
+
+def test_bank_contrastive_value_masking_and_gradient():
+  """Full softmax over the bank, target = the row's own bank index; filler rows (-1) and rows
+  without tokens count nowhere; the bank gets no gradient."""
+  rng = np.random.default_rng(1)
+  s = jnp.asarray(rng.normal(size=(4, 3, 5)), jnp.float32)
+  sm = jnp.asarray([[1, 1, 0], [1, 1, 1], [0, 0, 0], [1, 0, 0]])  # row 2 has no tokens
+  bank = rng.normal(size=(6, 5))
+  bank = jnp.asarray(bank / np.linalg.norm(bank, axis=1, keepdims=True), jnp.float32)
+  index = jnp.asarray([4, 0, 1, -1])  # row 3 is a filler row
+  tau = 0.3
+  loss, m = bank_contrastive(s, sm, bank, index, tau)
+  ps = np.stack([np.asarray(s[0, :2]).mean(0), np.asarray(s[1]).mean(0)])
+  ps /= np.linalg.norm(ps, axis=1, keepdims=True)
+  logits = ps @ np.asarray(bank).T / tau
+  want = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, j] for i, j in ((0, 4), (1, 0))])
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  assert float(m["bank_top1"]) == np.mean(np.argmax(logits, 1) == np.asarray([4, 0]))
+  gs, gb = jax.grad(lambda s, b: bank_contrastive(s, sm, b, index, tau)[0], argnums=(0, 1))(s, bank)
+  assert np.all(np.asarray(gb) == 0)
+  assert np.all(np.asarray(gs[2]) == 0) and np.all(np.asarray(gs[3]) == 0)
+  assert np.any(np.asarray(gs[1]) != 0) and np.all(np.isfinite(np.asarray(gs)))
+  # With the batch's teacher vectors as the bank (index = own row), it is the in-batch term.
+  t = jnp.asarray(rng.normal(size=(3, 2, 5)), jnp.float32)
+  ones_s, ones_t = jnp.ones((3, 3)), jnp.ones((3, 2))
+  tb = np.asarray(t).mean(1)
+  tb = jnp.asarray(tb / np.linalg.norm(tb, axis=1, keepdims=True))
+  np.testing.assert_allclose(bank_contrastive(s[:3], ones_s, tb, jnp.arange(3), tau)[0],
+                             sentence_contrastive(s[:3], ones_s, t, ones_t, tau)[0], rtol=1e-5)
+
+
+def test_bank_contrastive_soft_targets():
+  """soft = lambda: the target mixes one-hot with the bank row's own softmax over the bank;
+  soft = 0 is InfoNCE, and a bank whose rows are far apart makes both agree."""
+  rng = np.random.default_rng(2)
+  s = jnp.asarray(rng.normal(size=(3, 2, 4)), jnp.float32)
+  sm = jnp.ones((3, 2))
+  bank = rng.normal(size=(5, 4))
+  bank = jnp.asarray(bank / np.linalg.norm(bank, axis=1, keepdims=True), jnp.float32)
+  index = jnp.asarray([2, 0, 4])
+  tau, lam = 0.2, 0.3
+  ps = np.asarray(s).mean(1)
+  ps /= np.linalg.norm(ps, axis=1, keepdims=True)
+  logits = ps @ np.asarray(bank).T / tau
+  logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+  t = np.asarray(bank)[np.asarray(index)] @ np.asarray(bank).T / tau
+  t = np.exp(t) / np.exp(t).sum(1, keepdims=True)
+  y = (1 - lam) * np.eye(5)[np.asarray(index)] + lam * t
+  want = np.mean(-(y * logp).sum(1))
+  np.testing.assert_allclose(bank_contrastive(s, sm, bank, index, tau, soft=lam)[0], want,
+                             rtol=1e-5)
+  np.testing.assert_allclose(bank_contrastive(s, sm, bank, index, tau, soft=0.0)[0],
+                             np.mean(-logp[np.arange(3), np.asarray(index)]), rtol=1e-5)
+  assert not np.isclose(want, np.mean(-logp[np.arange(3), np.asarray(index)]))

@@ -40,16 +40,26 @@ def _batch(seed, b=16, m=12, n=10):
   return out
 
 
-def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False):
+def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False,
+         bank=False):
   """``steps`` train steps on ``mesh`` (on ``batches`` if given, else ``_batch(k)``). Returns
-  ``(params, losses)``, plus the compiled program's text with ``with_hlo``."""
+  ``(params, losses)``, plus the compiled program's text with ``with_hlo``. ``bank``: the
+  contrastive term against a random 40-row English bank."""
   batches = batches if batches is not None else [_batch(k) for k in range(steps)]
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   teacher = {"encoder": enc}
-  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100))
+  extra = {}
+  if bank:
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(40, CFG.hidden_size)).astype(np.float32)
+    teacher["english_bank"] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    batches = [dict(b, bank_index=rng.integers(0, 40, len(b["student_ids"])).astype(np.int32))
+               for b in batches]
+    extra = dict(contrastive_weight=1.0, contrastive_negatives="bank")
+  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100), **extra)
   opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
-  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
+  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
   state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=fsdp_min_size)
   teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher), min_size=fsdp_min_size)
   step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
@@ -93,6 +103,17 @@ def test_fsdp_mesh_equals_single_device(objective):
   """data=4 x fsdp=2 with every parameter sharded: the same tolerances as data=8."""
   p1, l1 = _run(_single_device_mesh(), objective, steps=3)
   p2, l2 = _run(sharding.make_mesh(data=4, fsdp=2), objective, steps=3, fsdp_min_size=1)
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
+    np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_bank_step_sharded_equals_single_device():
+  """The English bank split over fsdp (data=4 x fsdp=2, every array sharded) and the batch's
+  bank_index over data: the same steps as one device."""
+  p1, l1 = _run(_single_device_mesh(), "kd_sentence", steps=3, bank=True)
+  p2, l2 = _run(sharding.make_mesh(data=4, fsdp=2), "kd_sentence", steps=3, fsdp_min_size=1,
+                bank=True)
   np.testing.assert_allclose(l1, l2, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
     np.testing.assert_allclose(a, b, atol=2e-6)
@@ -327,7 +348,7 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
   batch = _batch(0)
   out = []
   for loss_fn in (make_loss(module, spec), make_loss(module, spec, freeze_embeddings=True)):
-    state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
+    state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
     state, _ = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=opt))(state, batch, teacher)
     out.append(jax.device_get(state.params))
   emb = lambda p: p["encoder"]["params"]["embeddings"]["word_embeddings"]["embedding"]
@@ -383,3 +404,39 @@ def test_contrastive_term_adds_to_the_objective(objective):
   np.testing.assert_allclose(alone, 2.0 * con, rtol=1e-5)
   with pytest.raises(ValueError, match="nothing to train"):
     DistillSpec(**base, objective_weight=0.0)
+  with pytest.raises(ValueError, match="contrastive_negatives 'all'"):
+    DistillSpec(**base, contrastive_negatives="all")
+
+
+def test_bank_negatives_in_the_step():
+  """contrastive_negatives='bank': the term reads the teacher's English bank and the batch's
+  bank_index; with the batch's own teacher vectors as the bank it equals the in-batch term."""
+  from optical_jax.models.pooling import l2_normalize, pool  # pylint: disable=import-outside-toplevel
+  from optical_jax.models.retrieval import hidden_states  # pylint: disable=import-outside-toplevel
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
+  batch = {k: jnp.asarray(v) for k, v in _batch(3).items()}
+  t = hidden_states(module, enc, batch["teacher_ids"], batch["teacher_mask"], -1)
+  own = l2_normalize(pool(t, batch["teacher_mask"], "mean"))
+  extra = l2_normalize(jnp.asarray(np.random.default_rng(0).normal(size=(5, own.shape[1])),
+                                   jnp.float32))
+  base = dict(objective="kd_sentence", contrastive_weight=1.0, contrastive_temperature=0.1)
+  batch_loss, _ = make_loss(module, DistillSpec(**base))(student, {"encoder": enc}, batch, None)
+  bank_spec = DistillSpec(**base, contrastive_negatives="bank")
+  assert bank_spec.uses_bank and not DistillSpec(**base).uses_bank
+  teacher = {"encoder": enc, "english_bank": own}
+  with_index = dict(batch, bank_index=jnp.arange(own.shape[0], dtype=jnp.int32))
+  same, m = make_loss(module, bank_spec)(student, teacher, with_index, None)
+  np.testing.assert_allclose(same, batch_loss, rtol=1e-5)
+  assert "bank_top1" in m
+  # More negatives: the loss can only grow.
+  bigger, _ = make_loss(module, bank_spec)(
+      student, {"encoder": enc, "english_bank": jnp.concatenate([own, extra])}, with_index, None)
+  assert float(bigger) > float(same)
+
+
+def test_distinct_english_shares_rows():
+  from optical_jax.trainer import distinct_english  # pylint: disable=import-outside-toplevel
+  texts, index = distinct_english([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
+  assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]

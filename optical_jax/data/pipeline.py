@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -85,13 +85,16 @@ class BitextBatcher(token_plan.PlannedBatches):
     weighting: ``"uniform"`` or ``"idf"`` token weights.
     include_special_tokens: give special tokens weight too.
     student_prefix / teacher_prefix: text prepended (e.g. ``"query: "`` for E5).
+    bank_index: optional int [len(pairs)]: each pair's row in an English bank; batches then
+      carry it as ``bank_index`` [B] int32 (-1 for filler rows).
   """
 
   def __init__(self, pairs: Sequence[Tuple[str, str]], student_tokenizer: Tokenizer,
                teacher_tokenizer: Tokenizer, batch_size: int, max_length: int = 128,
                buckets: Sequence[int] = (16, 32, 64, 128), seed: int = 0,
                weighting: str = "uniform", include_special_tokens: bool = False,
-               student_prefix: str = "", teacher_prefix: str = ""):
+               student_prefix: str = "", teacher_prefix: str = "",
+               bank_index: Optional[Sequence[int]] = None):
     if not pairs:
       raise ValueError("no bitext pairs to train on")
     if weighting not in WEIGHTINGS:
@@ -99,6 +102,12 @@ class BitextBatcher(token_plan.PlannedBatches):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     self.batch_size, self.seed = batch_size, seed
+    self.bank_index = None
+    if bank_index is not None:
+      self.bank_index = np.asarray(bank_index, np.int32)
+      if self.bank_index.shape != (len(pairs),):
+        raise ValueError(f"bank_index has shape {self.bank_index.shape}; expected "
+                         f"({len(pairs)},), one row per pair")
     self.weighting, self.include_special = weighting, include_special_tokens
     max_length = min(max_length, student_tokenizer.max_length, teacher_tokenizer.max_length)
     self.buckets = sorted({min(b, max_length) for b in buckets} | {max_length})
@@ -165,7 +174,8 @@ class BitextBatcher(token_plan.PlannedBatches):
     Returns int32 ``{student,teacher}_ids [B, L]``, ``{student,teacher}_mask
     [B, L]`` (attention) and float32 ``{student,teacher}_weights [B, L]`` (OT
     marginals before normalisation), with ``L`` the bucket length; after
-    :meth:`plan_unpadded` also int32 ``{student,teacher}_token_index [S, N]``.
+    :meth:`plan_unpadded` also int32 ``{student,teacher}_token_index [S, N]``; with a
+    ``bank_index``, int32 ``bank_index [B]``.
     """
     bucket, idx = self.members(step)
     width = self.buckets[bucket]
@@ -183,4 +193,7 @@ class BitextBatcher(token_plan.PlannedBatches):
           w = np.where(np.asarray(side.special[i]) == 1, 0.0, w)
         weights[row, :len(toks)] = w
       out[f"{name}_ids"], out[f"{name}_mask"], out[f"{name}_weights"] = ids, mask, weights
+    if self.bank_index is not None:
+      out["bank_index"] = np.full(self.batch_size, -1, np.int32)
+      out["bank_index"][:len(idx)] = self.bank_index[idx]
     return self.with_token_index(out, width)

@@ -10,6 +10,10 @@
   sentence of the batch (the translation-ranking loss of Yang et al. 2019 and
   LaBSE, with the teacher's embeddings as fixed keys): an extra term, not an
   objective of its own.
+* :func:`bank_contrastive`: the same term against a fixed bank of the teacher's
+  embeddings of every distinct English sentence of the training set (the
+  teacher is frozen, so the bank never goes stale): every English sentence is
+  a negative, not only the batch's (a full softmax in place of a sampled one).
 * :func:`token_mse_greedy`: token-level MSE after a greedy one-to-one
   alignment by cosine similarity (DR.DECR style, Li et al. 2022): repeatedly
   take the most similar unmatched (student, teacher) token pair; the
@@ -68,6 +72,34 @@ def sentence_contrastive(student: jax.Array, student_mask: jax.Array, teacher: j
   loss = _pair_mean(jnp.where(valid, -own, 0.0), valid)
   top1 = _pair_mean(jnp.argmax(logits, -1) == jnp.arange(logits.shape[0]), valid)
   return loss, {"contrastive": loss, "in_batch_top1": top1}
+
+
+def bank_contrastive(student: jax.Array, student_mask: jax.Array, bank: jax.Array,
+                     index: jax.Array, temperature: float, pooling: str = "mean",
+                     soft: float = 0.0) -> Tuple[jax.Array, Dict]:
+  """student [B, m, d], student_mask [B, m], bank [N, d] (unit rows), index [B] int32 (-1 = a
+  filler row) -> (loss [], metrics).
+
+  Loss: mean over valid rows i of the cross-entropy ``-sum_j y_ij log softmax_j(cos(s_i,
+  bank_j) / temperature)``, j over the whole bank (``s``: pooled student states), with target
+  ``y_i = (1 - soft) onehot(index_i) + soft softmax_j(cos(bank_index_i, bank_j) /
+  temperature)``: ``soft = 0`` is InfoNCE; ``soft > 0`` mixes in the teacher's own
+  distribution of its English sentence over the bank (relational KD: near-paraphrases of the
+  translation are not pushed away as hard as unrelated sentences). Metric ``bank_top1``: the
+  share of valid rows whose own English sentence scores highest among all N.
+  """
+  s = l2_normalize(pool(student, student_mask, pooling).astype(jnp.float32))
+  bank = jax.lax.stop_gradient(bank.astype(jnp.float32))
+  valid = jnp.any(student_mask > 0, -1) & (index >= 0)
+  logits = s @ bank.T / temperature  # [B, N]
+  row = jnp.maximum(index, 0)
+  own = jnp.take_along_axis(logits, row[:, None], axis=-1)[:, 0]
+  if soft:
+    target = jax.nn.softmax(bank[row] @ bank.T / temperature, axis=-1)  # [B, N], no gradient
+    own = (1.0 - soft) * own + soft * jnp.sum(target * logits, -1)
+  loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)
+  top1 = _pair_mean(jnp.argmax(logits, -1) == index, valid)
+  return loss, {"contrastive": loss, "bank_top1": top1}
 
 
 def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:

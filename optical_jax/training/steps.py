@@ -14,6 +14,9 @@ Batch (from :class:`optical_jax.data.pipeline.BitextBatcher`)::
   student_weights            [B, m] float32 OT marginal weights (0 = ignore)
   teacher_ids, teacher_mask  [B, n] int32   English sentence (teacher side)
   teacher_weights            [B, n] float32
+  bank_index                 [B]    int32   row of each pair's English sentence in the
+                                            teacher's ``english_bank`` (-1 = filler row);
+                                            only with ``contrastive_negatives='bank'``
   student_token_index        [S, Ns] int32  optional: unpadded dense layers
   teacher_token_index        [S, Nt] int32  (``models/unpad.py``; ``config.train.unpad``)
 """
@@ -28,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optical_jax.losses.kd import sentence_contrastive, sentence_mse, token_mse_greedy
+from optical_jax.losses.kd import (bank_contrastive, sentence_contrastive, sentence_mse,
+                                   token_mse_greedy)
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.pooling import l2_normalize
@@ -37,6 +41,9 @@ from optical_jax.models.retrieval import (contrastive_loss, hidden_states, maxsi
 from optical_jax.training.state import TrainState
 
 OBJECTIVES = ("optical", "kd_sentence", "kd_token")
+#: Negatives of the contrastive term: the batch's English sentences, or the bank of every
+#: distinct English sentence of the training set (``losses/kd.py: bank_contrastive``).
+NEGATIVES = ("batch", "bank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +64,12 @@ class DistillSpec:
   contrastive_weight: float = 0.0
   #: Its softmax temperature over cosine similarities.
   contrastive_temperature: float = 0.05
+  #: Its negatives (:data:`NEGATIVES`); ``"bank"`` needs ``teacher_params["english_bank"]``
+  #: [N, d] and ``batch["bank_index"]`` [B] (``trainer.english_bank``).
+  contrastive_negatives: str = "batch"
+  #: Bank only: share of the teacher's own distribution over the bank in the term's target
+  #: (``losses/kd.py: bank_contrastive``; 0 = one-hot InfoNCE).
+  contrastive_soft: float = 0.0
   #: Weight of the objective itself (0 with a contrastive weight: the contrastive term alone,
   #: an ablation).
   objective_weight: float = 1.0
@@ -71,7 +84,14 @@ class DistillSpec:
                sentence_weight=d.sentence_weight,
                contrastive_weight=d.get("contrastive_weight", 0.0),
                contrastive_temperature=d.get("contrastive_temperature", 0.05),
+               contrastive_negatives=d.get("contrastive_negatives", "batch"),
+               contrastive_soft=d.get("contrastive_soft", 0.0),
                objective_weight=d.get("objective_weight", 1.0))
+
+  @property
+  def uses_bank(self) -> bool:
+    """Whether the step needs the English bank (and the batch its ``bank_index``)."""
+    return bool(self.contrastive_weight) and self.contrastive_negatives == "bank"
 
   @property
   def needs_last(self) -> bool:
@@ -88,6 +108,13 @@ class DistillSpec:
     if self.objective_weight < 0 or not (self.objective_weight or self.contrastive_weight):
       raise ValueError(f"objective_weight {self.objective_weight} must be >= 0, and > 0 unless "
                        "contrastive_weight is set (nothing to train otherwise)")
+    if self.contrastive_negatives not in NEGATIVES:
+      raise ValueError(f"contrastive_negatives {self.contrastive_negatives!r} not in {NEGATIVES}")
+    if not 0.0 <= self.contrastive_soft <= 1.0:
+      raise ValueError(f"contrastive_soft {self.contrastive_soft} not in [0, 1]")
+    if self.contrastive_soft and self.contrastive_negatives != "bank":
+      raise ValueError("contrastive_soft needs contrastive_negatives='bank' (the targets are the "
+                       "teacher's similarities over the bank)")
     if not self.contrastive_temperature > 0:
       raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
 
@@ -140,20 +167,26 @@ def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, m
                            spec.pooling)
     metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
     loss = loss + spec.sentence_weight * sent
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
 
 
-def _with_contrastive(loss, metrics, s_last, t_last, batch, spec: DistillSpec):
-  """``objective_weight * loss + contrastive_weight * sentence_contrastive`` (the term only when
-  its weight is set)."""
+def _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec: DistillSpec):
+  """``objective_weight * loss + contrastive_weight * contrastive term`` (the term only when
+  its weight is set; against the batch or the English bank, ``spec.contrastive_negatives``)."""
   if spec.objective_weight != 1.0:
     metrics = dict(metrics, objective_loss=loss)
     loss = spec.objective_weight * loss
   if not spec.contrastive_weight:
     return loss, metrics
-  con, con_metrics = sentence_contrastive(s_last, batch["student_mask"], t_last,
-                                          batch["teacher_mask"], spec.contrastive_temperature,
-                                          spec.pooling)
+  if spec.uses_bank:
+    con, con_metrics = bank_contrastive(s_last, batch["student_mask"],
+                                        teacher_params["english_bank"], batch["bank_index"],
+                                        spec.contrastive_temperature, spec.pooling,
+                                        spec.contrastive_soft)
+  else:
+    con, con_metrics = sentence_contrastive(s_last, batch["student_mask"], t_last,
+                                            batch["teacher_mask"], spec.contrastive_temperature,
+                                            spec.pooling)
   metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
 
@@ -184,7 +217,7 @@ def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spe
                             **_student_kwargs(module, rng))
   loss, metrics = sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"],
                                spec.pooling)
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
 
 
 _LOSSES = {"optical": optical_loss, "kd_sentence": kd_sentence_loss, "kd_token": kd_token_loss}
