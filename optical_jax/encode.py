@@ -112,7 +112,7 @@ def _encode_packed(model: LoadedEncoder, texts: Sequence[str], pooling: str,
   ids, truncated = model.tokenizer.encode_ids(texts, limit, prefix)
   embed = functools.partial(make_packed_embed_fn(model.module, pooling, bool(normalize),
                                                  MAX_SEGMENTS), model.params)
-  out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+  out = np.zeros((len(texts), model.config.output_size), np.float32)
   for b, pooled in run_packed(embed, ids, model.tokenizer.pad_id, limit, tokens_per_batch, progress):
     out[b.text_index] = pooled[b.row, b.segment - 1]
   _report_truncated(truncated, len(texts))
@@ -124,7 +124,7 @@ def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
                    progress: bool) -> np.ndarray:
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   embed = make_embed_fn(model.module, pooling, bool(normalize))
-  out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+  out = np.zeros((len(texts), model.config.output_size), np.float32)
   order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
   truncated = 0
   bar = tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, file=sys.stderr)

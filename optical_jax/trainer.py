@@ -40,6 +40,7 @@ from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.metrics import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
+from optical_jax.models.encoder import Encoder
 from optical_jax.models.retrieval import init_head
 from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
                                         teacher_contrastive_loss, train_step)
@@ -203,20 +204,65 @@ def english_bank(teacher: LoadedEncoder, texts, config, prefix: str) -> np.ndarr
   return bank
 
 
-def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path) -> dict:
-  """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary."""
+def fit_projection(student: LoadedEncoder, teacher: LoadedEncoder, texts, config) -> tuple:
+  """The start of a cross-model student's output projection: the ridge regression of the
+  teacher's pooled English states on the student's (each at its own prefix, ``distill.pooling``,
+  the training token limit), over ``texts``. Mean pooling commutes with a linear map, so the
+  same kernel maps the student's token states. The ridge is 1e-3 x the mean eigenvalue of the
+  student's Gram matrix. Returns ``(kernel float32 [d_student, d_teacher], info)``, ``info``
+  with the fit's R^2 (share of the teacher's variance explained)."""
+  start = time.time()
+  kw = dict(pooling=config.distill.pooling, max_length=config.data.max_length, progress=False)
+  s = encode_texts(student, texts, prefix=_prefix(student, config), **kw).astype(np.float64)
+  t = encode_texts(teacher, texts, prefix=_prefix(teacher, config), **kw).astype(np.float64)
+  gram = s.T @ s
+  ridge = 1e-3 * np.trace(gram) / gram.shape[0]
+  kernel = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), s.T @ t)
+  residual = np.sum(np.square(s @ kernel - t))
+  r2 = 1.0 - residual / max(np.sum(np.square(t - t.mean(0))), 1e-12)
+  log.info("output projection %d -> %d fitted on %d English sentences in %.1fs: R^2 %.3f",
+           s.shape[1], t.shape[1], len(texts), time.time() - start, r2)
+  return kernel.astype(np.float32), {"texts": len(texts), "r2": round(float(r2), 4)}
+
+
+def student_start(config, teacher: LoadedEncoder, student: LoadedEncoder, pairs):
+  """``(student model, trainable params, info)`` at step 0. The self-teacher's student is its
+  copy; a student of another model (``config.teacher.model``) keeps its own weights and gets an
+  output projection into the teacher's width (:func:`fit_projection`), and a copy of the
+  teacher's retrieval head if it has one."""
+  params = teacher.retrieval_params()
+  if student is teacher:
+    return teacher, params, {}
+  cfg = student.config.replace(output_dim=teacher.config.output_size)
+  english = list(dict.fromkeys(e for e, _ in pairs))[:config.teacher.projection_fit_texts]
+  kernel, info = fit_projection(student, teacher, english, config)
+  encoder = {"params": dict(student.params["params"],
+                            output_projection={"kernel": jnp.asarray(kernel)})}
+  model = dataclasses.replace(student, config=cfg, module=Encoder(cfg), params=encoder,
+                              head=teacher.head)
+  return model, model.retrieval_params(), {"projection_fit": info}
+
+
+def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path,
+            student: LoadedEncoder = None) -> dict:
+  """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary
+  plus ``model`` (the student model at step 0) and ``init`` (its trainable params).
+  ``student``: the student's own model when the teacher is another one (None: the teacher's
+  copy)."""
   t = config.train
   spec = DistillSpec.from_config(config)
   pairs = [p for s in splits.values() for p in s["train"]]
+  model, init, info = student_start(config, teacher, student or teacher, pairs)
   prefix = _prefix(teacher, config)
   bank_texts, bank_index = None, None
   if spec.uses_bank:
     bank_texts, bank_index = distinct_english(pairs)
-  batcher = BitextBatcher(pairs, teacher.tokenizer, teacher.tokenizer, t.batch_size,
+  batcher = BitextBatcher(pairs, model.tokenizer, teacher.tokenizer, t.batch_size,
                           max_length=config.data.max_length, buckets=tuple(config.data.buckets),
                           seed=config.seed, weighting=config.ot.weighting,
                           include_special_tokens=config.ot.include_special_tokens,
-                          student_prefix=prefix, teacher_prefix=prefix, bank_index=bank_index)
+                          student_prefix=_prefix(model, config), teacher_prefix=prefix,
+                          bank_index=bank_index)
   total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
   log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)", spec.objective,
            len(pairs), total, t.batch_size, batcher.steps_per_epoch)
@@ -224,12 +270,15 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
   teacher_params = teacher.retrieval_params()
   if teacher_params["head"] is None or not spec.use_head:
     teacher_params.pop("head")
+    init.pop("head", None)
   frozen = teacher_params
   if spec.uses_bank:
     frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
-  loss_fn = make_loss(teacher.module, spec, freeze_embeddings=t.freeze_embeddings)
-  summary = fit(config, workdir, loss_fn, teacher_params, frozen, batcher.batch, total, "distill")
-  summary.update(pairs=len(pairs), truncated=batcher.num_truncated)
+  loss_fn = make_loss(model.module, spec, freeze_embeddings=t.freeze_embeddings,
+                      teacher_module=None if model is teacher else teacher.module)
+  summary = fit(config, workdir, loss_fn, init, frozen, batcher.batch, total, "distill")
+  summary.update(pairs=len(pairs), truncated=batcher.num_truncated, model=model,
+                 init=init, **info)
   return summary
 
 
@@ -251,7 +300,7 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
   plan_unpadded(config, batcher, total, "teacher")
   params = {"encoder": base.params}
   if tc.ranker == "maxsim":
-    params["head"] = init_head(jax.random.PRNGKey(config.seed), base.config.hidden_size,
+    params["head"] = init_head(jax.random.PRNGKey(config.seed), base.config.output_size,
                                tc.projection_dim)
   loss_fn = functools.partial(teacher_contrastive_loss, module=base.module,
                               spec=TeacherSpec(tc.ranker, config.distill.pooling, tc.temperature))
@@ -281,8 +330,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   splits, manifest = load_splits_with_manifest(config, checks)
   data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
   identity.check(work, data=data)  # before any model loads
-  teacher = load_encoder(config.model, **_model_options(config))
+  teacher = load_encoder(config.teacher.get("model", "") or config.model, **_model_options(config))
+  student_base = teacher  # the self-teacher: the student starts as the teacher's copy
   model_hash = fingerprint(teacher)
+  if config.teacher.get("model", ""):  # a teacher of another model: the student is config.model
+    student_base = load_encoder(config.model, **_model_options(config))
+    model_hash = f"{model_hash}+{fingerprint(student_base)}"
   if lead:  # the run is known to be this dir's: only now is anything written
     work.mkdir(parents=True, exist_ok=True)
     identity.record(work, config, data, model_hash)
@@ -290,22 +343,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     write_json_atomic(work / "bitext_manifest.json", manifest)
   if config.teacher.triples:
     teacher = finetune_teacher(config, teacher, work)
+    if not config.teacher.get("model", ""):
+      student_base = teacher
   log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,
            teacher.config.num_layers, teacher.config.hidden_size, time.time() - start)
   rows = {"zero_shot": evaluate_matching(teacher, teacher, splits, config)}
+  if student_base is not teacher:  # the student's own model on both sides, for reference
+    rows["student_zero_shot"] = evaluate_matching(student_base, student_base, splits, config)
   training = None
   if config.method != "zero_shot":
-    summary = distill(config, teacher, splits, work)
-    summary["params"]["encoder"] = interpolate(teacher.params, summary["params"]["encoder"],
-                                               config.train.interpolation)
-    student = dataclasses.replace(teacher, params=jax.tree_util.tree_map(jnp.asarray,
-                                                                         summary["params"]["encoder"]))
+    summary = distill(config, teacher, splits, work,
+                      student=None if student_base is teacher else student_base)
+    model, init = summary.pop("model"), summary.pop("init")
+    # interpolated from the student's start (the teacher's copy, or its own weights + the
+    # fitted projection) towards the trained weights
+    encoder = interpolate(init["encoder"], summary["params"]["encoder"],
+                          config.train.interpolation)
+    student = dataclasses.replace(model, params=jax.tree_util.tree_map(jnp.asarray, encoder),
+                                  head=summary["params"].get("head"))
     rows[config.method] = evaluate_matching(student, teacher, splits, config)
     if lead:
-      save_hf_directory(work / "student", teacher.config, summary["params"]["encoder"],
-                        teacher.tokenizer, pooling=teacher.pooling,
-                        query_prefix=teacher.query_prefix, doc_prefix=teacher.doc_prefix,
-                        head=summary["params"].get("head"),
+      save_hf_directory(work / "student", student.config, encoder, student.tokenizer,
+                        pooling=student.pooling, query_prefix=student.query_prefix,
+                        doc_prefix=student.doc_prefix, head=student.head,
                         extra_meta={"teacher": teacher.source, "method": config.method})
     training = {k: v for k, v in summary.items() if k != "params"}
   retrieval = None

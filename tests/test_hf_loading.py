@@ -243,6 +243,31 @@ def test_export_round_trips_through_transformers(tmp_path, family):
     np.testing.assert_array_equal(a, b)
 
 
+def test_export_keeps_an_output_projection(tmp_path):
+  """A student with an output projection into a teacher's width (EncoderConfig.output_dim)
+  round-trips through save_hf_directory / load_encoder: same config, params and outputs;
+  transformers still loads the HF part without unexpected weights."""
+  import transformers
+  from optical_jax.loading.export import save_hf_directory
+  from optical_jax.models import Encoder
+  make_checkpoint(tmp_path / "src", "bert")
+  model = load_encoder(str(tmp_path / "src"))
+  cfg = model.config.replace(output_dim=24)
+  kernel = np.random.default_rng(0).normal(size=(cfg.hidden_size, 24)).astype(np.float32)
+  params = {"params": dict(model.params["params"], output_projection={"kernel": kernel})}
+  out = save_hf_directory(tmp_path / "out", cfg, params, model.tokenizer, pooling="mean")
+  back = load_encoder(str(out))
+  assert back.config == cfg and back.meta["output_dim"] == 24
+  ids, mask = _padded_batch(model.tokenizer, model.config.vocab_size, seed=1)
+  ours = np.asarray(Encoder(cfg).apply(params, ids, mask).last_hidden_state)
+  np.testing.assert_array_equal(np.asarray(back.module.apply(back.params, ids, mask)
+                                           .last_hidden_state), ours)
+  plain = np.asarray(model.module.apply(model.params, ids, mask).last_hidden_state)
+  np.testing.assert_allclose(ours, plain @ kernel, atol=1e-5)
+  _, info = transformers.BertModel.from_pretrained(str(out), output_loading_info=True)
+  assert not info["unexpected_keys"]
+
+
 def _fake_parts(tmp_path, monkeypatch, pieces):
   """Installed-looking parts: importlib.metadata answers with files under tmp_path."""
   import importlib.metadata as md

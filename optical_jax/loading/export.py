@@ -5,7 +5,9 @@ student becomes ``config.json`` + ``model.safetensors`` + ``tokenizer.json``
 that both :func:`optical_jax.loading.load_encoder` and ``transformers``
 (``BertModel`` / ``XLMRobertaModel`` / ``MPNetModel``) load. ``optical_jax.json`` records what
 HF files cannot: pooling, prefixes, the teacher it was distilled from, and
-whether a retrieval head (``head.safetensors``) exists.
+whether a retrieval head (``head.safetensors``) exists, and the width of an output projection
+into a teacher's space (``projection.safetensors``, ``EncoderConfig.output_dim``): HF classes do
+not have one, so ``transformers`` loads such a student without it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,11 @@ def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooli
     save_file(export_state_dict(params, cfg), str(tmp / "model.safetensors"))
     (tmp / "tokenizer.json").write_text(tokenizer.backend.to_str(), encoding="utf-8")
     meta = {"pooling": pooling, "query_prefix": query_prefix, "doc_prefix": doc_prefix,
-            "max_length": tokenizer.max_length, "head": head is not None, **(extra_meta or {})}
+            "max_length": tokenizer.max_length, "head": head is not None,
+            "output_dim": cfg.output_dim, **(extra_meta or {})}
+    if cfg.output_dim:
+      kernel = params["params"]["output_projection"]["kernel"]
+      save_file({"kernel": np.asarray(kernel, np.float32)}, str(tmp / "projection.safetensors"))
     if head is not None:
       save_file({"kernel": np.asarray(head["kernel"], np.float32)}, str(tmp / "head.safetensors"))
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))

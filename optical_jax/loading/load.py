@@ -150,6 +150,14 @@ def _load_dir(directory: Path, overrides: dict) -> LoadedEncoder:
   meta_path = directory / "optical_jax.json"
   if meta_path.is_file():  # written by optical_jax (loading/export.py)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("output_dim"):  # a student carried into a teacher's space
+      from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+      cfg = cfg.replace(output_dim=int(meta["output_dim"]))
+      kernel = load_file(str(directory / "projection.safetensors"))["kernel"]
+      if kernel.shape != (cfg.hidden_size, cfg.output_dim):
+        raise ValueError(f"{directory / 'projection.safetensors'}: kernel {kernel.shape}; "
+                         f"expected {(cfg.hidden_size, cfg.output_dim)}")
+      params = {"params": dict(params["params"], output_projection={"kernel": kernel})}
     loaded = _finish(cfg, params, tok, str(directory), meta["pooling"], meta["query_prefix"],
                      meta["doc_prefix"])
     loaded.meta = meta

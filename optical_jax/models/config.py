@@ -49,6 +49,10 @@ class EncoderConfig:
     pad_token_id: padding id (XLM-R and MPNet position ids depend on it).
     relative_attention_num_buckets: MPNet's relative-position buckets (0 = no bias).
     relative_max_distance: distance from which buckets are all the same (MPNet: 128).
+    output_dim: width of a bias-free linear map applied to the last layer's states (0 = none):
+      a student distilled from a teacher of another width carries it into the teacher's space
+      (``config.teacher.model``); ``hidden_states`` stay the blocks' own, ``last_hidden_state``
+      is ``[B, T, output_dim]``. Not part of the HF checkpoint (``projection.safetensors``).
     hidden_act: ``"gelu"`` (exact, erf) or ``"gelu_new"``/``"gelu_pytorch_tanh"``.
     dtype: compute dtype name (``"float32"`` or ``"bfloat16"``); parameters
       always stay float32.
@@ -79,6 +83,7 @@ class EncoderConfig:
   pad_token_id: int = 0
   relative_attention_num_buckets: int = 0
   relative_max_distance: int = 128
+  output_dim: int = 0
   hidden_act: str = "gelu"
   dtype: str = "float32"
   dropout_rate: float = 0.0
@@ -91,6 +96,8 @@ class EncoderConfig:
     if (self.family == "mpnet") != (self.relative_attention_num_buckets > 0):
       raise ValueError("relative_attention_num_buckets must be > 0 for the mpnet family and 0 "
                        f"otherwise (got {self.relative_attention_num_buckets} for {self.family})")
+    if self.output_dim < 0:
+      raise ValueError(f"output_dim must be >= 0 (0 = no output projection), got {self.output_dim}")
     if self.hidden_size % self.num_heads:
       raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
     if self.dtype not in _DTYPES:
@@ -103,6 +110,11 @@ class EncoderConfig:
   @property
   def head_dim(self) -> int:
     return self.hidden_size // self.num_heads
+
+  @property
+  def output_size(self) -> int:
+    """Width of ``last_hidden_state``: ``output_dim`` if set, else ``hidden_size``."""
+    return self.output_dim or self.hidden_size
 
   @property
   def compute_dtype(self):

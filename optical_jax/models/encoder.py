@@ -118,8 +118,9 @@ def dense2d(layer: nn.Dense, x: jax.Array) -> jax.Array:
 
 
 class EncoderOutput(NamedTuple):
-  """``last_hidden_state [B, T, d]`` in the compute dtype; ``hidden_states``
-  ``[L + 1, B, T, d]`` (embeddings, then every block) when asked for, else None."""
+  """``last_hidden_state [B, T, d]`` in the compute dtype (``[B, T, output_dim]`` through the
+  output projection when the config has one); ``hidden_states`` ``[L + 1, B, T, d]``
+  (embeddings, then every block, never projected) when asked for, else None."""
 
   last_hidden_state: jax.Array
   hidden_states: Optional[jax.Array]
@@ -256,4 +257,7 @@ class Encoder(nn.Module):
         hidden = jax.vmap(lambda h: unpad.to_padded(h, layout))(hidden)
     if layout is not None:
       x = unpad.to_padded(x, layout)
+    if cfg.output_dim:  # into a teacher's space (bias-free: padding stays zero)
+      x = nn.Dense(cfg.output_dim, use_bias=False, kernel_init=_init, dtype=cfg.compute_dtype,
+                   param_dtype=jnp.float32, name="output_projection")(x)
     return EncoderOutput(x, hidden)

@@ -65,7 +65,7 @@ def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_len
       model.module, p, ids, mask, segment_ids=seg)), params)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
   width = max((len(x) for x in ids), default=1)
-  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
+  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.output_size
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
   for b, out in run_packed(fn, ids, model.tokenizer.pad_id, max_length,
@@ -124,8 +124,8 @@ def _store_shape(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> (
   """(vector width, token rows per text) of the store of ``texts``: the longest text's token
   count for MaxSim (as :func:`encode` pads), 0 for dense."""
   if kind == "dense":
-    return model.config.hidden_size, 0
-  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.hidden_size
+    return model.config.output_size, 0
+  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.output_size
   max_length = min(kw.get("max_length") or model.tokenizer.max_length, model.tokenizer.max_length)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, kw.get("prefix", ""))
   return dim, max((len(x) for x in ids), default=1)

@@ -70,9 +70,16 @@ def _load(work: Path) -> Optional[dict]:
   return json.loads(path.read_text(encoding="utf-8"))
 
 
+#: Fields added to the config after work dirs recorded their identity, each with the value that
+#: gives the behaviour of the code before it: a dir whose identity lacks the field matches a
+#: config that holds this value (so adding a field does not orphan finished runs).
+ADDED_FIELDS = {"teacher.model": "", "teacher.projection_fit_texts": 8192}
+
+
 def _differences(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
   keys = sorted(set(old) | set(new))
   missing = object()
+  old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
   return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in keys
           if old.get(k, missing) != new.get(k, missing)]
 
@@ -101,9 +108,10 @@ def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
                           f"program): its weights cannot be attributed; use another --workdir, or "
                           f"delete {work}")
     return
-  if config is not None and old.get("config") != config_identity(config, operational):
-    _refuse(work, "config", _differences(old.get("config", {}),
-                                         config_identity(config, operational)))
+  if config is not None:
+    diffs = _differences(old.get("config", {}), config_identity(config, operational))
+    if diffs:
+      _refuse(work, "config", diffs)
   if data is not None and old.get("data") not in (None, data):
     _refuse(work, "training data", _differences(old["data"], data))
   if model is not None and old.get("model") not in (None, model):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -152,11 +152,15 @@ def _token_vectors(h, params, mask, spec: DistillSpec):
 
 
 def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, module: Encoder,
-                     spec: DistillSpec):
+                     spec: DistillSpec, teacher_module: Optional[Encoder] = None):
   """A token objective on normalised token embeddings (student: foreign, teacher: English; no
-  gradient into the teacher), plus ``spec.sentence_weight`` x the sentence MSE."""
+  gradient into the teacher), plus ``spec.sentence_weight`` x the sentence MSE.
+  ``teacher_module``: the teacher's encoder when it is another model than the student's
+  (``config.teacher.model``; the student's output projection carries it into the teacher's
+  width); None = the student's own architecture."""
   args, kw = _side(batch, "teacher")
-  t_h, t_last = jax.lax.stop_gradient(_states(module, teacher_params["encoder"], args, kw, spec))
+  t_h, t_last = jax.lax.stop_gradient(_states(teacher_module or module, teacher_params["encoder"],
+                                              args, kw, spec))
   args, kw = _side(batch, "student")
   s_h, s_last = _states(module, params["encoder"], args, kw, spec, **_student_kwargs(module, rng))
   student = _token_vectors(s_h, params, batch["student_mask"], spec)
@@ -191,27 +195,33 @@ def _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec
   return loss + spec.contrastive_weight * con, metrics
 
 
-def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
-  """OT distillation between normalised token embeddings (student: foreign, teacher: English)."""
+def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
+                 teacher_module: Optional[Encoder] = None):
+  """OT distillation between normalised token embeddings (student: foreign, teacher: English;
+  the two may come from different tokenizers: OT needs no alignment)."""
   return _token_objective(
       lambda s, t: ot_distillation_loss(s, t, batch["student_weights"], batch["teacher_weights"],
                                         spec.sinkhorn),
-      params, teacher_params, batch, rng, module, spec)
+      params, teacher_params, batch, rng, module, spec, teacher_module)
 
 
-def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
-  """Token-level MSE after greedy alignment, over tokens with non-zero weight."""
+def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
+                  teacher_module: Optional[Encoder] = None):
+  """Token-level MSE after greedy alignment (each student token to its most similar teacher
+  token, which is also how it aligns across tokenizers), over tokens with non-zero weight."""
   return _token_objective(
       lambda s, t: token_mse_greedy(s, batch["student_weights"] > 0, t,
                                     batch["teacher_weights"] > 0),
-      params, teacher_params, batch, rng, module, spec)
+      params, teacher_params, batch, rng, module, spec, teacher_module)
 
 
-def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec):
-  """Sentence-embedding MSE (pooled hidden states of the chosen layer)."""
+def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
+                     teacher_module: Optional[Encoder] = None):
+  """Sentence-embedding MSE (pooled hidden states of the chosen layer; across architectures,
+  the student's through its output projection, as in Reimers & Gurevych 2020)."""
   args, kw = _side(batch, "teacher")
-  teacher, t_last = jax.lax.stop_gradient(_states(module, teacher_params["encoder"], args, kw,
-                                                  spec))
+  teacher, t_last = jax.lax.stop_gradient(_states(teacher_module or module,
+                                                  teacher_params["encoder"], args, kw, spec))
   args, kw = _side(batch, "student")
   student, s_last = _states(module, params["encoder"], args, kw, spec,
                             **_student_kwargs(module, rng))
@@ -240,9 +250,16 @@ def freeze_word_embeddings(loss_fn: Callable) -> Callable:
   return wrapped
 
 
-def make_loss(module: Encoder, spec: DistillSpec, freeze_embeddings: bool = False) -> Callable:
-  """The loss of ``spec.objective`` with its static settings bound."""
-  loss = functools.partial(_LOSSES[spec.objective], module=module, spec=spec)
+def make_loss(module: Encoder, spec: DistillSpec, freeze_embeddings: bool = False,
+              teacher_module: Optional[Encoder] = None) -> Callable:
+  """The loss of ``spec.objective`` with its static settings bound. ``module``: the student's
+  encoder; ``teacher_module``: the teacher's when it is another model (None = the same)."""
+  if teacher_module is not None and spec.layer not in (-1, module.config.num_layers):
+    raise ValueError(f"distill.layer={spec.layer}: a teacher of another architecture is "
+                     "distilled at the last layer only (-1), where the student's output "
+                     "projection maps into the teacher's width")
+  loss = functools.partial(_LOSSES[spec.objective], module=module, spec=spec,
+                           teacher_module=teacher_module)
   return freeze_word_embeddings(loss) if freeze_embeddings else loss
 
 
