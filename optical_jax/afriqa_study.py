@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Dict, List
 
@@ -59,11 +60,75 @@ def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
   return out
 
 
+def teachers(config) -> Dict[str, str]:
+  """``config.teachers`` -> ``{teacher model ('' = the student's own model): its study folder,
+  relative to the work dir ('' for config.train's own teacher)}``; '' = config.train's teacher
+  only. ``self`` names the student's own model as teacher."""
+  own = config.train.teacher.get("model", "")
+  names = dev_eval.split_list(config.get("teachers", "")) or [own or "self"]
+  out = {}
+  for name in names:
+    model = "" if name == "self" else name
+    out[model] = "" if model == own else "teacher-" + re.sub(r"[^A-Za-z0-9._-]+", "-",
+                                                            model).strip("-")
+  return out
+
+
 def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains what is missing, then writes the report. Returns the analysis."""
+  """Trains what is missing, then writes the report. Returns the analysis; with several
+  ``config.teachers``, ``{"teachers": {model: analysis}}`` and a ``teachers.md`` beside the
+  reports of each (the first teacher's in the work dir, each other's in its own folder)."""
   work = Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
+  plan = teachers(config)
+  if len(plan) == 1 and next(iter(plan.values())) == "":
+    return _run_one(config, work)
+  subs = {}
+  for model, folder in plan.items():
+    sub = config.copy_and_resolve_references()
+    with sub.unlocked():
+      sub.teachers = ""
+      sub.train.teacher.model = model
+    subs[model] = (sub, work / folder if folder else work)
+  for model, (sub, sub_work) in subs.items():  # every run's config, before the first trains
+    _plan_runs(sub, sub_work)
+  analyses = {}
+  for model, (sub, sub_work) in subs.items():
+    log.info("study: teacher %s -> %s", model or "(the student's own model)", sub_work)
+    sub_work.mkdir(parents=True, exist_ok=True)
+    analyses[model] = _run_one(sub, sub_work)
+  atomic_write_text(work / "teachers.md", teachers_table(analyses, config))
+  return {"teachers": analyses}
+
+
+def teachers_table(analyses: Dict[str, dict], config) -> str:
+  """Markdown: per teacher, its oracle (English questions, its own documents) and zero-shot
+  native MAP over the focus languages, and each method's MAP and fraction of that teacher's
+  gap closed (focus languages pooled, 95% interval)."""
+  focus = dev_eval.split_list(config.focus_langs)
+  lines = ["# AfriQA study: the teacher axis", "",
+           "Documents are encoded by the teacher; the oracle is the teacher on the English "
+           "translations of the questions; zero-shot is the teacher on the native questions "
+           f"(focus languages {', '.join(focus)}; MAP averaged over them and over seeds). The "
+           "gap closed is each teacher's own.", "",
+           "| teacher | oracle (English questions) | method | seeds | native MAP | closed "
+           "[95% CI] |", "|---|---|---|---|---|---|"]
+  for model, a in analyses.items():
+    langs = [l for l in focus if l in a["langs"]]
+    oracle = float(np.mean([a["english_zero_shot"][l] for l in langs]))
+    for m, r in a["methods"].items():
+      sub = _focus(r, langs)
+      native = float(np.mean([r["closed"]["langs"][l]["native_method"] for l in langs]))
+      lines.append(f"| {model or 'self (' + config.train.model + ')'} | {oracle:.3f} | {m} | "
+                   f"{r['seeds']} | {native:.3f} | {sub['closed_pooled']:+.3f} "
+                   f"{_ci(sub['closed_pooled_ci'])} |")
+  return "\n".join(lines) + "\n"
+
+
+def _plan_runs(config, work: Path):
+  """``[(method, run dir, train.py config)]`` of a study, each config validated and each run
+  dir's identity checked (nothing trains, nothing is written)."""
   runs = []
   for method, dirs in run_dirs(config, work).items():
     for run_dir in dirs:
@@ -75,6 +140,12 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
       validate(cfg)  # every run's config, before the first one trains
       identity.check(run_dir, cfg)  # nor is a run of other settings reused or resumed
       runs.append((method, run_dir, cfg))
+  return runs
+
+
+def _run_one(config, work: Path) -> dict:
+  """One teacher's study in ``work``: trains what is missing, then writes its report."""
+  runs = _plan_runs(config, work)
   for method, run_dir, cfg in runs:
     if (run_dir / "results.json").is_file():
       log.info("%s: done", run_dir)

@@ -320,7 +320,8 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   import dataclasses  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
   from optical_jax.training.state import interpolate  # pylint: disable=import-outside-toplevel
-  teacher = load_encoder(config.model, dtype=config.dtype)
+  other = config.get("teacher", {}).get("model", "")  # a teacher of another model
+  teacher = load_encoder(other or config.model, dtype=config.dtype)
   if config.method == "zero_shot":
     return evaluate_dev(teacher, teacher, config, work)
   if not (Path(work) / "student" / "config.json").is_file():
@@ -330,8 +331,13 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   exported = config.train.get("interpolation", 1.0)  # student/ is already interpolated by it
   weight = exported
   if alpha is not None:
-    student = dataclasses.replace(student, params=interpolate(teacher.params, student.params,
-                                                              alpha))
+    start = teacher.params  # the student's start: the teacher's copy, or its own model + the
+    if other:               # fitted projection (trainer.PROJECTION_START)
+      import numpy as np  # pylint: disable=import-outside-toplevel
+      base = load_encoder(config.model, dtype=config.dtype)
+      kernel = np.load(Path(work) / "projection_start.npy")
+      start = {"params": dict(base.params["params"], output_projection={"kernel": kernel})}
+    student = dataclasses.replace(student, params=interpolate(start, student.params, alpha))
     out = interpolation_dir(work, alpha)
     weight = alpha * exported
     if exported != 1.0:

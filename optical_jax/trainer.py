@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 KILL_ENV = "OPTICAL_JAX_KILL_AT_STEP"
 
 METHODS = ("zero_shot",) + OBJECTIVES
+#: A cross-model run's fitted projection at step 0 (float32 [d_student, d_teacher]), in its
+#: work dir: where interpolations of the trained student start from.
+PROJECTION_START = "projection_start.npy"
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -362,6 +365,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     student = dataclasses.replace(model, params=jax.tree_util.tree_map(jnp.asarray, encoder),
                                   head=summary["params"].get("head"))
     rows[config.method] = evaluate_matching(student, teacher, splits, config)
+    if lead and model is not teacher:  # the start of later interpolations (dev_eval.reevaluate)
+      kernel = np.asarray(init["encoder"]["params"]["output_projection"]["kernel"])
+      tmp = work / f".{PROJECTION_START}.tmp.npy"
+      np.save(tmp, kernel)
+      os.replace(tmp, work / PROJECTION_START)
     if lead:
       save_hf_directory(work / "student", student.config, encoder, student.tokenizer,
                         pooling=student.pooling, query_prefix=student.query_prefix,

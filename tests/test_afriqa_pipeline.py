@@ -4,6 +4,7 @@ the real layouts; the real files' counts where ../shared/data exists."""
 
 import json
 
+import numpy as np
 import pytest
 
 from configs import afriqa_tiny
@@ -248,3 +249,34 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   assert "(maxsim ranker)" in (tmp_path / "study" / "report.maxsim.md").read_text()
   assert "(dense ranker)" in report
   assert (tmp_path / "study" / "report.md").read_text() == report  # the dense one stays
+
+
+@pytest.mark.slow
+def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
+  """config.teachers: the student's own model and an MPNet teacher of another width and
+  tokenizer, each with zero-shot, a KD baseline and OPTICAL; each teacher's own report, and
+  teachers.md side by side. The interpolated rows of the cross-model teacher start from the
+  student's own weights and its fitted projection."""
+  from configs import afriqa_study
+  from optical_jax import afriqa_study as study
+  mpnet = tmp_path / "mpnet"
+  make_checkpoint(mpnet, "mpnet", seed=5, hidden_size=48, relative_attention_num_buckets=8)
+  config = afriqa_study.get_config()
+  config.methods = "zero_shot,kd_sentence:0,optical:0"
+  config.teachers = f"self,{mpnet}"
+  config.focus_langs = "hau,yor"
+  config.bootstrap_samples = 50
+  config.train = _tiny(shared, small_bert)
+  config.train.retrieval.collections = "afriqa"
+  out = study.run_afriqa_study(config, str(tmp_path / "study"))
+  assert set(out["teachers"]) == {"", str(mpnet)}
+  for a in out["teachers"].values():
+    assert set(a["methods"]) == {"zero_shot", "kd_sentence", "optical", "kd_sentence@0.5",
+                                 "optical@0.5"}
+  cross = tmp_path / "study" / study.teachers(config)[str(mpnet)]
+  assert (cross / "report.md").is_file() and (tmp_path / "study" / "report.md").is_file()
+  run = cross / "runs" / "optical" / "seed0"
+  assert json.loads((run / "config.json").read_text())["teacher"]["model"] == str(mpnet)
+  assert np.load(run / "projection_start.npy").shape == (32, 48)
+  table = (tmp_path / "study" / "teachers.md").read_text()
+  assert f"| {mpnet} |" in table and "| self (" in table
