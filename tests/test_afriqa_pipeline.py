@@ -278,5 +278,15 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   run = cross / "runs" / "optical" / "seed0"
   assert json.loads((run / "config.json").read_text())["teacher"]["model"] == str(mpnet)
   assert np.load(run / "projection_start.npy").shape == (32, 48)
+  results = json.loads((run / "results.json").read_text())
+  assert -1.0 < results["training"]["projection_fit"]["r2"] <= 1.0
+  assert {"zero_shot", "student_zero_shot", "optical"} <= set(results["results"])
+  # the exported student carries the projection 32 -> 48 and the student's own tokenizer
+  from optical_jax.encode import encode_texts
+  from optical_jax.loading import load_encoder
+  student, base = load_encoder(str(run)), load_encoder(str(small_bert))
+  assert student.config.output_dim == 48 and student.meta["teacher"] == str(mpnet)
+  assert student.tokenizer.backend.to_str() == base.tokenizer.backend.to_str()
+  assert encode_texts(student, ["aa bb", "cc"], progress=False).shape == (2, 48)
   table = (tmp_path / "study" / "teachers.md").read_text()
   assert f"| {mpnet} |" in table and "| self (" in table
