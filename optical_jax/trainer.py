@@ -158,18 +158,25 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
   start = int(state.step)
   log.info("%s: %d steps (starting at %d), mesh %s", name, total, start, dict(mesh.shape))
   progress = Progress(total, start)
-  last = {}
+  last, pending = {}, []
   for step in range(start, total):
     batch = batch_fn(step)
     sharding.global_batch_size_ok(next(iter(batch.values())).shape[0], mesh)
     state, metrics = step_fn(state, _to_global(batch, batch_shard), frozen_params)
-    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    check_finite(step + 1, scalars, str(workdir))
-    scalars["learning_rate"] = float(schedule(step))
-    last = scalars
-    if (step + 1) % t.log_every == 0 or step + 1 == total:
-      writer.write(step + 1, scalars)
-      log.info("%s %s", name, progress.line(step + 1, scalars))
+    pending.append((step + 1, metrics))
+    logs = (step + 1) % t.log_every == 0 or step + 1 == total
+    if logs or (step + 1) % ckpt.every == 0:
+      # Metrics stay on the device between log and checkpoint steps, so the host builds the
+      # next batch while the device computes (no sync per step); fetched here, every pending
+      # step is checked, so a non-finite value names its own step and is never checkpointed.
+      for k, m in jax.device_get(pending):
+        check_finite(k, {n: float(v) for n, v in m.items()}, str(workdir))
+      last = {n: float(v) for n, v in jax.device_get(metrics).items()}
+      last["learning_rate"] = float(schedule(step))
+      pending = []
+    if logs:
+      writer.write(step + 1, last)
+      log.info("%s %s", name, progress.line(step + 1, last))
     ckpt.save(step + 1, state)
     if os.environ.get(KILL_ENV) == str(step + 1):
       os.kill(os.getpid(), signal.SIGKILL)
