@@ -253,15 +253,34 @@ def student_start(config, teacher: LoadedEncoder, student: LoadedEncoder, pairs)
   return model, model.retrieval_params(), {"projection_fit": info}
 
 
-def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path,
-            student: LoadedEncoder = None) -> dict:
-  """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary
-  plus ``model`` (the student model at step 0) and ``init`` (its trainable params).
-  ``student``: the student's own model when the teacher is another one (None: the teacher's
-  copy)."""
+@dataclasses.dataclass
+class DistillSetup:
+  """What a distillation run trains, before its first step (:func:`prepare_distill`).
+
+  Attributes:
+    model: the student model at step 0 (the teacher's copy, or its own model with the output
+      projection); ``init``: its trainable params ``{"encoder", "head"?}``.
+    frozen: the teacher's params (and ``english_bank`` [N, d] for bank negatives).
+    loss_fn: ``(params, frozen, batch, rng) -> (loss, metrics)``.
+    batcher: the run's batches (``batcher.batch(step)``); ``total``: its number of steps.
+    info: extra summary fields (``projection_fit`` for a cross-model student).
+  """
+
+  model: LoadedEncoder
+  init: dict
+  frozen: dict
+  loss_fn: object
+  batcher: BitextBatcher
+  total: int
+  info: dict
+
+
+def prepare_distill(config, teacher: LoadedEncoder, pairs, student: LoadedEncoder = None
+                    ) -> DistillSetup:
+  """Everything :func:`distill` trains with, from the training ``pairs``; ``student``: the
+  student's own model when the teacher is another one (None: the teacher's copy)."""
   t = config.train
   spec = DistillSpec.from_config(config)
-  pairs = [p for s in splits.values() for p in s["train"]]
   model, init, info = student_start(config, teacher, student or teacher, pairs)
   prefix = _prefix(teacher, config)
   bank_texts, bank_index = None, None
@@ -286,9 +305,21 @@ def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Pa
     frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
   loss_fn = make_loss(model.module, spec, freeze_embeddings=t.freeze_embeddings,
                       teacher_module=None if model is teacher else teacher.module)
-  summary = fit(config, workdir, loss_fn, init, frozen, batcher.batch, total, "distill")
-  summary.update(pairs=len(pairs), truncated=batcher.num_truncated, model=model,
-                 init=init, **info)
+  return DistillSetup(model, init, frozen, loss_fn, batcher, total, info)
+
+
+def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path,
+            student: LoadedEncoder = None) -> dict:
+  """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary
+  plus ``model`` (the student model at step 0) and ``init`` (its trainable params).
+  ``student``: the student's own model when the teacher is another one (None: the teacher's
+  copy)."""
+  pairs = [p for s in splits.values() for p in s["train"]]
+  setup = prepare_distill(config, teacher, pairs, student)
+  summary = fit(config, workdir, setup.loss_fn, setup.init, setup.frozen, setup.batcher.batch,
+                setup.total, "distill")
+  summary.update(pairs=len(pairs), truncated=setup.batcher.num_truncated, model=setup.model,
+                 init=setup.init, **setup.info)
   return summary
 
 
