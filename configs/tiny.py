@@ -7,7 +7,8 @@ The part after ':' names a train.py config in configs/ (``BASES``; default: ``de
 data, batch and step counts are shrunk; what makes it that config stays: dtype, remat, layer
 unrolling, mesh, token capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
 cluster config on 8 simulated CPU devices before a job is launched (tests/test_training.py).
-Pair it with a small checkpoint (``config.model``).
+The encoder is the built-in random ``random:tiny`` (``optical_jax/loading/random_tiny.py``: no
+download, no torch); ``--config.model=DIR`` runs a small checkpoint instead.
 """
 
 import importlib
@@ -23,6 +24,7 @@ def get_config(base: str = "default"):
                      "configs/gap_study_tiny.py")
   config = importlib.import_module(f"configs.{base}").get_config()
   config.distributed = False  # one process; jax.distributed is for real multi-host jobs
+  config.model = "random:tiny"  # a built-in random 2-layer encoder, byte-level tokens
   config.data.langs = "sw,de"  # one low-, one high-resource language
   config.data.max_pairs_per_lang = 40  # 28 train / 12 test pairs per language
   config.data.max_length = 32  # short sequences

