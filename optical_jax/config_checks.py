@@ -23,6 +23,9 @@ def _problems(config) -> List[str]:
   out = []
   if config.method not in METHODS:
     out.append(f"method={config.method!r}: expected one of {METHODS}")
+  from optical_jax.models.attention import IMPLEMENTATIONS
+  if config.get("attention", "auto") not in IMPLEMENTATIONS:
+    out.append(f"attention={config.attention!r}: expected one of {IMPLEMENTATIONS}")
   if config.dtype not in DTYPES:
     out.append(f"dtype={config.dtype!r}: expected one of {DTYPES}")
   t = config.train

@@ -63,7 +63,8 @@ def write_json_atomic(path: Path, obj) -> None:
 
 def _model_options(config) -> dict:
   """``load_encoder`` keyword arguments from the config's numerics fields."""
-  return dict(dtype=config.dtype, remat=config.remat, layer_unroll=config.layer_unroll)
+  return dict(dtype=config.dtype, remat=config.remat, layer_unroll=config.layer_unroll,
+              attention=config.get("attention", "auto"))
 
 
 def _prefix(model: LoadedEncoder, config) -> str:

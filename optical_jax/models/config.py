@@ -69,6 +69,9 @@ class EncoderConfig:
       3.41 s instead of 4.21 s (the rolled loop stacks every layer's
       residuals and gradients with dynamic-update-slices); 1 compiles a
       single block (use it when compile time matters, e.g. deep models on TPU).
+    attention: ``"auto"``, ``"custom"``, ``"xla"`` or ``"cudnn"`` (``models/attention.py``):
+      the hand-written backward pass, or ``jax.nn.dot_product_attention``; ``"auto"`` takes the
+      first on CPU and lets JAX choose (cuDNN on GPUs) elsewhere.
   """
 
   family: str = "bert"
@@ -89,6 +92,7 @@ class EncoderConfig:
   dropout_rate: float = 0.0
   remat: bool = False
   layer_unroll: int = 0
+  attention: str = "auto"
 
   def __post_init__(self):
     if self.family not in FAMILIES:
@@ -102,6 +106,8 @@ class EncoderConfig:
       raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
     if self.dtype not in _DTYPES:
       raise ValueError(f"dtype {self.dtype!r} not in {sorted(_DTYPES)}")
+    if self.attention not in ("auto", "custom", "xla", "cudnn"):
+      raise ValueError(f"attention {self.attention!r} not in ('auto', 'custom', 'xla', 'cudnn')")
     if not 0 <= self.layer_unroll:
       raise ValueError(f"layer_unroll must be >= 0 (0 = all layers), got {self.layer_unroll}")
     if self.hidden_act not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):

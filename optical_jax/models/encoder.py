@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optical_jax.models import unpad
-from optical_jax.models.attention import dot_product_attention
+from optical_jax.models.attention import attention
 from optical_jax.models.config import EncoderConfig
 from optical_jax.models.pooling import segment_starts
 
@@ -167,7 +167,7 @@ class Attention(nn.Module):
     q = split(dense2d(dense(name="query"), x))
     k = split(dense2d(dense(name="key"), x))
     v = split(dense2d(dense(name="value"), x))
-    y = dot_product_attention(q, k, v, mask, bias).reshape(b, t, cfg.hidden_size)
+    y = attention(q, k, v, mask, bias, cfg.attention).reshape(b, t, cfg.hidden_size)
     if layout is not None:
       y = unpad.to_flat(y, layout)
     return dense2d(dense(name="out"), y)

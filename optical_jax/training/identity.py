@@ -26,7 +26,7 @@ from optical_jax.errors import UsageError
 OPERATIONAL = (
     "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.async_checkpointing", "train.tensorboard", "train.interpolation", "train.unpad",
-    "train.unpad_multiple", "mesh", "distributed", "remat", "layer_unroll", "eval", "retrieval",
+    "train.unpad_multiple", "mesh", "distributed", "remat", "layer_unroll", "attention", "eval", "retrieval",
     "data.shared_root",
 )
 
