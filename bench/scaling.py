@@ -134,7 +134,7 @@ def search_point(n: int, quick: bool) -> list:
     rows.append({"what": "search", "method": label, "queries": 1000, "documents": n,
                  "build_s": round(build, 2), "seconds": round(s, 3),
                  "recall_at_1000": round(recall_against(idx, exact), 4)})
-    del index
+    index = None  # freed before the next index is built
   return rows
 
 

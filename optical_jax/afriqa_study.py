@@ -33,7 +33,6 @@ import numpy as np
 from optical_jax import dev_eval, trainer
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.metrics import atomic_write_text
-from optical_jax.evaluation.stats import _interval, paired_t_test
 from optical_jax.config_checks import validate
 from optical_jax.training import identity
 

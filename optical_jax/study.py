@@ -9,7 +9,6 @@ cells are never recomputed. Document representations are cached in
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time

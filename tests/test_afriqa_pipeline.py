@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import afriqa_tiny
-from optical_jax import dev_eval, trainer
+from optical_jax import trainer
 from optical_jax.data import afriqa
 from optical_jax.data.collections import flores_collection, main as collections_main
 from optical_jax.evaluation.collection import load_collection

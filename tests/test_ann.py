@@ -1,7 +1,6 @@
 """FAISS first stage (retrieval/ann.py): flat equals exact search, recall is measured right, and
 eval.py runs with an index and reports its recall."""
 
-import json
 
 import numpy as np
 import pytest

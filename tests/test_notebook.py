@@ -1,7 +1,6 @@
 """notebooks/quickstart.ipynb executes on CPU (on a tiny random checkpoint and collection)."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest

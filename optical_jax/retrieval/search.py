@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -151,7 +151,7 @@ def rerank(queries: Representations, docs: Representations, candidates: np.ndarr
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   if queries.kind != docs.kind:
     raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
-  n, kk = len(docs), min(k, len(docs))
+  kk = min(k, len(docs))
   cand = np.where(candidates >= 0, candidates, np.iinfo(np.int64).max)
   cand = np.sort(cand, axis=1)  # ascending ids, -1 (now max) last
   cand = np.where(cand == np.iinfo(np.int64).max, -1, cand)
