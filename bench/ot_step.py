@@ -35,7 +35,6 @@ from __future__ import annotations
 # pylint: disable=import-outside-toplevel
 
 import copy
-import functools
 import os
 from typing import Optional
 
@@ -141,9 +140,9 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   """
   import jax
   import jax.numpy as jnp
-  from optical_jax.training import sharding
+  from optical_jax.training.jitted_step import sharded_step
   from optical_jax.training.state import TrainState, make_optimizer
-  from optical_jax.training.steps import DistillSpec, make_loss, train_step
+  from optical_jax.training.steps import DistillSpec, make_loss
 
   config = config or train_config()
   t = config.train
@@ -156,15 +155,11 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   optimizer, _ = make_optimizer(t.learning_rate, SCHEDULE_STEPS, t.warmup_steps, t.weight_decay,
                                 t.grad_clip, t.freeze_embeddings)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
-  frozen_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher_params))
-  holder = {"state": jax.device_put(state, state_shard)}
-  frozen = jax.device_put(teacher_params, frozen_shard)
-  batch_shard = sharding.batch_sharding(mesh)
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec, t.freeze_embeddings),
-                                      optimizer=optimizer),
-                    in_shardings=(state_shard, batch_shard, frozen_shard),
-                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  step_fn = sharded_step(mesh, make_loss(module, spec, t.freeze_embeddings), optimizer, state,
+                         teacher_params)  # trainer.fit's factory
+  placed, frozen = step_fn.put(state, teacher_params)
+  holder = {"state": placed}
+  batch_shard = step_fn.batch
   seen = []
 
   def step():

@@ -18,7 +18,6 @@ projection's R^2.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import statistics
@@ -42,9 +41,8 @@ def one(teacher: str, reps: int) -> dict:
   from optical_jax import trainer
   from optical_jax.data.sources import load_splits_with_manifest
   from optical_jax.loading import load_encoder
-  from optical_jax.training import sharding
+  from optical_jax.training.jitted_step import sharded_step
   from optical_jax.training.state import TrainState, make_optimizer
-  from optical_jax.training.steps import train_step
 
   config = afriqa.get_config()
   config.retrieval.collections = ""  # no retrieval checks: nothing is evaluated here
@@ -61,16 +59,11 @@ def one(teacher: str, reps: int) -> dict:
   optimizer, _ = make_optimizer(t.learning_rate, setup.total, t.warmup_steps, t.weight_decay,
                                 t.grad_clip, t.freeze_embeddings)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, setup.init), optimizer, config.seed)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
-  frozen_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: setup.frozen))
-  batch_shard = sharding.batch_sharding(mesh)
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=setup.loss_fn, optimizer=optimizer),
-                    in_shardings=(state_shard, batch_shard, frozen_shard),
-                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
-  holder = {"state": jax.device_put(state, state_shard)}
-  frozen = jax.device_put(setup.frozen, frozen_shard)
+  step_fn = sharded_step(mesh, setup.loss_fn, optimizer, state, setup.frozen)  # as trainer.fit
+  placed, frozen = step_fn.put(state, setup.frozen)
+  holder = {"state": placed}
   host = setup.batcher.batch(0)
-  batch = jax.device_put(host, batch_shard)
+  batch = jax.device_put(host, step_fn.batch)
 
   def step():
     holder["state"], metrics = step_fn(holder["state"], batch, frozen)

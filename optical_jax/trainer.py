@@ -38,12 +38,13 @@ from optical_jax.loading.export import save_hf_directory
 from optical_jax.retrieval.index import fingerprint
 from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
+from optical_jax.training.jitted_step import sharded_step
 from optical_jax.training.metrics import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.retrieval import init_head
 from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
-                                        teacher_contrastive_loss, train_step)
+                                        teacher_contrastive_loss)
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +143,14 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
   optimizer, schedule = make_optimizer(t.learning_rate, total, t.warmup_steps, t.weight_decay,
                                        t.grad_clip, t.freeze_embeddings)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, init_params), optimizer, config.seed)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state))
-  frozen_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: frozen_params))
-  state = jax.device_put(state, state_shard)
-  frozen_params = jax.device_put(frozen_params, frozen_shard)
+  step_fn = sharded_step(mesh, loss_fn, optimizer, state, frozen_params)
+  state, frozen_params = step_fn.put(state, frozen_params)
+  batch_shard = step_fn.batch
   ckpt = Checkpointer(workdir / "checkpoints", every=t.checkpoint_every, keep=t.keep_checkpoints,
                       async_save=t.async_checkpointing)
   restored = ckpt.restore_latest(abstract_like(state))
   if restored is not None:
     state = restored
-  batch_shard = sharding.batch_sharding(mesh)
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer),
-                    in_shardings=(state_shard, batch_shard, frozen_shard),
-                    out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
   writer = MetricWriter(workdir, tensorboard=t.tensorboard)
   start = int(state.step)
   log.info("%s: %d steps (starting at %d), mesh %s", name, total, start, dict(mesh.shape))

@@ -24,7 +24,6 @@ from optical_jax.training import distributed  # noqa: E402
 
 distributed.initialize()
 
-import functools  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -34,7 +33,8 @@ from optical_jax.models import Encoder  # noqa: E402
 from optical_jax.trainer import _to_global  # noqa: E402
 from optical_jax.training import sharding  # noqa: E402
 from optical_jax.training.state import TrainState, make_optimizer  # noqa: E402
-from optical_jax.training.steps import DistillSpec, make_loss, train_step  # noqa: E402
+from optical_jax.training.jitted_step import sharded_step  # noqa: E402
+from optical_jax.training.steps import DistillSpec, make_loss  # noqa: E402
 from test_training import CFG, _batch  # noqa: E402
 
 
@@ -47,14 +47,9 @@ def main(out: str) -> None:
   spec = DistillSpec(objective="optical", sinkhorn=SinkhornConfig(max_iterations=100))
   opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher), opt, seed=0)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=1)
-  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher), min_size=1)
-  batch_shard = sharding.batch_sharding(mesh)
-  step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
-                 in_shardings=(state_shard, batch_shard, teacher_shard),
-                 out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
-  state = jax.device_put(state, state_shard)
-  teacher = jax.device_put(teacher, teacher_shard)
+  step = sharded_step(mesh, make_loss(module, spec), opt, state, teacher, min_size=1)
+  state, teacher = step.put(state, teacher)
+  batch_shard = step.batch
   losses = []
   for k in range(3):
     state, metrics = step(state, _to_global(_batch(k), batch_shard), teacher)

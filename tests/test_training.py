@@ -18,6 +18,7 @@ from jax.sharding import AxisType, Mesh
 from optical_jax.models import Encoder, EncoderConfig
 from optical_jax.training import sharding
 from optical_jax.training.metrics import check_finite
+from optical_jax.training.jitted_step import sharded_step
 from optical_jax.training.state import TrainState, make_optimizer
 from optical_jax.training.steps import DistillSpec, make_loss, train_step
 from optical_jax.losses.ot import SinkhornConfig
@@ -61,18 +62,14 @@ def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo
   spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100), **extra)
   opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
-  state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=fsdp_min_size)
-  teacher_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: teacher), min_size=fsdp_min_size)
-  step = jax.jit(functools.partial(train_step, loss_fn=make_loss(module, spec), optimizer=opt),
-                 in_shardings=(state_shard, sharding.batch_sharding(mesh), teacher_shard),
-                 out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
-  state = jax.device_put(state, state_shard)
-  teacher = jax.device_put(teacher, teacher_shard)
+  step = sharded_step(mesh, make_loss(module, spec), opt, state, teacher,
+                      min_size=fsdp_min_size)  # the trainer's factory
+  state, teacher = step.put(state, teacher)
   losses, hlo = [], None
   for batch in batches:
-    batch = jax.device_put(batch, sharding.batch_sharding(mesh))
+    batch = jax.device_put(batch, step.batch)
     if with_hlo and hlo is None:
-      hlo = step.lower(state, batch, teacher).compile().as_text()
+      hlo = step.fn.lower(state, batch, teacher).compile().as_text()
     state, metrics = step(state, batch, teacher)
     losses.append(float(metrics["loss"]))
   out = (jax.device_get(state.params), losses)
