@@ -96,6 +96,8 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for model, (sub, sub_work) in subs.items():
     log.info("study: teacher %s -> %s", model or "(the student's own model)", sub_work)
     sub_work.mkdir(parents=True, exist_ok=True)
+    if sub_work != work:
+      atomic_write_text(sub_work / "config.json", sub.to_json_best_effort(indent=2))
     analyses[model] = _run_one(sub, sub_work)
   atomic_write_text(work / "teachers.md", teachers_table(analyses, config))
   return {"teachers": analyses}
