@@ -69,7 +69,7 @@ def teachers(config) -> Dict[str, str]:
   for name in names:
     model = "" if name == "self" else name
     out[model] = "" if model == own else "teacher-" + re.sub(r"[^A-Za-z0-9._-]+", "-",
-                                                            model).strip("-")
+                                                            model or "self").strip("-")
   return out
 
 

@@ -290,3 +290,16 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   assert encode_texts(student, ["aa bb", "cc"], progress=False).shape == (2, 48)
   table = (tmp_path / "study" / "teachers.md").read_text()
   assert f"| {mpnet} |" in table and "| self (" in table
+
+
+def test_study_teacher_folders():
+  """config.teachers -> one folder per teacher: config.train's own in the work dir, each other in
+  teacher-<name> ('self' when the configured teacher is another model)."""
+  from configs import afriqa_study
+  from optical_jax.afriqa_study import teachers
+  config = afriqa_study.get_config()
+  assert teachers(config) == {"": ""}
+  config.teachers = "self,pypi:all-mpnet-base-v2"
+  assert teachers(config) == {"": "", "pypi:all-mpnet-base-v2": "teacher-pypi-all-mpnet-base-v2"}
+  config.train.teacher.model = "pypi:all-mpnet-base-v2"
+  assert teachers(config) == {"": "teacher-self", "pypi:all-mpnet-base-v2": ""}
