@@ -71,5 +71,6 @@ def test_rerank_equals_masked_search(tmp_path, kind):
   want = search(queries, docs, k=10, allowed=allowed, progress=False)
   got = rerank(queries, docs, candidates, k=10, query_batch=3, progress=False)
   np.testing.assert_array_equal(got[1], want[1])
-  np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+  # the same float32 dot products, summed in another order (gathered rows vs the whole matrix)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-6)
   assert (got[1] == -1).any()
