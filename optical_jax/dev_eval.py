@@ -332,10 +332,11 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   weight = exported
   if alpha is not None:
     start = teacher.params  # the student's start: the teacher's copy, or its own model + the
-    if other:               # fitted projection (trainer.PROJECTION_START)
+    if other:               # fitted projection
       import numpy as np  # pylint: disable=import-outside-toplevel
+      from optical_jax.trainer import PROJECTION_START  # pylint: disable=import-outside-toplevel
       base = load_encoder(config.model, dtype=config.dtype)
-      kernel = np.load(Path(work) / "projection_start.npy")
+      kernel = np.load(Path(work) / PROJECTION_START)
       start = {"params": dict(base.params["params"], output_projection={"kernel": kernel})}
     student = dataclasses.replace(student, params=interpolate(start, student.params, alpha))
     out = interpolation_dir(work, alpha)
