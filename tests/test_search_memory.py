@@ -74,3 +74,22 @@ def test_rerank_equals_masked_search(tmp_path, kind):
   # the same float32 dot products, summed in another order (gathered rows vs the whole matrix)
   np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-6)
   assert (got[1] == -1).any()
+
+
+def test_length_sorted_maxsim_equals_every_padded_pair():
+  """MaxSim search takes texts in order of length and cuts each block to its longest text;
+  the run is that of scoring every padded query-document pair (numpy, here): same scores,
+  same documents, ties (repeated documents) to the lower index, for any budget."""
+  rng = np.random.default_rng(7)
+  half = _tokens(rng, 60, 70, 8)
+  docs = Representations("maxsim", tokens=np.concatenate([half.tokens] * 2),
+                         mask=np.concatenate([half.mask] * 2))
+  queries = _tokens(rng, 11, 30, 8)
+  sim = np.einsum("qip,djp->qdij", queries.tokens, docs.tokens)
+  sim = np.where(docs.mask[None, :, None, :], sim, -np.inf).max(-1)
+  ref = np.where(queries.mask[:, None, :], sim, 0.0).sum(-1)  # [Q, N]
+  order = np.lexsort((np.broadcast_to(np.arange(120), ref.shape), -ref), axis=1)[:, :25]
+  for budget in (2**40, 16 * 48 * 96 * 4 * 2):
+    s, i = search(queries, docs, k=25, progress=False, memory_budget=budget)
+    np.testing.assert_array_equal(i, order)
+    np.testing.assert_allclose(s, np.take_along_axis(ref, order, 1), rtol=1e-5, atol=1e-6)

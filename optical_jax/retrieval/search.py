@@ -78,8 +78,8 @@ def search(queries: Representations, docs: Representations, k: int = 1000, chunk
   kk = min(k, n)
   chunk = min(chunk_size, n)
   if docs.kind == "maxsim":
-    query_batch, chunk = maxsim_blocks(len(queries), n, queries.tokens.shape[1],
-                                       docs.tokens.shape[1], query_batch, chunk, memory_budget)
+    return _maxsim_search(queries, docs, kk, chunk, allowed, query_batch, progress,
+                          memory_budget)
   all_s, all_i = [], []
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), query_batch):
@@ -113,6 +113,84 @@ def search(queries: Representations, docs: Representations, k: int = 1000, chunk
     bar.update(nq)
   bar.close()
   return np.concatenate(all_s), np.concatenate(all_i)
+
+
+def _bucket(length: int, width: int) -> int:
+  """Token rows a block of texts of at most ``length`` tokens is cut to: the next of 16, 24,
+  32, 48, 64, 96, 128, 192, ... (steps of at most 1.5x, so few shapes are compiled), at most
+  ``width`` (the stored rows)."""
+  b = 16
+  while b < length:
+    b = b * 3 // 2 if b & (b - 1) == 0 else b * 4 // 3
+  return max(1, min(b, width))
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _merge_topk_lower_index(vals, idx, new_vals, new_idx, k):
+  """Running top-k where a tie goes to the lower document index whatever order the documents
+  come in: sorted by (score descending, index ascending)."""
+  v = jnp.concatenate([vals, new_vals], axis=1)
+  i = jnp.concatenate([idx, new_idx], axis=1)
+  neg, i = jax.lax.sort((-v, i), dimension=1, num_keys=2)
+  return -neg[:, :k], i[:, :k]
+
+
+def _maxsim_search(queries: Representations, docs: Representations, kk: int, chunk_size: int,
+                   allowed: Optional[np.ndarray], query_batch: int, progress: bool,
+                   memory_budget: int) -> (np.ndarray, np.ndarray):
+  """:func:`search` for MaxSim without scoring padding. Token arrays are padded to the longest
+  text (a passage store to 512 rows while AfriQA's passages average 152 tokens, questions 21),
+  so queries and documents are taken in order of length and each block is cut to its longest
+  text (:func:`_bucket`): shorter documents come in larger chunks within the same budget.
+  Scores, documents and their order (a tie to the lower index) are those of scoring every
+  padded pair."""
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  n, nq = len(docs), len(queries)
+  q_len = np.asarray(queries.mask).sum(axis=1)
+  d_len = np.concatenate([np.asarray(docs.mask[s:s + 4096]).sum(axis=1)
+                          for s in range(0, n, 4096)])
+  q_order = np.argsort(q_len, kind="stable")
+  d_order = np.argsort(d_len, kind="stable")
+  q_width, d_width = queries.tokens.shape[1], docs.tokens.shape[1]
+  lq = _bucket(int(q_len.max(initial=1)), q_width)
+  qb, chunk0 = maxsim_blocks(nq, n, lq, _bucket(int(d_len.max(initial=1)), d_width),
+                             query_batch, chunk_size, memory_budget)
+  blocks, s = [], 0  # (first sorted position, documents, token rows)
+  while s < n:
+    size = chunk0
+    while (size * 2 <= chunk_size and s + size < n and qb * size * 2 * lq
+           * _bucket(int(d_len[d_order[min(s + size * 2, n) - 1]]), d_width) * 4
+           <= memory_budget):
+      size *= 2
+    blocks.append((s, size, _bucket(int(d_len[d_order[min(s + size, n) - 1]]), d_width)))
+    s += size
+  out_s = np.full((nq, kk), -np.inf, np.float32)
+  out_i = np.full((nq, kk), -1, np.int64)
+  bar = tqdm(total=nq, desc="search", unit="query", disable=not progress, file=sys.stderr)
+  for qs in range(0, nq, qb):
+    rows = q_order[qs:qs + qb]
+    width = _bucket(int(q_len[rows].max(initial=1)), q_width)
+    q = jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32))
+    qm = jnp.asarray(np.asarray(queries.mask[rows][:, :width]))
+    vals = jnp.full((len(rows), kk), -jnp.inf)
+    idx = jnp.full((len(rows), kk), -1, jnp.int32)
+    for start, size, rows_d in blocks:
+      pos = np.arange(start, start + size)
+      valid = pos < n
+      sl = d_order[np.minimum(pos, n - 1)]
+      d = jnp.asarray(np.asarray(docs.tokens[sl][:, :rows_d], np.float32))
+      dm = jnp.asarray(np.asarray(docs.mask[sl][:, :rows_d]))
+      sc = _chunk_scores("maxsim", q, qm, d, dm, jnp.asarray(valid))
+      if allowed is not None:
+        sc = jnp.where(jnp.asarray(allowed[rows][:, sl] & valid[None]), sc, -jnp.inf)
+      ids = jnp.broadcast_to(jnp.asarray(sl, jnp.int32), sc.shape)
+      vals, idx = _merge_topk_lower_index(vals, idx, sc, ids, kk)
+    vals, idx = np.asarray(vals), np.asarray(idx)
+    out_s[rows] = vals
+    out_i[rows] = np.where(np.isfinite(vals), idx, -1)
+    bar.update(len(rows))
+  bar.close()
+  return out_s, out_i
 
 
 def to_run(qids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray,
