@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags, logging
 
-from optical_jax.evaluation.retrieval import run_eval
+from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.ann import AnnConfig
 
 _QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")

@@ -1,6 +1,6 @@
 """Entry point: `python study.py --config configs/gap_study.py --workdir DIR`.
 
-Parses flags and calls `optical_jax.study.run_study` (the NTREX gap study) or, for a config with
+Parses flags and calls `optical_jax.ntrex_study.run_study` (the NTREX gap study) or, for a config with
 `kind = "afriqa"` (configs/afriqa_study.py), `optical_jax.afriqa_study.run_afriqa_study`;
 rerunning resumes.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from optical_jax import afriqa_study, cli, study
+from optical_jax import afriqa_study, cli, ntrex_study
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/gap_study", "Where cells, runs and reports go.")
 _CONFIG = cli.config_flag("configs/gap_study.py", "Study config.")
@@ -22,7 +22,7 @@ def main(argv):
   if _CONFIG.value.get("kind", "gap") == "afriqa":
     afriqa_study.run_afriqa_study(_CONFIG.value, _WORKDIR.value)
   else:
-    study.run_study(_CONFIG.value, _WORKDIR.value)
+    ntrex_study.run_study(_CONFIG.value, _WORKDIR.value)
   print((Path(_WORKDIR.value) / "report.md").read_text())
 
 

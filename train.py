@@ -1,6 +1,6 @@
 """Entry point: `python train.py [--config=configs/default.py] [--workdir=DIR] [--config.x=...]`.
 
-Parses flags and calls `optical_jax.trainer.train_and_evaluate`, which a
+Parses flags and calls `optical_jax.experiment.train_and_evaluate`, which a
 notebook can import too.
 """
 
@@ -8,7 +8,7 @@ import logging as std_logging
 
 from absl import app, flags, logging
 
-from optical_jax import cli, trainer
+from optical_jax import cli, experiment
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Where results and checkpoints go.")
 _CONFIG = cli.config_flag("configs/default.py", "Job config.")
@@ -32,8 +32,8 @@ def main(argv):
     distributed.initialize()
     logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
-  results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print(trainer.format_table(results["results"]))
+  results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(experiment.format_table(results["results"]))
   if results.get("retrieval"):
     from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
     print(dev_eval.format_markdown(results["retrieval"]))

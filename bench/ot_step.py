@@ -6,7 +6,7 @@ embeddings, Sinkhorn plan, loss ``<P, C>``, global-norm clipping, AdamW update.
 
 * **Ours:** ``optical_jax.training.steps.train_step`` with
   ``make_loss(module, DistillSpec(objective="optical", ...))``, jitted as
-  ``optical_jax/trainer.py::fit`` jits it (a one-device ``(data, fsdp)`` mesh,
+  ``optical_jax/experiment.py::fit`` jits it (a one-device ``(data, fsdp)`` mesh,
   the same in/out shardings, ``donate_argnums=0``), with the optimiser of
   ``configs/default.py`` (``make_optimizer``: AdamW, warm-up, clipping,
   frozen word embeddings). A repetition is one call plus fetching the metrics
@@ -114,7 +114,7 @@ def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarra
   import jax
   import jax.numpy as jnp
   from optical_jax.losses import ot
-  from optical_jax.models.retrieval import token_embeddings
+  from optical_jax.models.scoring import token_embeddings
 
   @jax.jit
   def iterations(params, teacher_params, batch):
@@ -130,7 +130,7 @@ def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarra
 
 def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFERENTIATION,
                     config=None, **sinkhorn_overrides):
-  """The jitted step exactly as ``trainer.fit`` builds it, on one device, with ``config``'s
+  """The jitted step exactly as ``experiment.fit`` builds it, on one device, with ``config``'s
   optimiser and Sinkhorn settings (default: ``configs/default.py``; ``sinkhorn_overrides``
   replace fields of its ``config.ot``).
 
@@ -149,14 +149,14 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
   spec = DistillSpec(objective="optical", layer=config.distill.layer, use_head=config.distill.use_head,
                      pooling=config.distill.pooling,
                      sinkhorn=sinkhorn_config(differentiation, config, **sinkhorn_overrides))
-  teacher_params = {"encoder": encoder_params}  # trainer.distill: retrieval_params(), no head
+  teacher_params = {"encoder": encoder_params}  # experiment.distill: retrieval_params(), no head
   iterations = per_pair_iterations(module, teacher_params, teacher_params, batch, spec.sinkhorn)
   mesh = one_device_mesh()
   optimizer, _ = make_optimizer(t.learning_rate, SCHEDULE_STEPS, t.warmup_steps, t.weight_decay,
                                 t.grad_clip, t.freeze_embeddings)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed)
   step_fn = sharded_step(mesh, make_loss(module, spec, t.freeze_embeddings), optimizer, state,
-                         teacher_params)  # trainer.fit's factory
+                         teacher_params)  # experiment.fit's factory
   placed, frozen = step_fn.put(state, teacher_params)
   holder = {"state": placed}
   batch_shard = step_fn.batch

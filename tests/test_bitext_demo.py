@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from optical_jax.data.cldr import cldr_bitext, split_pairs
-from optical_jax.evaluation.bitext import matching_accuracy
+from optical_jax.evaluation.matching import matching_accuracy
 
-from checkpoints import make_checkpoint
+from hf_fixtures import make_checkpoint
 
 
 @pytest.mark.parametrize("lang", ["sw", "so", "yo", "ha", "mr", "fil", "de", "fr", "zh"])
@@ -53,13 +53,13 @@ def test_matching_accuracy():
 def test_main_job_zero_shot(tmp_path):
   """`train.py`'s library call, tiny config on a small random checkpoint."""
   from configs import tiny
-  from optical_jax import trainer
+  from optical_jax import experiment
   ckpt = tmp_path / "ckpt"
   make_checkpoint(ckpt, "xlm-roberta")
   config = tiny.get_config()
   config.model = str(ckpt)
   config.method = "zero_shot"
-  results = trainer.train_and_evaluate(config, str(tmp_path / "work"))
+  results = experiment.train_and_evaluate(config, str(tmp_path / "work"))
   saved = json.loads((tmp_path / "work" / "results.json").read_text())
   assert saved["results"] == results["results"]
   # the demo's English anchor pairs (data.english_pairs) are a language of their own, 'eng'
@@ -76,9 +76,9 @@ def test_main_job_zero_shot(tmp_path):
 
 def test_unknown_method(tmp_path):
   from configs import tiny
-  from optical_jax import trainer
+  from optical_jax import experiment
   config = tiny.get_config()
   config.method = "nope"
   with pytest.raises(ValueError, match=r"method='nope': expected one of"):
-    trainer.train_and_evaluate(config, str(tmp_path))
+    experiment.train_and_evaluate(config, str(tmp_path))
   assert not tmp_path.joinpath("config.json").exists()  # refused before anything is written

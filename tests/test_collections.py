@@ -8,7 +8,7 @@ import pytest
 
 from optical_jax.data import bitext, collections
 from optical_jax.evaluation import metrics
-from optical_jax.evaluation.collection import (Collection, is_language_code, load_collection,
+from optical_jax.data.collection_format import (Collection, is_language_code, load_collection,
                                                read_trec_topics, write_collection)
 
 #: the study's languages, as NTREX names its files

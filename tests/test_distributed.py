@@ -39,8 +39,8 @@ def test_two_processes_match_one(tmp_path):
   JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID route, a (data=2, fsdp=2) mesh
   over the 4 devices, each process feeding its half of every batch: the 3-step loss
   trajectory equals one process's within 1e-5 relative."""
-  from test_training import _run, _single_device_mesh
-  _, reference = _run(_single_device_mesh(), "optical", steps=3)
+  from train_fixtures import run_steps, single_device_mesh
+  _, reference = run_steps(single_device_mesh(), "optical", steps=3)
   out = tmp_path / "losses.json"
   port = _free_port()
   procs = []

@@ -7,7 +7,7 @@ from optical_jax import encode
 from optical_jax.loading import load_encoder
 from optical_jax.tokenization import bucket_length
 
-from checkpoints import make_checkpoint
+from hf_fixtures import make_checkpoint
 
 TEXTS = ["aa bb cc", "a", "dd ee ff gg hh ii jj kk", "bb", "cc dd", "ee ff gg", "zz yy", "q"]
 
@@ -85,7 +85,7 @@ def test_cli_errors(ckpt, tmp_path, capsys):
   bad.write_bytes(b"ok\n\xff\xfe broken\n")
   rc = encode.main(["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
   assert rc == 1
-  assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
+  assert f"{bad}:2: invalid UTF-8" in capsys.readouterr().err
   assert not (tmp_path / "o.npy").exists()
   rc = encode.main(["encode", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
   assert rc == 2 and "--model" in capsys.readouterr().err
@@ -104,7 +104,7 @@ def test_packed_equals_padded(model, pooling):
 
 
 def test_read_lines_drops_a_leading_byte_order_mark(tmp_path):
-  from optical_jax.encode import read_lines  # pylint: disable=import-outside-toplevel
+  from optical_jax.io import iter_lines  # pylint: disable=import-outside-toplevel
   p = tmp_path / "in.txt"
   p.write_bytes(b"\xef\xbb\xbfHabari\r\n\xef\xbb\xbfkept inside\n")
-  assert read_lines(str(p)) == ["Habari", "\ufeffkept inside"]  # only the file's own mark goes
+  assert [t for _, t in iter_lines(p)] == ["Habari", "\ufeffkept inside"]  # only the file's own mark goes

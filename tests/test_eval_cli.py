@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoints import make_checkpoint
-from optical_jax.evaluation.metrics import read_trec_run
+from hf_fixtures import make_checkpoint
+from optical_jax.data.trec_files import read_trec_run
 
 REPO = Path(__file__).resolve().parents[1]
 pytrec_eval = pytest.importorskip("pytrec_eval")
@@ -159,7 +159,7 @@ def test_default_ranker_faiss_index_and_atomic_output_set(setup, tmp_path):
   index returns exact search's documents and scores, with recall 1 recorded; a rerun that fails
   leaves the previous set whole and no staging folder; an index with MaxSim is refused."""
   from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
-  from optical_jax.evaluation.retrieval import default_ranker  # pylint: disable=import-outside-toplevel
+  from optical_jax.retrieval.collection_eval import default_ranker  # pylint: disable=import-outside-toplevel
   assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
   assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
   exact, flat = tmp_path / "exact", tmp_path / "flat"

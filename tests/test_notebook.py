@@ -5,18 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import make_checkpoint
-from test_study import _collection
+from hf_fixtures import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+def test_quickstart_notebook_runs(tmp_path, monkeypatch, toy_collection):
   nbformat = pytest.importorskip("nbformat")
   nbclient = pytest.importorskip("nbclient")
   make_checkpoint(tmp_path / "model", "bert")
-  coll = _collection(tmp_path)
+  coll = toy_collection(tmp_path)
   overrides = {"encoders": str(tmp_path / "model"), "collection.builder": "dir",
                "collection.source": str(coll), "distill.train.num_steps": 2,
                "distill.train.batch_size": 8, "distill.data.max_pairs_per_lang": 40,

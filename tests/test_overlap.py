@@ -10,7 +10,7 @@ import pytest
 
 from optical_jax.data import corpora, overlap
 from optical_jax.data.bitext import BitextPair
-from optical_jax.evaluation.collection import Collection
+from optical_jax.data.collection_format import Collection
 
 PASSAGE = ("Kano is a city in northern Nigeria. It was founded more than a thousand years ago "
            "as a trading town on the edge of the Sahara, and its old walls still stand today.")

@@ -93,3 +93,29 @@ def test_length_sorted_maxsim_equals_every_padded_pair():
     s, i = search(queries, docs, k=25, progress=False, memory_budget=budget)
     np.testing.assert_array_equal(i, order)
     np.testing.assert_allclose(s, np.take_along_axis(ref, order, 1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,k,chunk", [(50, 10, 16), (3000, 100, 512), (700, 1000, 256)])
+def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
+  """On a CPU backend dense search keeps its top-k on the host by a threshold; the run is the
+  device merge's (run here by pretending the backend is a GPU): same documents in the same
+  order, ties (repeated and rounded vectors) to the lower index, with and without a mask."""
+  from optical_jax.retrieval import search as search_module
+  rng = np.random.default_rng(n)
+  v = np.round(rng.standard_normal((n // 2, 16)) * 2) / 2
+  v = np.concatenate([v, v]).astype(np.float32)
+  v /= np.linalg.norm(v, axis=1, keepdims=True)
+  q = rng.standard_normal((37, 16)).astype(np.float32)
+  docs, queries = Representations("dense", vectors=v), Representations("dense", vectors=q)
+  allowed = rng.random((37, n)) < 0.3
+  monkeypatch.setattr(search_module, "HOST_SELECT_CHUNK", chunk)
+  host = [search(queries, docs, k=k, progress=False),
+          search(queries, docs, k=k, allowed=allowed, progress=False)]
+  monkeypatch.setattr(search_module.jax, "default_backend", lambda: "gpu")
+  device = [search(queries, docs, k=k, progress=False),
+            search(queries, docs, k=k, allowed=allowed, progress=False)]
+  for (hs, hi), (ds, di) in zip(host, device):
+    np.testing.assert_array_equal(hi, di)
+    np.testing.assert_allclose(hs, ds, rtol=1e-5, atol=1e-6)
+  if k > n // 2:  # about 30% of the documents are allowed: queries with fewer than k pad -1
+    assert (host[1][1] == -1).any()

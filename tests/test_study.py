@@ -1,37 +1,21 @@
 """The gap study runner: cells, resumption, results.csv / report.md / gap.png."""
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from checkpoints import make_checkpoint
+from hf_fixtures import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _collection(root: Path) -> Path:
-  coll = root / "coll"
-  (coll / "queries").mkdir(parents=True)
-  rng = np.random.default_rng(0)
-  words = [chr(97 + i % 26) * (1 + i // 26) for i in range(60)]
-  docs = [{"doc_id": f"d{i}", "text": " ".join(rng.choice(words, 10))} for i in range(30)]
-  (coll / "docs.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
-  (coll / "qrels.txt").write_text("".join(f"q{i} 0 d{i} 1\n" for i in range(20)))
-  for lang, cut in (("swa", 2), ("som", 3), ("deu", 5), ("fra", 6)):
-    (coll / "queries" / f"{lang}.tsv").write_text(
-        "".join(f"q{i}\t{' '.join(docs[i]['text'].split()[:cut])}\n" for i in range(20)))
-  return coll
-
-
 @pytest.mark.slow
-def test_tiny_study_end_to_end_and_resume(tmp_path):
+def test_tiny_study_end_to_end_and_resume(tmp_path, toy_collection):
   make_checkpoint(tmp_path / "model", "bert")
-  coll = _collection(tmp_path)
+  coll = toy_collection(tmp_path)
   work = tmp_path / "study"
   cmd = [sys.executable, str(REPO / "study.py"), f"--config={REPO / 'configs' / 'gap_study_tiny.py'}",
          f"--workdir={work}", f"--config.encoders={tmp_path / 'model'}",

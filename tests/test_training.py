@@ -13,74 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import AxisType, Mesh
 
 from optical_jax.models import Encoder, EncoderConfig
 from optical_jax.training import sharding
-from optical_jax.training.metrics import check_finite
-from optical_jax.training.jitted_step import sharded_step
+from optical_jax.training.metric_log import check_finite
 from optical_jax.training.state import TrainState, make_optimizer
 from optical_jax.training.steps import DistillSpec, make_loss, train_step
 from optical_jax.losses.ot import SinkhornConfig
 
-from checkpoints import make_checkpoint
+from hf_fixtures import make_checkpoint
+from train_fixtures import CFG, random_batch, run_steps, single_device_mesh
 
 REPO = Path(__file__).resolve().parents[1]
-CFG = EncoderConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                    max_position_embeddings=40)
-
-
-def _batch(seed, b=16, m=12, n=10):
-  rng = np.random.default_rng(seed)
-  out = {}
-  for side, t in (("student", m), ("teacher", n)):
-    lengths = rng.integers(1, t + 1, size=b)
-    mask = (np.arange(t)[None] < lengths[:, None]).astype(np.int32)
-    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(np.int32)
-    out[f"{side}_mask"] = mask
-    out[f"{side}_weights"] = mask.astype(np.float32)
-  return out
-
-
-def _run(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False,
-         bank=False):
-  """``steps`` train steps on ``mesh`` (on ``batches`` if given, else ``_batch(k)``). Returns
-  ``(params, losses)``, plus the compiled program's text with ``with_hlo``. ``bank``: the
-  contrastive term against a random 40-row English bank."""
-  batches = batches if batches is not None else [_batch(k) for k in range(steps)]
-  module = Encoder(CFG)
-  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
-  teacher = {"encoder": enc}
-  extra = {}
-  if bank:
-    rng = np.random.default_rng(7)
-    rows = rng.normal(size=(40, CFG.hidden_size)).astype(np.float32)
-    teacher["english_bank"] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    batches = [dict(b, bank_index=rng.integers(0, 40, len(b["student_ids"])).astype(np.int32))
-               for b in batches]
-    extra = dict(contrastive_weight=1.0, contrastive_negatives="bank")
-  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100), **extra)
-  opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
-  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
-  step = sharded_step(mesh, make_loss(module, spec), opt, state, teacher,
-                      min_size=fsdp_min_size)  # the trainer's factory
-  state, teacher = step.put(state, teacher)
-  losses, hlo = [], None
-  for batch in batches:
-    batch = jax.device_put(batch, step.batch)
-    if with_hlo and hlo is None:
-      hlo = step.fn.lower(state, batch, teacher).compile().as_text()
-    state, metrics = step(state, batch, teacher)
-    losses.append(float(metrics["loss"]))
-  out = (jax.device_get(state.params), losses)
-  return out + (hlo,) if with_hlo else out
-
-
-def _single_device_mesh():
-  return Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), sharding.AXES,
-              axis_types=(AxisType.Auto, AxisType.Auto))
-
-
 def test_eight_devices_available():
   assert jax.device_count() == 8, "tests/conftest.py sets XLA_FLAGS for 8 CPU devices"
 
@@ -89,8 +33,8 @@ def test_eight_devices_available():
 def test_sharded_step_equals_single_device(objective):
   """data=8: the loss trajectory of 3 steps within 1e-5 relative of one device, parameters
   within 2e-6 (float32 reductions in another order)."""
-  p1, l1 = _run(_single_device_mesh(), objective, steps=3)
-  p8, l8 = _run(sharding.make_mesh(data=8), objective, steps=3)
+  p1, l1 = run_steps(single_device_mesh(), objective, steps=3)
+  p8, l8 = run_steps(sharding.make_mesh(data=8), objective, steps=3)
   np.testing.assert_allclose(l1, l8, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8)):
     np.testing.assert_allclose(a, b, atol=2e-6)
@@ -99,8 +43,8 @@ def test_sharded_step_equals_single_device(objective):
 @pytest.mark.parametrize("objective", ["optical", "kd_token"])
 def test_fsdp_mesh_equals_single_device(objective):
   """data=4 x fsdp=2 with every parameter sharded: the same tolerances as data=8."""
-  p1, l1 = _run(_single_device_mesh(), objective, steps=3)
-  p2, l2 = _run(sharding.make_mesh(data=4, fsdp=2), objective, steps=3, fsdp_min_size=1)
+  p1, l1 = run_steps(single_device_mesh(), objective, steps=3)
+  p2, l2 = run_steps(sharding.make_mesh(data=4, fsdp=2), objective, steps=3, fsdp_min_size=1)
   np.testing.assert_allclose(l1, l2, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
     np.testing.assert_allclose(a, b, atol=2e-6)
@@ -109,8 +53,8 @@ def test_fsdp_mesh_equals_single_device(objective):
 def test_bank_step_sharded_equals_single_device():
   """The English bank split over fsdp (data=4 x fsdp=2, every array sharded) and the batch's
   bank_index over data: the same steps as one device."""
-  p1, l1 = _run(_single_device_mesh(), "kd_sentence", steps=3, bank=True)
-  p2, l2 = _run(sharding.make_mesh(data=4, fsdp=2), "kd_sentence", steps=3, fsdp_min_size=1,
+  p1, l1 = run_steps(single_device_mesh(), "kd_sentence", steps=3, bank=True)
+  p2, l2 = run_steps(sharding.make_mesh(data=4, fsdp=2), "kd_sentence", steps=3, fsdp_min_size=1,
                 bank=True)
   np.testing.assert_allclose(l1, l2, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
@@ -119,8 +63,8 @@ def test_bank_step_sharded_equals_single_device():
 
 def test_loss_decreases_and_same_seed_same_params():
   mesh = sharding.make_mesh(data=8)
-  pa, la = _run(mesh, "optical", steps=4)
-  pb, lb = _run(mesh, "optical", steps=4)
+  pa, la = run_steps(mesh, "optical", steps=4)
+  pb, lb = run_steps(mesh, "optical", steps=4)
   assert la == lb
   for a, b in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
     np.testing.assert_array_equal(a, b)
@@ -343,7 +287,7 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
   teacher = {"encoder": enc}
   spec = DistillSpec(objective="optical")
   opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0, freeze_embeddings=True)
-  batch = _batch(0)
+  batch = random_batch(0)
   out = []
   for loss_fn in (make_loss(module, spec), make_loss(module, spec, freeze_embeddings=True)):
     state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
@@ -379,12 +323,12 @@ def test_contrastive_term_adds_to_the_objective(objective):
   """loss = objective_weight * objective + contrastive_weight * in-batch contrastive term, on the
   last layer's pooled states; objective_weight 0 leaves the term alone."""
   from optical_jax.losses.kd import sentence_contrastive  # pylint: disable=import-outside-toplevel
-  from optical_jax.models.retrieval import hidden_states  # pylint: disable=import-outside-toplevel
+  from optical_jax.models.scoring import hidden_states  # pylint: disable=import-outside-toplevel
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
   teacher = {"encoder": enc}
-  batch = {k: jnp.asarray(v) for k, v in _batch(3).items()}
+  batch = {k: jnp.asarray(v) for k, v in random_batch(3).items()}
   base = dict(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100))
 
   def loss(**kw):
@@ -410,11 +354,11 @@ def test_bank_negatives_in_the_step():
   """contrastive_negatives='bank': the term reads the teacher's English bank and the batch's
   bank_index; with the batch's own teacher vectors as the bank it equals the in-batch term."""
   from optical_jax.models.pooling import l2_normalize, pool  # pylint: disable=import-outside-toplevel
-  from optical_jax.models.retrieval import hidden_states  # pylint: disable=import-outside-toplevel
+  from optical_jax.models.scoring import hidden_states  # pylint: disable=import-outside-toplevel
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
-  batch = {k: jnp.asarray(v) for k, v in _batch(3).items()}
+  batch = {k: jnp.asarray(v) for k, v in random_batch(3).items()}
   t = hidden_states(module, enc, batch["teacher_ids"], batch["teacher_mask"], -1)
   own = l2_normalize(pool(t, batch["teacher_mask"], "mean"))
   extra = l2_normalize(jnp.asarray(np.random.default_rng(0).normal(size=(5, own.shape[1])),
@@ -435,7 +379,7 @@ def test_bank_negatives_in_the_step():
 
 
 def test_distinct_english_shares_rows():
-  from optical_jax.trainer import distinct_english  # pylint: disable=import-outside-toplevel
+  from optical_jax.experiment import distinct_english  # pylint: disable=import-outside-toplevel
   texts, index = distinct_english([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
   assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]
 
@@ -459,7 +403,7 @@ def test_teacher_of_another_model_trains_the_projection(objective):
   bank = rng.normal(size=(20, 48)).astype(np.float32)
   frozen = {"encoder": teacher.init(jax.random.PRNGKey(1), ones, ones),
             "english_bank": bank / np.linalg.norm(bank, axis=1, keepdims=True)}
-  batch = dict(_batch(0, b=8), bank_index=np.arange(8, dtype=np.int32))
+  batch = dict(random_batch(0, b=8), bank_index=np.arange(8, dtype=np.int32))
   spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100),
                      contrastive_weight=1.0, contrastive_negatives="bank")
   loss_fn = make_loss(student, spec, teacher_module=teacher)
@@ -482,12 +426,12 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   distillation with checkpoints and metrics inside the loop, export, reload, and a rerun of the
   finished dir that trains nothing and exports the same student."""
   from configs import tiny
-  from optical_jax import trainer
+  from optical_jax import experiment
   from optical_jax.encode import encode_texts
   from optical_jax.loading import load_encoder
   config = tiny.get_config()
   assert config.model == "random:tiny"
-  out = trainer.train_and_evaluate(config, str(tmp_path))
+  out = experiment.train_and_evaluate(config, str(tmp_path))
   assert out["training"]["steps"] == 6 and out["training"]["resumed_from"] == 0
   logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in logged] == [2, 4, 6]
@@ -501,7 +445,7 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   assert max(moved) > 0
   vecs = encode_texts(student, ["Habari ya asubuhi", "Guten Morgen"], progress=False)
   assert vecs.shape == (2, 32) and np.all(np.isfinite(vecs))
-  again = trainer.train_and_evaluate(config, str(tmp_path))
+  again = experiment.train_and_evaluate(config, str(tmp_path))
   assert again["training"]["resumed_from"] == 6
   np.testing.assert_array_equal(
       encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1])

@@ -15,7 +15,7 @@ from optical_jax.models import Encoder, EncoderConfig, unpad
 from optical_jax.tokenization import Tokenizer
 from optical_jax.training.steps import DistillSpec, make_loss
 
-from checkpoints import _tokenizer
+from hf_fixtures import _tokenizer
 
 CFG = EncoderConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48,
                     max_position_embeddings=40)
@@ -274,10 +274,10 @@ def test_unpadded_on_eight_devices_equals_padded_on_one(data, fsdp):
   slots. The 3-step trajectory of the padded single-device step (1e-5 relative), and with
   replicated parameters no all-gather in the program (each gather stays on its device)."""
   from optical_jax.training import sharding
-  from test_training import _run, _single_device_mesh
+  from train_fixtures import run_steps, single_device_mesh
   batches = [_distill_batch(k, b=16) for k in range(3)]
-  p1, l1 = _run(_single_device_mesh(), "optical", batches=batches)
-  p8, l8, hlo = _run(sharding.make_mesh(data=data, fsdp=fsdp), "optical",
+  p1, l1 = run_steps(single_device_mesh(), "optical", batches=batches)
+  p8, l8, hlo = run_steps(sharding.make_mesh(data=data, fsdp=fsdp), "optical",
                      batches=[_with_index(b, 8) for b in batches], with_hlo=True,
                      fsdp_min_size=1 if fsdp > 1 else 2 ** 16)
   np.testing.assert_allclose(l8, l1, rtol=1e-5)

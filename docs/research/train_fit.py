@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from optical_jax import dev_eval  # noqa: E402
 from optical_jax.data import afriqa  # noqa: E402
 from optical_jax.evaluation import oracle_gap  # noqa: E402
-from optical_jax.evaluation.collection import Collection  # noqa: E402
+from optical_jax.data.collection_format import Collection  # noqa: E402
 from optical_jax.loading import load_encoder  # noqa: E402
 from optical_jax.training.state import interpolate  # noqa: E402
 

@@ -154,7 +154,7 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
   """The dev collection described in the module docstring, as an in-memory ``Collection``.
   ``langs``: query languages (default: every language on disk)."""
   langs = list(langs) if langs else langs_on_disk(root)
-  from optical_jax.evaluation.collection import Collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.collection_format import Collection  # pylint: disable=import-outside-toplevel
   unknown = [l for l in langs if l not in LANGS]
   if unknown:
     raise ValueError(f"AfriQA has no language(s) {unknown}; available: {list(LANGS)}")
@@ -215,7 +215,7 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
 def build_afriqa(root: PathLike, out_dir: PathLike, langs: Optional[Sequence[str]] = None,
                  overwrite: bool = False) -> pathlib.Path:
   """Writes :func:`afriqa_collection` in the collection layout eval.py reads; returns ``out_dir``."""
-  from optical_jax.evaluation.collection import write_collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.collection_format import write_collection  # pylint: disable=import-outside-toplevel
   coll = afriqa_collection(root, langs)
   write_collection(coll, out_dir, overwrite=overwrite)
   log.info("AfriQA collection: %d passages, %s native queries -> %s", len(coll.doc_ids),

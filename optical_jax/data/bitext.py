@@ -48,6 +48,8 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from optical_jax.io import iter_lines, utf8_message
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
@@ -113,30 +115,6 @@ def _existing(path: PathLike) -> pathlib.Path:
   return path
 
 
-def _read_lines(path: pathlib.Path) -> List[Union[str, UnicodeDecodeError]]:
-  """Lines of a UTF-8 file split on ``\\n`` (``\\r\\n`` accepted); an
-  undecodable line is returned as its ``UnicodeDecodeError``."""
-  raw = path.read_bytes().split(b"\n")
-  if raw and raw[-1] == b"":
-    raw.pop()
-  lines: List[Union[str, UnicodeDecodeError]] = []
-  for i, line in enumerate(raw):
-    if line.endswith(b"\r"):
-      line = line[:-1]
-    if i == 0 and line.startswith(b"\xef\xbb\xbf"):
-      line = line[3:]
-    try:
-      lines.append(line.decode("utf-8"))
-    except UnicodeDecodeError as e:
-      lines.append(e)
-  return lines
-
-
-def _utf8_message(path: PathLike, lineno: int, e: UnicodeDecodeError) -> str:
-  return (f"{path}:{lineno}: invalid UTF-8 ({e.reason} at byte {e.start} of the line); "
-          "expected UTF-8 text")
-
-
 def _pair(english: str, foreign: str, where: str, doc_id: str, source: str,
           skip: _Skipper) -> Optional[BitextPair]:
   """A stripped pair, or None (after ``skip``) when a side is empty."""
@@ -163,9 +141,9 @@ def read_tsv(path: PathLike, english_column: int = 0, skip_invalid: bool = False
     raise ValueError(f"english_column must be 0 or 1, got {english_column!r}")
   path = _existing(path)
   skip, pairs = _Skipper(skip_invalid), []
-  for lineno, line in enumerate(_read_lines(path), start=1):
+  for lineno, line in iter_lines(path, errors="yield"):
     if isinstance(line, UnicodeDecodeError):
-      skip(_utf8_message(path, lineno, line))
+      skip(f"{path}:{lineno}: {utf8_message(line)}")
       continue
     fields = line.split("\t")
     if len(fields) != 2:
@@ -182,7 +160,8 @@ def _read_parallel(english_path: pathlib.Path, foreign_path: pathlib.Path,
                    doc_ids: Optional[Sequence[str]], doc_path: Optional[pathlib.Path],
                    skip_invalid: bool) -> BitextData:
   """Line-aligned English/foreign files (and optionally a line-aligned doc id list)."""
-  english, foreign = _read_lines(english_path), _read_lines(foreign_path)
+  english, foreign = ([line for _, line in iter_lines(x, errors="yield")]
+                      for x in (english_path, foreign_path))
   if len(english) != len(foreign):
     short, long_ = ((english_path, foreign_path) if len(english) < len(foreign)
                     else (foreign_path, english_path))
@@ -200,7 +179,7 @@ def _read_parallel(english_path: pathlib.Path, foreign_path: pathlib.Path,
     bad = [(p, x) for p, x in ((english_path, e), (foreign_path, f))
            if isinstance(x, UnicodeDecodeError)]
     if bad:
-      skip(_utf8_message(bad[0][0], lineno, bad[0][1]))
+      skip(f"{bad[0][0]}:{lineno}: {utf8_message(bad[0][1])}")
       continue
     doc_id = doc_ids[i] if doc_ids is not None else ""
     where = f"{foreign_path}:{lineno} (English {english_path}:{lineno})"
@@ -251,9 +230,9 @@ def read_ntrex(directory: PathLike, lang: str, skip_invalid: bool = False) -> Bi
   english = _existing(directory / "NTREX-128" / "newstest2019-src.eng.txt")
   doc_path = _existing(directory / "DOCUMENT_IDS.tsv")
   doc_ids = []
-  for lineno, line in enumerate(_read_lines(doc_path), start=1):
+  for lineno, line in iter_lines(doc_path, errors="yield"):
     if isinstance(line, UnicodeDecodeError):
-      raise ValueError(_utf8_message(doc_path, lineno, line))
+      raise ValueError(f"{doc_path}:{lineno}: {utf8_message(line)}")
     doc_id = line.split("\t")[0].strip()
     if not doc_id:
       raise ValueError(f"{doc_path}:{lineno}: empty document id; expected one id per line")

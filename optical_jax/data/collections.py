@@ -3,7 +3,7 @@ built from translations), and AfriQA (a question -> passage task; ``data/afriqa.
 
 Both are **known-item tests** (the relevant items are the translations of the
 query, not pooled relevance judgments); ``meta.json`` says so. They are
-written in the layout of :mod:`optical_jax.evaluation.collection`::
+written in the layout of :mod:`optical_jax.data.collection_format`::
 
   python -m optical_jax.data.collections ntrex --source ../shared/data/ntrex128 --out DIR \\
       --langs swa,som,yor,hau,fil,mar,deu,fra,rus,zho,arb,hin,spa [--direction english_query]
@@ -36,7 +36,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from optical_jax.data import bitext
-from optical_jax.evaluation.collection import Collection, write_collection
+from optical_jax.data.collection_format import Collection, write_collection
 
 PathLike = Union[str, os.PathLike]
 
@@ -198,7 +198,7 @@ def flores_collection(flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_
   A known-item test built from translations (one relevant sentence per query). ``devtest`` is
   the held-apart check: never distil on it (``dev`` is bitext).
   """
-  from optical_jax.evaluation.metrics import iter_lines  # pylint: disable=import-outside-toplevel
+  from optical_jax.io import iter_lines  # pylint: disable=import-outside-toplevel
   root = pathlib.Path(flores_dir) / split
   if split not in ("dev", "devtest"):
     raise ValueError(f"FLORES-200 split {split!r}; expected 'dev' or 'devtest'")

@@ -46,12 +46,11 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from optical_jax.data import afriqa
 from optical_jax.data import bitext as bt
+from optical_jax.io import iter_lines
 
 log = logging.getLogger(__name__)
 
 # The line-level helpers of bitext.py, shared so that every reader reports errors the same way.
-_read_lines = bt._read_lines  # pylint: disable=protected-access
-_utf8_message = bt._utf8_message  # pylint: disable=protected-access
 _read_parallel = bt._read_parallel  # pylint: disable=protected-access
 _Skipper = bt._Skipper  # pylint: disable=protected-access
 _pair = bt._pair  # pylint: disable=protected-access
@@ -179,13 +178,8 @@ def _existing(path: pathlib.Path, what: str) -> pathlib.Path:
 
 
 def _lines(path: pathlib.Path) -> List[str]:
-  """UTF-8 lines of ``path`` (as :mod:`bitext` splits them); bad UTF-8 raises naming the line."""
-  out = []
-  for lineno, line in enumerate(_read_lines(path), start=1):
-    if isinstance(line, UnicodeDecodeError):
-      raise ValueError(_utf8_message(path, lineno, line))
-    out.append(line)
-  return out
+  """UTF-8 lines of ``path`` (``optical_jax.io.iter_lines``); bad UTF-8 raises naming the line."""
+  return [line for _, line in iter_lines(path)]
 
 
 def read_flores200(root: PathLike, lang: str, split: str = "dev") -> bt.BitextData:

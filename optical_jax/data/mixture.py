@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import logging
 import zlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -55,6 +54,7 @@ import numpy as np
 from optical_jax.data import corpora
 from optical_jax.data import overlap as ov
 from optical_jax.data.corpora import DEFAULT_SHARED_ROOT
+from optical_jax.io import sha256_lines
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,7 @@ def manifest_sha(pairs: Iterable) -> str:
 
   ``pairs`` are ``BitextPair`` or ``(english, foreign)`` tuples; order does not matter, repeats
   do."""
-  lines = sorted(f"{e}\t{f}" for e, f in map(_sides, pairs))
-  return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+  return sha256_lines(sorted(f"{e}\t{f}" for e, f in map(_sides, pairs)))
 
 
 def _rng(seed: int, *key: str) -> np.random.Generator:

@@ -17,7 +17,7 @@ collection:
   dict, each document's 8-word windows are looked up in it, and only hits are compared in full
   (50k pairs against 3k passages of 300k words: about a second).
 
-``collections`` are folders in the layout :func:`optical_jax.evaluation.collection.load_collection`
+``collections`` are folders in the layout :func:`optical_jax.data.collection_format.load_collection`
 reads (``docs.jsonl``, ``queries/<lang>.tsv``, ``qrels.txt``), the string ``afriqa`` for
 :func:`optical_jax.data.afriqa.afriqa_collection` of ``<shared_root>/afriqa_dev`` (built in
 memory), or ``Collection`` objects. Modes: ``error`` (default) raises one line naming source,
@@ -108,7 +108,7 @@ def _load(spec, shared_root: PathLike):
   if str(spec) == AFRIQA:
     from optical_jax.data.afriqa import afriqa_collection
     return AFRIQA, afriqa_collection(pathlib.Path(shared_root) / "afriqa_dev")
-  from optical_jax.evaluation.collection import load_collection
+  from optical_jax.data.collection_format import load_collection
   return str(spec), load_collection(spec)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from optical_jax.data import collections, tfds_tico19
-from optical_jax.evaluation.collection import Collection
+from optical_jax.data.collection_format import Collection
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +87,6 @@ NTREX_SHA256 = {
 }
 NTREX_LANGUAGES = tuple(p[len("NTREX-128/newstest2019-ref."):-len(".txt")]
                         for p in NTREX_SHA256 if "-ref." in p)
-
-
-def _fetch(dl_manager: tfds.download.DownloadManager, rel: str, url: str,
-           sha256: str) -> pathlib.Path:
-  """``manual_dir/rel`` when it exists (warning on another sha256), else the checked download."""
-  try:
-    manual_dir = dl_manager.manual_dir
-  except AssertionError:  # tfds raises this when manual_dir is unset and not required
-    manual_dir = None
-  if manual_dir is not None and (pathlib.Path(manual_dir) / rel).is_file():
-    path = pathlib.Path(manual_dir) / rel
-    if tfds_tico19.sha256_of(path) != sha256:
-      logger.warning("%s: sha256 differs from the pinned upstream file; reading it anyway", path)
-    return path
-  logger.info("no %s in the manual dir %s; downloading %s", rel, manual_dir, url)
-  path = pathlib.Path(dl_manager.download(url))
-  got = tfds_tico19.sha256_of(path)
-  if got != sha256:
-    raise ValueError(f"{path}: sha256 {got} of {url}; expected {sha256}")
-  return path
 
 
 class CollectionConfig(tfds.core.BuilderConfig):
@@ -181,7 +161,8 @@ class NtrexClir(_CollectionBuilder):
     with tempfile.TemporaryDirectory() as tmp:  # read_ntrex wants the upstream layout
       (pathlib.Path(tmp) / "NTREX-128").mkdir()
       for rel in rels:
-        src = _fetch(dl_manager, rel, _NTREX_URL.format(path=rel), NTREX_SHA256[rel])
+        src = tfds_tico19.fetch_pinned(dl_manager, rel, _NTREX_URL.format(path=rel),
+                                       NTREX_SHA256[rel])
         os.symlink(src.resolve(), pathlib.Path(tmp) / rel)
       return collections.ntrex_collection(tmp, [code])[""]
 
@@ -204,7 +185,7 @@ class Tico19Clir(_CollectionBuilder):
     paths: Dict[str, pathlib.Path] = {}
     for code in dict.fromkeys([self.builder_config.code, collections.TICO_ENGLISH_FROM]):
       name = tfds_tico19.zip_name(code)
-      paths[code] = _fetch(dl_manager, name, _TICO_URL.format(name=name),
+      paths[code] = tfds_tico19.fetch_pinned(dl_manager, name, _TICO_URL.format(name=name),
                            tfds_tico19.SHA256[code])
     return collections.tico19_collection({self.builder_config.code: paths[
         self.builder_config.code]}, paths[collections.TICO_ENGLISH_FROM])

@@ -39,7 +39,6 @@ separate archive that this builder does not read; use
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pathlib
@@ -48,6 +47,7 @@ from typing import Optional, Union
 import tensorflow_datasets as tfds
 
 from optical_jax.data import bitext
+from optical_jax.io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +94,26 @@ def zip_name(lang: str) -> str:
   return f"all.en-{lang}.tmx.zip"
 
 
-def sha256_of(path: pathlib.Path) -> str:
-  """Hex sha256 of a file, read in 1 MiB blocks."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
+def fetch_pinned(dl_manager: tfds.download.DownloadManager, rel: str, url: str, sha256: str,
+                 pinned: str = "the pinned upstream file") -> pathlib.Path:
+  """``manual_dir/rel`` when it exists (a warning when its sha256 is not ``pinned``'s: read
+  anyway), else ``url`` downloaded and checked against ``sha256`` (a mismatch raises)."""
+  try:
+    manual_dir = dl_manager.manual_dir
+  except AssertionError:  # tfds raises this when manual_dir is unset and not required
+    manual_dir = None
+  if manual_dir is not None and (pathlib.Path(manual_dir) / rel).is_file():
+    path = pathlib.Path(manual_dir) / rel
+    if sha256_file(path) != sha256:
+      logger.warning("%s: sha256 differs from %s; reading it anyway", path, pinned)
+    return path
+  logger.info("no %s in the manual dir %s; downloading %s", rel, manual_dir, url)
+  path = pathlib.Path(dl_manager.download(url))
+  got = sha256_file(path)
+  if got != sha256:
+    raise ValueError(f"{path}: sha256 {got} of {url}; expected {sha256}")
+  return path
 
 class Tico19Config(tfds.core.BuilderConfig):
   """One language paired with English."""
@@ -147,24 +159,8 @@ class Tico19(tfds.core.GeneratorBasedBuilder):
   def _zip_path(self, dl_manager: tfds.download.DownloadManager) -> pathlib.Path:
     """The manual-dir zip when there is one, else the verified download."""
     lang = self.builder_config.lang
-    name = zip_name(lang)
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:  # tfds raises this when manual_dir is unset and not required
-      manual_dir = None
-    if manual_dir is not None and (pathlib.Path(manual_dir) / name).is_file():
-      path = pathlib.Path(manual_dir) / name
-      if sha256_of(path) != SHA256[lang]:
-        logger.warning("%s: sha256 differs from upstream commit %s; reading it anyway",
-                       path, UPSTREAM_COMMIT[:12])
-      return path
-    logger.info("no %s in the manual dir %s; downloading %s", name, manual_dir,
-                _URL.format(lang=lang))
-    path = pathlib.Path(dl_manager.download(_URL.format(lang=lang)))
-    if sha256_of(path) != SHA256[lang]:
-      raise ValueError(f"{path}: sha256 {sha256_of(path)} of {_URL.format(lang=lang)}; "
-                       f"expected {SHA256[lang]}")
-    return path
+    return fetch_pinned(dl_manager, zip_name(lang), _URL.format(lang=lang), SHA256[lang],
+                        f"upstream commit {UPSTREAM_COMMIT[:12]}")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     return {"train": self._generate_examples(self._zip_path(dl_manager))}

@@ -25,6 +25,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from optical_jax.data import token_plan
+from optical_jax.io import iter_lines
 from optical_jax.tokenization import Tokenizer, bucket_length
 
 
@@ -41,29 +42,24 @@ def read_triples(path) -> List[Triple]:
   if not path.is_file():
     raise FileNotFoundError(f"{path}: no such file")
   out = []
-  with open(path, "rb") as fh:
-    for n, raw in enumerate(fh, 1):
+  for n, line in iter_lines(path):
+    if not line.strip():
+      continue
+    if path.suffix == ".jsonl":
       try:
-        line = raw.decode("utf-8").rstrip("\r\n")
-      except UnicodeDecodeError as e:
-        raise ValueError(f"{path}:{n}: not valid UTF-8 ({e.reason})") from e
-      if not line.strip():
-        continue
-      if path.suffix == ".jsonl":
-        try:
-          obj = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}); expected "
-                           '{"query": ..., "positive": ..., "negative": ...}') from e
-        neg = obj.get("negative")
-        neg = [neg] if isinstance(neg, str) else list(neg or [])
-        fields = [obj.get("query"), obj.get("positive"), *neg]
-      else:
-        fields = line.split("\t")
-      if len(fields) < 3 or not all(isinstance(f, str) and f.strip() for f in fields):
-        raise ValueError(f"{path}:{n}: expected a query, a positive and at least one negative, "
-                         "all non-empty")
-      out.append(Triple(fields[0].strip(), fields[1].strip(), tuple(f.strip() for f in fields[2:])))
+        obj = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}); expected "
+                         '{"query": ..., "positive": ..., "negative": ...}') from e
+      neg = obj.get("negative")
+      neg = [neg] if isinstance(neg, str) else list(neg or [])
+      fields = [obj.get("query"), obj.get("positive"), *neg]
+    else:
+      fields = line.split("\t")
+    if len(fields) < 3 or not all(isinstance(f, str) and f.strip() for f in fields):
+      raise ValueError(f"{path}:{n}: expected a query, a positive and at least one negative, "
+                       "all non-empty")
+    out.append(Triple(fields[0].strip(), fields[1].strip(), tuple(f.strip() for f in fields[2:])))
   if not out:
     raise ValueError(f"{path}: no triples")
   return out

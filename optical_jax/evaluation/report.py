@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from optical_jax.evaluation import stats
-from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.io import atomic_write_text
 
 KD_METHODS = ("kd_sentence", "kd_token")
 

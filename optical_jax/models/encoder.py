@@ -111,8 +111,7 @@ def dense2d(layer: nn.Dense, x: jax.Array) -> jax.Array:
   2-D matmul ``[B*T, d_in] @ [d_in, d_out]``.
 
   Same parameters and result; the weight gradient then contracts one axis
-  instead of two, which XLA's CPU backend runs about 2x faster
-  (``docs/PERFORMANCE.md``).
+  instead of two, which XLA's CPU backend runs faster (measured in ``docs/PERFORMANCE.md``).
   """
   return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 

@@ -2,9 +2,8 @@
 
 A training batch is padded to its length bucket, and every per-token layer of
 the encoder (the query/key/value/output projections, the MLP, LayerNorm, the
-residual adds) computes on the padding too. In the benchmarks' batch (16 TICO-19
-en-sw pairs from the 64-token bucket), 25% of the student positions and 36% of
-the teacher positions are padding. With a :class:`TokenLayout` the encoder runs those layers on the
+residual adds) computes on the padding too (how much, for the benchmarks' batch:
+``docs/PERFORMANCE.md``). With a :class:`TokenLayout` the encoder runs those layers on the
 real tokens alone, placed end to end in ``N`` slots per shard (an ``[S * N, d]``
 array), and only attention on the
 padded layout ``[B, T]``, where the usual mask keeps the texts apart. Every

@@ -36,6 +36,9 @@ class AnnConfig:
     visits ``nprobe`` of them) or ``hnsw`` (``IndexHNSWFlat``: a proximity graph).
   nlist: IVF cells; 0 = ``4 * sqrt(N)`` (at least 1, at most N / 39 so k-means has data).
   nprobe: IVF cells visited per query.
+  train_per_cell: IVF k-means trains on at most this many vectors per cell (a uniform sample,
+    seed 0; FAISS asks for at least 39): k-means on all of a large collection costs
+    ``N * nlist * d`` per iteration for little gain; 0 = every vector.
   hnsw_m: HNSW neighbours per node; ef_construction / ef_search: its candidate-list sizes.
   """
 
@@ -45,10 +48,13 @@ class AnnConfig:
   hnsw_m: int = 32
   ef_construction: int = 80
   ef_search: int = 128
+  train_per_cell: int = 64
 
   def __post_init__(self):
     if self.kind not in INDEX_KINDS[1:]:
       raise UsageError(f"index {self.kind!r}: expected one of {INDEX_KINDS[1:]}")
+    if self.train_per_cell < 0:
+      raise UsageError(f"index setting train_per_cell={self.train_per_cell}: must be >= 0")
     for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search"):
       if getattr(self, name) < 1:
         raise UsageError(f"index setting {name}={getattr(self, name)}: must be >= 1")
@@ -82,7 +88,11 @@ def build_index(vectors: np.ndarray, cfg: AnnConfig):
     cells = nlist_for(n, cfg)
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, cells, faiss.METRIC_INNER_PRODUCT)
-    index.train(x)
+    sample = x
+    if cfg.train_per_cell and n > cfg.train_per_cell * cells:
+      rows = np.random.default_rng(0).choice(n, cfg.train_per_cell * cells, replace=False)
+      sample = x[np.sort(rows)]
+    index.train(sample)
     index.nprobe = min(cfg.nprobe, cells)
   else:
     index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)

@@ -26,7 +26,7 @@ import numpy as np
 
 from optical_jax.encode import encode_texts, run_packed
 from optical_jax.loading.load import LoadedEncoder
-from optical_jax.models.retrieval import token_embeddings
+from optical_jax.models.scoring import token_embeddings
 from optical_jax.packing import TOKENS_PER_TEXT
 from optical_jax.retrieval.store import SHARD_SIZE, build_store, open_store
 

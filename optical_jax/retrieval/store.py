@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
+
+from optical_jax.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,6 @@ class DiskRows:
   def __array__(self, dtype=None, copy=None):
     out = self._read(0, len(self))
     return out.astype(dtype) if dtype is not None else out.copy()
-
-
-def _write_json(path: Path, obj) -> None:
-  fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=1)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def _arrays(kind: str, rows: int, dim: int, width: int) -> Dict[str, tuple]:
@@ -185,7 +176,7 @@ def build_store(folder: Path, kind: str, num_texts: int, dim: int, width: int,
     for name, (shape, dtype) in arrays.items():
       np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.dtype(dtype),
                                 shape=tuple(shape)).flush()
-    _write_json(folder / MANIFEST, manifest)
+    write_json_atomic(folder / MANIFEST, manifest, indent=1)
   shards = -(-num_texts // shard_size)
   bar = tqdm(total=num_texts, initial=min(num_texts, manifest["shards_done"] * shard_size),
              desc="documents", unit="text", disable=not progress)
@@ -202,9 +193,9 @@ def build_store(folder: Path, kind: str, num_texts: int, dim: int, width: int,
       out.flush()
       del out
     manifest["shards_done"] = s + 1
-    _write_json(folder / MANIFEST, manifest)
+    write_json_atomic(folder / MANIFEST, manifest, indent=1)
     bar.update(stop - start)
   bar.close()
   manifest["complete"] = True
-  _write_json(folder / MANIFEST, manifest)
+  write_json_atomic(folder / MANIFEST, manifest, indent=1)
   return open_store(folder)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from optical_jax.errors import UsageError
+from optical_jax.io import atomic_write_text
 
 #: Config fields that do not change the trained weights: logging, checkpoint cadence, how the
 #: step is laid out on devices, and every evaluation/export setting (re-running a finished dir
@@ -121,7 +122,6 @@ def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
 def record(work: Path, config, data: Optional[Dict[str, str]] = None, model: Optional[str] = None,
            operational=OPERATIONAL) -> None:
   """Checks, then writes ``work/identity.json`` (atomically; unchanged when already there)."""
-  from optical_jax.evaluation.metrics import atomic_write_text  # pylint: disable=import-outside-toplevel
   check(work, config, data, model, operational)
   atomic_write_text(Path(work) / FILE, json.dumps(
       {"config": config_identity(config, operational), "data": data, "model": model}, indent=1))

@@ -3,7 +3,7 @@
 ``train_step(state, batch, teacher_params, *, loss_fn, optimizer)`` is the one
 update rule; each objective is a loss function with the same signature
 ``loss_fn(params, teacher_params, batch, rng) -> (loss, metrics)``, bound to
-its static settings with :func:`make_loss`. ``trainer.py`` jits
+its static settings with :func:`make_loss`. ``experiment.py`` jits
 ``functools.partial(train_step, loss_fn=..., optimizer=...)`` with shardings
 and ``donate_argnums=0``. Losses are written on global arrays: XLA inserts the
 collectives when the batch is sharded over the mesh.
@@ -36,7 +36,7 @@ from optical_jax.losses.kd import (bank_contrastive, sentence_contrastive, sente
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.pooling import l2_normalize
-from optical_jax.models.retrieval import (contrastive_loss, hidden_states, maxsim_scores,
+from optical_jax.models.scoring import (contrastive_loss, hidden_states, maxsim_scores,
                                           sentence_embeddings, token_embeddings)
 from optical_jax.training.state import TrainState
 
@@ -65,7 +65,7 @@ class DistillSpec:
   #: Its softmax temperature over cosine similarities.
   contrastive_temperature: float = 0.05
   #: Its negatives (:data:`NEGATIVES`); ``"bank"`` needs ``teacher_params["english_bank"]``
-  #: [N, d] and ``batch["bank_index"]`` [B] (``trainer.english_bank``).
+  #: [N, d] and ``batch["bank_index"]`` [B] (``experiment.english_bank``).
   contrastive_negatives: str = "batch"
   #: Bank only: share of the teacher's own distribution over the bank in the term's target
   #: (``losses/kd.py: bank_contrastive``; 0 = one-hot InfoNCE).
@@ -144,7 +144,7 @@ def _states(module: Encoder, encoder_params, args, kw, spec: DistillSpec, **stud
 
 
 def _token_vectors(h, params, mask, spec: DistillSpec):
-  """Hidden states -> normalised token vectors, as ``models.retrieval.token_embeddings``."""
+  """Hidden states -> normalised token vectors, as ``models.scoring.token_embeddings``."""
   h = h.astype(jnp.float32)
   if spec.use_head and params.get("head") is not None:
     h = h @ params["head"]["kernel"]

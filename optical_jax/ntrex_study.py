@@ -16,12 +16,12 @@ from pathlib import Path
 
 import ml_collections
 
-from optical_jax import trainer
+from optical_jax import experiment
 from optical_jax.evaluation import report
-from optical_jax.evaluation.collection import load_collection
-from optical_jax.evaluation.retrieval import evaluate_collection
+from optical_jax.data.collection_format import load_collection
+from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.loading import load_encoder
-from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.io import atomic_write_text, write_json_atomic
 from optical_jax.config_checks import validate
 from optical_jax.errors import UsageError
 from optical_jax.training import identity
@@ -95,7 +95,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
         cfg = _run_config(config, enc, method)
         if not (run_dir / "student" / "config.json").is_file():
           log.info("%s / %s: distilling into %s", enc, method, run_dir)
-          trainer.train_and_evaluate(cfg, str(run_dir))
+          experiment.train_and_evaluate(cfg, str(run_dir))
         query_model = load_encoder(str(run_dir), dtype=config.distill.dtype)
       t0 = time.time()
       results = evaluate_collection(query_model, doc_model, collection, todo, cell_dir / "runs",
@@ -110,7 +110,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 "num_queries": len(collection.queries[lang]),
                 "missing_queries": list(res.missing_queries), "unknown_docs": res.unknown_docs,
                 "seconds": round(time.time() - t0, 1)}
-        trainer.write_json_atomic(cell_dir / f"{lang}.json", cell)
+        write_json_atomic(cell_dir / f"{lang}.json", cell)
   cells = report.load_cells(work / "cells")
   measures = list(cells[0]["mean"]) if cells else []
   report.write_csv(cells, work / "results.csv", measures)

@@ -42,8 +42,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import langcodes
 
-from optical_jax.evaluation.metrics import (check_id, iter_lines, read_qrels,
-                                             read_trec_topics)
+from optical_jax.data.trec_files import check_id, read_qrels, read_trec_topics
+from optical_jax.io import iter_lines
 
 PathLike = Union[str, os.PathLike]
 

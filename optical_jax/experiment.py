@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 import resource
@@ -26,23 +25,24 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from optical_jax import dev_eval
 from optical_jax.data.pipeline import BitextBatcher
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.config_checks import validate
-from optical_jax.evaluation.bitext import matching_accuracy
-from optical_jax.evaluation.metrics import atomic_write_text
+from optical_jax.evaluation.matching import matching_accuracy
+from optical_jax.io import atomic_write_text, save_npy_atomic, write_json_atomic
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.retrieval.index import fingerprint
 from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.jitted_step import sharded_step
-from optical_jax.training.metrics import MetricWriter, Progress, check_finite
+from optical_jax.training.metric_log import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
 from optical_jax.models.encoder import Encoder
-from optical_jax.models.retrieval import init_head
+from optical_jax.models.scoring import init_head
 from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
                                         teacher_contrastive_loss)
 
@@ -53,13 +53,6 @@ log = logging.getLogger(__name__)
 KILL_ENV = "OPTICAL_JAX_KILL_AT_STEP"
 
 METHODS = ("zero_shot",) + OBJECTIVES
-#: A cross-model run's fitted projection at step 0 (float32 [d_student, d_teacher]), in its
-#: work dir: where interpolations of the trained student start from.
-PROJECTION_START = "projection_start.npy"
-
-
-def write_json_atomic(path: Path, obj) -> None:
-  atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _model_options(config) -> dict:
@@ -363,7 +356,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.time()
   checks = []
   if config.retrieval.collections:  # the overlap guard also covers the retrieval checks' text
-    from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
     checks = dev_eval.guard_collections(config)
   splits, manifest = load_splits_with_manifest(config, checks)
   data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
@@ -402,9 +394,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rows[config.method] = evaluate_matching(student, teacher, splits, config)
     if lead and model is not teacher:  # the start of later interpolations (dev_eval.reevaluate)
       kernel = np.asarray(init["encoder"]["params"]["output_projection"]["kernel"])
-      tmp = work / f".{PROJECTION_START}.tmp.npy"
-      np.save(tmp, kernel)
-      os.replace(tmp, work / PROJECTION_START)
+      save_npy_atomic(work / dev_eval.PROJECTION_START, kernel)
     if lead:
       save_hf_directory(work / "student", student.config, encoder, student.tokenizer,
                         pooling=student.pooling, query_prefix=student.query_prefix,
@@ -413,7 +403,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     training = {k: v for k, v in summary.items() if k != "params"}
   retrieval = None
   if config.retrieval.collections:
-    from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
     retrieval = dev_eval.evaluate_dev(student if config.method != "zero_shot" else teacher,
                                       teacher, config, work,
                                       interpolation=config.train.interpolation)
@@ -431,7 +420,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     write_json_atomic(work / "results.json", results)
     md = format_table(rows) + "\n"
     if retrieval:
-      from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
       md += dev_eval.format_markdown(retrieval)
     atomic_write_text(work / "results.md", md)
   return results

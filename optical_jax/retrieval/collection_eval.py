@@ -19,9 +19,10 @@ from typing import Dict, Optional, Sequence
 import jax
 
 from optical_jax.errors import UsageError
-from optical_jax.evaluation.collection import Collection
-from optical_jax.evaluation.metrics import (atomic_write_text, evaluate, read_trec_run,
-                                            write_trec_run)
+from optical_jax.data.collection_format import Collection
+from optical_jax.evaluation.metrics import evaluate
+from optical_jax.data.trec_files import read_trec_run, write_trec_run
+from optical_jax.io import atomic_write_text, write_json_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.ann import INDEX_KINDS, AnnConfig, ann_search, build_index, recall_against
 from optical_jax.retrieval.index import encode, encode_cached
@@ -198,7 +199,7 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   """
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
-  from optical_jax.evaluation.collection import load_collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.collection_format import load_collection  # pylint: disable=import-outside-toplevel
   collection = load_collection(collection_path, langs=list(langs) if langs else None)
   langs = list(langs) if langs else sorted(collection.queries)
   # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
@@ -255,7 +256,6 @@ def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, c
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
-  from optical_jax.trainer import write_json_atomic  # pylint: disable=import-outside-toplevel
   query_model = load_encoder(query_model_name, dtype=dtype)
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)

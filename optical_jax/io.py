@@ -1,0 +1,166 @@
+"""Files: atomic writes (of a file or a whole folder), UTF-8 line reading and hashing.
+
+Every file the package writes goes through here, so each write is atomic the same way: a
+temporary file in the target's folder, flushed and ``fsync``-ed, then ``os.replace``-d over the
+target (a reader sees the old file or the new one, never a part; a failed write leaves no
+temporary behind). A folder (an exported model, a cache entry, eval.py's output set) is built
+under a temporary name beside the target and swapped in whole by :func:`replace_folder`.
+
+Text files are read by one reader, :func:`iter_lines`: UTF-8, split on ``\\n`` (``\\r\\n`` too),
+a byte-order mark at the start dropped, an undecodable line reported with the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Iterable, Iterator, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _fsync_dir(directory: pathlib.Path) -> None:
+  """Makes a rename in ``directory`` durable (where the platform allows opening a folder)."""
+  try:
+    fd = os.open(directory, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    os.fsync(fd)
+  except OSError:
+    pass
+  finally:
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: PathLike, mode: str = "wb"):
+  """``with atomic_file(p) as f: f.write(...)``: a temporary file beside ``p``, flushed,
+  ``fsync``-ed and renamed over ``p`` when the block ends without an exception (and removed
+  when it raises). ``mode`` is ``"wb"`` or ``"w"`` (UTF-8, ``\\n`` newlines)."""
+  if mode not in ("wb", "w"):
+    raise ValueError(f"mode {mode!r}; expected 'wb' or 'w'")
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    kw = {} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"}
+    with os.fdopen(fd, mode, **kw) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(tmp)
+    raise
+  _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+  """Writes ``data`` to ``path`` atomically (:func:`atomic_file`)."""
+  with atomic_file(path, "wb") as f:
+    f.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+  """Writes ``text`` (UTF-8, ``\\n`` newlines) to ``path`` atomically (:func:`atomic_file`)."""
+  with atomic_file(path, "w") as f:
+    f.write(text)
+
+
+def write_json_atomic(path: PathLike, obj, indent: int = 2) -> None:
+  """``obj`` as JSON (non-ASCII kept as is) written atomically."""
+  atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False))
+
+
+def save_npy_atomic(path: PathLike, array) -> None:
+  """``np.save`` of ``array`` to ``path`` (which should end in ``.npy``), atomically."""
+  with atomic_file(path, "wb") as f:
+    np.save(f, np.asarray(array))
+
+
+def new_folder_beside(target: PathLike) -> pathlib.Path:
+  """An empty temporary folder in ``target``'s parent, to be filled and then swapped in with
+  :func:`replace_folder` (or removed with ``shutil.rmtree`` on failure)."""
+  target = pathlib.Path(target)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  return pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+
+
+def replace_folder(tmp: PathLike, target: PathLike) -> None:
+  """Swaps the finished folder ``tmp`` in as ``target``: an existing ``target`` is moved
+  aside first and removed only once the new one is in place, so a failure at any point leaves
+  either the old folder or the new one whole (a leftover ``.<name>.old`` from a crash in
+  between is removed by the next swap)."""
+  tmp, target = pathlib.Path(tmp), pathlib.Path(target)
+  if target.exists():
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+      shutil.rmtree(old)
+    os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old)
+  else:
+    os.replace(tmp, target)
+  _fsync_dir(target.parent)
+
+
+def iter_lines(path: PathLike, errors: str = "raise"
+               ) -> Iterator[Tuple[int, Union[str, UnicodeDecodeError]]]:
+  """(1-based line number, text) of a UTF-8 file split on ``\\n`` (``\\r\\n`` too), a BOM at
+  its start dropped.
+
+  Args:
+    errors: ``"raise"``: an undecodable line raises ``ValueError`` naming the file, the line
+      and the byte; ``"yield"``: it is yielded as its ``UnicodeDecodeError`` (for readers that
+      report every bad line, or skip them, themselves).
+  Raises:
+    FileNotFoundError: ``path`` is not a file.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no such file")
+  raw = path.read_bytes().split(b"\n")
+  if raw and raw[-1] == b"":
+    raw.pop()
+  for i, line in enumerate(raw, start=1):
+    if line.endswith(b"\r"):
+      line = line[:-1]
+    if i == 1 and line.startswith(_BOM):
+      line = line[len(_BOM):]
+    try:
+      yield i, line.decode("utf-8")
+    except UnicodeDecodeError as e:
+      if errors == "yield":
+        yield i, e
+      else:
+        raise ValueError(f"{path}:{i}: {utf8_message(e)}") from None
+
+
+def utf8_message(e: UnicodeDecodeError) -> str:
+  """The one wording of an undecodable line."""
+  return f"invalid UTF-8 ({e.reason} at byte {e.start} of the line); expected UTF-8 text"
+
+
+def sha256_file(path: PathLike, block: int = 1 << 20) -> str:
+  """Hex sha256 of a file, read in ``block``-byte pieces."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for piece in iter(lambda: f.read(block), b""):
+      digest.update(piece)
+  return digest.hexdigest()
+
+
+def sha256_lines(lines: Iterable[str]) -> str:
+  """Hex sha256 of ``lines`` joined by newlines (UTF-8)."""
+  return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()

@@ -1,0 +1,139 @@
+"""The package's layers (README "Layout"): every import, at module level or inside a function,
+goes from a higher layer to a lower one or within a layer, modules form no cycle, no two
+modules in the tree share a name, and no test module imports another."""
+
+import ast
+import collections
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "optical_jax"
+
+#: Layers from the bottom: a unit (a subpackage or top-level module of optical_jax) may import
+#: units of its own layer or below. evaluation (metrics, statistics, reports) holds no model
+#: code, so the retrieval pipeline and the studies sit above it.
+LAYERS = (
+    ("errors", "io"),
+    ("tokenization", "packing"),
+    ("models",),
+    ("losses", "loading"),
+    ("data",),
+    ("evaluation",),
+    ("encode",),
+    ("training",),
+    ("retrieval",),
+    ("dev_eval",),
+    ("config_checks",),
+    ("experiment",),
+    ("ntrex_study", "afriqa_study"),
+    ("cli",),
+)
+RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+
+
+def _modules():
+  """{dotted module name: file} of the package."""
+  out = {}
+  for f in sorted(PACKAGE.rglob("*.py")):
+    parts = f.relative_to(ROOT).with_suffix("").parts
+    if parts[-1] == "__init__":
+      parts = parts[:-1]
+    out[".".join(parts)] = f
+  return out
+
+
+def _imports(path: pathlib.Path, modules):
+  """Package modules ``path`` imports anywhere (``from optical_jax import x`` names module x)."""
+  found = set()
+  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      if not node.module.startswith("optical_jax"):
+        continue
+      for alias in node.names:
+        sub = f"{node.module}.{alias.name}"
+        found.add(sub if sub in modules else node.module)
+    elif isinstance(node, ast.Import):
+      found.update(a.name for a in node.names if a.name.startswith("optical_jax"))
+  return {m for m in found if m in modules}
+
+
+def _unit(module: str) -> str:
+  parts = module.split(".")
+  return parts[1] if len(parts) > 1 else parts[0]
+
+
+MODULES = _modules()
+GRAPH = {m: _imports(f, MODULES) - {m} for m, f in MODULES.items()}
+
+
+def test_every_unit_has_a_layer():
+  units = {_unit(m) for m in MODULES if m != "optical_jax"}
+  assert units <= set(RANK), f"place {sorted(units - set(RANK))} in LAYERS"
+
+
+def test_imports_point_down_the_layers():
+  back = [f"{m} imports {t} ({_unit(m)} is layer {RANK[_unit(m)]}, {_unit(t)} layer "
+          f"{RANK[_unit(t)]})"
+          for m, targets in GRAPH.items() if m != "optical_jax"
+          for t in targets if t != "optical_jax" and RANK[_unit(t)] > RANK[_unit(m)]]
+  assert not back, "\n".join(back)
+
+
+def test_no_module_cycle():
+  state, stack, cycles = {}, [], []
+
+  def visit(m):
+    state[m] = "open"
+    stack.append(m)
+    for t in sorted(GRAPH[m]):
+      if state.get(t) == "open":
+        cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+      elif t not in state:
+        visit(t)
+    stack.pop()
+    state[m] = "done"
+
+  for m in sorted(GRAPH):
+    if m not in state:
+      visit(m)
+  assert not cycles, "\n".join(cycles)
+
+
+def test_module_names_are_unique():
+  """Within the package, and against the entry points beside it (train.py, eval.py, study.py)."""
+  names = collections.defaultdict(list)
+  for m, f in MODULES.items():
+    if f.name != "__init__.py":
+      names[f.stem].append(str(f.relative_to(ROOT)))
+  for entry in ("train.py", "eval.py", "study.py"):
+    names[pathlib.Path(entry).stem].append(entry)
+  repeated = {n: paths for n, paths in names.items() if len(paths) > 1}
+  assert not repeated, repeated
+
+
+def test_no_test_module_imports_another():
+  """Shared test code lives in conftest.py (fixtures) or a support module, not in a test_*.py."""
+  tests = {f.stem for f in (ROOT / "tests").glob("test_*.py")}
+  bad = []
+  for f in sorted((ROOT / "tests").glob("*.py")):
+    for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+      names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+               [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+      bad += [f"{f.name} imports {n}" for n in names if n.split(".")[-1] in tests]
+  assert not bad, bad
+
+
+def test_the_walk_sees_lazy_imports(tmp_path):
+  """The checks above are only as good as the walk: imports inside functions count, and
+  ``from package import module`` names the module."""
+  f = tmp_path / "m.py"
+  f.write_text("def f():\n  from optical_jax.retrieval import search\n  import optical_jax.io\n"
+               "  from optical_jax.data.trec_files import read_qrels\n")
+  assert _imports(f, MODULES) == {"optical_jax.retrieval.search", "optical_jax.io",
+                                  "optical_jax.data.trec_files"}
+
+
+if __name__ == "__main__":
+  pytest.main([__file__])

@@ -1,0 +1,70 @@
+"""optical_jax/io.py: atomic files and folders, the one line reader, hashing."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from optical_jax import io
+
+
+def test_atomic_writes_round_trip_and_leave_no_temporary(tmp_path):
+  io.atomic_write_text(tmp_path / "a" / "t.txt", "Habari\nya leo\n")
+  io.atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
+  io.write_json_atomic(tmp_path / "c.json", {"lugha": "Kiswahili", "n": 3})
+  io.save_npy_atomic(tmp_path / "d.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+  assert (tmp_path / "a" / "t.txt").read_bytes() == b"Habari\nya leo\n"
+  assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+  assert json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))["lugha"] == "Kiswahili"
+  assert "Kiswahili" in (tmp_path / "c.json").read_text(encoding="utf-8")  # not \\u-escaped
+  np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), np.arange(6).reshape(2, 3))
+  assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b.bin", "c.json", "d.npy", "t.txt"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
+  target = tmp_path / "metrics.json"
+  io.atomic_write_text(target, "old")
+  with pytest.raises(RuntimeError, match="disk full"):
+    with io.atomic_file(target, "w") as f:
+      f.write("half of the new")
+      raise RuntimeError("disk full")
+  assert target.read_text() == "old"
+  assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+  with pytest.raises(ValueError, match="mode 'a'"):
+    with io.atomic_file(target, "a"):
+      pass
+
+
+def test_replace_folder_swaps_whole(tmp_path):
+  target = tmp_path / "student"
+  for version in ("one", "two"):
+    tmp = io.new_folder_beside(target)
+    (tmp / "model.txt").write_text(version)
+    io.replace_folder(tmp, target)
+    assert (target / "model.txt").read_text() == version
+  assert [p.name for p in tmp_path.iterdir()] == ["student"]  # neither .tmp- nor .old left
+  (tmp_path / ".student.old").mkdir()  # a crash between the two renames left this
+  tmp = io.new_folder_beside(target)
+  io.replace_folder(tmp, target)
+  assert [p.name for p in tmp_path.iterdir()] == ["student"]
+
+
+def test_iter_lines_bom_crlf_and_bad_bytes(tmp_path):
+  p = tmp_path / "in.tsv"
+  p.write_bytes(b"\xef\xbb\xbfq1\tHabari\r\nq2\t\xef\xbb\xbfkept\n\nq3\t\xff\xfe\nlast")
+  got = list(io.iter_lines(p, errors="yield"))
+  assert [n for n, _ in got] == [1, 2, 3, 4, 5]
+  assert [t for _, t in got[:3]] == ["q1\tHabari", "q2\t\ufeffkept", ""]  # only the file's BOM
+  assert isinstance(got[3][1], UnicodeDecodeError) and got[4][1] == "last"
+  with pytest.raises(ValueError, match=r"in\.tsv:4: invalid UTF-8 \(invalid start byte at byte 3"):
+    list(io.iter_lines(p))
+  with pytest.raises(FileNotFoundError, match="no such file"):
+    list(io.iter_lines(tmp_path / "absent.tsv"))
+
+
+def test_hashes(tmp_path):
+  p = tmp_path / "f"
+  p.write_bytes(b"x" * 5000)
+  assert io.sha256_file(p, block=64) == hashlib.sha256(b"x" * 5000).hexdigest()
+  assert io.sha256_lines(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
