@@ -115,6 +115,21 @@ def replace_folder(tmp: PathLike, target: PathLike) -> None:
   _fsync_dir(target.parent)
 
 
+def publish_folder(tmp: PathLike, target: PathLike) -> bool:
+  """Renames the finished folder ``tmp`` to ``target`` unless another writer published
+  ``target`` first (a cache entry several processes may build at once): True when this one
+  did; False when ``target`` already held a folder (``tmp`` is then left to the caller)."""
+  tmp, target = pathlib.Path(tmp), pathlib.Path(target)
+  try:
+    os.replace(tmp, target)  # onto an empty or absent folder only; a full one raises
+  except OSError:
+    if not target.is_dir() or not any(target.iterdir()):
+      raise
+    return False
+  _fsync_dir(target.parent)
+  return True
+
+
 def iter_lines(path: PathLike, errors: str = "raise"
                ) -> Iterator[Tuple[int, Union[str, UnicodeDecodeError]]]:
   """(1-based line number, text) of a UTF-8 file split on ``\\n`` (``\\r\\n`` too), a BOM at

@@ -68,3 +68,13 @@ def test_hashes(tmp_path):
   p.write_bytes(b"x" * 5000)
   assert io.sha256_file(p, block=64) == hashlib.sha256(b"x" * 5000).hexdigest()
   assert io.sha256_lines(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
+
+
+def test_publish_folder_keeps_the_first_writer(tmp_path):
+  target = tmp_path / "cache-entry"
+  first, second = io.new_folder_beside(target), io.new_folder_beside(target)
+  (first / "manifest.json").write_text("first")
+  (second / "manifest.json").write_text("second")
+  assert io.publish_folder(first, target) is True
+  assert io.publish_folder(second, target) is False  # another process got there first
+  assert (target / "manifest.json").read_text() == "first" and second.is_dir()

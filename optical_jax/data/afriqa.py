@@ -38,6 +38,8 @@ import os
 import pathlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from optical_jax.io import iter_lines
+
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
@@ -99,26 +101,25 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
     raise FileNotFoundError(f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
                             f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev)")
   rows, skipped, seen = [], {"question_not_a_string": 0}, set()
-  with open(path, encoding="utf-8") as fh:
-    for lineno, line in enumerate(fh, 1):
-      if not line.strip():
-        continue
-      try:
-        r = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-      native, english = _text(r.get("question_lang")), _text(r.get("question_translated"))
-      if native is None or english is None:
-        skipped["question_not_a_string"] += 1
-        log.warning("%s:%d: question is not a string (%r / %r); skipped", path, lineno,
-                    r.get("question_lang"), r.get("question_translated"))
-        continue
-      rid = str(r.get("id", lineno - 1))
-      if rid in seen:
-        raise ValueError(f"{path}:{lineno}: duplicate id {rid!r}")
-      seen.add(rid)
-      rows.append(AfriqaRow(lang, split, rid, native, english, _text(r.get("title")) or "",
-                            _text(r.get("context")) or ""))
+  for lineno, line in iter_lines(path):
+    if not line.strip():
+      continue
+    try:
+      r = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+    native, english = _text(r.get("question_lang")), _text(r.get("question_translated"))
+    if native is None or english is None:
+      skipped["question_not_a_string"] += 1
+      log.warning("%s:%d: question is not a string (%r / %r); skipped", path, lineno,
+                  r.get("question_lang"), r.get("question_translated"))
+      continue
+    rid = str(r.get("id", lineno - 1))
+    if rid in seen:
+      raise ValueError(f"{path}:{lineno}: duplicate id {rid!r}")
+    seen.add(rid)
+    rows.append(AfriqaRow(lang, split, rid, native, english, _text(r.get("title")) or "",
+                          _text(r.get("context")) or ""))
   return rows, skipped
 
 

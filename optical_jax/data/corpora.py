@@ -338,14 +338,13 @@ def read_afriqa_questions(root: PathLike, lang: str, split: str = "train") -> bt
   rows, skipped = afriqa.read_afriqa(root, lang, split)
   path = afriqa.afriqa_file(root, lang, split)
   line_of, lineno = {}, 0
-  with open(path, encoding="utf-8") as fh:
-    for lineno, line in enumerate(fh, 1):
-      if line.strip():
-        try:
-          rid = str(json.loads(line).get("id", lineno - 1))
-        except (json.JSONDecodeError, AttributeError):
-          continue
-        line_of.setdefault(rid, lineno)
+  for lineno, line in iter_lines(path):
+    if line.strip():
+      try:
+        rid = str(json.loads(line).get("id", lineno - 1))
+      except (json.JSONDecodeError, AttributeError):
+        continue
+      line_of.setdefault(rid, lineno)
   out = [bt.BitextPair(en, native, "", f"{path.name}:{line_of.get(r.id, 0)}")
          for (en, native), r in zip(pairs, rows)]
   return bt.BitextData(out, skipped["question_not_a_string"], str(path))

