@@ -32,6 +32,7 @@ import numpy as np
 
 from optical_jax import dev_eval, experiment
 from optical_jax.evaluation import oracle_gap
+from optical_jax.errors import UsageError
 from optical_jax.io import atomic_write_text
 from optical_jax.config_checks import validate
 from optical_jax.training import identity
@@ -41,8 +42,17 @@ log = logging.getLogger(__name__)
 KD_METHODS = ("kd_sentence", "kd_token")
 
 
+def _numbers(kind, field: str, text: str, parts: List[str]) -> list:
+  """``parts`` as ``kind`` (int or float), or a one-line error naming the config field."""
+  try:
+    return [kind(x) for x in parts]
+  except ValueError:
+    raise UsageError(f"{field}={text!r}: expected comma-separated {kind.__name__}s") from None
+
+
 def _alphas(config) -> List[float]:
-  return [float(a) for a in dev_eval.split_list(config.get("interpolations", ""))]
+  text = config.get("interpolations", "")
+  return _numbers(float, "config.interpolations", text, dev_eval.split_list(text))
 
 
 def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
@@ -52,9 +62,13 @@ def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
   for entry in dev_eval.split_list(config.methods):
     method, _, own = entry.partition(":")
     if method not in experiment.METHODS:
-      raise ValueError(f"config.methods: {method!r} is not one of {experiment.METHODS}")
-    seeds = [0] if method == "zero_shot" else [int(s) for s in (own.split("+") if own else
-                                                                 dev_eval.split_list(config.seeds))]
+      raise UsageError(f"config.methods: {method!r} is not one of {experiment.METHODS}")
+    if method == "zero_shot":
+      seeds = [0]
+    elif own:
+      seeds = _numbers(int, f"config.methods ({entry})", own, own.split("+"))
+    else:
+      seeds = _numbers(int, "config.seeds", config.seeds, dev_eval.split_list(config.seeds))
     out[method] = [work / "runs" / method / f"seed{s}" for s in seeds]
   return out
 

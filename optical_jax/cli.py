@@ -1,10 +1,29 @@
-"""Small helpers shared by the entry points (train.py, eval.py, study.py)."""
+"""Small helpers shared by the entry points (train.py, eval.py, study.py).
+
+Errors reach the user as one line, ``<cli>: error: <what, with the file and line or the bad
+value>``: exit 2 for a usage error (a bad flag or config value, a work dir of another run),
+exit 1 for bad input found while working (a malformed file, a missing one). Set
+``OPTICAL_JAX_TRACEBACK=1`` to see the traceback instead.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Callable
+
+#: Environment variable: when set (and not '0'), errors propagate with their traceback.
+TRACEBACK_ENV = "OPTICAL_JAX_TRACEBACK"
+
+
+def _prog() -> str:
+  return Path(sys.argv[0]).stem or "optical_jax"
+
+
+def _traceback_wanted() -> bool:
+  return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
 
 from absl import app
 
@@ -22,7 +41,7 @@ def _exit_on_unknown_key(e: AttributeError) -> None:
     return
   advice = (f"did you mean {hint.group(1)!r}?" if hint else
             "see the config file for the available fields")
-  print(f"error: {given[0].split('=')[0]}: the config has no key {key!r} ({advice})",
+  print(f"{_prog()}: error: {given[0].split('=')[0]}: the config has no key {key!r} ({advice})",
         file=sys.stderr)
   sys.exit(2)
 
@@ -43,7 +62,9 @@ def config_flag(default: str, help_text: str):
 
 def run(main: Callable) -> None:
   """``app.run(main)``, turning an unknown ``--config.<key>`` override and any
-  :class:`optical_jax.errors.UsageError` into a one-line error (exit 2) instead of a traceback."""
+  :class:`optical_jax.errors.UsageError` into a one-line error (exit 2), and a ``ValueError`` or
+  ``FileNotFoundError`` (the readers' errors: they name the file and line) into one (exit 1),
+  instead of a traceback (module docstring)."""
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
   try:
     app.run(main)
@@ -51,5 +72,12 @@ def run(main: Callable) -> None:
     _exit_on_unknown_key(e)
     raise
   except UsageError as e:
-    print(f"error: {e}", file=sys.stderr)
+    if _traceback_wanted():
+      raise
+    print(f"{_prog()}: error: {e}", file=sys.stderr)
     sys.exit(2)
+  except (ValueError, FileNotFoundError) as e:
+    if _traceback_wanted():
+      raise
+    print(f"{_prog()}: error: {e} ({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+    sys.exit(1)

@@ -303,3 +303,18 @@ def test_study_teacher_folders():
   assert teachers(config) == {"": "", "pypi:all-mpnet-base-v2": "teacher-pypi-all-mpnet-base-v2"}
   config.train.teacher.model = "pypi:all-mpnet-base-v2"
   assert teachers(config) == {"": "teacher-self", "pypi:all-mpnet-base-v2": ""}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("seeds", "0,x", r"config\.seeds='0,x': expected comma-separated ints"),
+    ("methods", "optical:1+y", r"config\.methods \(optical:1\+y\)='1\+y': expected"),
+    ("methods", "optimal", r"'optimal' is not one of"),
+])
+def test_study_plan_errors_are_usage_errors(tmp_path, field, value, message):
+  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
+  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  config = cfg_module.get_config()
+  setattr(config, field, value)
+  with pytest.raises(UsageError, match=message):
+    afriqa_study.run_dirs(config, tmp_path)

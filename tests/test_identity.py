@@ -86,7 +86,7 @@ def test_train_py_refuses_another_runs_dir(tmp_path):
   proc = train("--config.method=kd_sentence")
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
-  assert lines[-1].startswith(f"error: {work} holds a run with another config (method: "
+  assert lines[-1].startswith(f"train: error: {work} holds a run with another config (method: "
                               "'optical' -> 'kd_sentence'); use another --workdir")
   assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == snapshot
   assert json.loads((work / "config.json").read_text())["method"] == "optical"

@@ -243,11 +243,11 @@ def test_triples_reader_errors(tmp_path):
 @pytest.mark.parametrize("config_arg, override, expected", [
     # With --config given, ml_collections applies overrides inside app.run ...
     ("tiny", "--config.train.nope=1",
-     "error: --config.train.nope: the config has no key 'nope' (see the config file for the "
+     "train: error: --config.train.nope: the config has no key 'nope' (see the config file for the "
      "available fields)"),
     # ... without it, while defining the flag (import time); ml_collections adds a suggestion.
     (None, "--config.train.num_step=5",
-     "error: --config.train.num_step: the config has no key 'num_step' (did you mean "
+     "train: error: --config.train.num_step: the config has no key 'num_step' (did you mean "
      "'num_steps'?)"),
 ])
 def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, expected):
@@ -449,3 +449,24 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   assert again["training"]["resumed_from"] == 6
   np.testing.assert_array_equal(
       encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1])
+
+
+def test_bad_input_is_one_line_and_the_env_var_shows_the_traceback(tmp_path):
+  """A reader's error (file and line) ends train.py with one line and exit 1;
+  OPTICAL_JAX_TRACEBACK=1 shows the traceback instead."""
+  for lang in ("sw", "de"):
+    (tmp_path / f"{lang}.tsv").write_text("only one field\n")
+  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
+         "--config.data.source=tsv", f"--config.data.path={tmp_path}/{{lang}}.tsv",
+         f"--workdir={tmp_path / 'w'}"]
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  env.pop("OPTICAL_JAX_TRACEBACK", None)
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"train: error: {tmp_path / 'sw.tsv'}:1: ") or last.startswith(
+      f"train: error: {tmp_path / 'de.tsv'}:1: "), last
+  assert "Traceback" not in proc.stderr
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                        env=dict(env, OPTICAL_JAX_TRACEBACK="1"))
+  assert proc.returncode == 1 and "Traceback" in proc.stderr
