@@ -70,6 +70,10 @@ def search(queries: Representations, docs: Representations, k: int = 1000, chunk
     allowed: optional bool [Q, N]: restrict each query to these documents (re-ranking).
     memory_budget: MaxSim only: bytes of the float32 similarity block of one (query batch,
       document chunk); ``query_batch`` and ``chunk_size`` shrink to fit (:func:`maxsim_blocks`).
+
+  Dense search on a CPU backend takes its own block sizes (:data:`HOST_SELECT_CHUNK`,
+  :data:`HOST_SELECT_QUERIES`; :func:`_dense_search_host_select`); on accelerators
+  ``chunk_size`` and ``query_batch`` apply.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   if queries.kind != docs.kind:
@@ -152,8 +156,8 @@ def _dense_search_host_select(queries: Representations, docs: Representations, k
                               ) -> (np.ndarray, np.ndarray):
   """:func:`search`, dense, on a CPU backend: the scores of each block of documents come from
   the jitted matmul; the top-k is kept on the host by a threshold. XLA's top-k on the CPU is a
-  partial sort of every score (for k = 1,000 it costs several times the matmul), but only a
-  document above a query's current k-th best score can enter its list, and after the first
+  partial sort of every score (a multiple of the matmul's cost for k = 1,000; measured in
+  ``docs/PERFORMANCE.md``), but only a document above a query's current k-th best score can enter its list, and after the first
   block few do: those are kept (``np.nonzero``) and the candidates cut back to the k best
   (:func:`_keep_best`) when they reach a few k per query. The first block sets the threshold
   (``np.partition``). Same run as the device merge: same scores, same documents, ties to the
@@ -226,8 +230,7 @@ def _maxsim_search(queries: Representations, docs: Representations, kk: int, chu
                    allowed: Optional[np.ndarray], query_batch: int, progress: bool,
                    memory_budget: int) -> (np.ndarray, np.ndarray):
   """:func:`search` for MaxSim without scoring padding. Token arrays are padded to the longest
-  text (a passage store to 512 rows while AfriQA's passages average 152 tokens, questions 21),
-  so queries and documents are taken in order of length and each block is cut to its longest
+  text, which for passages is mostly padding (``docs/PERFORMANCE.md``, the AfriQA run), so queries and documents are taken in order of length and each block is cut to its longest
   text (:func:`_bucket`): shorter documents come in larger chunks within the same budget.
   Scores, documents and their order (a tie to the lower index) are those of scoring every
   padded pair."""
