@@ -83,7 +83,6 @@ def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooli
   """Writes the directory atomically (a temporary sibling renamed into place)."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   target = Path(directory)
-  target.parent.mkdir(parents=True, exist_ok=True)
   tmp = new_folder_beside(target)
   try:
     (tmp / "config.json").write_text(json.dumps(hf_config_dict(cfg), indent=2))
