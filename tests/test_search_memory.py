@@ -119,3 +119,38 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
     np.testing.assert_allclose(hs, ds, rtol=1e-5, atol=1e-6)
   if k > n // 2:  # about 30% of the documents are allowed: queries with fewer than k pad -1
     assert (host[1][1] == -1).any()
+
+
+class _CountingRows:
+  """An array whose fancy-indexed reads are counted (a document store on disk)."""
+
+  def __init__(self, a):
+    self.a, self.rows_read = a, 0
+    self.shape, self.dtype = a.shape, a.dtype
+
+  def __len__(self):
+    return len(self.a)
+
+  def __getitem__(self, key):
+    out = self.a[key]
+    if isinstance(key, np.ndarray):
+      self.rows_read += len(key)
+    return out
+
+
+# 2**40: 4 query batches of at most 4 queries, one pass. 8 * 7 * 33 * 4: the similarity block of
+# one query and 8 documents, so 13 batches of one query (7 x 16 tokens and a top-20 each: 608
+# bytes), 12 to a pass.
+@pytest.mark.parametrize("budget,passes", [(2**40, 1), (8 * 7 * 33 * 4, 2)])
+def test_maxsim_reads_the_store_once_per_pass(budget, passes):
+  """Query batches share a pass over the documents (each document's tokens read once per pass);
+  a budget too small for all their tokens splits them into passes; the run is the same."""
+  rng = np.random.default_rng(3)
+  q, d = _tokens(rng, 13, 7, 16), _tokens(rng, 101, 33, 16)
+  want = search(q, d, k=20, query_batch=256, progress=False)
+  counted = Representations("maxsim", tokens=_CountingRows(d.tokens), mask=d.mask)
+  got = search(q, counted, k=20, query_batch=4, progress=False, memory_budget=budget)
+  np.testing.assert_array_equal(got[1], want[1])
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+  # each pass reads every document once; its last block is padded up to 8 rows at most
+  assert 101 * passes <= counted.tokens.rows_read < (101 + 8) * passes

@@ -256,29 +256,49 @@ def _maxsim_search(queries: Representations, docs: Representations, kk: int, chu
     s += size
   out_s = np.full((nq, kk), -np.inf, np.float32)
   out_i = np.full((nq, kk), -1, np.int64)
-  bar = tqdm(total=nq, desc="search", unit="query", disable=not progress, file=sys.stderr)
+  # Every query batch of a pass stays on the device while the documents stream past once, so the
+  # store is read once per pass (not once per query batch); a pass holds at most memory_budget
+  # bytes of query tokens and running top-k (for most collections all queries are one pass). For each query batch
+  # the blocks still come in the same order, so the merged top-k is the same.
+  batches = []  # (rows, width)
   for qs in range(0, nq, qb):
     rows = q_order[qs:qs + qb]
-    width = _bucket(int(q_len[rows].max(initial=1)), q_width)
-    q = jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32))
-    qm = jnp.asarray(np.asarray(queries.mask[rows][:, :width]))
-    vals = jnp.full((len(rows), kk), -jnp.inf)
-    idx = jnp.full((len(rows), kk), -1, jnp.int32)
+    batches.append((rows, _bucket(int(q_len[rows].max(initial=1)), q_width)))
+  passes, cur, used = [], [], 0
+  for rows, width in batches:
+    size = len(rows) * (width * queries.tokens.shape[2] * 4 + kk * 8)  # tokens, running top-k
+    if cur and used + size > memory_budget:
+      passes.append(cur)
+      cur, used = [], 0
+    cur.append((rows, width))
+    used += size
+  passes.append(cur)
+  bar = tqdm(total=n * len(passes), desc="search", unit="doc", disable=not progress,
+             file=sys.stderr)
+  for group in passes:
+    state = []  # per query batch: [q, q mask, top-k scores, top-k ids]
+    for rows, width in group:
+      state.append([jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
+                    jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
+                    jnp.full((len(rows), kk), -jnp.inf), jnp.full((len(rows), kk), -1, jnp.int32)])
     for start, size, rows_d in blocks:
       pos = np.arange(start, start + size)
       valid = pos < n
       sl = d_order[np.minimum(pos, n - 1)]
       d = jnp.asarray(np.asarray(docs.tokens[sl][:, :rows_d], np.float32))
       dm = jnp.asarray(np.asarray(docs.mask[sl][:, :rows_d]))
-      sc = _chunk_scores("maxsim", q, qm, d, dm, jnp.asarray(valid))
-      if allowed is not None:
-        sc = jnp.where(jnp.asarray(allowed[rows][:, sl] & valid[None]), sc, -jnp.inf)
-      ids = jnp.broadcast_to(jnp.asarray(sl, jnp.int32), sc.shape)
-      vals, idx = _merge_topk_lower_index(vals, idx, sc, ids, kk)
-    vals, idx = np.asarray(vals), np.asarray(idx)
-    out_s[rows] = vals
-    out_i[rows] = np.where(np.isfinite(vals), idx, -1)
-    bar.update(len(rows))
+      valid_j, ids_row = jnp.asarray(valid), jnp.asarray(sl, jnp.int32)
+      for (rows, _), st in zip(group, state):
+        sc = _chunk_scores("maxsim", st[0], st[1], d, dm, valid_j)
+        if allowed is not None:
+          sc = jnp.where(jnp.asarray(allowed[rows][:, sl] & valid[None]), sc, -jnp.inf)
+        ids = jnp.broadcast_to(ids_row, sc.shape)
+        st[2], st[3] = _merge_topk_lower_index(st[2], st[3], sc, ids, kk)
+      bar.update(int(valid.sum()))
+    for (rows, _), st in zip(group, state):
+      vals, idx = np.asarray(st[2]), np.asarray(st[3])
+      out_s[rows] = vals
+      out_i[rows] = np.where(np.isfinite(vals), idx, -1)
   bar.close()
   return out_s, out_i
 
