@@ -6,7 +6,7 @@
 The part after ':' names a train.py config in configs/ (``BASES``; default: ``default``). Its
 data, batch and step counts are shrunk; what makes it that config stays: dtype, remat, layer
 unrolling, mesh, token capacities and Sinkhorn settings. So ``tiny.py:tpu_pod`` and ``tiny.py:gpu`` check a pod or
-cluster config on 8 simulated CPU devices before a job is launched (tests/test_training.py).
+cluster config on 8 simulated CPU devices before a job is launched (tests/training/test_training.py).
 The encoder is the built-in random ``random:tiny`` (``optical_jax/loading/random_tiny.py``: no
 download, no torch); ``--config.model=DIR`` runs a small checkpoint instead.
 """

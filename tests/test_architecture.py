@@ -115,14 +115,24 @@ def test_module_names_are_unique():
 
 def test_no_test_module_imports_another():
   """Shared test code lives in conftest.py (fixtures) or a support module, not in a test_*.py."""
-  tests = {f.stem for f in (ROOT / "tests").glob("test_*.py")}
+  tests = {f.stem for f in (ROOT / "tests").rglob("test_*.py")}
   bad = []
-  for f in sorted((ROOT / "tests").glob("*.py")):
+  for f in sorted((ROOT / "tests").rglob("*.py")):
     for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
       names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
       bad += [f"{f.name} imports {n}" for n in names if n.split(".")[-1] in tests]
   assert not bad, bad
+
+
+def test_tests_mirror_the_package():
+  """tests/<package>/ holds the tests of optical_jax/<package>/ (the tests of top-level modules
+  and entry points stay in tests/); test file names are unique, as pytest imports each by it."""
+  folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+  packages = {p.parent.name for p in (ROOT / "optical_jax").glob("*/__init__.py")}
+  assert folders and folders <= packages, sorted(folders - packages)
+  names = collections.Counter(f.name for f in (ROOT / "tests").rglob("test_*.py"))
+  assert all(n == 1 for n in names.values()), [f for f, n in names.items() if n > 1]
 
 
 def test_the_walk_sees_lazy_imports(tmp_path):

@@ -77,6 +77,7 @@ def test_metrics_equal_pytrec_eval_on_written_runs(setup, tmp_path, ranker):
   assert "| swa |" in report and "trec_eval -c" in report
 
 
+@pytest.mark.slow
 def test_rerank_restricts_to_first_stage(setup, tmp_path):
   first = tmp_path / "first"
   assert _eval(setup, first, "--ranker=dense", "--k=5").returncode == 0
@@ -120,6 +121,21 @@ def test_k_below_one_is_refused(setup, tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       "eval: error: k=0: the run depth must be at least 1")
   assert not (tmp_path / "k0").exists()
+
+
+def test_an_output_folder_that_is_not_an_output_set_is_refused(setup, tmp_path):
+  """--output naming a collection, a work dir or any folder with files and no metrics.json is
+  refused before any work, and the folder is left as it was (the set replaces its folder whole)."""
+  victim = tmp_path / "workdir"
+  victim.mkdir()
+  (victim / "results.json").write_text("{}")
+  proc = _eval(setup, victim)
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"eval: error: --output {victim}: a folder that is not an earlier eval.py "
+                         "output"), last
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["workdir"]
+  assert [p.name for p in victim.iterdir()] == ["results.json"]
 
 
 @pytest.mark.parametrize("case, message", [
@@ -189,6 +205,7 @@ def test_default_ranker_faiss_index_and_atomic_output_set(setup, tmp_path):
   assert proc.returncode == 1 and "re-rank it with first_stage" in proc.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_documents_split_over_8_devices_give_the_same_runs(setup, tmp_path):
   """eval.py on 8 (simulated) devices splits the documents over them by default: the runs and
   metrics are those of one device; --noshard_docs searches on one."""

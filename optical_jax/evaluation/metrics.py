@@ -6,7 +6,7 @@ backend (trec_eval's own C code), with trec_eval ``-c`` semantics:
 * a query in the qrels but absent from the run scores 0 on every measure and
   counts in the mean (``ir_measures``' ``Evaluator.iter_calc`` yields
   ``measure.DEFAULT`` = 0 for every qrels query the backend did not score;
-  ``tests/test_metrics.py`` checks the means against ``pytrec_eval`` with
+  ``tests/evaluation/test_metrics.py`` checks the means against ``pytrec_eval`` with
   explicit zeros);
 * a query in the run but not in the qrels is ignored (and counted);
 * the mean is the arithmetic mean over all qrels queries.

@@ -226,6 +226,11 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
 def _staging_dir(out: Path, process: int = 0) -> Path:
   if out.exists() and not out.is_dir():
     raise UsageError(f"--output {out}: exists and is not a folder")
+  # The set replaces the folder whole, so only an earlier output set (it has metrics.json) or an
+  # empty folder may be replaced: never a collection, a work dir or anything else.
+  if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
+    raise UsageError(f"--output {out}: a folder that is not an earlier eval.py output (no "
+                     "metrics.json) would be replaced; give a new or empty folder")
   staging = out.parent / (f".{out.name}.partial" + (f".{process}" if process else ""))
   try:
     shutil.rmtree(staging, ignore_errors=True)

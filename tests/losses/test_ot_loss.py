@@ -15,6 +15,10 @@ ot = pytest.importorskip("ot", reason="POT is the reference solver (pip install 
 
 # Jitted once per config; the jit-vs-eager test below calls the plain function.
 LOSS = jax.jit(ot_distillation_loss, static_argnums=(4,))
+# d loss / d student, compiled as one program per config and shapes (an eager grad of LOSS traces
+# and compiles its linearisation and transpose again for every new lambda).
+GRAD = jax.jit(jax.grad(lambda s, t, ws, wt, cfg: ot_distillation_loss(s, t, ws, wt, cfg)[0]),
+               static_argnums=(4,))
 TIGHT = dict(threshold=1e-7, max_iterations=5000, inner_iterations=10)
 
 
@@ -64,19 +68,19 @@ def test_padding_gives_unpadded_answer_and_no_padding_dependence():
   s, t = _emb(rng, 1, 5, 8), _emb(rng, 1, 3, 8)
   cfg = SinkhornConfig(**TIGHT)
   loss0, _ = LOSS(s, t, jnp.ones((1, 5)), jnp.ones((1, 3)), cfg)
-  g0 = jax.grad(lambda s: LOSS(s, t, jnp.ones((1, 5)), jnp.ones((1, 3)), cfg)[0])(s)
+  g0 = GRAD(s, t, jnp.ones((1, 5)), jnp.ones((1, 3)), cfg)
   for pad_s, pad_t in [(3, 0), (0, 9), (11, 4)]:
     sp = jnp.concatenate([s, _emb(rng, 1, pad_s, 8)], 1)  # padding holds garbage, not zeros
     tp = jnp.concatenate([t, _emb(rng, 1, pad_t, 8)], 1)
     ws, wt = _mask([5], 5 + pad_s), _mask([3], 3 + pad_t)
     loss, _ = LOSS(sp, tp, ws, wt, cfg)
     np.testing.assert_allclose(loss, loss0, atol=1e-6)
-    g = jax.grad(lambda sp: LOSS(sp, tp, ws, wt, cfg)[0])(sp)
+    g = GRAD(sp, tp, ws, wt, cfg)
     np.testing.assert_allclose(g[:, :5], g0, atol=1e-5)
     assert np.all(np.asarray(g[:, 5:]) == 0)
 
 
-@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+@pytest.mark.parametrize("mode", ["implicit", pytest.param("unrolled", marks=pytest.mark.slow), "fixed"])
 def test_jit_equals_no_jit(mode):
   rng = np.random.default_rng(3)
   s, t = _emb(rng, 3, 6, 8), _emb(rng, 3, 4, 8)
@@ -100,7 +104,7 @@ def test_implicit_unrolled_finite_difference_agree():
     for mode in ("implicit", "unrolled"):
       cfg = SinkhornConfig(epsilon=0.1, differentiation=mode, threshold=1e-10, max_iterations=20000)
       f = lambda s: LOSS(s, t, ws, wt, cfg)[0]
-      grads[mode] = jax.grad(f)(s)
+      grads[mode] = GRAD(s, t, ws, wt, cfg)
     np.testing.assert_allclose(grads["implicit"], grads["unrolled"], atol=1e-6)
     d = jnp.asarray(rng.normal(size=s.shape))
     h = 1e-5
@@ -130,7 +134,7 @@ def test_degenerate_inputs_are_finite(mode):
   wt = _mask([1, 40, 5, 3, 1], 40)  # ...; very long vs very short
   cfg = SinkhornConfig(differentiation=mode)
   f = lambda s, t: LOSS(s, t, ws, wt, cfg)
-  (loss, metrics), g = jax.value_and_grad(f, has_aux=True)(s, t)
+  (loss, metrics), g = jax.jit(jax.value_and_grad(f, has_aux=True))(s, t)
   assert np.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
   assert np.isfinite(np.asarray(g)).all()
   assert metrics["valid_pairs"] == 4  # the all-padding pair is left out of the mean
@@ -196,6 +200,7 @@ def test_implicit_close_to_unrolled_in_float32_at_default_epsilon():
     assert err < 1e-2, (noise, float(err))
 
 
+@pytest.mark.slow
 def test_acceleration_reaches_the_plain_fixed_point_in_fewer_iterations():
   """Adaptive over-relaxation gives plain Sinkhorn's loss and gradient, and POT's plan, at
   epsilon 0.005 on concentrated costs like e5's, in fewer iterations."""
@@ -214,8 +219,8 @@ def test_acceleration_reaches_the_plain_fixed_point_in_fewer_iterations():
   assert plain_m["converged"] == 1 and fast_m["converged"] == 1
   assert float(fast_m["iterations"]) < 0.75 * float(plain_m["iterations"])
   np.testing.assert_allclose(fast, plain, rtol=1e-5)
-  g_plain = jax.grad(lambda x: LOSS(x, t, ws, wt, plain_cfg)[0])(s)
-  g_fast = jax.grad(lambda x: LOSS(x, t, ws, wt, fast_cfg)[0])(s)
+  g_plain = GRAD(s, t, ws, wt, plain_cfg)
+  g_fast = GRAD(s, t, ws, wt, fast_cfg)
   np.testing.assert_allclose(g_fast, g_plain, atol=1e-3 * float(jnp.max(jnp.abs(g_plain))))
   for i, (m, n) in enumerate([(12, 9), (7, 9), (10, 4), (3, 6)]):
     c = np.asarray(cost[i, :m, :n], np.float64)
@@ -228,7 +233,8 @@ def test_acceleration_reaches_the_plain_fixed_point_in_fewer_iterations():
     np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+@pytest.mark.parametrize("mode", ["implicit", pytest.param("unrolled", marks=pytest.mark.slow),
+                                  pytest.param("fixed", marks=pytest.mark.slow)])
 def test_groups_give_the_one_loop_answer(mode):
   """Solving the batch as strided groups (one Sinkhorn loop each, the last group padded with
   trivial problems) gives the losses, metrics and gradients of one loop over the batch."""
@@ -238,15 +244,14 @@ def test_groups_give_the_one_loop_answer(mode):
   whole = SinkhornConfig(differentiation=mode, group_size=0)
   f = lambda x, cfg: LOSS(x, t, ws, wt, cfg)
   ref_loss, ref_m = f(s, whole)
+  g_ref = GRAD(s, t, ws, wt, whole)
   for size in (1, 2, 4):
     cfg = SinkhornConfig(differentiation=mode, group_size=size)
     loss, m = f(s, cfg)
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
     for k in ref_m:
       np.testing.assert_allclose(m[k], ref_m[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    g = jax.grad(lambda x: f(x, cfg)[0])(s)
-    g_ref = jax.grad(lambda x: f(x, whole)[0])(s)
-    np.testing.assert_allclose(g, g_ref, atol=1e-6)
+    np.testing.assert_allclose(GRAD(s, t, ws, wt, cfg), g_ref, atol=1e-6)
   assert SinkhornConfig().group_size == 8
   with pytest.raises(ValueError, match="group_size"):
     SinkhornConfig(group_size=-1)

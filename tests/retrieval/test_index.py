@@ -23,7 +23,7 @@ def model(tmp_path_factory):
   return load_encoder(str(d))
 
 
-@pytest.mark.parametrize("with_head", [False, True])
+@pytest.mark.parametrize("with_head", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_maxsim_tokens_equal_each_text_alone(model, with_head):
   if with_head:  # a ColBERT-style projection, as a fine-tuned teacher has
     rng = np.random.default_rng(0)

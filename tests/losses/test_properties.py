@@ -58,6 +58,7 @@ def _finite(*xs):
   return all(np.isfinite(np.asarray(x)).all() for x in xs)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problems(), st.sampled_from([0.01, 0.05, 0.5]), st.sampled_from(["implicit", "unrolled", "fixed"]))
 def test_ot_finite_and_padding_invariant(p, eps, mode):

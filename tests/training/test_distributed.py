@@ -12,7 +12,7 @@ import pytest
 
 from optical_jax.training.distributed import initialize_kwargs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_initialize_kwargs_from_environment():
