@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags, logging
 
+from optical_jax import cli
 from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.ann import AnnConfig
 
@@ -67,7 +68,7 @@ def main(argv):
                            kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value,
                            ef_search=_EF.value),
                        measure_index_recall=_RECALL.value, mesh=mesh)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, OSError) as e:  # OSError: a missing file, an output that cannot be written
     print(f"eval: error: {e}", file=sys.stderr)
     return 1
   for lang, r in metrics["languages"].items():
@@ -77,4 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)  # a bad flag: one line, exit 2

@@ -92,6 +92,8 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ``config.teachers``, ``{"teachers": {model: analysis}}`` and a ``teachers.md`` beside the
   reports of each (the first teacher's in the work dir, each other's in its own folder)."""
   work = Path(workdir)
+  if config.bootstrap_samples < 1:  # the intervals are bootstrap percentiles
+    raise UsageError(f"config: bootstrap_samples={config.bootstrap_samples}: must be >= 1")
   work.mkdir(parents=True, exist_ok=True)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
   plan = teachers(config)

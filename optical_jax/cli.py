@@ -60,6 +60,32 @@ def config_flag(default: str, help_text: str):
     raise
 
 
+def flag_error_line(e: Exception) -> str:
+  """absl's message for a bad flag as one line: a ``--config`` file that raised while building
+  the config embeds its traceback, of which the exception's own line is kept."""
+  text = str(e).strip()
+  if "Traceback (most recent call last)" in text:
+    head = text.split("\n")[0].strip()
+    last = [line.strip() for line in text.split("\n") if line.strip()][-1]
+    text = f"{head} {last}"
+  return re.sub(r"\s*\n\s*", " ", text)
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with a bad flag (a wrong type or enum value, a missing required flag,
+  a config file that raises) as one line ``<cli>: error: ...`` and exit 2 in place of absl's
+  "FATAL Flags parsing error" block."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    if _traceback_wanted():
+      raise
+    print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)",
+          file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main: Callable) -> None:
   """``app.run(main)``, turning an unknown ``--config.<key>`` override and any
   :class:`optical_jax.errors.UsageError` into a one-line error (exit 2), and a ``ValueError`` or
@@ -68,7 +94,7 @@ def run(main: Callable) -> None:
   docstring)."""
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
   try:
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
   except AttributeError as e:
     _exit_on_unknown_key(e)
     raise

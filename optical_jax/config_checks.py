@@ -92,6 +92,61 @@ def _problems(config) -> List[str]:
 
 def validate(config) -> None:
   """Raises UsageError listing every problem of a train.py ``config`` (see module docstring)."""
-  problems = _problems(config)
+  _raise(_problems(config))
+
+
+def _raise(problems: List[str]) -> None:
   if problems:
     raise UsageError(f"config: {len(problems)} problem(s): " + "; ".join(problems))
+
+
+def validate_for_model(config, num_layers: int) -> None:
+  """The rules that need the loaded model (``num_layers`` transformer blocks), checked before
+  anything is written or trained: ``distill.layer`` names one of its hidden states (-1 = last,
+  0 = embeddings, ..., ``num_layers``); a larger index would be clamped by XLA, silently
+  distilling the last layer."""
+  layer = config.distill.layer
+  if config.method != "zero_shot" and not (layer == -1 or 0 <= layer <= num_layers):
+    _raise([f"distill.layer={layer}: the model has {num_layers} layers; expected -1 (the last), "
+            f"0 (the embeddings) or 1..{num_layers}"])
+
+
+def _split(s: str) -> List[str]:
+  return [x.strip() for x in str(s).split(",") if x.strip()]
+
+
+def validate_gap_study(config) -> None:
+  """Raises UsageError listing every problem of a gap-study config (``study.py`` with
+  configs/gap_study*.py) that does not belong to one of its training runs (``validate`` checks
+  those): what is compared (encoders, methods, low- and high-resource languages) and how (the
+  collection builder, the ranker, the metric reported, the bootstrap)."""
+  # pylint: disable=import-outside-toplevel
+  from optical_jax.evaluation.metrics import DEFAULT_MEASURES
+  from optical_jax.retrieval.collection_eval import RANKER_CHOICES
+  from optical_jax.training.steps import OBJECTIVES
+  methods = ("zero_shot",) + OBJECTIVES
+  out = []
+  if not _split(config.encoders):
+    out.append("encoders='': name at least one encoder")
+  given = _split(config.methods)
+  if not given:
+    out.append(f"methods='': name at least one of {methods}")
+  out += [f"methods: {m!r} is not one of {methods}" for m in given if m not in methods]
+  for side in ("low", "high"):
+    if not _split(config[side]):
+      out.append(f"{side}='': the gap needs at least one {side}-resource query language")
+  e = config.eval
+  if e.metric not in DEFAULT_MEASURES:
+    out.append(f"eval.metric={e.metric!r}: expected one of the measures evaluated, "
+               f"{DEFAULT_MEASURES}")
+  if e.ranker not in RANKER_CHOICES:
+    out.append(f"eval.ranker={e.ranker!r}: expected one of {RANKER_CHOICES}")
+  if e.bootstrap_samples < 1:
+    out.append(f"eval.bootstrap_samples={e.bootstrap_samples}: must be >= 1 (the intervals are "
+               "bootstrap percentiles)")
+  for name, low in (("k", 1), ("batch_size", 1), ("doc_max_length", 2)):
+    if e[name] < low:
+      out.append(f"eval.{name}={e[name]}: must be >= {low}")
+  if config.collection.builder not in ("ntrex", "dir"):
+    out.append(f"collection.builder={config.collection.builder!r}: expected 'ntrex' or 'dir'")
+  _raise(out)

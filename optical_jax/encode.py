@@ -24,7 +24,8 @@ from typing import Callable, Optional, Sequence
 import jax
 import numpy as np
 
-from optical_jax.io import iter_lines, save_npy_atomic
+from optical_jax.errors import UsageError
+from optical_jax.io import check_output_file, iter_lines, save_npy_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.pooling import l2_normalize, pool, pool_segments
 from optical_jax.packing import MAX_SEGMENTS, TOKENS_PER_TEXT, pack_batches
@@ -142,6 +143,15 @@ def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
   return out
 
 
+def check_token_limit(flag: str, value: Optional[int]) -> None:
+  """Refuses a token limit that leaves no room for the two special tokens every text keeps
+  (``[CLS] ... [SEP]``, ``<s> ... </s>``): below 2 the tokenizer would silently encode texts
+  of nothing but padding or one special token. ``None`` (the model's own limit) passes."""
+  if value is not None and value < 2:
+    raise UsageError(f"--{flag}={value}: a token limit must be >= 2 (the special tokens every "
+                     "text keeps); leave it unset for the model's own")
+
+
 def main(argv=None) -> int:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
@@ -166,15 +176,22 @@ def main(argv=None) -> int:
     f(argv)
     f.validate_all_flags()
   except flags.Error as e:
-    print(f"encode: {e}", file=sys.stderr)
+    print("encode: error: " + " ".join(str(e).split()), file=sys.stderr)
     return 2
   try:
+    check_token_limit("max_length", f.max_length)
+    if f.batch_size < 1:
+      raise UsageError(f"--batch_size={f.batch_size}: must be >= 1")
+    check_output_file(f.output, "--output")  # before the model loads and the texts encode
     texts = [line for _, line in iter_lines(f.input)]
     model = load_encoder(f.model, dtype=f.dtype)
     emb = encode_texts(model, texts, pooling=f.pooling, max_length=f.max_length, prefix=f.prefix,
                        batch_size=f.batch_size, normalize=f.normalize, pack=f.pack)
     save_npy_atomic(f.output, emb)
-  except (ValueError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as e:
+  except UsageError as e:
+    print(f"encode: error: {e}", file=sys.stderr)
+    return 2
+  except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as e:
     print(f"encode: error: {e}", file=sys.stderr)
     return 1
   print(f"encode: wrote {emb.shape[0]} x {emb.shape[1]} float32 to {f.output}", file=sys.stderr)

@@ -30,7 +30,7 @@ from optical_jax.data.pipeline import BitextBatcher
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
-from optical_jax.config_checks import validate
+from optical_jax.config_checks import validate, validate_for_model
 from optical_jax.evaluation.matching import matching_accuracy
 from optical_jax.io import atomic_write_text, save_npy_atomic, write_json_atomic
 from optical_jax.loading import LoadedEncoder, load_encoder
@@ -366,6 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.teacher.get("model", ""):  # a teacher of another model: the student is config.model
     student_base = load_encoder(config.model, **_model_options(config))
     model_hash = f"{model_hash}+{fingerprint(student_base)}"
+  validate_for_model(config, student_base.config.num_layers)
   if lead:  # the run is known to be this dir's: only now is anything written
     work.mkdir(parents=True, exist_ok=True)
     identity.record(work, config, data, model_hash)

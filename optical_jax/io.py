@@ -23,6 +23,8 @@ from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
 
+from optical_jax.errors import UsageError
+
 PathLike = Union[str, os.PathLike]
 
 _BOM = b"\xef\xbb\xbf"
@@ -64,6 +66,49 @@ def atomic_file(path: PathLike, mode: str = "wb"):
       os.unlink(tmp)
     raise
   _fsync_dir(path.parent)
+
+
+def _refuse_a_file_above(path: pathlib.Path, what: str) -> None:
+  for parent in path.parents:
+    if parent.exists():
+      if not parent.is_dir():
+        raise UsageError(f"{what} {path}: {parent} is a file, not a folder")
+      return
+
+
+def check_output_file(path: PathLike, what: str = "output") -> None:
+  """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when :func:`atomic_file`
+  could not write it (a folder there, a file where a folder is needed, no permission), before
+  the work that produces it; creates the missing folders above it."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise UsageError(f"{what} {path}: is a folder; expected a file path")
+  _refuse_a_file_above(path, what)
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: "
+                     f"{e.filename or path.parent})") from None
+
+
+def check_output_folder(path: PathLike, what: str = "output") -> None:
+  """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when it cannot be a folder
+  this process writes in (a file there or above it, no permission); creates it."""
+  path = pathlib.Path(path)
+  if path.is_file():
+    raise UsageError(f"{what} {path}: is a file; expected a folder")
+  _refuse_a_file_above(path, what)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: "
+                     f"{e.filename or path})") from None
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

@@ -18,11 +18,11 @@ import ml_collections
 
 from optical_jax import experiment
 from optical_jax.evaluation import report
-from optical_jax.data.collection_format import load_collection
+from optical_jax.data.collection_format import collection_fingerprint, load_collection
 from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.loading import load_encoder
 from optical_jax.io import atomic_write_text, write_json_atomic
-from optical_jax.config_checks import validate
+from optical_jax.config_checks import validate, validate_gap_study
 from optical_jax.errors import UsageError
 from optical_jax.training import identity
 
@@ -62,8 +62,9 @@ def _run_config(config, enc: str, method: str):
 def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs every missing cell, then writes results.csv, report.md and gap.png."""
   work = Path(workdir)
-  # Cells are reused by (encoder, method, language): only in a study of the same collection,
-  # ranker and training settings (training/identity.py).
+  # Cells are reused by (encoder, method, language): only in a study of the same collection
+  # (the sha256 of its files), ranker and training settings (training/identity.py).
+  validate_gap_study(config)  # what is compared and how, before anything is read or written
   low, high = _split(config.low), _split(config.high)
   both = sorted(set(low) & set(high))
   if both:
@@ -75,10 +76,14 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if method != "zero_shot":
         validate(_run_config(config, enc, method))
   identity.check(work, config, operational=identity.STUDY_OPERATIONAL)
+  if config.collection.builder == "dir":  # a collection edited in place is another study
+    identity.check(work, data=collection_fingerprint(config.collection.source))
   work.mkdir(parents=True, exist_ok=True)
-  identity.record(work, config, operational=identity.STUDY_OPERATIONAL)
+  collection_dir = _collection_dir(config, work, langs)
+  data = collection_fingerprint(collection_dir)
+  identity.record(work, config, data=data, operational=identity.STUDY_OPERATIONAL)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
-  collection = load_collection(_collection_dir(config, work, langs), langs=langs)
+  collection = load_collection(collection_dir, langs=langs)
   measures = None
   for enc in _split(config.encoders):
     doc_model = load_encoder(enc, dtype=config.distill.dtype)

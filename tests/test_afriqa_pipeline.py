@@ -318,3 +318,17 @@ def test_study_plan_errors_are_usage_errors(tmp_path, field, value, message):
   setattr(config, field, value)
   with pytest.raises(UsageError, match=message):
     afriqa_study.run_dirs(config, tmp_path)
+
+
+@pytest.mark.parametrize("samples", [0, -5])
+def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, samples):
+  """bootstrap_samples <= 0 gave NaN intervals in a finished report; now one line, before the
+  work dir is made."""
+  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
+  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  config = cfg_module.get_config()
+  config.bootstrap_samples = samples
+  with pytest.raises(UsageError, match=rf"bootstrap_samples={samples}: must be >= 1"):
+    afriqa_study.run_afriqa_study(config, str(tmp_path / "s"))
+  assert not (tmp_path / "s").exists()

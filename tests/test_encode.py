@@ -108,3 +108,29 @@ def test_read_lines_drops_a_leading_byte_order_mark(tmp_path):
   p = tmp_path / "in.txt"
   p.write_bytes(b"\xef\xbb\xbfHabari\r\n\xef\xbb\xbfkept inside\n")
   assert [t for _, t in iter_lines(p)] == ["Habari", "\ufeffkept inside"]  # only the file's own mark goes
+
+
+@pytest.mark.parametrize("case", ["max_length 0", "max_length 1", "output is a folder",
+                                  "output under a file"])
+def test_cli_refuses_before_the_model_loads(tmp_path, capsys, case):
+  """A token limit below the special tokens, and an --output that cannot be written, are one
+  line and exit 2 before any model loads (the model named here does not exist) or any text is
+  encoded; a folder or file in the way ended in a traceback after encoding."""
+  texts = tmp_path / "t.txt"
+  texts.write_text("a\nb\n")
+  (tmp_path / "a_file").write_text("x")
+  (tmp_path / "a_folder").mkdir()
+  output, extra, message = tmp_path / "o.npy", [], ""
+  if case.startswith("max_length"):
+    n = case.split()[1]
+    extra, message = [f"--max_length={n}"], f"--max_length={n}: a token limit must be >= 2"
+  elif case == "output is a folder":
+    output, message = tmp_path / "a_folder", f"--output {tmp_path / 'a_folder'}: is a folder"
+  else:
+    output = tmp_path / "a_file" / "o.npy"
+    message = f"--output {output}: {tmp_path / 'a_file'} is a file, not a folder"
+  rc = encode.main(["encode", "--model=/nonexistent/model", f"--input={texts}",
+                    f"--output={output}", *extra])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 2 and err[-1].startswith(f"encode: error: {message}"), err
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "t.txt"]

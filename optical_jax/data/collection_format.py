@@ -38,12 +38,12 @@ import pathlib
 import re
 import shutil
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Union
 
 import langcodes
 
 from optical_jax.data.trec_files import check_id, read_qrels, read_trec_topics
-from optical_jax.io import iter_lines
+from optical_jax.io import iter_lines, sha256_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -66,6 +66,9 @@ class Collection:
     meta: free-form, from ``meta.json`` (``{}`` without one).
     titles: doc_id -> title, for the documents that have one (so that
       :func:`write_collection` writes the title field back).
+    unloaded_query_ids: the query ids of the query files not loaded (``load_collection``
+      with ``langs``), so that their judgments are told apart from those of queries that are
+      in no query file (those are missing from every run and score 0).
   """
 
   name: str
@@ -75,6 +78,7 @@ class Collection:
   qrels: Dict[str, Dict[str, int]]
   meta: dict = dataclasses.field(default_factory=dict)
   titles: Dict[str, str] = dataclasses.field(default_factory=dict)
+  unloaded_query_ids: FrozenSet[str] = frozenset()
 
   def qrels_for(self, qids: Iterable[str]) -> Dict[str, Dict[str, int]]:
     """The qrels of those of ``qids`` that have judgments."""
@@ -209,8 +213,12 @@ def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
     raise FileNotFoundError(f"{path / 'queries'}: no query file for {missing}; found "
                             f"{sorted(files)}")
   # A .tsv file is qid<TAB>text; anything else (.trec, a topics_file) is TREC topics.
-  queries = {lang: (read_queries_tsv(files[lang]) if files[lang].suffix == ".tsv"
-                    else read_trec_topics(files[lang], topic_field)) for lang in wanted}
+  def read(lang):
+    return (read_queries_tsv(files[lang]) if files[lang].suffix == ".tsv"
+            else read_trec_topics(files[lang], topic_field))
+
+  queries = {lang: read(lang) for lang in wanted}
+  unloaded = frozenset(q for lang in files if lang not in queries for q in read(lang))
   meta = {}
   if (path / "meta.json").is_file():
     try:
@@ -221,7 +229,20 @@ def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
     if not isinstance(meta, dict):
       raise ValueError(f"{path / 'meta.json'}: expected a JSON object, got {type(meta).__name__}")
   return Collection(name=str(meta.get("name", path.name)), doc_ids=doc_ids, docs=docs,
-                    queries=queries, qrels=qrels, meta=meta, titles=titles)
+                    queries=queries, qrels=qrels, meta=meta, titles=titles,
+                    unloaded_query_ids=unloaded)
+
+
+def collection_fingerprint(path: PathLike) -> Dict[str, str]:
+  """``{"<file>": sha256}`` of everything a collection folder's results depend on (docs.jsonl,
+  qrels.txt, meta.json, every query file), so that a study notices a collection edited in
+  place. ``irds:`` ids are taken as fixed datasets: ``{"irds": id}``."""
+  if str(path).startswith("irds:"):
+    return {"irds": str(path)[len("irds:"):]}
+  path = pathlib.Path(path)
+  names = ["docs.jsonl", "qrels.txt", "meta.json"] + [
+      f"queries/{f.name}" for f in sorted((path / "queries").glob("*")) if f.is_file()]
+  return {f"collection/{n}": sha256_file(path / n) for n in names if (path / n).is_file()}
 
 
 def _format_collection(collection: Collection) -> Dict[str, str]:

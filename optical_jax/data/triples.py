@@ -51,6 +51,9 @@ def read_triples(path) -> List[Triple]:
       except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}); expected "
                          '{"query": ..., "positive": ..., "negative": ...}') from e
+      if not isinstance(obj, dict):
+        raise ValueError(f"{path}:{n}: a JSON {type(obj).__name__}, not an object; expected "
+                         '{"query": ..., "positive": ..., "negative": ...}')
       neg = obj.get("negative")
       neg = [neg] if isinstance(neg, str) else list(neg or [])
       fields = [obj.get("query"), obj.get("positive"), *neg]

@@ -18,14 +18,15 @@ from typing import Dict, Optional, Sequence
 
 import jax
 
+from optical_jax.encode import check_token_limit
 from optical_jax.errors import UsageError
 from optical_jax.data.collection_format import Collection
 from optical_jax.evaluation.metrics import evaluate
 from optical_jax.data.trec_files import read_trec_run, write_trec_run
-from optical_jax.io import atomic_write_text, write_json_atomic
+from optical_jax.io import atomic_write_text, check_output_folder, write_json_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.ann import INDEX_KINDS, AnnConfig, ann_search, build_index, recall_against
-from optical_jax.retrieval.index import encode, encode_cached
+from optical_jax.retrieval.index import encode, encode_cached, vector_width
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
 
@@ -38,7 +39,8 @@ def _judged_for(collection: Collection, lang: str) -> dict:
   appear in no language's query file (those are missing from the run: they score 0
   and are counted, never dropped). Queries of other languages only are excluded."""
   mine = set(collection.queries[lang])
-  anywhere = set().union(*(set(q) for q in collection.queries.values()))
+  anywhere = set(collection.unloaded_query_ids).union(*(set(q) for q in
+                                                        collection.queries.values()))
   return {q: rel for q, rel in collection.qrels.items() if q in mine or q not in anywhere}
 
 
@@ -82,6 +84,13 @@ def check_request(collection: Collection, langs: Sequence[str], k: int,
     if lang not in collection.queries:
       raise UsageError(f"{collection.name}: no queries for language {lang!r}; it has "
                        f"{sorted(collection.queries)}")
+    mine = collection.queries[lang]
+    if not mine:
+      raise UsageError(f"{collection.name}: the query file of language {lang!r} has no queries")
+    if not any(q in collection.qrels for q in mine):
+      raise UsageError(f"{collection.name}: none of the {len(mine)} queries of language "
+                       f"{lang!r} is judged in the qrels (other query ids?): every metric would "
+                       "be 0")
     judged = _judged_for(collection, lang)
     if not any(r > 0 for rels in judged.values() for r in rels.values()):
       raise UsageError(f"{collection.name}: no query of language {lang!r} has a relevant "
@@ -140,6 +149,14 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   """
   ranker = resolve_ranker(ranker, doc_model)
   first_runs = check_request(collection, langs, k, first_stage, ranker, index)
+  check_token_limit("max_length", max_length)
+  check_token_limit("doc_max_length", doc_max_length)
+  widths = {side: vector_width(m, ranker) for side, m in (("query", query_model),
+                                                           ("document", doc_model))}
+  if widths["query"] != widths["document"]:
+    raise UsageError(f"the query model's {ranker} vectors have width {widths['query']} and the "
+                     f"document model's {widths['document']}: the two cannot be compared; give "
+                     "a document model of the query model's space (the student's teacher)")
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
@@ -204,6 +221,12 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   langs = list(langs) if langs else sorted(collection.queries)
   # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
   check_request(collection, langs, k, first_stage, ranker, index)
+  check_token_limit("max_length", max_length)
+  check_token_limit("doc_max_length", doc_max_length)
+  if batch_size < 1:
+    raise UsageError(f"--batch_size={batch_size}: must be >= 1")
+  if cache_dir is not None:  # the default, OUT/cache, is made with the output set
+    check_output_folder(cache_dir, "--cache_dir")
   out = Path(output)
   # Under jax.distributed every process searches its share of the documents; process 0 writes.
   process = jax.process_index()

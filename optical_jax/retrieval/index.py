@@ -54,6 +54,14 @@ def fingerprint(model: LoadedEncoder) -> str:
   return h.hexdigest()[:16]
 
 
+def vector_width(model: LoadedEncoder, kind: str) -> int:
+  """The width of ``model``'s vectors for ranker ``kind``: pooled states for ``"dense"``; token
+  vectors, through the late-interaction head when there is one, for ``"maxsim"``."""
+  if kind == "maxsim" and model.head is not None:
+    return int(model.head["kernel"].shape[1])
+  return model.config.output_size
+
+
 def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_length: int,
                 batch_size: int, progress: bool, desc: str) -> Representations:
   """Token vectors of every text, encoded packed (``optical_jax/packing.py``): several texts
@@ -65,7 +73,7 @@ def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_len
       model.module, p, ids, mask, segment_ids=seg)), params)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
   width = max((len(x) for x in ids), default=1)
-  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.output_size
+  dim = vector_width(model, "maxsim")
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
   for b, out in run_packed(fn, ids, model.tokenizer.pad_id, max_length,
@@ -123,9 +131,9 @@ def _legacy_npz(path: Path, kind: str, rows: int) -> Optional[Representations]:
 def _store_shape(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> (int, int):
   """(vector width, token rows per text) of the store of ``texts``: the longest text's token
   count for MaxSim (as :func:`encode` pads), 0 for dense."""
+  dim = vector_width(model, kind)
   if kind == "dense":
-    return model.config.output_size, 0
-  dim = model.head["kernel"].shape[1] if model.head is not None else model.config.output_size
+    return dim, 0
   max_length = min(kw.get("max_length") or model.tokenizer.max_length, model.tokenizer.max_length)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, kw.get("prefix", ""))
   return dim, max((len(x) for x in ids), default=1)

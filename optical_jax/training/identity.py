@@ -114,7 +114,8 @@ def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
     if diffs:
       _refuse(work, "config", diffs)
   if data is not None and old.get("data") not in (None, data):
-    _refuse(work, "training data", _differences(old["data"], data))
+    what = "collection" if any(k.startswith("collection/") for k in data) else "training data"
+    _refuse(work, what, _differences(old["data"], data))
   if model is not None and old.get("model") not in (None, model):
     _refuse(work, "model", [f"parameter hash {old['model']} -> {model}"])
 

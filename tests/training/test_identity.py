@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from configs import default
+from optical_jax.errors import UsageError
 from optical_jax.training import identity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,3 +163,69 @@ def test_a_language_both_low_and_high_is_refused(tmp_path):
   with pytest.raises(ValueError, match=r"config\.low and config\.high both name \['swa'\]"):
     ntrex_study.run_study(config, str(tmp_path / "s"))
   assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eval.metric", "NDCG@7", r"eval\.metric='NDCG@7': expected one of the measures evaluated"),
+    ("eval.bootstrap_samples", 0, r"eval\.bootstrap_samples=0: must be >= 1"),
+    ("eval.bootstrap_samples", -5, r"eval\.bootstrap_samples=-5: must be >= 1"),
+    ("low", "", r"low='': the gap needs at least one low-resource query language"),
+    ("high", " , ", r"high='': the gap needs at least one high-resource query language"),
+    ("encoders", "", r"encoders='': name at least one encoder"),
+    ("methods", "", r"methods='': name at least one of"),
+    ("methods", "zero_shot,kd", r"methods: 'kd' is not one of"),
+    ("eval.ranker", "bm25", r"eval\.ranker='bm25': expected one of"),
+    ("eval.doc_max_length", 1, r"eval\.doc_max_length=1: must be >= 2"),
+    ("collection.builder", "folder", r"collection\.builder='folder': expected 'ntrex' or 'dir'"),
+])
+def test_a_gap_study_config_is_checked_before_anything_is_written(tmp_path, field, value,
+                                                                  message):
+  """study.py's own fields (not its training runs'): a metric that is not evaluated was a
+  KeyError after every cell had run; bootstrap_samples <= 0 and low='' wrote a report of NaN
+  intervals or without a gap."""
+  from configs import gap_study  # pylint: disable=import-outside-toplevel
+  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  config = gap_study.get_config()
+  node, _, leaf = field.rpartition(".")
+  (config[node] if node else config)[leaf] = value
+  with pytest.raises(UsageError, match=message):
+    ntrex_study.run_study(config, str(tmp_path / "s"))
+  assert not (tmp_path / "s").exists()
+
+
+def test_a_study_of_a_collection_edited_in_place_is_refused(tmp_path, toy_collection):
+  """Cells of a study keyed by the collection's path were reused after its qrels changed; the
+  study's identity now holds the sha256 of the collection's files."""
+  from configs import gap_study  # pylint: disable=import-outside-toplevel
+  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.data.collection_format import collection_fingerprint  # pylint: disable=import-outside-toplevel
+  coll = toy_collection(tmp_path)
+  config = gap_study.get_config()
+  config.collection.builder, config.collection.source = "dir", str(coll)
+  work = tmp_path / "s"
+  identity.record(work, config, data=collection_fingerprint(coll),
+                  operational=identity.STUDY_OPERATIONAL)
+  recorded = (work / identity.FILE).read_text()
+  (coll / "qrels.txt").write_text((coll / "qrels.txt").read_text().replace("d1 1", "d2 1"))
+  with pytest.raises(identity.IdentityError,
+                     match=r"holds a run with another collection \(collection/qrels\.txt: '"):
+    ntrex_study.run_study(config, str(work))
+  assert (work / identity.FILE).read_text() == recorded and sorted(
+      p.name for p in work.iterdir()) == [identity.FILE]
+
+
+def test_distill_layer_beyond_the_model_is_refused():
+  """XLA clamps an index past the last hidden state: distill.layer=7 on a 2-layer model
+  silently distilled the last layer."""
+  from configs import tiny  # pylint: disable=import-outside-toplevel
+  from optical_jax.config_checks import validate_for_model  # pylint: disable=import-outside-toplevel
+  config = tiny.get_config()
+  for ok in (-1, 0, 1, 2):
+    config.distill.layer = ok
+    validate_for_model(config, num_layers=2)
+  for bad in (3, 7, -2):
+    config.distill.layer = bad
+    with pytest.raises(UsageError, match=rf"distill\.layer={bad}: the model has 2 layers"):
+      validate_for_model(config, num_layers=2)
+  config.method = "zero_shot"  # nothing is distilled
+  validate_for_model(config, num_layers=2)

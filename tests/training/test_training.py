@@ -241,6 +241,10 @@ def test_triples_reader_errors(tmp_path):
   badj.write_text('{"query": "q", "positive": "p", "negative": "n"}\n{"query": "q", \n')
   with pytest.raises(ValueError, match=r"b\.jsonl:2: not valid JSON"):
     read_triples(badj)
+  listj = tmp_path / "l.jsonl"  # valid JSON, not an object: was an AttributeError
+  listj.write_text('{"query": "q", "positive": "p", "negative": "n"}\n["q", "p", "n"]\n')
+  with pytest.raises(ValueError, match=r"l\.jsonl:2: a JSON list, not an object; expected"):
+    read_triples(listj)
 
 
 @pytest.mark.parametrize("config_arg, override, expected", [
@@ -258,6 +262,25 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, 
   proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args, override,
                          f"--workdir={tmp_path}"], cwd=REPO,
                         capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines() == [expected]
+
+
+@pytest.mark.parametrize("args, expected", [
+    # A config file that raises while building the config: absl printed its traceback.
+    ([f"--config={REPO / 'configs' / 'tiny.py'}:nope"],
+     f"train: error: flag --config={REPO / 'configs' / 'tiny.py'}:nope: Error whilst parsing config "
+     "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod; for the gap study "
+     "use configs/gap_study_tiny.py (--helpshort lists the flags)"),
+    # A value of the wrong type: absl's "FATAL Flags parsing error" block.
+    ([f"--config={REPO / 'configs' / 'tiny.py'}", "--config.train.num_steps=abc"],
+     "train: error: flag --config.train.num_steps=abc: invalid literal for int() with base 10: "
+     "'abc' (--helpshort lists the flags)"),
+])
+def test_a_bad_flag_is_a_one_line_error(tmp_path, args, expected):
+  proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args, f"--workdir={tmp_path}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, PYTHONPATH=str(REPO)))
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [expected]
