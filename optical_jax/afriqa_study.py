@@ -33,7 +33,7 @@ import numpy as np
 from optical_jax import dev_eval, experiment
 from optical_jax.evaluation import oracle_gap
 from optical_jax.errors import UsageError
-from optical_jax.io import atomic_write_text
+from optical_jax.io import atomic_write_text, check_work_folder
 from optical_jax.config_checks import validate
 from optical_jax.training import identity
 
@@ -94,11 +94,9 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   work = Path(workdir)
   if config.bootstrap_samples < 1:  # the intervals are bootstrap percentiles
     raise UsageError(f"config: bootstrap_samples={config.bootstrap_samples}: must be >= 1")
-  work.mkdir(parents=True, exist_ok=True)
-  atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
+  _alphas(config)  # every setting is checked before anything is written or trained
+  check_work_folder(work)
   plan = teachers(config)
-  if len(plan) == 1 and next(iter(plan.values())) == "":
-    return _run_one(config, work)
   subs = {}
   for model, folder in plan.items():
     sub = config.copy_and_resolve_references()
@@ -108,6 +106,10 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
     subs[model] = (sub, work / folder if folder else work)
   for model, (sub, sub_work) in subs.items():  # every run's config, before the first trains
     _plan_runs(sub, sub_work)
+  work.mkdir(parents=True, exist_ok=True)
+  atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
+  if len(plan) == 1 and next(iter(plan.values())) == "":
+    return _run_one(config, work)
   analyses = {}
   for model, (sub, sub_work) in subs.items():
     log.info("study: teacher %s -> %s", model or "(the student's own model)", sub_work)

@@ -71,19 +71,25 @@ def flag_error_line(e: Exception) -> str:
   return re.sub(r"\s*\n\s*", " ", text)
 
 
-def parse_flags(argv):
+def parse_flags(argv, flag_values=None):
   """absl's flag parsing, with a bad flag (a wrong type or enum value, a missing required flag,
-  a config file that raises) as one line ``<cli>: error: ...`` and exit 2 in place of absl's
-  "FATAL Flags parsing error" block."""
+  a config file that raises) or a positional argument as one line ``<cli>: error: ...`` and
+  exit 2 in place of absl's "FATAL Flags parsing error" block. ``flag_values``: absl's
+  ``flags.FLAGS`` unless given (tests pass their own)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
   try:
-    return flags.FLAGS(argv)
+    rest = (flag_values or flags.FLAGS)(argv)
   except flags.Error as e:
     if _traceback_wanted():
       raise
     print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)",
           file=sys.stderr)
     sys.exit(2)
+  if len(rest) > 1:  # the entry points take flags only; a stray word is a typo, not an input
+    print(f"{_prog()}: error: unexpected arguments {rest[1:]}: every input is a --flag "
+          "(--helpshort lists them)", file=sys.stderr)
+    sys.exit(2)
+  return rest
 
 
 def run(main: Callable) -> None:

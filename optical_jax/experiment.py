@@ -32,7 +32,8 @@ from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.config_checks import validate, validate_for_model
 from optical_jax.evaluation.matching import matching_accuracy
-from optical_jax.io import atomic_write_text, save_npy_atomic, write_json_atomic
+from optical_jax.io import (atomic_write_text, check_work_folder, save_npy_atomic,
+                            write_json_atomic)
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.retrieval.index import fingerprint
@@ -351,6 +352,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results."""
   validate(config)  # every field rule, before anything is read or written
   work = Path(workdir)
+  check_work_folder(work)
   lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
   identity.check(work, config)  # before anything is read, written or deleted
   start = time.time()

@@ -111,6 +111,23 @@ def check_output_folder(path: PathLike, what: str = "output") -> None:
                      f"{e.filename or path})") from None
 
 
+def check_work_folder(path: PathLike, what: str = "--workdir") -> None:
+  """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when it cannot become a folder
+  this process writes in (a file there or above it, no permission). Creates nothing: the probe
+  file it writes in the nearest existing folder is removed at once."""
+  path = pathlib.Path(path)
+  if path.exists() and not path.is_dir():
+    raise UsageError(f"{what} {path}: is a file; expected a folder")
+  _refuse_a_file_above(path, what)
+  existing = path if path.is_dir() else next(p for p in path.parents if p.is_dir())
+  try:
+    fd, tmp = tempfile.mkstemp(dir=existing, prefix=".probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: {existing})") from None
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
   """Writes ``data`` to ``path`` atomically (:func:`atomic_file`)."""
   with atomic_file(path, "wb") as f:
@@ -175,6 +192,18 @@ def publish_folder(tmp: PathLike, target: PathLike) -> bool:
   return True
 
 
+def existing_file(path: PathLike, what: str = "") -> pathlib.Path:
+  """``path`` as a Path when it is a file; ``FileNotFoundError`` ("no such file") or
+  ``IsADirectoryError`` ("is a folder") naming it, and ``what`` it should hold, otherwise."""
+  path = pathlib.Path(path)
+  if path.is_file():
+    return path
+  note = f" ({what})" if what else ""
+  if path.is_dir():
+    raise IsADirectoryError(f"{path}: is a folder; expected a file{note}")
+  raise FileNotFoundError(f"{path}: no such file{note}")
+
+
 def iter_lines(path: PathLike, errors: str = "raise"
                ) -> Iterator[Tuple[int, Union[str, UnicodeDecodeError]]]:
   """(1-based line number, text) of a UTF-8 file split on ``\\n`` (``\\r\\n`` too), a BOM at
@@ -185,11 +214,9 @@ def iter_lines(path: PathLike, errors: str = "raise"
       and the byte; ``"yield"``: it is yielded as its ``UnicodeDecodeError`` (for readers that
       report every bad line, or skip them, themselves).
   Raises:
-    FileNotFoundError: ``path`` is not a file.
+    FileNotFoundError, IsADirectoryError: ``path`` is not a file (:func:`existing_file`).
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such file")
+  path = existing_file(path)
   raw = path.read_bytes().split(b"\n")
   if raw and raw[-1] == b"":
     raw.pop()

@@ -21,7 +21,7 @@ from optical_jax.evaluation import report
 from optical_jax.data.collection_format import collection_fingerprint, load_collection
 from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.loading import load_encoder
-from optical_jax.io import atomic_write_text, write_json_atomic
+from optical_jax.io import atomic_write_text, check_work_folder, write_json_atomic
 from optical_jax.config_checks import validate, validate_gap_study
 from optical_jax.errors import UsageError
 from optical_jax.training import identity
@@ -65,6 +65,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Cells are reused by (encoder, method, language): only in a study of the same collection
   # (the sha256 of its files), ranker and training settings (training/identity.py).
   validate_gap_study(config)  # what is compared and how, before anything is read or written
+  check_work_folder(work)
   low, high = _split(config.low), _split(config.high)
   both = sorted(set(low) & set(high))
   if both:

@@ -3,6 +3,7 @@ checks a training run ends with (dev_eval.py) through configs/afriqa_tiny.py, on
 the real layouts; the real files' counts where ../shared/data exists."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -332,3 +333,23 @@ def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, 
   with pytest.raises(UsageError, match=rf"bootstrap_samples={samples}: must be >= 1"):
     afriqa_study.run_afriqa_study(config, str(tmp_path / "s"))
   assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"methods": "zero_shot,optcal"}, "'optcal' is not one of"),
+    ({"methods": "", "interpolations": "half"}, "config.interpolations='half'"),
+])
+def test_afriqa_study_refused_keeps_the_work_dirs_config(tmp_path, override, message):
+  """A refused study left its own config.json in a work dir that held another study's (the
+  re-count's case 194); every setting is now checked before anything is written."""
+  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
+  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  config = cfg_module.get_config()
+  for key, value in override.items():
+    setattr(config, key, value)
+  (tmp_path / "config.json").write_text('{"previous": "study"}')
+  with pytest.raises(UsageError, match=re.escape(message)):
+    afriqa_study.run_afriqa_study(config, str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == '{"previous": "study"}'
+  assert [p.name for p in tmp_path.iterdir()] == ["config.json"]

@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
 
 from optical_jax import io
+from optical_jax.errors import UsageError
 
 
 def test_atomic_writes_round_trip_and_leave_no_temporary(tmp_path):
@@ -61,6 +63,29 @@ def test_iter_lines_bom_crlf_and_bad_bytes(tmp_path):
     list(io.iter_lines(p))
   with pytest.raises(FileNotFoundError, match="no such file"):
     list(io.iter_lines(tmp_path / "absent.tsv"))
+  with pytest.raises(IsADirectoryError, match=rf"{tmp_path}: is a folder; expected a file"):
+    list(io.iter_lines(tmp_path))  # said "no such file"
+  with pytest.raises(FileNotFoundError, match=r"absent\.tsv: no such file \(the queries\)"):
+    io.existing_file(tmp_path / "absent.tsv", "the queries")
+
+
+def test_output_checks_name_the_path_and_the_work_folder_check_creates_nothing(tmp_path):
+  a_file = tmp_path / "a_file.txt"
+  a_file.write_text("x")
+  cases = [(io.check_work_folder, a_file, "is a file; expected a folder"),
+           (io.check_work_folder, a_file / "w", f"{a_file} is a file, not a folder"),
+           (io.check_output_folder, a_file, "is a file; expected a folder"),
+           (io.check_output_file, tmp_path, "is a folder; expected a file path"),
+           (io.check_output_file, a_file / "emb.npy", f"{a_file} is a file, not a folder")]
+  for check, path, message in cases:
+    with pytest.raises(UsageError, match=re.escape(f"--out {path}: {message}")):
+      check(path, "--out")
+  io.check_work_folder(tmp_path / "new" / "work")  # writable: passes, and makes no folder
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.txt"]
+  io.check_output_folder(tmp_path / "made")  # the output checks create what they check
+  io.check_output_file(tmp_path / "sub" / "emb.npy")
+  assert (tmp_path / "made").is_dir() and (tmp_path / "sub").is_dir()
+  assert not any((tmp_path / "made").iterdir()) and not any((tmp_path / "sub").iterdir())
 
 
 def test_hashes(tmp_path):

@@ -48,7 +48,7 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from optical_jax.io import iter_lines, utf8_message
+from optical_jax.io import existing_file, iter_lines, utf8_message
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,6 @@ class _Skipper:
     return BitextData(pairs, self.count, str(path))
 
 
-def _existing(path: PathLike) -> pathlib.Path:
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such file")
-  return path
-
-
 def _pair(english: str, foreign: str, where: str, doc_id: str, source: str,
           skip: _Skipper) -> Optional[BitextPair]:
   """A stripped pair, or None (after ``skip``) when a side is empty."""
@@ -139,7 +132,7 @@ def read_tsv(path: PathLike, english_column: int = 0, skip_invalid: bool = False
   """
   if english_column not in (0, 1):
     raise ValueError(f"english_column must be 0 or 1, got {english_column!r}")
-  path = _existing(path)
+  path = existing_file(path)
   skip, pairs = _Skipper(skip_invalid), []
   for lineno, line in iter_lines(path, errors="yield"):
     if isinstance(line, UnicodeDecodeError):
@@ -202,8 +195,8 @@ def read_tatoeba(directory: PathLike, lang: str, skip_invalid: bool = False) -> 
     ``tatoeba.{lang}-eng.{lang}:<line>``.
   """
   directory = pathlib.Path(directory)
-  foreign = _existing(directory / f"tatoeba.{lang}-eng.{lang}")
-  english = _existing(directory / f"tatoeba.{lang}-eng.eng")
+  foreign = existing_file(directory / f"tatoeba.{lang}-eng.{lang}")
+  english = existing_file(directory / f"tatoeba.{lang}-eng.eng")
   return _read_parallel(english, foreign, None, None, skip_invalid)
 
 
@@ -226,9 +219,9 @@ def read_ntrex(directory: PathLike, lang: str, skip_invalid: bool = False) -> Bi
   foreign = directory / "NTREX-128" / name
   if not foreign.is_file() and (directory / "NTREX-additional" / name).is_file():
     foreign = directory / "NTREX-additional" / name
-  foreign = _existing(foreign)
-  english = _existing(directory / "NTREX-128" / "newstest2019-src.eng.txt")
-  doc_path = _existing(directory / "DOCUMENT_IDS.tsv")
+  foreign = existing_file(foreign)
+  english = existing_file(directory / "NTREX-128" / "newstest2019-src.eng.txt")
+  doc_path = existing_file(directory / "DOCUMENT_IDS.tsv")
   doc_ids = []
   for lineno, line in iter_lines(doc_path, errors="yield"):
     if isinstance(line, UnicodeDecodeError):
@@ -314,7 +307,7 @@ def read_tmx(path: PathLike, lang: str, english: str = "en",
   """
   if _lang_matches(lang, english, exact=False):
     raise ValueError(f"lang {lang!r} and english {english!r} share a primary subtag")
-  path = _existing(path)
+  path = existing_file(path)
   skip, pairs = _Skipper(skip_invalid), []
   body, n = None, 0
   with _open_tmx(path) as (f, name):

@@ -46,7 +46,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from optical_jax.data import afriqa
 from optical_jax.data import bitext as bt
-from optical_jax.io import iter_lines
+from optical_jax.io import existing_file, iter_lines
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,6 @@ def _clean(data: bt.BitextData) -> bt.BitextData:
   return bt.BitextData(pairs, data.skipped + dropped, data.path)
 
 
-def _existing(path: pathlib.Path, what: str) -> pathlib.Path:
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such file ({what})")
-  return path
-
-
 def _lines(path: pathlib.Path) -> List[str]:
   """UTF-8 lines of ``path`` (``optical_jax.io.iter_lines``); bad UTF-8 raises naming the line."""
   return [line for _, line in iter_lines(path)]
@@ -187,8 +181,8 @@ def read_flores200(root: PathLike, lang: str, split: str = "dev") -> bt.BitextDa
   code = _code("flores200", lang)
   _check_split("flores200", lang, split)
   folder = pathlib.Path(root) / split
-  foreign = _existing(folder / f"{code}.{split}", f"FLORES-200 {lang} {split}")
-  english = _existing(folder / f"eng_Latn.{split}", f"FLORES-200 English {split}")
+  foreign = existing_file(folder / f"{code}.{split}", f"FLORES-200 {lang} {split}")
+  english = existing_file(folder / f"eng_Latn.{split}", f"FLORES-200 English {split}")
   return _clean(_read_parallel(english, foreign, None, None, False))
 
 
@@ -197,8 +191,8 @@ def read_mafand(root: PathLike, lang: str, split: str = "train") -> bt.BitextDat
   code = _code("mafand", lang)
   _check_split("mafand", lang, split)
   folder = pathlib.Path(root) / f"en-{code}"
-  foreign = _existing(folder / f"{split}.{code}", f"MAFAND-MT {lang} {split}")
-  english = _existing(folder / f"{split}.en", f"MAFAND-MT English of {lang} {split}")
+  foreign = existing_file(folder / f"{split}.{code}", f"MAFAND-MT {lang} {split}")
+  english = existing_file(folder / f"{split}.en", f"MAFAND-MT English of {lang} {split}")
   return _clean(_read_parallel(english, foreign, None, None, False))
 
 
@@ -210,7 +204,7 @@ def read_menyo20k(root: PathLike, lang: str = "yor", split: str = "train") -> bt
   becomes a space."""
   _code("menyo20k", lang)
   _check_split("menyo20k", lang, split)
-  path = _existing(pathlib.Path(root) / f"{split}.tsv", f"MENYO-20k {split}")
+  path = existing_file(pathlib.Path(root) / f"{split}.tsv", f"MENYO-20k {split}")
   lines = _lines(path)
   if not lines or lines[0].split("\t")[0].strip().lower() != "english":
     raise ValueError(f"{path}:1: expected the header row 'English<TAB>Yoruba', got "
@@ -235,9 +229,9 @@ def read_hornmt(root: PathLike, lang: str = "som", split: str = "train") -> bt.B
   code = _code("hornmt", lang)
   _check_split("hornmt", lang, split)
   root = pathlib.Path(root)
-  foreign = _existing(root / f"{code}.txt", f"HornMT {lang}")
-  english = _existing(root / "eng.txt", "HornMT English")
-  meta = _existing(root / "metadata.tsv", "HornMT metadata")
+  foreign = existing_file(root / f"{code}.txt", f"HornMT {lang}")
+  english = existing_file(root / "eng.txt", "HornMT English")
+  meta = existing_file(root / "metadata.tsv", "HornMT metadata")
   rows = _lines(meta)
   header = rows[0].split("\t") if rows else []
   if "Source" not in header:
@@ -258,7 +252,7 @@ def read_wmt24pp(root: PathLike, lang: str, split: str = "test") -> bt.BitextDat
   _check_split("wmt24pp", lang, split)
   skip, pairs, paths, bad = _Skipper(False), [], [], 0
   for code in codes:
-    path = _existing(pathlib.Path(root) / f"en-{code}.jsonl", f"WMT24++ {lang}")
+    path = existing_file(pathlib.Path(root) / f"en-{code}.jsonl", f"WMT24++ {lang}")
     paths.append(str(path))
     for lineno, line in enumerate(_lines(path), start=1):
       if not line.strip():
@@ -315,8 +309,8 @@ def read_ciral(root: PathLike, lang: str, split: str = "test-a") -> bt.BitextDat
   code = _code("ciral", lang)
   _check_split("ciral", lang, split)
   folder = pathlib.Path(root) / code
-  native_path = _existing(folder / f"{split}.{code}.tsv", f"CIRAL {lang} {split} topics")
-  english_path = _existing(folder / f"{split}.eng.tsv", f"CIRAL English {split} topics")
+  native_path = existing_file(folder / f"{split}.{code}.tsv", f"CIRAL {lang} {split} topics")
+  english_path = existing_file(folder / f"{split}.eng.tsv", f"CIRAL English {split} topics")
   native, native_repeats = _read_topics(native_path)
   english, english_repeats = _read_topics(english_path)
   unmatched = len(set(native) ^ set(english))

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from optical_jax.data import token_plan
-from optical_jax.io import iter_lines
+from optical_jax.io import existing_file, iter_lines
 from optical_jax.tokenization import Tokenizer, bucket_length
 
 
@@ -38,9 +37,7 @@ class Triple:
 
 def read_triples(path) -> List[Triple]:
   """Reads a ``.tsv`` or ``.jsonl`` triples file (see module doc)."""
-  path = Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such file")
+  path = existing_file(path)
   out = []
   for n, line in iter_lines(path):
     if not line.strip():

@@ -1,0 +1,44 @@
+"""optical_jax/cli.py: how the entry points (train.py, eval.py, study.py) report bad flags."""
+
+import sys
+
+import pytest
+from absl import flags
+
+from optical_jax import cli
+
+
+def _flags():
+  values = flags.FlagValues()
+  flags.DEFINE_integer("steps", 2, "steps", flag_values=values)
+  return values
+
+
+def test_parse_flags_returns_the_program_and_sets_the_flags():
+  values = _flags()
+  assert cli.parse_flags(["train.py", "--steps=5"], values) == ["train.py"]
+  assert values.steps == 5
+
+
+@pytest.mark.parametrize("argv, expected", [
+    # A stray word printed absl's usage block and "unexpected arguments" without the prefix.
+    (["train.py", "--steps=5", "extra"],
+     "train: error: unexpected arguments ['extra']: every input is a --flag (--helpshort lists "
+     "them)"),
+    (["train.py", "--steps=abc"],
+     "train: error: flag --steps=abc: invalid literal for int() with base 10: 'abc' "
+     "(--helpshort lists the flags)"),
+])
+def test_a_bad_command_line_is_one_line_and_exit_2(monkeypatch, capsys, argv, expected):
+  monkeypatch.setattr(sys, "argv", argv)
+  monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
+  with pytest.raises(SystemExit) as exit_info:
+    cli.parse_flags(argv, _flags())
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err.strip().splitlines() == [expected]
+
+
+def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():
+  text = ("Error whilst parsing config file:\nTraceback (most recent call last):\n  File "
+          '"configs/tiny.py", line 3, in get_config\nValueError: nope')
+  assert cli.flag_error_line(Exception(text)) == "Error whilst parsing config file: ValueError: nope"
