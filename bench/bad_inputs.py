@@ -74,7 +74,7 @@ COVERED = [
     ("a NaN or inf loss", "FloatingPointError naming the step and the checkpoint dir",
      "tests/training/test_training.py::test_nan_stops_with_clear_error"),
     ("a failed eval.py rerun", "the previous output set stays whole, no staging folder",
-     "tests/test_eval_cli.py::test_default_ranker_faiss_index_and_atomic_output_set"),
+     "tests/test_eval_cli.py::test_default_ranker_and_atomic_output_set"),
 ]
 
 

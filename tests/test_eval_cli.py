@@ -2,7 +2,6 @@
 (trec_eval -c: a judged query missing from the run scores 0), missing queries
 counted, reports written, errors exit non-zero."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -51,7 +50,7 @@ def _eval(root, out, *extra, devices=1):
                              "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
 
 
-@pytest.mark.parametrize("ranker", ["maxsim", "dense"])
+@pytest.mark.parametrize("ranker", [pytest.param("maxsim", marks=pytest.mark.slow), "dense"])
 def test_metrics_equal_pytrec_eval_on_written_runs(setup, tmp_path, ranker):
   out = tmp_path / "out"
   proc = _eval(setup, out, f"--ranker={ranker}", "--k=10")
@@ -170,31 +169,42 @@ def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
   assert not (tmp_path / "out").exists()
 
 
-def test_default_ranker_faiss_index_and_atomic_output_set(setup, tmp_path):
-  """Four things on two full runs: the ranker follows the model (no head: dense); a flat FAISS
-  index returns exact search's documents and scores, with recall 1 recorded; a rerun that fails
-  leaves the previous set whole and no staging folder; an index with MaxSim is refused."""
-  from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
-  from optical_jax.retrieval.collection_eval import default_ranker  # pylint: disable=import-outside-toplevel
-  assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
-  assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
-  exact, flat = tmp_path / "exact", tmp_path / "flat"
+def _exact_run(setup, exact):
   # k = all 40 documents: the random texts tie often, and ties may fall either side of a cut.
   proc = _eval(setup, exact, "--k=40")  # no --ranker
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert json.loads((exact / "metrics.json").read_text())["ranker"] == "dense"
   assert "ranker dense" in (exact / "report.md").read_text()
-  if importlib.util.find_spec("faiss"):
-    proc = _eval(setup, flat, "--ranker=dense", "--k=40", "--index=flat", "--index_recall")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((flat / "metrics.json").read_text())
-    assert m["index"] == "flat" and m["index_recall_against_exact"] == {"deu": 1.0, "swa": 1.0}
-    for lang in ("swa", "deu"):  # the same documents with the same scores
-      a, b = read_trec_run(exact / f"run.{lang}.trec"), read_trec_run(flat / f"run.{lang}.trec")
-      assert a.keys() == b.keys()
-      for q in a:  # (tied scores may come back in another order, so compare per document)
-        assert a[q].keys() == b[q].keys()
-        np.testing.assert_allclose([a[q][d] for d in a[q]], [b[q][d] for d in a[q]], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_flat_faiss_index_returns_the_runs_of_exact_search(setup, tmp_path):
+  """A flat FAISS index returns exact search's documents and scores, with recall 1 recorded
+  (tests/retrieval/test_ann.py checks the index itself, in process)."""
+  pytest.importorskip("faiss")
+  exact, flat = tmp_path / "exact", tmp_path / "flat"
+  _exact_run(setup, exact)
+  proc = _eval(setup, flat, "--ranker=dense", "--k=40", "--index=flat", "--index_recall")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  m = json.loads((flat / "metrics.json").read_text())
+  assert m["index"] == "flat" and m["index_recall_against_exact"] == {"deu": 1.0, "swa": 1.0}
+  for lang in ("swa", "deu"):  # the same documents with the same scores
+    a, b = read_trec_run(exact / f"run.{lang}.trec"), read_trec_run(flat / f"run.{lang}.trec")
+    assert a.keys() == b.keys()
+    for q in a:  # (tied scores may come back in another order, so compare per document)
+      assert a[q].keys() == b[q].keys()
+      np.testing.assert_allclose([a[q][d] for d in a[q]], [b[q][d] for d in a[q]], atol=1e-5)
+
+
+def test_default_ranker_and_atomic_output_set(setup, tmp_path):
+  """The ranker follows the model (no head: dense); a rerun that fails leaves the previous set
+  whole and no staging folder; an index with MaxSim is refused."""
+  from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
+  from optical_jax.retrieval.collection_eval import default_ranker  # pylint: disable=import-outside-toplevel
+  assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
+  assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
+  exact = tmp_path / "exact"
+  _exact_run(setup, exact)
   before = {p.relative_to(exact): p.read_bytes() for p in exact.rglob("*") if p.is_file()}
   proc = _eval(setup, exact, "--k=7", f"--doc_model={tmp_path / 'nothing'}")
   assert proc.returncode == 1  # fails after the staging folder was made, at the model

@@ -32,10 +32,12 @@ def random_batch(seed, b=16, m=12, n=10):
 
 
 def run_steps(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False,
-         bank=False):
+         bank=False, repeats=1):
   """``steps`` train steps on ``mesh`` (on ``batches`` if given, else ``random_batch(k)``). Returns
   ``(params, losses)``, plus the compiled program's text with ``with_hlo``. ``bank``: the
-  contrastive term against a random 40-row English bank."""
+  contrastive term against a random 40-row English bank. ``repeats`` > 1: the same compiled step
+  runs the steps that many times, each from the same initial state; returns a list of
+  ``(params, losses)``, one per repeat."""
   batches = batches if batches is not None else [random_batch(k) for k in range(steps)]
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
@@ -53,16 +55,21 @@ def run_steps(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, wit
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
   step = sharded_step(mesh, make_loss(module, spec), opt, state, teacher,
                       min_size=fsdp_min_size)  # the trainer's factory
-  state, teacher = step.put(state, teacher)
-  losses, hlo = [], None
-  for batch in batches:
-    batch = jax.device_put(batch, step.batch)
-    if with_hlo and hlo is None:
-      hlo = step.fn.lower(state, batch, teacher).compile().as_text()
-    state, metrics = step(state, batch, teacher)
-    losses.append(float(metrics["loss"]))
-  out = (jax.device_get(state.params), losses)
-  return out + (hlo,) if with_hlo else out
+  initial = jax.device_get(state)  # host arrays: each repeat's put makes fresh (donated) buffers
+  runs, hlo = [], None
+  for _ in range(repeats):
+    state, frozen = step.put(initial, teacher)
+    losses = []
+    for batch in batches:
+      batch = jax.device_put(batch, step.batch)
+      if with_hlo and hlo is None:
+        hlo = step.fn.lower(state, batch, frozen).compile().as_text()
+      state, metrics = step(state, batch, frozen)
+      losses.append(float(metrics["loss"]))
+    runs.append((jax.device_get(state.params), losses))
+  if repeats > 1:
+    return runs
+  return runs[0] + (hlo,) if with_hlo else runs[0]
 
 
 def single_device_mesh():

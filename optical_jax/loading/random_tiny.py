@@ -14,6 +14,8 @@ means anything.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import tokenizers
@@ -62,7 +64,14 @@ def config(**overrides) -> EncoderConfig:
                        **overrides)
 
 
+@functools.lru_cache(maxsize=8)
+def _init(cfg: EncoderConfig):
+  """The jitted initialiser of ``cfg`` (one compile per shape in a process: a job loads the
+  random model several times, as teacher, student and evaluated model)."""
+  return jax.jit(Encoder(cfg).init)
+
+
 def params(cfg: EncoderConfig, seed: int):
-  """Random parameters ``{"params": ...}`` for ``cfg``."""
+  """Random parameters ``{"params": ...}`` for ``cfg`` (new arrays on every call)."""
   ids = jnp.zeros((1, 4), jnp.int32)
-  return jax.jit(Encoder(cfg).init)(jax.random.PRNGKey(seed), ids, jnp.ones_like(ids))
+  return _init(cfg)(jax.random.PRNGKey(seed), ids, jnp.ones_like(ids))
