@@ -18,33 +18,52 @@ from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.ann import AnnConfig
 
 _QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")
-_DOC = flags.DEFINE_string("doc_model", None, "Document-side model (default: the student's teacher).")
+_DOC = flags.DEFINE_string(
+  "doc_model", None, "Document-side model (default: the student's teacher)."
+)
 _COLLECTION = flags.DEFINE_string("collection", None, "Collection directory (or irds:<id>).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.")
 _LANGS = flags.DEFINE_list("langs", None, "Query languages (default: all in the collection).")
-_RANKER = flags.DEFINE_enum("ranker", "auto", ["auto", "dense", "maxsim"],
-                            "Scoring; auto: MaxSim when the document model has a late-interaction "
-                            "head (train.py's teacher stage), else dense (pooled vectors).")
+_RANKER = flags.DEFINE_enum(
+  "ranker",
+  "auto",
+  ["auto", "dense", "maxsim"],
+  "Scoring; auto: MaxSim when the document model has a late-interaction "
+  "head (train.py's teacher stage), else dense (pooled vectors).",
+)
 _K = flags.DEFINE_integer("k", 1000, "Run depth.")
-_INDEX = flags.DEFINE_enum("index", "exact", ["exact", "flat", "ivf", "hnsw"],
-                           "Dense ranker: exact search, or a FAISS index (faiss-cpu).")
-_RECALL = flags.DEFINE_bool("index_recall", False,
-                            "Also run exact search and report the FAISS run's recall@k against it.")
+_INDEX = flags.DEFINE_enum(
+  "index",
+  "exact",
+  ["exact", "flat", "ivf", "hnsw"],
+  "Dense ranker: exact search, or a FAISS index (faiss-cpu).",
+)
+_RECALL = flags.DEFINE_bool(
+  "index_recall", False, "Also run exact search and report the FAISS run's recall@k against it."
+)
 _NPROBE = flags.DEFINE_integer("nprobe", 16, "IVF: cells visited per query.")
 _NLIST = flags.DEFINE_integer("nlist", 0, "IVF: cells (0 = 4 sqrt(N)).")
 _EF = flags.DEFINE_integer("ef_search", 128, "HNSW: candidate list per query.")
 _FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
 _MAXLEN = flags.DEFINE_integer("max_length", None, "Query token limit (default: the model's).")
-_DOCLEN = flags.DEFINE_integer("doc_max_length", None, "Document token limit (default: the model's).")
+_DOCLEN = flags.DEFINE_integer(
+  "doc_max_length", None, "Document token limit (default: the model's)."
+)
 _CACHE = flags.DEFINE_string("cache_dir", None, "Document-embedding cache (default OUT/cache).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
-_SHARD = flags.DEFINE_bool("shard_docs", True,
-                           "Exact search: split the documents over all devices (and hosts) when "
-                           "there is more than one; the runs are the same as on one device.")
-_DIST = flags.DEFINE_bool("distributed", False,
-                          "Multi-host: call jax.distributed.initialize first (every host runs the "
-                          "same command; see optical_jax/training/distributed.py).")
+_SHARD = flags.DEFINE_bool(
+  "shard_docs",
+  True,
+  "Exact search: split the documents over all devices (and hosts) when "
+  "there is more than one; the runs are the same as on one device.",
+)
+_DIST = flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Multi-host: call jax.distributed.initialize first (every host runs the "
+  "same command; see optical_jax/training/distributed.py).",
+)
 flags.mark_flags_as_required(["query_model", "collection", "output"])
 
 
@@ -54,26 +73,47 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   if _DIST.value:
     from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel
+
     distributed.initialize()
   mesh = None
   if _SHARD.value:
     import jax  # pylint: disable=import-outside-toplevel
     from optical_jax.training import sharding  # pylint: disable=import-outside-toplevel
+
     mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   try:
-    metrics = run_eval(_QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, _LANGS.value,
-                       _RANKER.value, _K.value, _FIRST.value, _BATCH.value, _MAXLEN.value,
-                       _DOCLEN.value, _CACHE.value, _DTYPE.value, index=_INDEX.value,
-                       ann=None if _INDEX.value == "exact" else AnnConfig(
-                           kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value,
-                           ef_search=_EF.value),
-                       measure_index_recall=_RECALL.value, mesh=mesh)
+    metrics = run_eval(
+      _QUERY.value,
+      _DOC.value,
+      _COLLECTION.value,
+      _OUTPUT.value,
+      _LANGS.value,
+      _RANKER.value,
+      _K.value,
+      _FIRST.value,
+      _BATCH.value,
+      _MAXLEN.value,
+      _DOCLEN.value,
+      _CACHE.value,
+      _DTYPE.value,
+      index=_INDEX.value,
+      ann=None
+      if _INDEX.value == "exact"
+      else AnnConfig(
+        kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
+      ),
+      measure_index_recall=_RECALL.value,
+      mesh=mesh,
+    )
   except (ValueError, OSError) as e:  # OSError: a missing file, an output that cannot be written
     print(f"eval: error: {e}", file=sys.stderr)
     return 1
   for lang, r in metrics["languages"].items():
-    print(lang, " ".join(f"{m} {v:.4f}" for m, v in r["mean"].items()),
-          f"missing {len(r['missing_queries'])}")
+    print(
+      lang,
+      " ".join(f"{m} {v:.4f}" for m, v in r["mean"].items()),
+      f"missing {len(r['missing_queries'])}",
+    )
   return 0
 
 

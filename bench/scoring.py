@@ -40,23 +40,41 @@ def run_and_qrels(settings: Settings, seed: int = 0):
     qid = f"q{q}"
     if q % 100 != 99:  # 1% judged but missing from the run
       run[qid] = {f"d{d}": float(s) for d, s in zip(docs, scores)}
-    judged = np.concatenate([rng.choice(docs, size=13, replace=False),
-                             rng.choice(collection, size=7, replace=False)])
+    judged = np.concatenate(
+      [rng.choice(docs, size=13, replace=False), rng.choice(collection, size=7, replace=False)]
+    )
     qrels[qid] = {f"d{d}": int(r) for d, r in zip(judged, rng.integers(0, 3, size=len(judged)))}
-  return run, qrels, {"queries": nq, "docs_per_query": nd, "judged_per_query": 20,
-                      "measures": list(MEASURES), "mode": settings.mode}
+  return (
+    run,
+    qrels,
+    {
+      "queries": nq,
+      "docs_per_query": nd,
+      "judged_per_query": 20,
+      "measures": list(MEASURES),
+      "mode": settings.mode,
+    },
+  )
 
 
 def ours(settings: Settings, ours_info=None) -> Side:
   del ours_info
   from optical_jax.evaluation.metrics import evaluate
+
   run, qrels, sizes = run_and_qrels(settings)
   out = {}
-  first, times = time_calls(lambda: out.update(r=evaluate(run, qrels, MEASURES)), settings.warmup(),
-                            settings.reps(10, 3, 2))
+  first, times = time_calls(
+    lambda: out.update(r=evaluate(run, qrels, MEASURES)), settings.warmup(), settings.reps(10, 3, 2)
+  )
   means = {k: round(v, 6) for k, v in out["r"].mean.items()}
-  return Side(times, first, label="ours", device=device_string(),
-              params={**sizes, "ours_means": means}, info={"means": out["r"].mean})
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(),
+    params={**sizes, "ours_means": means},
+    info={"means": out["r"].mean},
+  )
 
 
 def pytrec(settings: Settings, ours_info=None) -> Side:
@@ -69,14 +87,18 @@ def pytrec(settings: Settings, ours_info=None) -> Side:
 
   def score():
     per_query = pytrec_eval.RelevanceEvaluator(qrels, set(TREC_MEASURES.values())).evaluate(run)
-    out["means"] = {name: float(np.mean([v[m] for v in per_query.values()]))
-                    for name, m in TREC_MEASURES.items()}
+    out["means"] = {
+      name: float(np.mean([v[m] for v in per_query.values()])) for name, m in TREC_MEASURES.items()
+    }
 
   first, times = time_calls(score, settings.warmup(), settings.reps(10, 3, 2))
   # Ours averages over every judged query (-c); the reference over the scored ones only.
-  params = {"reference_means_over_scored_queries": {k: round(v, 6) for k, v in out["means"].items()}}
+  params = {
+    "reference_means_over_scored_queries": {k: round(v, 6) for k, v in out["means"].items()}
+  }
   if ours_info and "means" in ours_info:
     scale = len([q for q in qrels if q in run]) / len(qrels)
     params["max_abs_diff_after_-c_rescaling"] = max(
-        abs(ours_info["means"][k] - out["means"][k] * scale) for k in TREC_MEASURES)
+      abs(ours_info["means"][k] - out["means"][k] * scale) for k in TREC_MEASURES
+    )
   return Side(times, first, label="pytrec_eval RelevanceEvaluator (direct)", params=params)

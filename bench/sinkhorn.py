@@ -54,13 +54,17 @@ def problems(settings: Settings, seed: int = 0, bucketed: bool = True) -> dict:
 
 
 def _params(p: dict, settings: Settings) -> dict:
-  return {"pairs": len(p["lengths_student"]), "dim": DIM, "mode": settings.mode,
-          "bucketed": "lengths_bucket" in p,
-          "lengths_source": p["source"],
-          "student_tokens_mean": round(float(p["lengths_student"].mean()), 1),
-          "teacher_tokens_mean": round(float(p["lengths_teacher"].mean()), 1),
-          "student_padded_length": int(p["student"].shape[1]),
-          "teacher_padded_length": int(p["teacher"].shape[1])}
+  return {
+    "pairs": len(p["lengths_student"]),
+    "dim": DIM,
+    "mode": settings.mode,
+    "bucketed": "lengths_bucket" in p,
+    "lengths_source": p["source"],
+    "student_tokens_mean": round(float(p["lengths_student"].mean()), 1),
+    "teacher_tokens_mean": round(float(p["lengths_teacher"].mean()), 1),
+    "student_padded_length": int(p["student"].shape[1]),
+    "teacher_padded_length": int(p["teacher"].shape[1]),
+  }
 
 
 def ours(settings: Settings, ours_info=None) -> Side:
@@ -86,9 +90,12 @@ def pot_unbucketed(settings: Settings, ours_info=None) -> Side:
 def _ours(settings: Settings, bucketed: bool) -> Side:
   import jax
   from optical_jax.losses.ot import ot_distillation_loss
+
   p = problems(settings, bucketed=bucketed)
-  args = [jax.device_put(p[k]) for k in ("teacher", "student_weights", "teacher_weights",
-                                         "student_mask", "teacher_mask")]
+  args = [
+    jax.device_put(p[k])
+    for k in ("teacher", "student_weights", "teacher_weights", "student_mask", "teacher_mask")
+  ]
   student = jax.device_put(p["student"])
 
   def make(differentiation, grad=True):
@@ -104,17 +111,28 @@ def _ours(settings: Settings, bucketed: bool) -> Side:
   fwd_first, fwd = time_calls(make("implicit", grad=False), 1, extra_reps)
   _, fixed = time_calls(make("fixed"), 1, extra_reps)
   cfg = sinkhorn_config("implicit")
-  return Side(times, first, label="ours", device=device_string(jax.devices()[0].device_kind),
-              params={**_params(p, settings), "differentiation": "implicit",
-                      "sinkhorn": {"epsilon": cfg.epsilon, "threshold": cfg.threshold,
-                                   "max_iterations": cfg.max_iterations,
-                                   "inner_iterations": cfg.inner_iterations},
-                      "ours_loss": round(float(loss), 6),
-                      "ours_iterations_mean": round(float(metrics["iterations"]), 1),
-                      "ours_converged_fraction": round(float(metrics["converged"]), 3),
-                      "ours_forward_only_s": round(float(np.median(fwd)), 6),
-                      "ours_fixed_gradient_s": round(float(np.median(fixed)), 6)},
-              info={})
+  return Side(
+    times,
+    first,
+    label="ours",
+    device=device_string(jax.devices()[0].device_kind),
+    params={
+      **_params(p, settings),
+      "differentiation": "implicit",
+      "sinkhorn": {
+        "epsilon": cfg.epsilon,
+        "threshold": cfg.threshold,
+        "max_iterations": cfg.max_iterations,
+        "inner_iterations": cfg.inner_iterations,
+      },
+      "ours_loss": round(float(loss), 6),
+      "ours_iterations_mean": round(float(metrics["iterations"]), 1),
+      "ours_converged_fraction": round(float(metrics["converged"]), 3),
+      "ours_forward_only_s": round(float(np.median(fwd)), 6),
+      "ours_fixed_gradient_s": round(float(np.median(fixed)), 6),
+    },
+    info={},
+  )
 
 
 def _pot(settings: Settings, bucketed: bool) -> Side:
@@ -126,7 +144,7 @@ def _pot(settings: Settings, bucketed: bool) -> Side:
   cfg = sinkhorn_config("implicit")
   pairs = []
   for i, (m, n) in enumerate(zip(p["lengths_student"], p["lengths_teacher"])):
-    pairs.append((p["student"][i, 1:1 + m], p["teacher"][i, 1:1 + n]))
+    pairs.append((p["student"][i, 1 : 1 + m], p["teacher"][i, 1 : 1 + n]))
   stats = {}
 
   def solve_all():
@@ -137,14 +155,28 @@ def _pot(settings: Settings, bucketed: bool) -> Side:
       cost = 1.0 - s @ t.T
       a = np.full(len(s), 1.0 / len(s), np.float32)
       b = np.full(len(t), 1.0 / len(t), np.float32)
-      plan, log = ot.sinkhorn(a, b, cost, cfg.epsilon, method="sinkhorn_log", stopThr=cfg.threshold,
-                              numItermax=cfg.max_iterations, log=True, warn=False)
+      plan, log = ot.sinkhorn(
+        a,
+        b,
+        cost,
+        cfg.epsilon,
+        method="sinkhorn_log",
+        stopThr=cfg.threshold,
+        numItermax=cfg.max_iterations,
+        log=True,
+        warn=False,
+      )
       losses.append(float(np.sum(plan * cost)))
       iters.append(int(log["niter"]) + 1)
     stats.update(loss=float(np.mean(losses)), iterations=float(np.mean(iters)))
 
   first, times = time_calls(solve_all, settings.warmup(), settings.reps(20, 5, 2))
-  return Side(times, first,
-              label=f"POT {ot.__version__} sinkhorn_log, per pair, float32, no gradient",
-              params={"reference_loss": round(stats["loss"], 6),
-                      "reference_iterations_mean": round(stats["iterations"], 1)})
+  return Side(
+    times,
+    first,
+    label=f"POT {ot.__version__} sinkhorn_log, per pair, float32, no gradient",
+    params={
+      "reference_loss": round(stats["loss"], 6),
+      "reference_iterations_mean": round(stats["iterations"], 1),
+    },
+  )

@@ -52,12 +52,14 @@ def one(teacher: str, reps: int) -> dict:
   pairs = [p for s in splits.values() for p in s["train"]]
   student = load_encoder(config.model)
   teacher_model = student if teacher == "self" else load_encoder(teacher)
-  setup = experiment.prepare_distill(config, teacher_model, pairs,
-                                  None if teacher == "self" else student)
+  setup = experiment.prepare_distill(
+    config, teacher_model, pairs, None if teacher == "self" else student
+  )
   t = config.train
   mesh = one_device_mesh()
-  optimizer, _ = make_optimizer(t.learning_rate, setup.total, t.warmup_steps, t.weight_decay,
-                                t.grad_clip, t.freeze_embeddings)
+  optimizer, _ = make_optimizer(
+    t.learning_rate, setup.total, t.warmup_steps, t.weight_decay, t.grad_clip, t.freeze_embeddings
+  )
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, setup.init), optimizer, config.seed)
   step_fn = sharded_step(mesh, setup.loss_fn, optimizer, state, setup.frozen)  # as experiment.fit
   placed, frozen = step_fn.put(state, setup.frozen)
@@ -71,16 +73,26 @@ def one(teacher: str, reps: int) -> dict:
 
   first, times = time_calls(step, 2, reps)
   tc = teacher_model.config
-  return {"teacher": teacher, "teacher_family": tc.family, "teacher_layers": tc.num_layers,
-          "teacher_width": tc.hidden_size, "step_s": round(statistics.median(times), 4),
-          "times_s": [round(x, 4) for x in times], "first_call_s": round(first, 2),
-          "peak_rss_mb": round(peak_rss_mb(), 1),
-          "batch": {"size": t.batch_size, "student_tokens": list(host["student_ids"].shape),
-                    "teacher_tokens": list(host["teacher_ids"].shape)},
-          "objective": f"{config.method} + {config.distill.contrastive_negatives} contrastive "
-                       f"term (weight {config.distill.contrastive_weight})",
-          "projection_fit": setup.info.get("projection_fit"),
-          "device": device_string(jax.devices()[0].device_kind), "cores": num_cores()}
+  return {
+    "teacher": teacher,
+    "teacher_family": tc.family,
+    "teacher_layers": tc.num_layers,
+    "teacher_width": tc.hidden_size,
+    "step_s": round(statistics.median(times), 4),
+    "times_s": [round(x, 4) for x in times],
+    "first_call_s": round(first, 2),
+    "peak_rss_mb": round(peak_rss_mb(), 1),
+    "batch": {
+      "size": t.batch_size,
+      "student_tokens": list(host["student_ids"].shape),
+      "teacher_tokens": list(host["teacher_ids"].shape),
+    },
+    "objective": f"{config.method} + {config.distill.contrastive_negatives} contrastive "
+    f"term (weight {config.distill.contrastive_weight})",
+    "projection_fit": setup.info.get("projection_fit"),
+    "device": device_string(jax.devices()[0].device_kind),
+    "cores": num_cores(),
+  }
 
 
 def main(argv=None) -> int:
@@ -95,27 +107,35 @@ def main(argv=None) -> int:
     return 0
   rows = []
   for teacher in [x.strip() for x in args.teachers.split(",") if x.strip()]:
-    proc = subprocess.run([sys.executable, __file__, "--one", teacher, "--reps", str(args.reps)],
-                          capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+      [sys.executable, __file__, "--one", teacher, "--reps", str(args.reps)],
+      capture_output=True,
+      text=True,
+      cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     line = [l for l in proc.stdout.splitlines() if l.startswith("ROW ")]
     if proc.returncode or not line:
       print(f"teacher_step: {teacher} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
       return 1
     rows.append(json.loads(line[0][4:]))
   base = next((r["step_s"] for r in rows if r["teacher"] == "self"), None)
-  print("| teacher | family, layers, width | step (s) | vs self | peak RSS (MB) | batch tokens "
-        "(student / teacher) | projection R² |")
+  print(
+    "| teacher | family, layers, width | step (s) | vs self | peak RSS (MB) | batch tokens "
+    "(student / teacher) | projection R² |"
+  )
   print("|---|---|---|---|---|---|---|")
   for r in rows:
     r["vs_self"] = round(r["step_s"] / base, 3) if base else None
     fit = r["projection_fit"]
     ratio = "—" if r["vs_self"] is None else f"{r['vs_self']:.2f}x"
-    print(f"| {r['teacher']} | {r['teacher_family']}, {r['teacher_layers']}, "
-          f"{r['teacher_width']} | {r['step_s']:.3f} | "
-          f"{ratio} | {r['peak_rss_mb']:.0f} | "
-          f"{r['batch']['student_tokens'][1]} / {r['batch']['teacher_tokens'][1]} | "
-          f"{'—' if not fit else fit['r2']} |")
+    print(
+      f"| {r['teacher']} | {r['teacher_family']}, {r['teacher_layers']}, "
+      f"{r['teacher_width']} | {r['step_s']:.3f} | "
+      f"{ratio} | {r['peak_rss_mb']:.0f} | "
+      f"{r['batch']['student_tokens'][1]} / {r['batch']['teacher_tokens'][1]} | "
+      f"{'—' if not fit else fit['r2']} |"
+    )
   if args.json:
     Path(args.json).write_text(json.dumps(rows, indent=1))
   return 0

@@ -19,8 +19,10 @@ QUESTION_LANGS = "bem+hau+ibo+kin+twi+zul"
 QUESTIONS = f"afriqa:train:{QUESTION_LANGS}, ciral:all:hau+som+swa+yor"
 #: News and Wikipedia sentences for the same languages: FLORES-200 dev, MAFAND-MT, MENYO-20k.
 #: Adding them (with data.cap = 3000) lowered the gap closed from 0.23 to 0.15 (docs/RESEARCH.md).
-SENTENCES = ("flores200:dev:hau+ibo+kin+yor+zul+twi+bem+swa+som, "
-             "mafand:train+dev:hau+ibo+kin+yor+zul, menyo20k:train:yor")
+SENTENCES = (
+  "flores200:dev:hau+ibo+kin+yor+zul+twi+bem+swa+som, "
+  "mafand:train+dev:hau+ibo+kin+yor+zul, menyo20k:train:yor"
+)
 
 
 def get_config():

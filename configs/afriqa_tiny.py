@@ -15,7 +15,9 @@ def get_config():
   config = afriqa.get_config()
   config.data.mixture = "afriqa:train:hau, flores200:dev:hau+yor"  # two sources, two languages
   config.data.cap = 40
-  config.data.test_fraction = 0.4  # at least 2 held-out pairs in every tiny language (fewer are refused)
+  config.data.test_fraction = (
+    0.4  # at least 2 held-out pairs in every tiny language (fewer are refused)
+  )
   config.data.max_length = 32
   config.data.buckets = (16, 32)
   config.train.batch_size = 8  # divisible by 8 simulated devices

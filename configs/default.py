@@ -243,8 +243,9 @@ def get_config() -> ml_collections.ConfigDict:
   # FLORES-200 root ('' = <data.shared_root>/flores200), its query languages, and which of them
   # are high-resource.
   config.retrieval.flores_root = ""
-  config.retrieval.flores_langs = ("swa,som,yor,hau,ibo,zul,kin,tgl,mar,twi,bem,amh,xho,"
-                                   "deu,fra,rus,zho,arb,hin,spa")
+  config.retrieval.flores_langs = (
+    "swa,som,yor,hau,ibo,zul,kin,tgl,mar,twi,bem,amh,xho,deu,fra,rus,zho,arb,hin,spa"
+  )
   config.retrieval.flores_high = "deu,fra,rus,zho,arb,hin,spa"
   # Tatoeba (LASER test sets) folder ('' = <data.shared_root>/tatoeba/v1) and languages for the
   # 'tatoeba' matching check.

@@ -20,8 +20,10 @@ BASES = ("default", "gpu", "tpu_pod")
 
 def get_config(base: str = "default"):
   if base not in BASES:
-    raise ValueError(f"configs/tiny.py:{base}: can shrink {', '.join(BASES)}; for the gap study use "
-                     "configs/gap_study_tiny.py")
+    raise ValueError(
+      f"configs/tiny.py:{base}: can shrink {', '.join(BASES)}; for the gap study use "
+      "configs/gap_study_tiny.py"
+    )
   config = importlib.import_module(f"configs.{base}").get_config()
   config.distributed = False  # one process; jax.distributed is for real multi-host jobs
   config.model = "random:tiny"  # a built-in random 2-layer encoder, byte-level tokens

@@ -21,5 +21,7 @@ def get_config():
   config.train.unpad_multiple = 128  # token capacities in whole MXU tiles
   config.mesh.fsdp = 4  # shard parameters and optimiser state 4 ways
   config.eval.batch_size = 512
-  config.ot.group_size = 0  # one Sinkhorn loop per device's batch, as in configs/gpu.py (why: there)
+  config.ot.group_size = (
+    0  # one Sinkhorn loop per device's batch, as in configs/gpu.py (why: there)
+  )
   return config

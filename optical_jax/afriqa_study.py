@@ -82,8 +82,11 @@ def teachers(config) -> Dict[str, str]:
   out = {}
   for name in names:
     model = "" if name == "self" else name
-    out[model] = "" if model == own else "teacher-" + re.sub(r"[^A-Za-z0-9._-]+", "-",
-                                                            model or "self").strip("-")
+    out[model] = (
+      ""
+      if model == own
+      else "teacher-" + re.sub(r"[^A-Za-z0-9._-]+", "-", model or "self").strip("-")
+    )
   return out
 
 
@@ -126,22 +129,28 @@ def teachers_table(analyses: Dict[str, dict], config) -> str:
   native MAP over the focus languages, and each method's MAP and fraction of that teacher's
   gap closed (focus languages pooled, 95% interval)."""
   focus = dev_eval.split_list(config.focus_langs)
-  lines = ["# AfriQA study: the teacher axis", "",
-           "Documents are encoded by the teacher; the oracle is the teacher on the English "
-           "translations of the questions; zero-shot is the teacher on the native questions "
-           f"(focus languages {', '.join(focus)}; MAP averaged over them and over seeds). The "
-           "gap closed is each teacher's own.", "",
-           "| teacher | oracle (English questions) | method | seeds | native MAP | closed "
-           "[95% CI] |", "|---|---|---|---|---|---|"]
+  lines = [
+    "# AfriQA study: the teacher axis",
+    "",
+    "Documents are encoded by the teacher; the oracle is the teacher on the English "
+    "translations of the questions; zero-shot is the teacher on the native questions "
+    f"(focus languages {', '.join(focus)}; MAP averaged over them and over seeds). The "
+    "gap closed is each teacher's own.",
+    "",
+    "| teacher | oracle (English questions) | method | seeds | native MAP | closed [95% CI] |",
+    "|---|---|---|---|---|---|",
+  ]
   for model, a in analyses.items():
     langs = [l for l in focus if l in a["langs"]]
     oracle = float(np.mean([a["english_zero_shot"][l] for l in langs]))
     for m, r in a["methods"].items():
       sub = _focus(r, langs)
       native = float(np.mean([r["closed"]["langs"][l]["native_method"] for l in langs]))
-      lines.append(f"| {model or 'self (' + config.train.model + ')'} | {oracle:.3f} | {m} | "
-                   f"{r['seeds']} | {native:.3f} | {sub['closed_pooled']:+.3f} "
-                   f"{_ci(sub['closed_pooled_ci'])} |")
+      lines.append(
+        f"| {model or 'self (' + config.train.model + ')'} | {oracle:.3f} | {m} | "
+        f"{r['seeds']} | {native:.3f} | {sub['closed_pooled']:+.3f} "
+        f"{_ci(sub['closed_pooled_ci'])} |"
+      )
   return "\n".join(lines) + "\n"
 
 
@@ -154,7 +163,7 @@ def _plan_runs(config, work: Path):
       cfg = config.train.copy_and_resolve_references()
       with cfg.unlocked():
         cfg.method = method
-        cfg.seed = int(run_dir.name[len("seed"):])
+        cfg.seed = int(run_dir.name[len("seed") :])
         cfg.train.interpolation = 1.0  # runs keep the trained student; config.interpolations
       validate(cfg)  # every run's config, before the first one trains
       identity.check(run_dir, cfg)  # nor is a run of other settings reused or resumed
@@ -202,21 +211,26 @@ def report_paths(work: Path, ranker: str) -> Dict[str, Path]:
   """Where the report of ``ranker`` goes: ``report.md``, ``results.csv``, ``gap.png`` for the
   dense ranker, ``report.<ranker>.md`` ... for another (so both reports can sit side by side)."""
   tag = "" if ranker == "dense" else f".{ranker}"
-  return {"report": work / f"report{tag}.md", "csv": work / f"results{tag}.csv",
-          "plot": work / f"gap{tag}.png"}
+  return {
+    "report": work / f"report{tag}.md",
+    "csv": work / f"results{tag}.csv",
+    "plot": work / f"gap{tag}.png",
+  }
 
 
 def _load(run_dir: Path, key: str) -> dict:
   path = run_dir / "retrieval" / f"{key}.json"
   if not path.is_file():
-    raise FileNotFoundError(f"{path}: missing; the run has no {key} retrieval check "
-                            "(config.train.retrieval.collections)")
+    raise FileNotFoundError(
+      f"{path}: missing; the run has no {key} retrieval check (config.train.retrieval.collections)"
+    )
   return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _seed_mean(per_seed: List[Dict[str, Dict[str, float]]], qids) -> Dict[str, Dict[str, float]]:
-  return {l: {q: float(np.mean([s[l].get(q, 0.0) for s in per_seed])) for q in qids[l]}
-          for l in qids}
+  return {
+    l: {q: float(np.mean([s[l].get(q, 0.0) for s in per_seed])) for q in qids[l]} for l in qids
+  }
 
 
 def analyse(config, work: Path) -> dict:
@@ -226,64 +240,92 @@ def analyse(config, work: Path) -> dict:
   first = _load(next(iter(dirs.values()))[0], f"afriqa.{ranker}")
   langs = list(first["closed"]["langs"])
   from optical_jax.data.afriqa import ENGLISH_SUFFIX  # pylint: disable=import-outside-toplevel
+
   zs_pq = first["per_query"]["zero_shot"]
   qids = {l: sorted(zs_pq[l]) for l in langs}
   zs = {l: zs_pq[l] for l in langs}
   english = oracle_gap.english_by_native(zs_pq["en"], qids, ENGLISH_SUFFIX)
   methods, per_query, flores = {}, {}, {}
   for alpha in _alphas(config):  # "optical@0.5": the interpolated students of a method
-    dirs.update({f"{m}@{alpha:g}": [dev_eval.interpolation_dir(d, alpha) for d in runs]
-                 for m, runs in list(dirs.items()) if m != "zero_shot" and "@" not in m})
+    dirs.update(
+      {
+        f"{m}@{alpha:g}": [dev_eval.interpolation_dir(d, alpha) for d in runs]
+        for m, runs in list(dirs.items())
+        if m != "zero_shot" and "@" not in m
+      }
+    )
   for method, run_list in dirs.items():
     runs = [_load(d, f"afriqa.{ranker}") for d in run_list]
     seeds = [{l: r["per_query"]["student"][l] for l in langs} for r in runs]
     per_query[method] = _seed_mean(seeds, qids)
-    pooled = oracle_gap.closed_fraction(per_query[method], zs, english, qids,
-                                        samples=config.bootstrap_samples)
+    pooled = oracle_gap.closed_fraction(
+      per_query[method], zs, english, qids, samples=config.bootstrap_samples
+    )
     focus = [l for l in dev_eval.split_list(config.focus_langs) if l in langs]
-    in_focus = oracle_gap.closed_fraction({l: per_query[method][l] for l in focus},
-                                          {l: zs[l] for l in focus},
-                                          {l: english[l] for l in focus},
-                                          {l: qids[l] for l in focus},
-                                          samples=config.bootstrap_samples)
+    in_focus = oracle_gap.closed_fraction(
+      {l: per_query[method][l] for l in focus},
+      {l: zs[l] for l in focus},
+      {l: english[l] for l in focus},
+      {l: qids[l] for l in focus},
+      samples=config.bootstrap_samples,
+    )
     per_seed = [r["closed"]["closed_pooled"] for r in runs]
     per_seed_lang = {l: [r["closed"]["langs"][l]["closed"] for r in runs] for l in langs}
     eng = {l: float(np.mean([r["english_student"][l] for r in runs])) for l in langs}
-    methods[method] = {"seeds": len(runs), "closed": pooled, "closed_per_seed": per_seed,
-                       "closed_focus": in_focus,
-                       "closed_mean": float(np.mean(per_seed)),
-                       "closed_std": _std(per_seed),
-                       "closed_per_seed_lang": per_seed_lang, "english_student": eng}
-    with_flores = [d for d in run_list
-                   if (d / "retrieval" / f"flores_devtest.{ranker}.json").is_file()]
+    methods[method] = {
+      "seeds": len(runs),
+      "closed": pooled,
+      "closed_per_seed": per_seed,
+      "closed_focus": in_focus,
+      "closed_mean": float(np.mean(per_seed)),
+      "closed_std": _std(per_seed),
+      "closed_per_seed_lang": per_seed_lang,
+      "english_student": eng,
+    }
+    with_flores = [
+      d for d in run_list if (d / "retrieval" / f"flores_devtest.{ranker}.json").is_file()
+    ]
     if with_flores:  # the seeds that ran the FLORES check (their number is reported)
       fl = [_load(d, f"flores_devtest.{ranker}") for d in with_flores]
-      flores[method] = {l: {"student": float(np.mean([f["langs"][l]["student"] for f in fl])),
-                            "zero_shot": fl[0]["langs"][l]["zero_shot"],
-                            "resource": fl[0]["langs"][l]["resource"],
-                            "min_delta": float(min(f["langs"][l]["delta"] for f in fl)),
-                            "seeds": len(fl)}
-                        for l in fl[0]["langs"]}
+      flores[method] = {
+        l: {
+          "student": float(np.mean([f["langs"][l]["student"] for f in fl])),
+          "zero_shot": fl[0]["langs"][l]["zero_shot"],
+          "resource": fl[0]["langs"][l]["resource"],
+          "min_delta": float(min(f["langs"][l]["delta"] for f in fl)),
+          "seeds": len(fl),
+        }
+        for l in fl[0]["langs"]
+      }
   # the best KD baseline of each variant (trained, or interpolated by the same weight)
   best = {}
   for m in methods:
     base, _, variant = m.partition("@")
-    if base in KD_METHODS and (variant not in best or methods[m]["closed"]["closed_pooled"] >
-                               methods[best[variant]]["closed"]["closed_pooled"]):
+    if base in KD_METHODS and (
+      variant not in best
+      or methods[m]["closed"]["closed_pooled"] > methods[best[variant]]["closed"]["closed_pooled"]
+    ):
       best[variant] = m
   for m in methods:
     if m != "zero_shot":
-      methods[m]["vs_zero_shot"] = oracle_gap.paired_tests(per_query[m], per_query.get(
-          "zero_shot", zs), qids)
+      methods[m]["vs_zero_shot"] = oracle_gap.paired_tests(
+        per_query[m], per_query.get("zero_shot", zs), qids
+      )
     kd_ref = best.get(m.partition("@")[2])
     if kd_ref and m not in (kd_ref, "zero_shot"):
       methods[m]["vs_best_kd"] = oracle_gap.paired_tests(per_query[m], per_query[kd_ref], qids)
       methods[m]["best_kd"] = kd_ref
   best_kd = best.get("")
-  return {"langs": langs, "methods": methods, "best_kd": best_kd, "flores": flores,
-          "ranker": ranker, "english_zero_shot": {l: float(np.mean(list(english[l].values())))
-                                                  for l in langs},
-          "description": first.get("description", ""), "license": first.get("license", "")}
+  return {
+    "langs": langs,
+    "methods": methods,
+    "best_kd": best_kd,
+    "flores": flores,
+    "ranker": ranker,
+    "english_zero_shot": {l: float(np.mean(list(english[l].values()))) for l in langs},
+    "description": first.get("description", ""),
+    "license": first.get("license", ""),
+  }
 
 
 def _std(values) -> float:
@@ -298,55 +340,94 @@ def write_report(a: dict, config, work: Path) -> None:
   """``report.md``, ``results.csv`` and ``gap.png`` from :func:`analyse`."""
   langs, methods = a["langs"], a["methods"]
   focus = [l for l in dev_eval.split_list(config.focus_langs) if l in langs]
-  lines = [f"# AfriQA study ({a['ranker']} ranker)", "", a["description"], "",
-           f"License of the collection: {a['license']}. Bitext and its licenses: each run's "
-           "`bitext_manifest.json`.", "",
-           "MAP of the native questions (mean over seeds) and, in brackets, the fraction of the "
-           "oracle gap closed, (MAP_method - MAP_zero-shot) / (MAP_zero-shot(English question) - "
-           "MAP_zero-shot(native question)).", ""]
+  lines = [
+    f"# AfriQA study ({a['ranker']} ranker)",
+    "",
+    a["description"],
+    "",
+    f"License of the collection: {a['license']}. Bitext and its licenses: each run's "
+    "`bitext_manifest.json`.",
+    "",
+    "MAP of the native questions (mean over seeds) and, in brackets, the fraction of the "
+    "oracle gap closed, (MAP_method - MAP_zero-shot) / (MAP_zero-shot(English question) - "
+    "MAP_zero-shot(native question)).",
+    "",
+  ]
   lines.append("| method | seeds | " + " | ".join(langs) + " |")
   lines.append("|---|---|" + "---|" * len(langs))
   for m, r in methods.items():
-    lines.append(f"| {m} | {r['seeds']} | " + " | ".join(
+    lines.append(
+      f"| {m} | {r['seeds']} | "
+      + " | ".join(
         f"{r['closed']['langs'][l]['native_method']:.3f} ({r['closed']['langs'][l]['closed']:+.2f})"
-        for l in langs) + " |")
-  lines.append("| English question, zero-shot | | " + " | ".join(
-      f"{a['english_zero_shot'][l]:.3f}" for l in langs) + " |")
-  lines += ["", f"Fraction of the oracle gap closed over {', '.join(focus)} (the languages with "
-            "bitext), pooled (mean gain / mean gap): seed-averaged scores with a 95% bootstrap "
-            "interval over questions; per-seed mean ± standard deviation. All languages: the "
-            "same over every language above.", "",
-            "| method | closed, focus languages [95% CI] | per seed | closed, all languages "
-            "[95% CI] | p vs zero-shot | p vs best KD | mean English-question MAP |",
-            "|---|---|---|---|---|---|---|"]
+        for l in langs
+      )
+      + " |"
+    )
+  lines.append(
+    "| English question, zero-shot | | "
+    + " | ".join(f"{a['english_zero_shot'][l]:.3f}" for l in langs)
+    + " |"
+  )
+  lines += [
+    "",
+    f"Fraction of the oracle gap closed over {', '.join(focus)} (the languages with "
+    "bitext), pooled (mean gain / mean gap): seed-averaged scores with a 95% bootstrap "
+    "interval over questions; per-seed mean ± standard deviation. All languages: the "
+    "same over every language above.",
+    "",
+    "| method | closed, focus languages [95% CI] | per seed | closed, all languages "
+    "[95% CI] | p vs zero-shot | p vs best KD | mean English-question MAP |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for m, r in methods.items():
     sub = _focus(r, focus)
     p0 = r.get("vs_zero_shot", {}).get("all")
     pk = r.get("vs_best_kd", {}).get("all")
     lines.append(
-        f"| {m} | {sub['closed_pooled']:+.3f} {_ci(sub['closed_pooled_ci'])} | "
-        f"{np.mean(sub['per_seed']):+.3f} ± {_std(sub['per_seed']):.3f} | "
-        f"{r['closed']['closed_pooled']:+.3f} {_ci(r['closed']['closed_pooled_ci'])} | "
-        f"{'—' if p0 is None else f'{p0:.2g}'} | {'—' if pk is None else f'{pk:.2g}'} | "
-        f"{np.mean(list(r['english_student'].values())):.3f} |")
-  lines += ["", f"Best KD baseline: {a['best_kd'] or 'none'} (for an interpolated row, the best KD "
-            "baseline interpolated by the same weight). Paired two-sided t-tests over the "
-            "questions of all languages pooled, on seed-averaged per-question MAP.", ""]
+      f"| {m} | {sub['closed_pooled']:+.3f} {_ci(sub['closed_pooled_ci'])} | "
+      f"{np.mean(sub['per_seed']):+.3f} ± {_std(sub['per_seed']):.3f} | "
+      f"{r['closed']['closed_pooled']:+.3f} {_ci(r['closed']['closed_pooled_ci'])} | "
+      f"{'—' if p0 is None else f'{p0:.2g}'} | {'—' if pk is None else f'{pk:.2g}'} | "
+      f"{np.mean(list(r['english_student'].values())):.3f} |"
+    )
+  lines += [
+    "",
+    f"Best KD baseline: {a['best_kd'] or 'none'} (for an interpolated row, the best KD "
+    "baseline interpolated by the same weight). Paired two-sided t-tests over the "
+    "questions of all languages pooled, on seed-averaged per-question MAP.",
+    "",
+  ]
   if a["flores"]:
     fl = a["flores"]
     fl_langs = list(next(iter(fl.values())))
-    lines += ["## FLORES-200 devtest (sentence retrieval; a known-item test built from "
-              "translations, never trained on)", "",
-              "MAP per language, mean over the seeds that ran this check (" + ", ".join(
-                  f"{m}: {next(iter(fl[m].values()))['seeds']}" for m in fl) + "), and in "
-              "brackets the change from zero-shot.", "",
-              "| lang | resource | " + " | ".join(fl) + " |", "|---|---|" + "---|" * len(fl)]
+    lines += [
+      "## FLORES-200 devtest (sentence retrieval; a known-item test built from "
+      "translations, never trained on)",
+      "",
+      "MAP per language, mean over the seeds that ran this check ("
+      + ", ".join(f"{m}: {next(iter(fl[m].values()))['seeds']}" for m in fl)
+      + "), and in "
+      "brackets the change from zero-shot.",
+      "",
+      "| lang | resource | " + " | ".join(fl) + " |",
+      "|---|---|" + "---|" * len(fl),
+    ]
     for l in fl_langs:
-      lines.append(f"| {l} | {fl[next(iter(fl))][l]['resource']} | " + " | ".join(
+      lines.append(
+        f"| {l} | {fl[next(iter(fl))][l]['resource']} | "
+        + " | ".join(
           f"{fl[m][l]['student']:.4f} ({fl[m][l]['student'] - fl[m][l]['zero_shot']:+.4f})"
-          for m in fl) + " |")
-    lines += ["", "| method | high mean | low mean | gap | change in gap | worst high-resource "
-              "change (any seed) |", "|---|---|---|---|---|---|"]
+          for m in fl
+        )
+        + " |"
+      )
+    lines += [
+      "",
+      "| method | high mean | low mean | gap | change in gap | worst high-resource "
+      "change (any seed) |",
+      "|---|---|---|---|---|---|",
+    ]
     zs_gap = None
     for m in fl:
       hi = [fl[m][l]["student"] for l in fl_langs if fl[m][l]["resource"] == "high"]
@@ -354,21 +435,44 @@ def write_report(a: dict, config, work: Path) -> None:
       g = float(np.mean(hi) - np.mean(lo))
       zs_gap = g if zs_gap is None and m == "zero_shot" else zs_gap
       worst = min(fl[m][l]["min_delta"] for l in fl_langs if fl[m][l]["resource"] == "high")
-      lines.append(f"| {m} | {np.mean(hi):.4f} | {np.mean(lo):.4f} | {g:.4f} | "
-                   f"{'—' if zs_gap is None or m == 'zero_shot' else f'{g - zs_gap:+.4f}'} | "
-                   f"{worst:+.4f} |")
+      lines.append(
+        f"| {m} | {np.mean(hi):.4f} | {np.mean(lo):.4f} | {g:.4f} | "
+        f"{'—' if zs_gap is None or m == 'zero_shot' else f'{g - zs_gap:+.4f}'} | "
+        f"{worst:+.4f} |"
+      )
   paths = report_paths(work, a["ranker"])
   atomic_write_text(paths["report"], "\n".join(lines) + "\n")
   buf = io.StringIO()
   w = csv.writer(buf)
-  w.writerow(["method", "lang", "seeds", "native_map", "zero_shot_map", "english_zero_shot_map",
-              "closed", "closed_ci_low", "closed_ci_high"])
+  w.writerow(
+    [
+      "method",
+      "lang",
+      "seeds",
+      "native_map",
+      "zero_shot_map",
+      "english_zero_shot_map",
+      "closed",
+      "closed_ci_low",
+      "closed_ci_high",
+    ]
+  )
   for m, r in methods.items():
     for l in langs:
       x = r["closed"]["langs"][l]
-      w.writerow([m, l, r["seeds"], f"{x['native_method']:.6f}", f"{x['native_zero_shot']:.6f}",
-                  f"{x['english_zero_shot']:.6f}", f"{x['closed']:.4f}", f"{x['closed_ci'][0]:.4f}",
-                  f"{x['closed_ci'][1]:.4f}"])
+      w.writerow(
+        [
+          m,
+          l,
+          r["seeds"],
+          f"{x['native_method']:.6f}",
+          f"{x['native_zero_shot']:.6f}",
+          f"{x['english_zero_shot']:.6f}",
+          f"{x['closed']:.4f}",
+          f"{x['closed_ci'][0]:.4f}",
+          f"{x['closed_ci'][1]:.4f}",
+        ]
+      )
   atomic_write_text(paths["csv"], buf.getvalue())
   _plot(a, paths["plot"])
 
@@ -378,17 +482,27 @@ def _focus(r: dict, focus: List[str]) -> dict:
   and per seed (each seed's gains over the zero-shot gaps)."""
   c = r["closed_focus"]
   gaps = {l: c["langs"][l]["gap"] for l in focus}
-  per_seed = [float(np.mean([r["closed_per_seed_lang"][l][i] * gaps[l] for l in focus]) /
-                    np.mean(list(gaps.values()))) for i in range(r["seeds"])]
-  return {"closed_pooled": c["closed_pooled"], "closed_pooled_ci": c["closed_pooled_ci"],
-          "per_seed": per_seed}
+  per_seed = [
+    float(
+      np.mean([r["closed_per_seed_lang"][l][i] * gaps[l] for l in focus])
+      / np.mean(list(gaps.values()))
+    )
+    for i in range(r["seeds"])
+  ]
+  return {
+    "closed_pooled": c["closed_pooled"],
+    "closed_pooled_ci": c["closed_pooled_ci"],
+    "per_seed": per_seed,
+  }
 
 
 def _plot(a: dict, path: Path) -> None:
   """Per language, each method's fraction of the oracle gap closed with its 95% interval."""
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   langs, methods = a["langs"], [m for m in a["methods"] if m != "zero_shot"]
   fig, ax = plt.subplots(figsize=(11, 4.2))
   width = 0.8 / max(len(methods), 1)
@@ -396,15 +510,19 @@ def _plot(a: dict, path: Path) -> None:
     c = a["methods"][m]["closed"]["langs"]
     xs = [x + (i - (len(methods) - 1) / 2) * width for x in range(len(langs))]
     ys = [c[l]["closed"] for l in langs]
-    err = [[y - c[l]["closed_ci"][0] for y, l in zip(ys, langs)],
-           [c[l]["closed_ci"][1] - y for y, l in zip(ys, langs)]]
+    err = [
+      [y - c[l]["closed_ci"][0] for y, l in zip(ys, langs)],
+      [c[l]["closed_ci"][1] - y for y, l in zip(ys, langs)],
+    ]
     ax.bar(xs, ys, width, label=m, yerr=err, capsize=3)
   ax.axhline(0, color="black", lw=0.5)
   ax.axhline(0.5, color="grey", lw=0.5, ls="--")
   ax.set_xticks(range(len(langs)), langs)
   ax.set_ylabel("fraction of the oracle gap closed")
-  ax.set_title(f"AfriQA: native question vs its English translation ({a['ranker']} ranker; "
-               "95% CI over questions)")
+  ax.set_title(
+    f"AfriQA: native question vs its English translation ({a['ranker']} ranker; "
+    "95% CI over questions)"
+  )
   ax.legend(fontsize=8)
   fig.tight_layout()
   tmp = path.with_name(f".{path.name}.tmp")

@@ -25,6 +25,7 @@ def _prog() -> str:
 def _traceback_wanted() -> bool:
   return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
 
+
 from absl import app
 
 
@@ -39,10 +40,13 @@ def _exit_on_unknown_key(e: AttributeError) -> None:
   given = [a for a in sys.argv[1:] if re.match(rf"--config(\.\w+)*\.{re.escape(key)}(=|$)", a)]
   if not given:
     return
-  advice = (f"did you mean {hint.group(1)!r}?" if hint else
-            "see the config file for the available fields")
-  print(f"{_prog()}: error: {given[0].split('=')[0]}: the config has no key {key!r} ({advice})",
-        file=sys.stderr)
+  advice = (
+    f"did you mean {hint.group(1)!r}?" if hint else "see the config file for the available fields"
+  )
+  print(
+    f"{_prog()}: error: {given[0].split('=')[0]}: the config has no key {key!r} ({advice})",
+    file=sys.stderr,
+  )
   sys.exit(2)
 
 
@@ -53,6 +57,7 @@ def config_flag(default: str, help_text: str):
   while defining the flag (at import), outside :func:`run`; an unknown key there gets the same
   one-line error."""
   from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+
   try:
     return config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
   except AttributeError as e:
@@ -77,17 +82,20 @@ def parse_flags(argv, flag_values=None):
   exit 2 in place of absl's "FATAL Flags parsing error" block. ``flag_values``: absl's
   ``flags.FLAGS`` unless given (tests pass their own)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
+
   try:
     rest = (flag_values or flags.FLAGS)(argv)
   except flags.Error as e:
     if _traceback_wanted():
       raise
-    print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)",
-          file=sys.stderr)
+    print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)", file=sys.stderr)
     sys.exit(2)
   if len(rest) > 1:  # the entry points take flags only; a stray word is a typo, not an input
-    print(f"{_prog()}: error: unexpected arguments {rest[1:]}: every input is a --flag "
-          "(--helpshort lists them)", file=sys.stderr)
+    print(
+      f"{_prog()}: error: unexpected arguments {rest[1:]}: every input is a --flag "
+      "(--helpshort lists them)",
+      file=sys.stderr,
+    )
     sys.exit(2)
   return rest
 
@@ -99,6 +107,7 @@ def run(main: Callable) -> None:
   that cannot be created or written) into one (exit 1), instead of a traceback (module
   docstring)."""
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   try:
     app.run(main, flags_parser=parse_flags)
   except AttributeError as e:

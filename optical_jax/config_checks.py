@@ -19,11 +19,13 @@ def _problems(config) -> List[str]:
   from optical_jax.dev_eval import COLLECTIONS
   from optical_jax.models.scoring import RANKERS
   from optical_jax.training.steps import OBJECTIVES, DistillSpec
+
   METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as experiment.METHODS
   out = []
   if config.method not in METHODS:
     out.append(f"method={config.method!r}: expected one of {METHODS}")
   from optical_jax.models.attention import IMPLEMENTATIONS
+
   if config.get("attention", "auto") not in IMPLEMENTATIONS:
     out.append(f"attention={config.attention!r}: expected one of {IMPLEMENTATIONS}")
   if config.dtype not in DTYPES:
@@ -34,8 +36,10 @@ def _problems(config) -> List[str]:
   if t.num_epochs < 0:
     out.append(f"train.num_epochs={t.num_epochs}: must be >= 0")
   if config.method != "zero_shot" and t.num_steps <= 0 and t.num_epochs <= 0:
-    out.append(f"train.num_steps={t.num_steps} and train.num_epochs={t.num_epochs}: method "
-               f"{config.method!r} would export an untrained student; set one of them > 0")
+    out.append(
+      f"train.num_steps={t.num_steps} and train.num_epochs={t.num_epochs}: method "
+      f"{config.method!r} would export an untrained student; set one of them > 0"
+    )
   for name in ("batch_size", "learning_rate"):
     if not t[name] > 0:
       out.append(f"train.{name}={t[name]}: must be > 0")
@@ -43,8 +47,9 @@ def _problems(config) -> List[str]:
     if t[name] < 0:
       out.append(f"train.{name}={t[name]}: must be >= 0")
   if t.checkpoint_every < 1 or t.log_every < 1:
-    out.append(f"train.checkpoint_every={t.checkpoint_every}, train.log_every={t.log_every}: "
-               "must be >= 1")
+    out.append(
+      f"train.checkpoint_every={t.checkpoint_every}, train.log_every={t.log_every}: must be >= 1"
+    )
   if t.keep_checkpoints < 1:  # orbax keeps none with 0: nothing to resume from
     out.append(f"train.keep_checkpoints={t.keep_checkpoints}: must be >= 1")
   d = config.data
@@ -57,8 +62,9 @@ def _problems(config) -> List[str]:
   if not 0.0 <= d.get("english_pairs", 0.0) < 1.0:
     out.append(f"data.english_pairs={d.english_pairs}: must be in [0, 1)")
   if not (config.mesh.data >= 1 or config.mesh.data == -1) or config.mesh.fsdp < 1:
-    out.append(f"mesh={dict(config.mesh)}: fsdp must be >= 1 and data >= 1 (or -1: all devices "
-               "/ fsdp)")
+    out.append(
+      f"mesh={dict(config.mesh)}: fsdp must be >= 1 and data >= 1 (or -1: all devices / fsdp)"
+    )
   if config.method in OBJECTIVES and not config.ot.threshold > 0:  # else Sinkhorn never stops early
     out.append(f"ot.threshold={config.ot.threshold}: must be > 0")
   if config.method in OBJECTIVES and config.ot.inner_iterations < 1:
@@ -72,9 +78,11 @@ def _problems(config) -> List[str]:
   if tc.get("model", "") and tc.get("model") == config.model:
     out.append(f"teacher.model={tc.model!r} is config.model: leave it '' for the self-teacher")
   if tc.get("model", "") and config.distill.layer != -1:
-    out.append(f"distill.layer={config.distill.layer} with teacher.model={tc.model!r}: a "
-               "teacher of another model is distilled at the last layer only (-1), where the "
-               "student's output projection maps into the teacher's width")
+    out.append(
+      f"distill.layer={config.distill.layer} with teacher.model={tc.model!r}: a "
+      "teacher of another model is distilled at the last layer only (-1), where the "
+      "student's output projection maps into the teacher's width"
+    )
   if tc.get("model", "") and tc.get("projection_fit_texts", 1) < 1:
     out.append(f"teacher.projection_fit_texts={tc.projection_fit_texts}: must be >= 1")
   r = config.retrieval
@@ -107,8 +115,12 @@ def validate_for_model(config, num_layers: int) -> None:
   distilling the last layer."""
   layer = config.distill.layer
   if config.method != "zero_shot" and not (layer == -1 or 0 <= layer <= num_layers):
-    _raise([f"distill.layer={layer}: the model has {num_layers} layers; expected -1 (the last), "
-            f"0 (the embeddings) or 1..{num_layers}"])
+    _raise(
+      [
+        f"distill.layer={layer}: the model has {num_layers} layers; expected -1 (the last), "
+        f"0 (the embeddings) or 1..{num_layers}"
+      ]
+    )
 
 
 def _split(s: str) -> List[str]:
@@ -124,6 +136,7 @@ def validate_gap_study(config) -> None:
   from optical_jax.evaluation.metrics import DEFAULT_MEASURES
   from optical_jax.retrieval.collection_eval import RANKER_CHOICES
   from optical_jax.training.steps import OBJECTIVES
+
   methods = ("zero_shot",) + OBJECTIVES
   out = []
   if not _split(config.encoders):
@@ -137,13 +150,16 @@ def validate_gap_study(config) -> None:
       out.append(f"{side}='': the gap needs at least one {side}-resource query language")
   e = config.eval
   if e.metric not in DEFAULT_MEASURES:
-    out.append(f"eval.metric={e.metric!r}: expected one of the measures evaluated, "
-               f"{DEFAULT_MEASURES}")
+    out.append(
+      f"eval.metric={e.metric!r}: expected one of the measures evaluated, {DEFAULT_MEASURES}"
+    )
   if e.ranker not in RANKER_CHOICES:
     out.append(f"eval.ranker={e.ranker!r}: expected one of {RANKER_CHOICES}")
   if e.bootstrap_samples < 1:
-    out.append(f"eval.bootstrap_samples={e.bootstrap_samples}: must be >= 1 (the intervals are "
-               "bootstrap percentiles)")
+    out.append(
+      f"eval.bootstrap_samples={e.bootstrap_samples}: must be >= 1 (the intervals are "
+      "bootstrap percentiles)"
+    )
   for name, low in (("k", 1), ("batch_size", 1), ("doc_max_length", 2)):
     if e[name] < low:
       out.append(f"eval.{name}={e[name]}: must be >= {low}")

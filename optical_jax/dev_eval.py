@@ -71,14 +71,22 @@ def load_dev_collection(name: str, config):
   r = config.retrieval
   if name == "afriqa":
     from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+
     langs = split_list(r.afriqa_langs)
     return afriqa_collection(root(config, "afriqa"), langs), langs, []
   if name == "flores_devtest":
     from optical_jax.data.collections import flores_collection  # pylint: disable=import-outside-toplevel
+
     langs = split_list(r.flores_langs)
-    return flores_collection(root(config, "flores"), langs, "devtest"), langs, split_list(r.flores_high)
-  raise ValueError(f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
-                   "('tatoeba' is a bitext-matching check, not a collection)")
+    return (
+      flores_collection(root(config, "flores"), langs, "devtest"),
+      langs,
+      split_list(r.flores_high),
+    )
+  raise ValueError(
+    f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
+    "('tatoeba' is a bitext-matching check, not a collection)"
+  )
 
 
 def guard_collections(config) -> list:
@@ -92,13 +100,13 @@ def guard_collections(config) -> list:
       continue
     from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
     from optical_jax.data.collection_format import Collection  # pylint: disable=import-outside-toplevel
+
     docs, queries = {}, {}
     for lang in split_list(config.retrieval.tatoeba_langs):
       pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
       docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
       queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
-    out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries,
-                          qrels={}))
+    out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries, qrels={}))
   return out
 
 
@@ -107,41 +115,70 @@ def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign,
   the reverse (``evaluation/matching.py``; the query prefix on both sides, as E5 recommends)."""
   from optical_jax.encode import encode_texts  # pylint: disable=import-outside-toplevel
   from optical_jax.evaluation.matching import matching_hits  # pylint: disable=import-outside-toplevel
+
   kw = dict(batch_size=config.eval.batch_size, normalize=True, progress=False)
-  return matching_hits(encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw),
-                       encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw))
+  return matching_hits(
+    encode_texts(query_model, foreign, prefix=query_model.query_prefix, **kw),
+    encode_texts(doc_model, english, prefix=doc_model.query_prefix, **kw),
+  )
 
 
-def tatoeba_check(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path,
-                  settings: Optional[dict] = None) -> dict:
+def tatoeba_check(
+  student: LoadedEncoder,
+  teacher: LoadedEncoder,
+  config,
+  workdir: Path,
+  settings: Optional[dict] = None,
+) -> dict:
   """Tatoeba matching accuracy of the student against zero-shot (module docstring)."""
   from scipy import stats  # pylint: disable=import-outside-toplevel
   from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
+
   r = config.retrieval
   rows = {}
   for lang in split_list(r.tatoeba_langs):
     data = read_tatoeba(root(config, "tatoeba"), lang)
     if len(data.pairs) < 2:
-      raise ValueError(f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
-                       "least 2 to measure matching accuracy")
+      raise ValueError(
+        f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
+        "least 2 to measure matching accuracy"
+      )
     english = [p.english for p in data.pairs]
     foreign = [p.foreign for p in data.pairs]
     zs_f2e, zs_e2f = _tatoeba_hits(teacher, teacher, foreign, english, config)
-    st_f2e, st_e2f = ((zs_f2e, zs_e2f) if student is teacher else
-                      _tatoeba_hits(student, teacher, foreign, english, config))
+    st_f2e, st_e2f = (
+      (zs_f2e, zs_e2f)
+      if student is teacher
+      else _tatoeba_hits(student, teacher, foreign, english, config)
+    )
     gained, lost = int((st_f2e & ~zs_f2e).sum()), int((~st_f2e & zs_f2e).sum())
-    p = (stats.binomtest(min(gained, lost), gained + lost, 0.5).pvalue
-         if gained + lost else 1.0)
-    rows[lang] = {"n": len(english), "zero_shot_f2e": float(zs_f2e.mean()),
-                  "student_f2e": float(st_f2e.mean()), "zero_shot_e2f": float(zs_e2f.mean()),
-                  "student_e2f": float(st_e2f.mean()), "f2e_gained": gained, "f2e_lost": lost,
-                  "p_mcnemar": float(p)}
-    log.info("Tatoeba %s (n=%d): f2e %.3f -> %.3f, e2f %.3f -> %.3f", lang, len(english),
-             rows[lang]["zero_shot_f2e"], rows[lang]["student_f2e"], rows[lang]["zero_shot_e2f"],
-             rows[lang]["student_e2f"])
-  summary = {"langs": rows, "description": "Tatoeba bitext-matching accuracy (LASER test "
-             "sets): foreign side by the student, English side by the teacher",
-             "license": "CC BY 2.0 FR (Tatoeba)", "settings": settings}
+    p = stats.binomtest(min(gained, lost), gained + lost, 0.5).pvalue if gained + lost else 1.0
+    rows[lang] = {
+      "n": len(english),
+      "zero_shot_f2e": float(zs_f2e.mean()),
+      "student_f2e": float(st_f2e.mean()),
+      "zero_shot_e2f": float(zs_e2f.mean()),
+      "student_e2f": float(st_e2f.mean()),
+      "f2e_gained": gained,
+      "f2e_lost": lost,
+      "p_mcnemar": float(p),
+    }
+    log.info(
+      "Tatoeba %s (n=%d): f2e %.3f -> %.3f, e2f %.3f -> %.3f",
+      lang,
+      len(english),
+      rows[lang]["zero_shot_f2e"],
+      rows[lang]["student_f2e"],
+      rows[lang]["zero_shot_e2f"],
+      rows[lang]["student_e2f"],
+    )
+  summary = {
+    "langs": rows,
+    "description": "Tatoeba bitext-matching accuracy (LASER test "
+    "sets): foreign side by the student, English side by the teacher",
+    "license": "CC BY 2.0 FR (Tatoeba)",
+    "settings": settings,
+  }
   atomic_write_text(workdir / "retrieval" / "tatoeba.json", json.dumps(summary, indent=1))
   return summary
 
@@ -152,19 +189,42 @@ def _per_query(results) -> Dict[str, Dict[str, float]]:
 
 def _run(query_model, doc_model, collection, langs, ranker, config, out_dir) -> Dict[str, dict]:
   r = config.retrieval
-  res = evaluate_collection(query_model, doc_model, collection, langs, out_dir, ranker=ranker,
-                            k=r.k, cache_dir=cache_dir(config), batch_size=config.eval.batch_size,
-                            doc_max_length=r.doc_max_length, progress=False)
+  res = evaluate_collection(
+    query_model,
+    doc_model,
+    collection,
+    langs,
+    out_dir,
+    ranker=ranker,
+    k=r.k,
+    cache_dir=cache_dir(config),
+    batch_size=config.eval.batch_size,
+    doc_max_length=r.doc_max_length,
+    progress=False,
+  )
   return {"per_query": _per_query(res), "mean": {l: x.mean for l, x in res.items()}}
 
 
-def zero_shot(teacher: LoadedEncoder, collection, langs, ranker, config, out_dir) -> Dict[str, dict]:
+def zero_shot(
+  teacher: LoadedEncoder, collection, langs, ranker, config, out_dir
+) -> Dict[str, dict]:
   """The teacher's own results (cached by teacher, collection, languages and settings)."""
   r = config.retrieval
-  key = hashlib.sha256(json.dumps([fingerprint(teacher), collection.name, sorted(langs), ranker,
-                                   r.k, r.doc_max_length, len(collection.doc_ids),
-                                   collection.meta.get("counts")], sort_keys=True).encode()
-                       ).hexdigest()[:20]
+  key = hashlib.sha256(
+    json.dumps(
+      [
+        fingerprint(teacher),
+        collection.name,
+        sorted(langs),
+        ranker,
+        r.k,
+        r.doc_max_length,
+        len(collection.doc_ids),
+        collection.meta.get("counts"),
+      ],
+      sort_keys=True,
+    ).encode()
+  ).hexdigest()[:20]
   path = cache_dir(config) / f"zero_shot-{key}.json"
   if path.is_file():
     return json.loads(path.read_text(encoding="utf-8"))
@@ -174,16 +234,25 @@ def zero_shot(teacher: LoadedEncoder, collection, langs, ranker, config, out_dir
   return out
 
 
-def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir: Path,
-                 interpolation: Optional[float] = None) -> dict:
+def evaluate_dev(
+  student: LoadedEncoder,
+  teacher: LoadedEncoder,
+  config,
+  workdir: Path,
+  interpolation: Optional[float] = None,
+) -> dict:
   """Runs every collection of ``config.retrieval.collections`` with every ranker of
   ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``. Each summary
   records its ``settings`` (run depth, passage token limit, the query and document models and
   ``interpolation``: the student's weight against the teacher, None for zero-shot)."""
   r = config.retrieval
-  settings = {"k": r.k, "doc_max_length": r.doc_max_length, "query_model": student.source,
-              "doc_model": teacher.source,
-              "interpolation": None if student is teacher else interpolation}
+  settings = {
+    "k": r.k,
+    "doc_max_length": r.doc_max_length,
+    "query_model": student.source,
+    "doc_model": teacher.source,
+    "interpolation": None if student is teacher else interpolation,
+  }
   out = {}
   for name in split_list(config.retrieval.collections):
     if name == "tatoeba":
@@ -197,39 +266,67 @@ def evaluate_dev(student: LoadedEncoder, teacher: LoadedEncoder, config, workdir
       log.info("retrieval check %s: zero-shot", key)
       zs = zero_shot(teacher, collection, query_langs, ranker, config, out_dir / "zero_shot")
       log.info("retrieval check %s: student", key)
-      st = zs if student is teacher else _run(student, teacher, collection, query_langs, ranker,
-                                               config, out_dir / "student")
+      st = (
+        zs
+        if student is teacher
+        else _run(student, teacher, collection, query_langs, ranker, config, out_dir / "student")
+      )
       qids = {l: sorted(q for q in collection.queries[l] if q in collection.qrels) for l in langs}
       if name == "afriqa":
         summary = _afriqa_summary(st, zs, qids, config)
       else:
         summary = _flores_summary(st, zs, qids, langs, high)
-      summary.update(collection=collection.name, ranker=ranker, metric=METRIC, settings=settings,
-                     description=collection.meta.get("description", ""),
-                     license=collection.meta.get("license", ""))
-      atomic_write_text(out_dir.parent / f"{key}.json", json.dumps(
+      summary.update(
+        collection=collection.name,
+        ranker=ranker,
+        metric=METRIC,
+        settings=settings,
+        description=collection.meta.get("description", ""),
+        license=collection.meta.get("license", ""),
+      )
+      atomic_write_text(
+        out_dir.parent / f"{key}.json",
+        json.dumps(
           {**summary, "per_query": {"student": st["per_query"], "zero_shot": zs["per_query"]}},
-          indent=1))
+          indent=1,
+        ),
+      )
       out[key] = summary
   return out
 
 
 def _afriqa_summary(st, zs, qids, config) -> dict:
   from optical_jax.data.afriqa import ENGLISH_SUFFIX  # pylint: disable=import-outside-toplevel
+
   english_zs = oracle_gap.english_by_native(zs["per_query"]["en"], qids, ENGLISH_SUFFIX)
   english_st = oracle_gap.english_by_native(st["per_query"]["en"], qids, ENGLISH_SUFFIX)
-  closed = oracle_gap.closed_fraction({l: st["per_query"][l] for l in qids},
-                                      {l: zs["per_query"][l] for l in qids}, english_zs, qids,
-                                      samples=config.retrieval.bootstrap_samples)
-  tests = oracle_gap.paired_tests({l: st["per_query"][l] for l in qids},
-                                  {l: zs["per_query"][l] for l in qids}, qids)
+  closed = oracle_gap.closed_fraction(
+    {l: st["per_query"][l] for l in qids},
+    {l: zs["per_query"][l] for l in qids},
+    english_zs,
+    qids,
+    samples=config.retrieval.bootstrap_samples,
+  )
+  tests = oracle_gap.paired_tests(
+    {l: st["per_query"][l] for l in qids}, {l: zs["per_query"][l] for l in qids}, qids
+  )
   drift = {l: sum(english_st[l].values()) / len(qids[l]) for l in qids}
-  summary = {"closed": closed, "vs_zero_shot": tests, "english_student": drift,
-             "english_zero_shot": {l: closed["langs"][l]["english_zero_shot"] for l in qids}}
-  log.info("AfriQA: closed %.3f of the oracle gap (pooled; 95%% CI %.3f..%.3f), macro %.3f; %s",
-           closed["closed_pooled"], *closed["closed_pooled_ci"], closed["closed_macro"],
-           " ".join(f"{l} {closed['langs'][l]['native_zero_shot']:.3f}->"
-                    f"{closed['langs'][l]['native_method']:.3f}" for l in qids))
+  summary = {
+    "closed": closed,
+    "vs_zero_shot": tests,
+    "english_student": drift,
+    "english_zero_shot": {l: closed["langs"][l]["english_zero_shot"] for l in qids},
+  }
+  log.info(
+    "AfriQA: closed %.3f of the oracle gap (pooled; 95%% CI %.3f..%.3f), macro %.3f; %s",
+    closed["closed_pooled"],
+    *closed["closed_pooled_ci"],
+    closed["closed_macro"],
+    " ".join(
+      f"{l} {closed['langs'][l]['native_zero_shot']:.3f}->{closed['langs'][l]['native_method']:.3f}"
+      for l in qids
+    ),
+  )
   return summary
 
 
@@ -238,18 +335,30 @@ def _flores_summary(st, zs, qids, langs: Sequence[str], high: Sequence[str]) -> 
   for l in langs:
     s = sum(st["per_query"][l].get(q, 0.0) for q in qids[l]) / len(qids[l])
     z = sum(zs["per_query"][l].get(q, 0.0) for q in qids[l]) / len(qids[l])
-    rows[l] = {"student": s, "zero_shot": z, "delta": s - z,
-               "p": paired_t_test(st["per_query"][l], zs["per_query"][l], qids[l]),
-               "resource": "high" if l in high else "low"}
+    rows[l] = {
+      "student": s,
+      "zero_shot": z,
+      "delta": s - z,
+      "p": paired_t_test(st["per_query"][l], zs["per_query"][l], qids[l]),
+      "resource": "high" if l in high else "low",
+    }
   low = [l for l in langs if l not in high]
 
   def mean(ls, k):
     return sum(rows[l][k] for l in ls) / len(ls) if ls else float("nan")
 
-  summary = {"langs": rows, "high_delta": mean(high, "delta"), "low_delta": mean(low, "delta"),
-             "worst_high_delta": min((rows[l]["delta"] for l in high), default=float("nan"))}
-  log.info("FLORES devtest: mean delta low %+.4f, high %+.4f (worst high %+.4f)",
-           summary["low_delta"], summary["high_delta"], summary["worst_high_delta"])
+  summary = {
+    "langs": rows,
+    "high_delta": mean(high, "delta"),
+    "low_delta": mean(low, "delta"),
+    "worst_high_delta": min((rows[l]["delta"] for l in high), default=float("nan")),
+  }
+  log.info(
+    "FLORES devtest: mean delta low %+.4f, high %+.4f (worst high %+.4f)",
+    summary["low_delta"],
+    summary["high_delta"],
+    summary["worst_high_delta"],
+  )
   return summary
 
 
@@ -258,28 +367,49 @@ def format_markdown(summaries: Dict[str, dict]) -> str:
   lines = []
   for key, s in summaries.items():
     if key == "tatoeba":
-      lines += [f"\n## {key}: {s['description']}", "",
-                "| lang | n | zero-shot f2e | student f2e | zero-shot e2f | student e2f | "
-                "f2e gained / lost | p (McNemar) |", "|---|---|---|---|---|---|---|---|"]
-      lines += [f"| {l} | {r['n']} | {r['zero_shot_f2e']:.3f} | {r['student_f2e']:.3f} | "
-                f"{r['zero_shot_e2f']:.3f} | {r['student_e2f']:.3f} | {r['f2e_gained']} / "
-                f"{r['f2e_lost']} | {r['p_mcnemar']:.2g} |" for l, r in s["langs"].items()]
+      lines += [
+        f"\n## {key}: {s['description']}",
+        "",
+        "| lang | n | zero-shot f2e | student f2e | zero-shot e2f | student e2f | "
+        "f2e gained / lost | p (McNemar) |",
+        "|---|---|---|---|---|---|---|---|",
+      ]
+      lines += [
+        f"| {l} | {r['n']} | {r['zero_shot_f2e']:.3f} | {r['student_f2e']:.3f} | "
+        f"{r['zero_shot_e2f']:.3f} | {r['student_e2f']:.3f} | {r['f2e_gained']} / "
+        f"{r['f2e_lost']} | {r['p_mcnemar']:.2g} |"
+        for l, r in s["langs"].items()
+      ]
     elif "closed" in s:
       c = s["closed"]
       langs = list(c["langs"])
-      lines += [f"\n## {key}: {s['description']}", "",
-                oracle_gap.format_table({"student": c}, langs, METRIC), "",
-                "Student's English-question MAP (zero-shot): " + ", ".join(
-                    f"{l} {s['english_student'][l]:.3f} ({s['english_zero_shot'][l]:.3f})"
-                    for l in langs),
-                f"Paired t-test vs zero-shot over all questions: p = {s['vs_zero_shot']['all']:.2g}"]
+      lines += [
+        f"\n## {key}: {s['description']}",
+        "",
+        oracle_gap.format_table({"student": c}, langs, METRIC),
+        "",
+        "Student's English-question MAP (zero-shot): "
+        + ", ".join(
+          f"{l} {s['english_student'][l]:.3f} ({s['english_zero_shot'][l]:.3f})" for l in langs
+        ),
+        f"Paired t-test vs zero-shot over all questions: p = {s['vs_zero_shot']['all']:.2g}",
+      ]
     else:
-      lines += [f"\n## {key}: {s['description']}", "",
-                "| lang | resource | zero-shot | student | delta | p |", "|---|---|---|---|---|---|"]
-      lines += [f"| {l} | {r['resource']} | {r['zero_shot']:.4f} | {r['student']:.4f} | "
-                f"{r['delta']:+.4f} | {r['p']:.2g} |" for l, r in s["langs"].items()]
-      lines.append(f"\nMean delta: low {s['low_delta']:+.4f}, high {s['high_delta']:+.4f} "
-                   f"(worst high-resource language {s['worst_high_delta']:+.4f}).")
+      lines += [
+        f"\n## {key}: {s['description']}",
+        "",
+        "| lang | resource | zero-shot | student | delta | p |",
+        "|---|---|---|---|---|---|",
+      ]
+      lines += [
+        f"| {l} | {r['resource']} | {r['zero_shot']:.4f} | {r['student']:.4f} | "
+        f"{r['delta']:+.4f} | {r['p']:.2g} |"
+        for l, r in s["langs"].items()
+      ]
+      lines.append(
+        f"\nMean delta: low {s['low_delta']:+.4f}, high {s['high_delta']:+.4f} "
+        f"(worst high-resource language {s['worst_high_delta']:+.4f})."
+      )
   return "\n".join(lines) + "\n"
 
 
@@ -289,14 +419,20 @@ def main(argv=None) -> int:
   (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot)."""
   import argparse  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
-  parser = argparse.ArgumentParser(prog="python -m optical_jax.dev_eval",
-                                   description=main.__doc__.split("\n")[0])
+
+  parser = argparse.ArgumentParser(
+    prog="python -m optical_jax.dev_eval", description=main.__doc__.split("\n")[0]
+  )
   parser.add_argument("--workdir", required=True, help="a finished train.py work directory")
   parser.add_argument("--rankers", default="", help="default: the run's config.retrieval.rankers")
   parser.add_argument("--collections", default="", help="default: the run's collections")
-  parser.add_argument("--interpolation", type=float, default=None,
-                      help="evaluate teacher + a * (student - teacher) instead (WiSE-FT); the "
-                      "outputs go to WORKDIR/interpolation_<a>/retrieval")
+  parser.add_argument(
+    "--interpolation",
+    type=float,
+    default=None,
+    help="evaluate teacher + a * (student - teacher) instead (WiSE-FT); the "
+    "outputs go to WORKDIR/interpolation_<a>/retrieval",
+  )
   args = parser.parse_args(argv)
   work = Path(args.workdir)
   if not (work / "config.json").is_file():
@@ -324,6 +460,7 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   import dataclasses  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
   from optical_jax.training.state import interpolate  # pylint: disable=import-outside-toplevel
+
   other = config.get("teacher", {}).get("model", "")  # a teacher of another model
   teacher = load_encoder(other or config.model, dtype=config.dtype)
   if config.method == "zero_shot":
@@ -336,8 +473,9 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   weight = exported
   if alpha is not None:
     start = teacher.params  # the student's start: the teacher's copy, or its own model + the
-    if other:               # fitted projection
+    if other:  # fitted projection
       import numpy as np  # pylint: disable=import-outside-toplevel
+
       base = load_encoder(config.model, dtype=config.dtype)
       kernel = np.load(Path(work) / PROJECTION_START)
       start = {"params": dict(base.params["params"], output_projection={"kernel": kernel})}
@@ -345,9 +483,14 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
     out = interpolation_dir(work, alpha)
     weight = alpha * exported
     if exported != 1.0:
-      log.warning("%s exported its student at interpolation %g: --interpolation %g evaluates "
-                  "the trained student's weight %g against the teacher", work, exported, alpha,
-                  weight)
+      log.warning(
+        "%s exported its student at interpolation %g: --interpolation %g evaluates "
+        "the trained student's weight %g against the teacher",
+        work,
+        exported,
+        alpha,
+        weight,
+      )
   return evaluate_dev(student, teacher, config, out, interpolation=weight)
 
 

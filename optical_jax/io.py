@@ -90,8 +90,9 @@ def check_output_file(path: PathLike, what: str = "output") -> None:
     os.close(fd)
     os.unlink(tmp)
   except OSError as e:
-    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: "
-                     f"{e.filename or path.parent})") from None
+    raise UsageError(
+      f"{what} {path}: cannot write there ({e.strerror}: {e.filename or path.parent})"
+    ) from None
 
 
 def check_output_folder(path: PathLike, what: str = "output") -> None:
@@ -107,8 +108,9 @@ def check_output_folder(path: PathLike, what: str = "output") -> None:
     os.close(fd)
     os.unlink(tmp)
   except OSError as e:
-    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: "
-                     f"{e.filename or path})") from None
+    raise UsageError(
+      f"{what} {path}: cannot write there ({e.strerror}: {e.filename or path})"
+    ) from None
 
 
 def check_work_folder(path: PathLike, what: str = "--workdir") -> None:
@@ -204,8 +206,9 @@ def existing_file(path: PathLike, what: str = "") -> pathlib.Path:
   raise FileNotFoundError(f"{path}: no such file{note}")
 
 
-def iter_lines(path: PathLike, errors: str = "raise"
-               ) -> Iterator[Tuple[int, Union[str, UnicodeDecodeError]]]:
+def iter_lines(
+  path: PathLike, errors: str = "raise"
+) -> Iterator[Tuple[int, Union[str, UnicodeDecodeError]]]:
   """(1-based line number, text) of a UTF-8 file split on ``\\n`` (``\\r\\n`` too), a BOM at
   its start dropped.
 
@@ -224,7 +227,7 @@ def iter_lines(path: PathLike, errors: str = "raise"
     if line.endswith(b"\r"):
       line = line[:-1]
     if i == 1 and line.startswith(_BOM):
-      line = line[len(_BOM):]
+      line = line[len(_BOM) :]
     try:
       yield i, line.decode("utf-8")
     except UnicodeDecodeError as e:

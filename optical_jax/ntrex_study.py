@@ -46,6 +46,7 @@ def _collection_dir(config, work: Path, langs) -> Path:
   out = work / "collection"
   if not (out / "qrels.txt").is_file():
     from optical_jax.data.collections import build_ntrex  # pylint: disable=import-outside-toplevel
+
     if not Path(c.source).is_dir():
       raise FileNotFoundError(f"NTREX-128 not found at {c.source} (config.collection.source)")
     build_ntrex(c.source, out, langs, with_title=c.with_title)
@@ -69,8 +70,9 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   low, high = _split(config.low), _split(config.high)
   both = sorted(set(low) & set(high))
   if both:
-    raise UsageError(f"config.low and config.high both name {both}: a language is either "
-                     "low- or high-resource")
+    raise UsageError(
+      f"config.low and config.high both name {both}: a language is either low- or high-resource"
+    )
   langs = low + high
   for enc in _split(config.encoders):  # every run's config, before anything loads or trains
     for method in _split(config.methods):
@@ -104,30 +106,49 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
           experiment.train_and_evaluate(cfg, str(run_dir))
         query_model = load_encoder(str(run_dir), dtype=config.distill.dtype)
       t0 = time.time()
-      results = evaluate_collection(query_model, doc_model, collection, todo, cell_dir / "runs",
-                                    ranker=config.eval.ranker, k=config.eval.k,
-                                    cache_dir=work / "cache", batch_size=config.eval.batch_size,
-                                    doc_max_length=config.eval.doc_max_length,
-                                    tag=f"{slug(enc)}.{method}")
+      results = evaluate_collection(
+        query_model,
+        doc_model,
+        collection,
+        todo,
+        cell_dir / "runs",
+        ranker=config.eval.ranker,
+        k=config.eval.k,
+        cache_dir=work / "cache",
+        batch_size=config.eval.batch_size,
+        doc_max_length=config.eval.doc_max_length,
+        tag=f"{slug(enc)}.{method}",
+      )
       for lang, res in results.items():
-        cell = {"encoder": enc, "method": method, "lang": lang,
-                "resource": "low" if lang in low else "high", "mean": res.mean,
-                "per_query": res.per_query, "qids": sorted(collection.queries[lang]),
-                "num_queries": len(collection.queries[lang]),
-                "missing_queries": list(res.missing_queries), "unknown_docs": res.unknown_docs,
-                "seconds": round(time.time() - t0, 1)}
+        cell = {
+          "encoder": enc,
+          "method": method,
+          "lang": lang,
+          "resource": "low" if lang in low else "high",
+          "mean": res.mean,
+          "per_query": res.per_query,
+          "qids": sorted(collection.queries[lang]),
+          "num_queries": len(collection.queries[lang]),
+          "missing_queries": list(res.missing_queries),
+          "unknown_docs": res.unknown_docs,
+          "seconds": round(time.time() - t0, 1),
+        }
         write_json_atomic(cell_dir / f"{lang}.json", cell)
   cells = report.load_cells(work / "cells")
   measures = list(cells[0]["mean"]) if cells else []
   report.write_csv(cells, work / "results.csv", measures)
   analysis = report.analyse(cells, low, high, config.eval.metric, config.eval.bootstrap_samples)
-  header = (f"# Gap study\n\nCollection: {collection.name} — "
-            f"{collection.meta.get('description', '')}\n\nDistillation bitext: "
-            f"{config.distill.data.source} ({config.distill.data.langs}), disjoint from the test "
-            f"collection. Ranker: {config.eval.ranker}. Metric: {config.eval.metric} "
-            "(trec_eval semantics, -c: a query missing from a run scores 0).")
+  header = (
+    f"# Gap study\n\nCollection: {collection.name} — "
+    f"{collection.meta.get('description', '')}\n\nDistillation bitext: "
+    f"{config.distill.data.source} ({config.distill.data.langs}), disjoint from the test "
+    f"collection. Ranker: {config.eval.ranker}. Metric: {config.eval.metric} "
+    "(trec_eval semantics, -c: a query missing from a run scores 0)."
+  )
   report.write_report(analysis, work / "report.md", config.eval.metric, header)
   report.plot(analysis, work / "gap.png", config.eval.metric)
   log.info("wrote %s, %s, %s", work / "results.csv", work / "report.md", work / "gap.png")
-  return {"cells": len(cells), "analysis": {e: {k: v for k, v in a.items() if k != "tests"}
-                                            for e, a in analysis.items()}}
+  return {
+    "cells": len(cells),
+    "analysis": {e: {k: v for k, v in a.items() if k != "tests"} for e, a in analysis.items()},
+  }

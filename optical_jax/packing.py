@@ -70,8 +70,12 @@ def row_length_for(n: int, max_length: int, minimum: int = MIN_ROW_LENGTH) -> in
   return min(r, max(max_length, n))
 
 
-def plan_rows(lengths: Sequence[int], max_length: int, min_row: int = MIN_ROW_LENGTH,
-              max_segments: int = MAX_SEGMENTS) -> List[tuple]:
+def plan_rows(
+  lengths: Sequence[int],
+  max_length: int,
+  min_row: int = MIN_ROW_LENGTH,
+  max_segments: int = MAX_SEGMENTS,
+) -> List[tuple]:
   """Best-fit decreasing: ``[(row_length, [text indices in order]), ...]``.
 
   Texts go longest first into the open row whose free space fits them most
@@ -109,9 +113,14 @@ def round_rows(n: int) -> int:
   return -(-n // step) * step
 
 
-def pack_batches(ids: Sequence[Sequence[int]], pad_id: int, max_length: int,
-                 tokens_per_batch: int, min_row: int = MIN_ROW_LENGTH,
-                 max_segments: int = MAX_SEGMENTS) -> Iterator[PackedBatch]:
+def pack_batches(
+  ids: Sequence[Sequence[int]],
+  pad_id: int,
+  max_length: int,
+  tokens_per_batch: int,
+  min_row: int = MIN_ROW_LENGTH,
+  max_segments: int = MAX_SEGMENTS,
+) -> Iterator[PackedBatch]:
   """Packs token-id lists (already truncated to ``max_length``) into batches.
 
   Rows of one length are grouped into batches of ``rows`` rows with
@@ -132,7 +141,7 @@ def pack_batches(ids: Sequence[Sequence[int]], pad_id: int, max_length: int,
     cap = max(1, tokens_per_batch // width)
     per = min(cap, round_rows(math.ceil(len(rows) / math.ceil(len(rows) / cap))))
     for s in range(0, len(rows), per):
-      yield _fill(rows[s:s + per], per, width, ids, pad_id)
+      yield _fill(rows[s : s + per], per, width, ids, pad_id)
 
 
 def _fill(rows, num_rows: int, width: int, ids, pad_id: int) -> PackedBatch:
@@ -145,9 +154,9 @@ def _fill(rows, num_rows: int, width: int, ids, pad_id: int) -> PackedBatch:
     for s, i in enumerate(members, 1):
       toks = ids[i]
       n = len(toks)
-      input_ids[r, col:col + n] = toks
-      mask[r, col:col + n] = 1
-      segs[r, col:col + n] = s
+      input_ids[r, col : col + n] = toks
+      mask[r, col : col + n] = 1
+      segs[r, col : col + n] = s
       index.append(i)
       row_of.append(r)
       seg_of.append(s)
@@ -155,5 +164,13 @@ def _fill(rows, num_rows: int, width: int, ids, pad_id: int) -> PackedBatch:
       len_of.append(n)
       col += n
   as_array = lambda x: np.asarray(x, np.int64)
-  return PackedBatch(input_ids, mask, segs, as_array(index), as_array(row_of), as_array(seg_of),
-                     as_array(start_of), as_array(len_of))
+  return PackedBatch(
+    input_ids,
+    mask,
+    segs,
+    as_array(index),
+    as_array(row_of),
+    as_array(seg_of),
+    as_array(start_of),
+    as_array(len_of),
+  )

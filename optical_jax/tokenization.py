@@ -74,14 +74,17 @@ class Tokenizer:
     """Text of ``ids`` without the special tokens and padding (inverse of :meth:`ids`
     up to the tokenizer's normalisation)."""
     drop = self.special_ids()
-    return self.backend.decode([int(i) for i in ids if int(i) not in drop], skip_special_tokens=True)
+    return self.backend.decode(
+      [int(i) for i in ids if int(i) not in drop], skip_special_tokens=True
+    )
 
   def ids(self, text: str) -> list:
     """Token ids of one text, specials included, untruncated."""
     return self.backend.encode(text).ids
 
-  def encode_ids(self, texts: Sequence[str], max_length: Optional[int] = None,
-                 prefix: str = "") -> Tuple[List[List[int]], int]:
+  def encode_ids(
+    self, texts: Sequence[str], max_length: Optional[int] = None, prefix: str = ""
+  ) -> Tuple[List[List[int]], int]:
     """Token ids of each text (``prefix`` prepended, specials included), truncated to
     ``max_length`` (default and cap: the model's). Returns ``(ids, num_truncated)``;
     truncation is logged, never silent."""
@@ -96,11 +99,18 @@ class Tokenizer:
         ids = truncate_ids(ids, limit, specials)
       rows.append(ids)
     if truncated:
-      log.warning("%d of %d texts longer than %d tokens were truncated", truncated, len(texts), limit)
+      log.warning(
+        "%d of %d texts longer than %d tokens were truncated", truncated, len(texts), limit
+      )
     return rows, truncated
 
-  def __call__(self, texts: Sequence[str], max_length: Optional[int] = None, prefix: str = "",
-               pad_to: Optional[int] = None) -> TokenBatch:
+  def __call__(
+    self,
+    texts: Sequence[str],
+    max_length: Optional[int] = None,
+    prefix: str = "",
+    pad_to: Optional[int] = None,
+  ) -> TokenBatch:
     """Tokenises ``texts`` (each prefixed with ``prefix``) into one padded batch.
 
     Texts longer than ``max_length`` are truncated (specials kept), counted in
@@ -114,8 +124,8 @@ class Tokenizer:
     ids = np.full((len(rows), width), self.pad_id, np.int32)
     mask = np.zeros((len(rows), width), np.int32)
     for i, r in enumerate(rows):
-      ids[i, :len(r)] = r
-      mask[i, :len(r)] = 1
+      ids[i, : len(r)] = r
+      mask[i, : len(r)] = 1
     return TokenBatch(ids, mask, np.asarray([len(r) for r in rows], np.int32), truncated)
 
 
@@ -124,5 +134,5 @@ def truncate_ids(ids: list, limit: int, specials: int) -> list:
   special token when the tokenizer adds two (``[CLS] .. [SEP]``, ``<s> .. </s>``).
   Works on any per-token list (ids, special-token masks)."""
   if specials >= 2:  # [CLS] body [SEP]
-    return ids[:limit - 1] + ids[-1:]
+    return ids[: limit - 1] + ids[-1:]
   return ids[:limit]

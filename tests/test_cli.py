@@ -20,15 +20,22 @@ def test_parse_flags_returns_the_program_and_sets_the_flags():
   assert values.steps == 5
 
 
-@pytest.mark.parametrize("argv, expected", [
+@pytest.mark.parametrize(
+  "argv, expected",
+  [
     # A stray word printed absl's usage block and "unexpected arguments" without the prefix.
-    (["train.py", "--steps=5", "extra"],
-     "train: error: unexpected arguments ['extra']: every input is a --flag (--helpshort lists "
-     "them)"),
-    (["train.py", "--steps=abc"],
-     "train: error: flag --steps=abc: invalid literal for int() with base 10: 'abc' "
-     "(--helpshort lists the flags)"),
-])
+    (
+      ["train.py", "--steps=5", "extra"],
+      "train: error: unexpected arguments ['extra']: every input is a --flag (--helpshort lists "
+      "them)",
+    ),
+    (
+      ["train.py", "--steps=abc"],
+      "train: error: flag --steps=abc: invalid literal for int() with base 10: 'abc' "
+      "(--helpshort lists the flags)",
+    ),
+  ],
+)
 def test_a_bad_command_line_is_one_line_and_exit_2(monkeypatch, capsys, argv, expected):
   monkeypatch.setattr(sys, "argv", argv)
   monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
@@ -39,6 +46,10 @@ def test_a_bad_command_line_is_one_line_and_exit_2(monkeypatch, capsys, argv, ex
 
 
 def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():
-  text = ("Error whilst parsing config file:\nTraceback (most recent call last):\n  File "
-          '"configs/tiny.py", line 3, in get_config\nValueError: nope')
-  assert cli.flag_error_line(Exception(text)) == "Error whilst parsing config file: ValueError: nope"
+  text = (
+    "Error whilst parsing config file:\nTraceback (most recent call last):\n  File "
+    '"configs/tiny.py", line 3, in get_config\nValueError: nope'
+  )
+  assert (
+    cli.flag_error_line(Exception(text)) == "Error whilst parsing config file: ValueError: nope"
+  )

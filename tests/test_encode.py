@@ -32,8 +32,12 @@ def test_order_and_batch_invariance(model):
   """Row i is text i, whatever the batch size and length sorting."""
   a = encode.encode_texts(model, TEXTS, batch_size=3, pooling="mean", progress=False)
   b = encode.encode_texts(model, TEXTS, batch_size=64, pooling="mean", progress=False)
-  single = np.stack([encode.encode_texts(model, [t], batch_size=1, pooling="mean", progress=False)[0]
-                     for t in TEXTS])
+  single = np.stack(
+    [
+      encode.encode_texts(model, [t], batch_size=1, pooling="mean", progress=False)[0]
+      for t in TEXTS
+    ]
+  )
   np.testing.assert_allclose(a, single, atol=1e-5)
   np.testing.assert_allclose(b, single, atol=1e-5)
   assert len({tuple(np.round(r, 4)) for r in a}) == len(TEXTS)
@@ -41,7 +45,9 @@ def test_order_and_batch_invariance(model):
 
 def test_pooling_and_normalize(model):
   batch = model.tokenizer(TEXTS[:2])
-  h = np.asarray(model.module.apply(model.params, batch.input_ids, batch.attention_mask).last_hidden_state)
+  h = np.asarray(
+    model.module.apply(model.params, batch.input_ids, batch.attention_mask).last_hidden_state
+  )
   m = batch.attention_mask[..., None]
   mean = (h * m).sum(1) / m.sum(1)
   got = encode.encode_texts(model, TEXTS[:2], pooling="mean", progress=False)
@@ -49,7 +55,9 @@ def test_pooling_and_normalize(model):
   cls = encode.encode_texts(model, TEXTS[:2], pooling="cls", progress=False)
   np.testing.assert_allclose(cls, h[:, 0], atol=1e-5)
   unit = encode.encode_texts(model, TEXTS[:2], pooling="cls", normalize=True, progress=False)
-  np.testing.assert_allclose(unit, h[:, 0] / np.linalg.norm(h[:, 0], axis=1, keepdims=True), atol=1e-5)
+  np.testing.assert_allclose(
+    unit, h[:, 0] / np.linalg.norm(h[:, 0], axis=1, keepdims=True), atol=1e-5
+  )
 
 
 def test_prefix_changes_tokens(model):
@@ -71,8 +79,17 @@ def test_cli_writes_npy(ckpt, tmp_path, capsys):
   inp = tmp_path / "in.txt"
   inp.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
   out = tmp_path / "sub" / "out.npy"
-  rc = encode.main(["encode", f"--model={ckpt}", f"--input={inp}", f"--output={out}",
-                    "--pooling=mean", "--normalize", "--batch_size=3"])
+  rc = encode.main(
+    [
+      "encode",
+      f"--model={ckpt}",
+      f"--input={inp}",
+      f"--output={out}",
+      "--pooling=mean",
+      "--normalize",
+      "--batch_size=3",
+    ]
+  )
   assert rc == 0
   emb = np.load(out)
   assert emb.shape == (len(TEXTS), 32) and emb.dtype == np.float32
@@ -83,7 +100,9 @@ def test_cli_writes_npy(ckpt, tmp_path, capsys):
 def test_cli_errors(ckpt, tmp_path, capsys):
   bad = tmp_path / "bad.txt"
   bad.write_bytes(b"ok\n\xff\xfe broken\n")
-  rc = encode.main(["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
+  rc = encode.main(
+    ["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"]
+  )
   assert rc == 1
   assert f"{bad}:2: invalid UTF-8" in capsys.readouterr().err
   assert not (tmp_path / "o.npy").exists()
@@ -105,13 +124,18 @@ def test_packed_equals_padded(model, pooling):
 
 def test_read_lines_drops_a_leading_byte_order_mark(tmp_path):
   from optical_jax.io import iter_lines  # pylint: disable=import-outside-toplevel
+
   p = tmp_path / "in.txt"
   p.write_bytes(b"\xef\xbb\xbfHabari\r\n\xef\xbb\xbfkept inside\n")
-  assert [t for _, t in iter_lines(p)] == ["Habari", "\ufeffkept inside"]  # only the file's own mark goes
+  assert [t for _, t in iter_lines(p)] == [
+    "Habari",
+    "\ufeffkept inside",
+  ]  # only the file's own mark goes
 
 
-@pytest.mark.parametrize("case", ["max_length 0", "max_length 1", "output is a folder",
-                                  "output under a file"])
+@pytest.mark.parametrize(
+  "case", ["max_length 0", "max_length 1", "output is a folder", "output under a file"]
+)
 def test_cli_refuses_before_the_model_loads(tmp_path, capsys, case):
   """A token limit below the special tokens, and an --output that cannot be written, are one
   line and exit 2 before any model loads (the model named here does not exist) or any text is
@@ -129,8 +153,9 @@ def test_cli_refuses_before_the_model_loads(tmp_path, capsys, case):
   else:
     output = tmp_path / "a_file" / "o.npy"
     message = f"--output {output}: {tmp_path / 'a_file'} is a file, not a folder"
-  rc = encode.main(["encode", "--model=/nonexistent/model", f"--input={texts}",
-                    f"--output={output}", *extra])
+  rc = encode.main(
+    ["encode", "--model=/nonexistent/model", f"--input={texts}", f"--output={output}", *extra]
+  )
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and err[-1].startswith(f"encode: error: {message}"), err
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "t.txt"]

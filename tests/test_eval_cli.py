@@ -42,12 +42,28 @@ def setup(tmp_path_factory):
 
 
 def _eval(root, out, *extra, devices=1):
-  cmd = [sys.executable, str(REPO / "eval.py"), f"--query_model={root / 'model'}",
-         f"--collection={root / 'coll'}", f"--output={out}", *extra]
-  return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                             "HOME": str(root), "JAX_PLATFORMS": "cpu",
-                             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+  cmd = [
+    sys.executable,
+    str(REPO / "eval.py"),
+    f"--query_model={root / 'model'}",
+    f"--collection={root / 'coll'}",
+    f"--output={out}",
+    *extra,
+  ]
+  return subprocess.run(
+    cmd,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env={
+      "PYTHONPATH": str(REPO),
+      "PATH": "/usr/bin:/bin",
+      "HOME": str(root),
+      "JAX_PLATFORMS": "cpu",
+      "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    },
+  )
 
 
 @pytest.mark.parametrize("ranker", [pytest.param("maxsim", marks=pytest.mark.slow), "dense"])
@@ -69,7 +85,9 @@ def test_metrics_equal_pytrec_eval_on_written_runs(setup, tmp_path, ranker):
     want_map = sum(per_q[q]["map"] for q in per_q) / 16
     got = metrics["languages"][lang]
     assert got["mean"]["MAP"] == pytest.approx(want_map, abs=1e-6)
-    assert got["mean"]["MRR"] == pytest.approx(sum(per_q[q]["recip_rank"] for q in per_q) / 16, abs=1e-6)
+    assert got["mean"]["MRR"] == pytest.approx(
+      sum(per_q[q]["recip_rank"] for q in per_q) / 16, abs=1e-6
+    )
     assert got["mean"]["P@10"] == pytest.approx(sum(per_q[q]["P_10"] for q in per_q) / 16, abs=1e-6)
     assert got["missing_queries"] == ["q_unasked"] and got["queries_scored"] == 16  # in the mean
   report = (out / "report.md").read_text()
@@ -98,27 +116,48 @@ def test_errors_exit_nonzero(setup, tmp_path):
   (bad / "docs.jsonl").write_text('{"doc_id": "a", "text": "x"}\n')
   (bad / "qrels.txt").write_text("q1 0 a\n")
   (bad / "queries" / "swa.tsv").write_text("q1\tx\n")
-  cmd = [sys.executable, str(REPO / "eval.py"), f"--query_model={setup / 'model'}",
-         f"--collection={bad}", f"--output={tmp_path / 'y'}"]
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+  cmd = [
+    sys.executable,
+    str(REPO / "eval.py"),
+    f"--query_model={setup / 'model'}",
+    f"--collection={bad}",
+    f"--output={tmp_path / 'y'}",
+  ]
+  proc = subprocess.run(
+    cmd,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+  )
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith(f"eval: error: {bad / 'qrels.txt'}:1: expected 4 ")
   (bad / "qrels.txt").write_text("q1 0 a 1\n")
   (bad / "docs.jsonl").write_text('{"doc_id": "a", "text": "x"}\n{"doc_id": "a", "text": "y"}\n')
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+  proc = subprocess.run(
+    cmd,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+  )
   assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines()[-1].startswith(
-      f"eval: error: {bad / 'docs.jsonl'}:2: duplicate doc_id 'a' (first on line 1)")
+  assert (
+    proc.stderr.strip()
+    .splitlines()[-1]
+    .startswith(f"eval: error: {bad / 'docs.jsonl'}:2: duplicate doc_id 'a' (first on line 1)")
+  )
 
 
 def test_k_below_one_is_refused(setup, tmp_path):
   proc = _eval(setup, tmp_path / "k0", "--k=0")
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == (
-      "eval: error: k=0: the run depth must be at least 1")
+    "eval: error: k=0: the run depth must be at least 1"
+  )
   assert not (tmp_path / "k0").exists()
 
 
@@ -131,22 +170,32 @@ def test_an_output_folder_that_is_not_an_output_set_is_refused(setup, tmp_path):
   proc = _eval(setup, victim)
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith(f"eval: error: --output {victim}: a folder that is not an earlier eval.py "
-                         "output"), last
+  assert last.startswith(
+    f"eval: error: --output {victim}: a folder that is not an earlier eval.py output"
+  ), last
   assert sorted(p.name for p in tmp_path.iterdir()) == ["workdir"]
   assert [p.name for p in victim.iterdir()] == ["results.json"]
 
 
-@pytest.mark.parametrize("case, message", [
+@pytest.mark.parametrize(
+  "case, message",
+  [
     ("no_lang", "has no '{lang}' but 2 languages are evaluated"),
     ("empty", "no documents for any of the 15 queries"),
     ("unknown_docs", "none of its 2 documents is in collection"),
     ("unjudged", "no query of language 'swa' has a relevant document"),
-])
+  ],
+)
 def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
   run = tmp_path / "first.trec"
-  run.write_text({"no_lang": "q1 Q0 d1 1 1.0 x\n", "empty": "",
-                  "unknown_docs": "q1 Q0 zz1 1 2.0 x\nq2 Q0 zz2 1 1.0 x\n", "unjudged": ""}[case])
+  run.write_text(
+    {
+      "no_lang": "q1 Q0 d1 1 1.0 x\n",
+      "empty": "",
+      "unknown_docs": "q1 Q0 zz1 1 2.0 x\nq2 Q0 zz2 1 1.0 x\n",
+      "unjudged": "",
+    }[case]
+  )
   extra = [f"--first_stage={run}"] if case != "unjudged" else []
   if case in ("empty", "unknown_docs"):
     extra.append("--langs=swa")
@@ -155,11 +204,13 @@ def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
     root = tmp_path / "zero"
     (root / "coll").mkdir(parents=True)
     import shutil  # pylint: disable=import-outside-toplevel
+
     shutil.copytree(setup / "coll" / "queries", root / "coll" / "queries")
     (root / "coll" / "docs.jsonl").write_bytes((setup / "coll" / "docs.jsonl").read_bytes())
     lines = (setup / "coll" / "qrels.txt").read_text().split("\n")
     (root / "coll" / "qrels.txt").write_text(
-        "\n".join(" ".join(l.split()[:3] + ["0"]) for l in lines if l) + "\n")
+      "\n".join(" ".join(l.split()[:3] + ["0"]) for l in lines if l) + "\n"
+    )
     (root / "model").symlink_to(setup / "model")
     extra.append("--langs=swa")
   proc = _eval(root, tmp_path / "out", *extra)
@@ -201,6 +252,7 @@ def test_default_ranker_and_atomic_output_set(setup, tmp_path):
   whole and no staging folder; an index with MaxSim is refused."""
   from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
   from optical_jax.retrieval.collection_eval import default_ranker  # pylint: disable=import-outside-toplevel
+
   assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
   assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
   exact = tmp_path / "exact"
@@ -232,4 +284,5 @@ def test_documents_split_over_8_devices_give_the_same_runs(setup, tmp_path):
       assert list(a[q]) == list(b[q])
       np.testing.assert_allclose(list(a[q].values()), list(b[q].values()), atol=1e-5)
     assert metrics[one]["languages"][lang]["mean"] == pytest.approx(
-        metrics[eight]["languages"][lang]["mean"], abs=1e-9)
+      metrics[eight]["languages"][lang]["mean"], abs=1e-9
+    )

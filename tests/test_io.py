@@ -72,11 +72,13 @@ def test_iter_lines_bom_crlf_and_bad_bytes(tmp_path):
 def test_output_checks_name_the_path_and_the_work_folder_check_creates_nothing(tmp_path):
   a_file = tmp_path / "a_file.txt"
   a_file.write_text("x")
-  cases = [(io.check_work_folder, a_file, "is a file; expected a folder"),
-           (io.check_work_folder, a_file / "w", f"{a_file} is a file, not a folder"),
-           (io.check_output_folder, a_file, "is a file; expected a folder"),
-           (io.check_output_file, tmp_path, "is a folder; expected a file path"),
-           (io.check_output_file, a_file / "emb.npy", f"{a_file} is a file, not a folder")]
+  cases = [
+    (io.check_work_folder, a_file, "is a file; expected a folder"),
+    (io.check_work_folder, a_file / "w", f"{a_file} is a file, not a folder"),
+    (io.check_output_folder, a_file, "is a file; expected a folder"),
+    (io.check_output_file, tmp_path, "is a folder; expected a file path"),
+    (io.check_output_file, a_file / "emb.npy", f"{a_file} is a file, not a folder"),
+  ]
   for check, path, message in cases:
     with pytest.raises(UsageError, match=re.escape(f"--out {path}: {message}")):
       check(path, "--out")

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from optical_jax.packing import (MAX_SEGMENTS, pack_batches, plan_rows, round_rows,
-                                 row_length_for)
+from optical_jax.packing import MAX_SEGMENTS, pack_batches, plan_rows, round_rows, row_length_for
 
 
 def _check(ids, max_length, tokens_per_batch, max_segments=MAX_SEGMENTS):
@@ -15,9 +14,9 @@ def _check(ids, max_length, tokens_per_batch, max_segments=MAX_SEGMENTS):
     assert shapes.setdefault(width, rows) == rows  # one shape per row length
     assert rows == 1 or rows * width <= tokens_per_batch
     for i, r, s, start, n in zip(b.text_index, b.row, b.segment, b.start, b.length):
-      np.testing.assert_array_equal(b.input_ids[r, start:start + n], ids[i])
-      assert np.all(b.segment_ids[r, start:start + n] == s)
-      assert np.all(b.attention_mask[r, start:start + n] == 1)
+      np.testing.assert_array_equal(b.input_ids[r, start : start + n], ids[i])
+      assert np.all(b.segment_ids[r, start : start + n] == s)
+      assert np.all(b.attention_mask[r, start : start + n] == 1)
     assert np.all((b.segment_ids > 0) == (b.attention_mask == 1))
     assert np.all(b.input_ids[b.attention_mask == 0] == -1)
     assert b.segment_ids.max(initial=0) <= max_segments
@@ -41,7 +40,14 @@ def test_short_texts_and_the_segment_cap():
 
 
 def test_row_lengths_and_rounding():
-  assert [row_length_for(n, 512) for n in (1, 64, 65, 129, 300, 512)] == [64, 64, 128, 256, 512, 512]
+  assert [row_length_for(n, 512) for n in (1, 64, 65, 129, 300, 512)] == [
+    64,
+    64,
+    128,
+    256,
+    512,
+    512,
+  ]
   assert row_length_for(40, 64) == 64 and row_length_for(600, 512) == 600
   for n in range(1, 300):
     r = round_rows(n)
@@ -56,6 +62,7 @@ def test_real_sentences_leave_little_padding(shared_data):
   batches of 64 length-sorted texts padded to a power-of-two length (the padded path)."""
   from optical_jax.tokenization import bucket_length
   from optical_jax.data.bitext import read_tmx
+
   path = shared_data / "tico19" / "original_zips" / "all.en-sw.tmx.zip"
   if not path.is_file():
     pytest.skip(f"{path} not present")
@@ -68,6 +75,6 @@ def test_real_sentences_leave_little_padding(shared_data):
     real += b.real_tokens
     slots += b.input_ids.size
   order = sorted(lengths[:1000], reverse=True)
-  padded = sum(64 * bucket_length(max(order[s:s + 64]), 512) for s in range(0, 1000, 64))
+  padded = sum(64 * bucket_length(max(order[s : s + 64]), 512) for s in range(0, 1000, 64))
   assert real / slots > 0.9
   assert real / padded < 0.75

@@ -17,12 +17,21 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, toy_collection):
   make_checkpoint(tmp_path / "model", "bert")
   coll = toy_collection(tmp_path)
   work = tmp_path / "study"
-  cmd = [sys.executable, str(REPO / "study.py"), f"--config={REPO / 'configs' / 'gap_study_tiny.py'}",
-         f"--workdir={work}", f"--config.encoders={tmp_path / 'model'}",
-         "--config.collection.builder=dir", f"--config.collection.source={coll}",
-         "--config.distill.train.num_steps=2", "--config.distill.data.max_pairs_per_lang=40",
-         "--config.distill.train.batch_size=8", "--config.eval.bootstrap_samples=100",
-         "--config.distill.data.max_length=32", "--config.distill.data.buckets=16,32"]
+  cmd = [
+    sys.executable,
+    str(REPO / "study.py"),
+    f"--config={REPO / 'configs' / 'gap_study_tiny.py'}",
+    f"--workdir={work}",
+    f"--config.encoders={tmp_path / 'model'}",
+    "--config.collection.builder=dir",
+    f"--config.collection.source={coll}",
+    "--config.distill.train.num_steps=2",
+    "--config.distill.data.max_pairs_per_lang=40",
+    "--config.distill.train.batch_size=8",
+    "--config.eval.bootstrap_samples=100",
+    "--config.distill.data.max_length=32",
+    "--config.distill.data.buckets=16,32",
+  ]
   env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
   assert proc.returncode == 0, proc.stderr[-4000:]

@@ -15,8 +15,14 @@ from optical_jax.training.jitted_step import sharded_step
 from optical_jax.training.state import TrainState, make_optimizer
 from optical_jax.training.steps import DistillSpec, make_loss
 
-CFG = EncoderConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                    max_position_embeddings=40)
+CFG = EncoderConfig(
+  vocab_size=90,
+  hidden_size=32,
+  num_layers=2,
+  num_heads=4,
+  intermediate_size=64,
+  max_position_embeddings=40,
+)
 
 
 def random_batch(seed, b=16, m=12, n=10):
@@ -25,14 +31,17 @@ def random_batch(seed, b=16, m=12, n=10):
   for side, t in (("student", m), ("teacher", n)):
     lengths = rng.integers(1, t + 1, size=b)
     mask = (np.arange(t)[None] < lengths[:, None]).astype(np.int32)
-    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(np.int32)
+    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(
+      np.int32
+    )
     out[f"{side}_mask"] = mask
     out[f"{side}_weights"] = mask.astype(np.float32)
   return out
 
 
-def run_steps(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, with_hlo=False,
-         bank=False, repeats=1):
+def run_steps(
+  mesh, objective, steps=2, fsdp_min_size=2**16, batches=None, with_hlo=False, bank=False, repeats=1
+):
   """``steps`` train steps on ``mesh`` (on ``batches`` if given, else ``random_batch(k)``). Returns
   ``(params, losses)``, plus the compiled program's text with ``with_hlo``. ``bank``: the
   contrastive term against a random 40-row English bank. ``repeats`` > 1: the same compiled step
@@ -47,14 +56,17 @@ def run_steps(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, wit
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(40, CFG.hidden_size)).astype(np.float32)
     teacher["english_bank"] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    batches = [dict(b, bank_index=rng.integers(0, 40, len(b["student_ids"])).astype(np.int32))
-               for b in batches]
+    batches = [
+      dict(b, bank_index=rng.integers(0, 40, len(b["student_ids"])).astype(np.int32))
+      for b in batches
+    ]
     extra = dict(contrastive_weight=1.0, contrastive_negatives="bank")
   spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100), **extra)
   opt, _ = make_optimizer(1e-3, 10, 2, 0.01, 1.0)
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
-  step = sharded_step(mesh, make_loss(module, spec), opt, state, teacher,
-                      min_size=fsdp_min_size)  # the trainer's factory
+  step = sharded_step(
+    mesh, make_loss(module, spec), opt, state, teacher, min_size=fsdp_min_size
+  )  # the trainer's factory
   initial = jax.device_get(state)  # host arrays: each repeat's put makes fresh (donated) buffers
   runs, hlo = [], None
   for _ in range(repeats):
@@ -73,5 +85,8 @@ def run_steps(mesh, objective, steps=2, fsdp_min_size=2 ** 16, batches=None, wit
 
 
 def single_device_mesh():
-  return Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), sharding.AXES,
-              axis_types=(AxisType.Auto, AxisType.Auto))
+  return Mesh(
+    np.asarray(jax.devices()[:1]).reshape(1, 1),
+    sharding.AXES,
+    axis_types=(AxisType.Auto, AxisType.Auto),
+  )

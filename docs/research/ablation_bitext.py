@@ -26,9 +26,17 @@ from optical_jax.data.afriqa import afriqa_collection, read_afriqa  # noqa: E402
 from optical_jax.data.collections import flores_collection  # noqa: E402
 
 S = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
-FLORES = {"hau": "hau_Latn", "ibo": "ibo_Latn", "kin": "kin_Latn", "yor": "yor_Latn",
-          "zul": "zul_Latn", "swa": "swh_Latn", "som": "som_Latn", "twi": "twi_Latn",
-          "bem": "bem_Latn"}
+FLORES = {
+  "hau": "hau_Latn",
+  "ibo": "ibo_Latn",
+  "kin": "kin_Latn",
+  "yor": "yor_Latn",
+  "zul": "zul_Latn",
+  "swa": "swh_Latn",
+  "som": "som_Latn",
+  "twi": "twi_Latn",
+  "bem": "bem_Latn",
+}
 
 
 def norm(t):
@@ -43,9 +51,11 @@ def afriqa_questions(lang):
 def ciral(code):
   out = []
   for split in ("test-a", "test-b"):
+
     def read(name):
       lines = (S / f"ciral_queries/{code}/{split}.{name}.tsv").read_text(encoding="utf-8")
       return dict(l.split("\t", 1) for l in lines.splitlines() if l.strip())
+
     en, fo = read("eng"), read(code)
     out += [(en[q].strip(), fo[q].strip()) for q in en if q in fo]
   return out
@@ -53,8 +63,9 @@ def ciral(code):
 
 def flores(lang):
   en = (S / "flores200/dev/eng_Latn.dev").read_text(encoding="utf-8").splitlines()
-  return list(zip(en, (S / f"flores200/dev/{FLORES[lang]}.dev").read_text(
-      encoding="utf-8").splitlines()))
+  return list(
+    zip(en, (S / f"flores200/dev/{FLORES[lang]}.dev").read_text(encoding="utf-8").splitlines())
+  )
 
 
 def mafand(lang):
@@ -62,17 +73,27 @@ def mafand(lang):
   for split in ("train", "dev"):
     p = S / f"mafand_mt/en-{lang}/{split}.en"
     if p.exists():
-      out += list(zip(p.read_text(encoding="utf-8").splitlines(),
-                      (S / f"mafand_mt/en-{lang}/{split}.{lang}").read_text(
-                          encoding="utf-8").splitlines()))
+      out += list(
+        zip(
+          p.read_text(encoding="utf-8").splitlines(),
+          (S / f"mafand_mt/en-{lang}/{split}.{lang}").read_text(encoding="utf-8").splitlines(),
+        )
+      )
   return out
 
 
 def main(out, cap=3000):
-  q = {"hau": afriqa_questions("hau") + ciral("ha"), "ibo": afriqa_questions("ibo"),
-       "kin": afriqa_questions("kin"), "zul": afriqa_questions("zul"),
-       "bem": afriqa_questions("bem"), "twi": afriqa_questions("twi"), "yor": ciral("yo"),
-       "som": ciral("so"), "swa": ciral("sw")}
+  q = {
+    "hau": afriqa_questions("hau") + ciral("ha"),
+    "ibo": afriqa_questions("ibo"),
+    "kin": afriqa_questions("kin"),
+    "zul": afriqa_questions("zul"),
+    "bem": afriqa_questions("bem"),
+    "twi": afriqa_questions("twi"),
+    "yor": ciral("yo"),
+    "som": ciral("so"),
+    "swa": ciral("sw"),
+  }
   s = {l: flores(l) + mafand(l) for l in ("hau", "ibo", "kin", "yor", "zul", "swa")}
   s.update({l: flores(l) for l in ("twi", "bem", "som")})
   rng = random.Random(0)
@@ -96,8 +117,7 @@ def main(out, cap=3000):
         if e and f and key not in seen and not {norm(e), norm(f)} & evaluated:
           seen.add(key)
           keep.append((e, f))
-      (folder / f"{lang}.tsv").write_text("".join(f"{e}\t{f}\n" for e, f in keep),
-                                          encoding="utf-8")
+      (folder / f"{lang}.tsv").write_text("".join(f"{e}\t{f}\n" for e, f in keep), encoding="utf-8")
       print(name, lang, len(keep))
 
 

@@ -60,8 +60,10 @@ def main(run_dirs):
         en = stored["per_query"]["zero_shot"]["en"].get(q + ENGLISH_SUFFIX, 0.0)
         rows.append((lang, cov, zs, en, st, sub))
     cov = np.array([r[1] for r in rows])
-    print(f"\n{run}: {len(rows)} questions; mean word coverage {cov.mean():.3f}, mean subword "
-          f"coverage {np.mean([r[5] for r in rows]):.3f}")
+    print(
+      f"\n{run}: {len(rows)} questions; mean word coverage {cov.mean():.3f}, mean subword "
+      f"coverage {np.mean([r[5] for r in rows]):.3f}"
+    )
     print("| coverage | questions | zero-shot native | English | student | gain | gap closed |")
     print("|---|---|---|---|---|---|---|")
     for lo, hi in zip(BINS[:-1], BINS[1:]):
@@ -70,8 +72,10 @@ def main(run_dirs):
         continue
       z, e, s = (np.mean([r[i] for r in sel]) for i in (2, 3, 4))
       name = "1 (all seen)" if lo == 1.0 else f"[{lo:.2f}, {hi:.2f})"
-      print(f"| {name} | {len(sel)} | {z:.3f} | "
-            f"{e:.3f} | {s:.3f} | {s - z:+.3f} | {(s - z) / (e - z) if e > z else float('nan'):+.2f} |")
+      print(
+        f"| {name} | {len(sel)} | {z:.3f} | "
+        f"{e:.3f} | {s:.3f} | {s - z:+.3f} | {(s - z) / (e - z) if e > z else float('nan'):+.2f} |"
+      )
     r = np.corrcoef(cov, [x[4] - x[2] for x in rows])[0, 1]
     print(f"Pearson r(coverage, gain) = {r:+.3f}")
 

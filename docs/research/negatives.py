@@ -37,8 +37,12 @@ def main(root: str, batch: int = 32) -> None:
   np.fill_diagonal(sim, -np.inf)
   rng = np.random.default_rng(0)
   n = len(texts)
-  in_batch = np.array([sim[i, rng.choice(np.delete(np.arange(n), i), batch - 1,
-                                         replace=False)].max() for i in range(n)])
+  in_batch = np.array(
+    [
+      sim[i, rng.choice(np.delete(np.arange(n), i), batch - 1, replace=False)].max()
+      for i in range(n)
+    ]
+  )
   hardest = sim.argmax(1)
   in_bank = sim[np.arange(n), hardest]
   head = lambda t: " ".join(t.lower().split()[:3])

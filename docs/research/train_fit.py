@@ -45,8 +45,14 @@ def train_collection(root):
       doc = afriqa.doc_id_of(r.title, r.context)
       qrels[r.qid] = {doc: 1}
       qrels[r.qid + afriqa.ENGLISH_SUFFIX] = {doc: 1}
-  return Collection(name="afriqa_trainq", doc_ids=dev.doc_ids, docs=dev.docs, queries=queries,
-                    qrels=qrels, meta={"counts": {l: len(queries[l]) for l in queries}})
+  return Collection(
+    name="afriqa_trainq",
+    doc_ids=dev.doc_ids,
+    docs=dev.docs,
+    queries=queries,
+    qrels=qrels,
+    meta={"counts": {l: len(queries[l]) for l in queries}},
+  )
 
 
 def main(runs, alpha=None):
@@ -61,19 +67,26 @@ def main(runs, alpha=None):
   for run in map(Path, runs):
     student = load_encoder(str(run), dtype=config.dtype)
     if alpha is not None:
-      student = dataclasses.replace(student, params=interpolate(teacher.params, student.params,
-                                                                alpha))
+      student = dataclasses.replace(
+        student, params=interpolate(teacher.params, student.params, alpha)
+      )
     st = dev_eval._run(student, teacher, coll, list(LANGS), "dense", config, out / run.name)
-    c = oracle_gap.closed_fraction({l: st["per_query"][l] for l in LANGS},
-                                   {l: zs["per_query"][l] for l in LANGS}, english, qids,
-                                   samples=200)
+    c = oracle_gap.closed_fraction(
+      {l: st["per_query"][l] for l in LANGS},
+      {l: zs["per_query"][l] for l in LANGS},
+      english,
+      qids,
+      samples=200,
+    )
     print(f"\n{run} (alpha {alpha}): train questions, closed pooled {c['closed_pooled']:.3f}")
     print("| lang | n | zero-shot | student | English | closed |")
     print("|---|---|---|---|---|---|")
     for l in LANGS:
       x = c["langs"][l]
-      print(f"| {l} | {len(qids[l])} | {x['native_zero_shot']:.3f} | {x['native_method']:.3f} | "
-            f"{x['english_zero_shot']:.3f} | {x.get('closed', float('nan')):+.2f} |")
+      print(
+        f"| {l} | {len(qids[l])} | {x['native_zero_shot']:.3f} | {x['native_method']:.3f} | "
+        f"{x['english_zero_shot']:.3f} | {x.get('closed', float('nan')):+.2f} |"
+      )
 
 
 if __name__ == "__main__":

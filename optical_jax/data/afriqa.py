@@ -98,8 +98,10 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
   path = afriqa_file(root, lang, split)
   if not path.is_file():
     have = splits_of(root, lang) if (pathlib.Path(root) / lang).is_dir() else []
-    raise FileNotFoundError(f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
-                            f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev)")
+    raise FileNotFoundError(
+      f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
+      f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev)"
+    )
   rows, skipped, seen = [], {"question_not_a_string": 0}, set()
   for lineno, line in iter_lines(path):
     if not line.strip():
@@ -111,15 +113,29 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
     native, english = _text(r.get("question_lang")), _text(r.get("question_translated"))
     if native is None or english is None:
       skipped["question_not_a_string"] += 1
-      log.warning("%s:%d: question is not a string (%r / %r); skipped", path, lineno,
-                  r.get("question_lang"), r.get("question_translated"))
+      log.warning(
+        "%s:%d: question is not a string (%r / %r); skipped",
+        path,
+        lineno,
+        r.get("question_lang"),
+        r.get("question_translated"),
+      )
       continue
     rid = str(r.get("id", lineno - 1))
     if rid in seen:
       raise ValueError(f"{path}:{lineno}: duplicate id {rid!r}")
     seen.add(rid)
-    rows.append(AfriqaRow(lang, split, rid, native, english, _text(r.get("title")) or "",
-                          _text(r.get("context")) or ""))
+    rows.append(
+      AfriqaRow(
+        lang,
+        split,
+        rid,
+        native,
+        english,
+        _text(r.get("title")) or "",
+        _text(r.get("context")) or "",
+      )
+    )
   return rows, skipped
 
 
@@ -131,16 +147,18 @@ def test_split(lang: str) -> str:
   return TEST_SPLIT.get(lang, "dev")
 
 
-def question_pairs(root: PathLike, langs: Sequence[str], split: str = "train"
-                   ) -> Dict[str, List[Tuple[str, str]]]:
+def question_pairs(
+  root: PathLike, langs: Sequence[str], split: str = "train"
+) -> Dict[str, List[Tuple[str, str]]]:
   """lang -> [(English question, native question)] of ``split``, for languages that have it.
 
   Refuses a language whose ``split`` is its test split in the collection (Yoruba's train)."""
   out = {}
   for lang in langs:
     if split == test_split(lang):
-      raise ValueError(f"AfriQA {lang} {split} is the test split of the AfriQA collection; "
-                       "it cannot be bitext")
+      raise ValueError(
+        f"AfriQA {lang} {split} is the test split of the AfriQA collection; it cannot be bitext"
+      )
     rows, _ = read_afriqa(root, lang, split)
     out[lang] = [(r.english, r.native) for r in rows]
   return out
@@ -156,6 +174,7 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
   ``langs``: query languages (default: every language on disk)."""
   langs = list(langs) if langs else langs_on_disk(root)
   from optical_jax.data.collection_format import Collection  # pylint: disable=import-outside-toplevel
+
   unknown = [l for l in langs if l not in LANGS]
   if unknown:
     raise ValueError(f"AfriQA has no language(s) {unknown}; available: {list(LANGS)}")
@@ -166,8 +185,10 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
   counts = {}
   missing = [l for l in langs if not splits_of(root, l)]
   if missing:
-    raise FileNotFoundError(f"{root}: no AfriQA files for {missing} (expected "
-                            "<root>/<lang>/gold_span_passages.afriqa.<lang>.en.<split>.json)")
+    raise FileNotFoundError(
+      f"{root}: no AfriQA files for {missing} (expected "
+      "<root>/<lang>/gold_span_passages.afriqa.<lang>.en.<split>.json)"
+    )
   for lang in LANGS:  # the pool holds the passages of every language on disk
     for split in splits_of(root, lang):
       rows, skipped = read_afriqa(root, lang, split)
@@ -187,40 +208,59 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
           english[r.qid + ENGLISH_SUFFIX] = r.english
           qrels[r.qid] = {d: 1}
           qrels[r.qid + ENGLISH_SUFFIX] = {d: 1}
-      counts[f"{lang}.{split}"] = {"rows": len(rows) + skipped["question_not_a_string"],
-                                   "question_not_a_string": skipped["question_not_a_string"],
-                                   "no_passage": no_passage,
-                                   "queries": len(queries.get(lang, {}))
-                                   if lang in langs and split == test_split(lang) else 0}
+      counts[f"{lang}.{split}"] = {
+        "rows": len(rows) + skipped["question_not_a_string"],
+        "question_not_a_string": skipped["question_not_a_string"],
+        "no_passage": no_passage,
+        "queries": len(queries.get(lang, {})) if lang in langs and split == test_split(lang) else 0,
+      }
       if skipped["question_not_a_string"] or (no_passage and split == test_split(lang)):
-        log.info("AfriQA %s %s: skipped %d rows whose question is not a string, %d without a "
-                 "passage", lang, split, skipped["question_not_a_string"], no_passage)
+        log.info(
+          "AfriQA %s %s: skipped %d rows whose question is not a string, %d without a passage",
+          lang,
+          split,
+          skipped["question_not_a_string"],
+          no_passage,
+        )
   queries["en"] = english
   meta = {
-      "name": "afriqa_dev",
-      "description": "AfriQA cross-lingual QA retrieval: native questions (test split: dev; "
-                     "train for yor) -> English Wikipedia passages (pool: every passage of the "
-                     "train and dev files); queries/en.tsv holds the human English translations "
-                     f"of the same questions (qid + '{ENGLISH_SUFFIX}'). One judged passage per "
-                     "query.",
-      "license": LICENSE,
-      "test_split": {l: test_split(l) for l in langs},
-      "english_reference": {"lang": "en", "qid_suffix": ENGLISH_SUFFIX},
-      "counts": counts,
-      "documents": len(doc_ids),
+    "name": "afriqa_dev",
+    "description": "AfriQA cross-lingual QA retrieval: native questions (test split: dev; "
+    "train for yor) -> English Wikipedia passages (pool: every passage of the "
+    "train and dev files); queries/en.tsv holds the human English translations "
+    f"of the same questions (qid + '{ENGLISH_SUFFIX}'). One judged passage per "
+    "query.",
+    "license": LICENSE,
+    "test_split": {l: test_split(l) for l in langs},
+    "english_reference": {"lang": "en", "qid_suffix": ENGLISH_SUFFIX},
+    "counts": counts,
+    "documents": len(doc_ids),
   }
-  return Collection(name="afriqa_dev", doc_ids=doc_ids, docs=docs, queries=queries, qrels=qrels,
-                    meta=meta, titles=titles)
+  return Collection(
+    name="afriqa_dev",
+    doc_ids=doc_ids,
+    docs=docs,
+    queries=queries,
+    qrels=qrels,
+    meta=meta,
+    titles=titles,
+  )
 
 
-def build_afriqa(root: PathLike, out_dir: PathLike, langs: Optional[Sequence[str]] = None,
-                 overwrite: bool = False) -> pathlib.Path:
+def build_afriqa(
+  root: PathLike, out_dir: PathLike, langs: Optional[Sequence[str]] = None, overwrite: bool = False
+) -> pathlib.Path:
   """Writes :func:`afriqa_collection` in the collection layout eval.py reads; returns ``out_dir``."""
   from optical_jax.data.collection_format import write_collection  # pylint: disable=import-outside-toplevel
+
   coll = afriqa_collection(root, langs)
   write_collection(coll, out_dir, overwrite=overwrite)
-  log.info("AfriQA collection: %d passages, %s native queries -> %s", len(coll.doc_ids),
-           {l: len(q) for l, q in coll.queries.items()}, out_dir)
+  log.info(
+    "AfriQA collection: %d passages, %s native queries -> %s",
+    len(coll.doc_ids),
+    {l: len(q) for l, q in coll.queries.items()},
+    out_dir,
+  )
   return pathlib.Path(out_dir)
 
 

@@ -108,8 +108,9 @@ class _Skipper:
     return BitextData(pairs, self.count, str(path))
 
 
-def _pair(english: str, foreign: str, where: str, doc_id: str, source: str,
-          skip: _Skipper) -> Optional[BitextPair]:
+def _pair(
+  english: str, foreign: str, where: str, doc_id: str, source: str, skip: _Skipper
+) -> Optional[BitextPair]:
   """A stripped pair, or None (after ``skip``) when a side is empty."""
   english, foreign = english.strip(), foreign.strip()
   for side, text in (("English", english), ("foreign", foreign)):
@@ -149,28 +150,38 @@ def read_tsv(path: PathLike, english_column: int = 0, skip_invalid: bool = False
   return skip.result(pairs, path)
 
 
-def _read_parallel(english_path: pathlib.Path, foreign_path: pathlib.Path,
-                   doc_ids: Optional[Sequence[str]], doc_path: Optional[pathlib.Path],
-                   skip_invalid: bool) -> BitextData:
+def _read_parallel(
+  english_path: pathlib.Path,
+  foreign_path: pathlib.Path,
+  doc_ids: Optional[Sequence[str]],
+  doc_path: Optional[pathlib.Path],
+  skip_invalid: bool,
+) -> BitextData:
   """Line-aligned English/foreign files (and optionally a line-aligned doc id list)."""
-  english, foreign = ([line for _, line in iter_lines(x, errors="yield")]
-                      for x in (english_path, foreign_path))
+  english, foreign = (
+    [line for _, line in iter_lines(x, errors="yield")] for x in (english_path, foreign_path)
+  )
   if len(english) != len(foreign):
-    short, long_ = ((english_path, foreign_path) if len(english) < len(foreign)
-                    else (foreign_path, english_path))
+    short, long_ = (
+      (english_path, foreign_path) if len(english) < len(foreign) else (foreign_path, english_path)
+    )
     n = min(len(english), len(foreign))
     raise ValueError(
-        f"{long_}:{n + 1}: line {n + 1} has no counterpart in {short} ({n} lines); "
-        f"expected line-aligned files with equal line counts ({long_} has "
-        f"{max(len(english), len(foreign))})")
+      f"{long_}:{n + 1}: line {n + 1} has no counterpart in {short} ({n} lines); "
+      f"expected line-aligned files with equal line counts ({long_} has "
+      f"{max(len(english), len(foreign))})"
+    )
   if doc_ids is not None and len(doc_ids) != len(english):
-    raise ValueError(f"{doc_path}: has {len(doc_ids)} lines but {english_path} has "
-                     f"{len(english)}; expected one document id per line")
+    raise ValueError(
+      f"{doc_path}: has {len(doc_ids)} lines but {english_path} has "
+      f"{len(english)}; expected one document id per line"
+    )
   skip, pairs = _Skipper(skip_invalid), []
   for i, (e, f) in enumerate(zip(english, foreign)):
     lineno = i + 1
-    bad = [(p, x) for p, x in ((english_path, e), (foreign_path, f))
-           if isinstance(x, UnicodeDecodeError)]
+    bad = [
+      (p, x) for p, x in ((english_path, e), (foreign_path, f)) if isinstance(x, UnicodeDecodeError)
+    ]
     if bad:
       skip(f"{bad[0][0]}:{lineno}: {utf8_message(bad[0][1])}")
       continue
@@ -254,8 +265,9 @@ def _seg_text(seg: ET.Element) -> str:
   return "".join(parts)
 
 
-def _pick_variant(variants: List[Tuple[str, str]], lang: str, where: str,
-                  skip: _Skipper) -> Optional[str]:
+def _pick_variant(
+  variants: List[Tuple[str, str]], lang: str, where: str, skip: _Skipper
+) -> Optional[str]:
   """The text of the one variant in ``lang``: exact tag first, then by primary subtag."""
   for exact in (True, False):
     found = [text for tag, text in variants if _lang_matches(tag, lang, exact)]
@@ -264,8 +276,10 @@ def _pick_variant(variants: List[Tuple[str, str]], lang: str, where: str,
       return None
     if found:
       return found[0]
-  skip(f"{where}: no variant in xml:lang {lang!r} (found {[t for t, _ in variants]}); "
-       "expected one in each language")
+  skip(
+    f"{where}: no variant in xml:lang {lang!r} (found {[t for t, _ in variants]}); "
+    "expected one in each language"
+  )
   return None
 
 
@@ -275,8 +289,9 @@ def _open_tmx(path: pathlib.Path) -> Iterator[Tuple[IO[bytes], str]]:
   with contextlib.ExitStack() as stack:
     if zipfile.is_zipfile(path):
       zf = stack.enter_context(zipfile.ZipFile(path))
-      members = [m for m in zf.namelist()
-                 if m.lower().endswith(".tmx") and not m.startswith("__MACOSX/")]
+      members = [
+        m for m in zf.namelist() if m.lower().endswith(".tmx") and not m.startswith("__MACOSX/")
+      ]
       if len(members) != 1:
         raise ValueError(f"{path}: holds {len(members)} .tmx files {members}; expected exactly one")
       yield stack.enter_context(zf.open(members[0])), f"{path}[{members[0]}]"
@@ -284,8 +299,9 @@ def _open_tmx(path: pathlib.Path) -> Iterator[Tuple[IO[bytes], str]]:
       yield stack.enter_context(open(path, "rb")), str(path)
 
 
-def read_tmx(path: PathLike, lang: str, english: str = "en",
-             skip_invalid: bool = False) -> BitextData:
+def read_tmx(
+  path: PathLike, lang: str, english: str = "en", skip_invalid: bool = False
+) -> BitextData:
   """A TMX translation memory (or a ``.zip`` holding one, as TICO-19 ships
   them), streamed with ``iterparse``.
 
@@ -368,8 +384,9 @@ def _check_fraction(test_fraction: float) -> None:
     raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction!r}")
 
 
-def split_by_document(pairs: Sequence[BitextPair], test_fraction: float,
-                      seed: int = 0) -> Tuple[List[BitextPair], List[BitextPair]]:
+def split_by_document(
+  pairs: Sequence[BitextPair], test_fraction: float, seed: int = 0
+) -> Tuple[List[BitextPair], List[BitextPair]]:
   """Deterministic (train, test) split with no document on both sides.
 
   Documents (and pairs with an empty ``doc_id``, each on its own) are visited in
@@ -399,8 +416,9 @@ def split_by_document(pairs: Sequence[BitextPair], test_fraction: float,
   return _partition(pairs, in_test)
 
 
-def split_by_pair(pairs: Sequence[BitextPair], test_fraction: float,
-                  seed: int = 0) -> Tuple[List[BitextPair], List[BitextPair]]:
+def split_by_pair(
+  pairs: Sequence[BitextPair], test_fraction: float, seed: int = 0
+) -> Tuple[List[BitextPair], List[BitextPair]]:
   """Deterministic (train, test) split of single pairs, ignoring documents:
   exactly ``round(test_fraction * len(pairs))`` pairs go to test.
 

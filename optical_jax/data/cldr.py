@@ -46,6 +46,7 @@ def cldr_bitext(lang: str, kinds: Sequence[str] = KINDS) -> CLDRBitext:
     ValueError: for an unknown locale or kind.
   """
   import babel  # pylint: disable=import-outside-toplevel
+
   try:
     foreign = babel.Locale.parse(lang)
   except (ValueError, babel.UnknownLocaleError) as e:
@@ -77,6 +78,7 @@ def split_pairs(pairs: Sequence[Tuple[str, str]], test_fraction: float, seed: in
   """Deterministic split into disjoint (train, test) lists, each in a seeded
   random order (so any prefix is a random subset)."""
   import numpy as np  # pylint: disable=import-outside-toplevel
+
   order = np.random.default_rng(seed).permutation(len(pairs))
   n_test = int(round(len(pairs) * test_fraction))
   test = [pairs[i] for i in order[:n_test]]

@@ -104,21 +104,31 @@ def read_docs(path: PathLike):
     try:
       record = json.loads(line)
     except json.JSONDecodeError as e:
-      raise ValueError(f"{path}:{lineno}: invalid or truncated JSON at column {e.colno} "
-                       f"({e.msg}); expected one JSON object per line") from None
-    if not isinstance(record, dict) or not isinstance(record.get("doc_id"), str) \
-        or not isinstance(record.get("text"), str) \
-        or not isinstance(record.get("title", ""), str):
-      raise ValueError(f"{path}:{lineno}: expected an object with string fields 'doc_id' and "
-                       "'text' (and optionally 'title')")
+      raise ValueError(
+        f"{path}:{lineno}: invalid or truncated JSON at column {e.colno} "
+        f"({e.msg}); expected one JSON object per line"
+      ) from None
+    if (
+      not isinstance(record, dict)
+      or not isinstance(record.get("doc_id"), str)
+      or not isinstance(record.get("text"), str)
+      or not isinstance(record.get("title", ""), str)
+    ):
+      raise ValueError(
+        f"{path}:{lineno}: expected an object with string fields 'doc_id' and "
+        "'text' (and optionally 'title')"
+      )
     doc_id, text, title = record["doc_id"], record["text"].strip(), record.get("title", "").strip()
     check_id(f"{path}:{lineno}", "doc_id", doc_id)
     if doc_id in first_line:
-      raise ValueError(f"{path}:{lineno}: duplicate doc_id {doc_id!r} (first on line "
-                       f"{first_line[doc_id]}); expected unique document ids")
+      raise ValueError(
+        f"{path}:{lineno}: duplicate doc_id {doc_id!r} (first on line "
+        f"{first_line[doc_id]}); expected unique document ids"
+      )
     if not text:
-      raise ValueError(f"{path}:{lineno}: document {doc_id!r} has empty text; "
-                       "expected non-empty text")
+      raise ValueError(
+        f"{path}:{lineno}: document {doc_id!r} has empty text; expected non-empty text"
+      )
     first_line[doc_id] = lineno
     doc_ids.append(doc_id)
     docs[doc_id] = f"{title}\n{text}" if title else text
@@ -134,13 +144,16 @@ def read_queries_tsv(path: PathLike) -> Dict[str, str]:
   for lineno, line in iter_lines(path):
     fields = line.split("\t")
     if len(fields) != 2:
-      raise ValueError(f"{path}:{lineno}: expected 2 tab-separated fields 'qid<TAB>text', "
-                       f"got {len(fields)}")
+      raise ValueError(
+        f"{path}:{lineno}: expected 2 tab-separated fields 'qid<TAB>text', got {len(fields)}"
+      )
     qid, text = fields[0].strip(), fields[1].strip()
     check_id(f"{path}:{lineno}", "query id", qid)
     if qid in first_line:
-      raise ValueError(f"{path}:{lineno}: duplicate query id {qid!r} (first on line "
-                       f"{first_line[qid]}); expected unique query ids per language")
+      raise ValueError(
+        f"{path}:{lineno}: duplicate query id {qid!r} (first on line "
+        f"{first_line[qid]}); expected unique query ids per language"
+      )
     if not text:
       raise ValueError(f"{path}:{lineno}: query {qid!r} has empty text; expected a query")
     first_line[qid] = lineno
@@ -158,19 +171,27 @@ def _query_files(queries_dir: pathlib.Path) -> Dict[str, pathlib.Path]:
       continue
     lang = f.stem
     if not is_language_code(lang):
-      raise ValueError(f"{f}: {lang!r} is not a known language code; expected the file named "
-                       "by an ISO 639-1/639-3 code (optionally with region/script, e.g. "
-                       "'swa.tsv', 'zho-CN.tsv')")
+      raise ValueError(
+        f"{f}: {lang!r} is not a known language code; expected the file named "
+        "by an ISO 639-1/639-3 code (optionally with region/script, e.g. "
+        "'swa.tsv', 'zho-CN.tsv')"
+      )
     if lang in files:
-      raise ValueError(f"{f}: language {lang!r} also has {files[lang].name}; expected one "
-                       "query file per language")
+      raise ValueError(
+        f"{f}: language {lang!r} also has {files[lang].name}; expected one query file per language"
+      )
     files[lang] = f
   return files
 
 
-def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
-                    topics_file: Optional[PathLike] = None, topics_lang: Optional[str] = None,
-                    topic_field: str = "title", download: bool = False) -> Collection:
+def load_collection(
+  path: PathLike,
+  langs: Optional[Sequence[str]] = None,
+  topics_file: Optional[PathLike] = None,
+  topics_lang: Optional[str] = None,
+  topic_field: str = "title",
+  download: bool = False,
+) -> Collection:
   """Reads a collection folder (module docstring) or an ``irds:<id>`` dataset.
 
   Args:
@@ -185,7 +206,7 @@ def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
     :class:`Collection`. Qrels must name documents of the collection.
   """
   if str(path).startswith("irds:"):
-    return _load_irds(str(path)[len("irds:"):], langs, download)
+    return _load_irds(str(path)[len("irds:") :], langs, download)
   path = pathlib.Path(path)
   if not path.is_dir():
     raise FileNotFoundError(f"{path}: no such collection directory")
@@ -197,25 +218,35 @@ def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
   for lineno, line in iter_lines(qrels_path):
     doc_id = line.split()[2]
     if doc_id not in docs:
-      raise ValueError(f"{qrels_path}:{lineno}: document {doc_id!r} is not in "
-                       f"{path / 'docs.jsonl'}; expected qrels over the collection's documents")
-  files = _query_files(path / "queries") if (path / "queries").exists() or topics_file is None \
-      else {}
+      raise ValueError(
+        f"{qrels_path}:{lineno}: document {doc_id!r} is not in "
+        f"{path / 'docs.jsonl'}; expected qrels over the collection's documents"
+      )
+  files = (
+    _query_files(path / "queries") if (path / "queries").exists() or topics_file is None else {}
+  )
   if topics_file is not None:
     topics_lang = topics_lang or pathlib.Path(topics_file).stem
     if not is_language_code(topics_lang):
-      raise ValueError(f"{topics_file}: topics_lang {topics_lang!r} is not a known language "
-                       "code; pass topics_lang='eng' (or another ISO 639 code)")
+      raise ValueError(
+        f"{topics_file}: topics_lang {topics_lang!r} is not a known language "
+        "code; pass topics_lang='eng' (or another ISO 639 code)"
+      )
     files[topics_lang] = pathlib.Path(topics_file)
   wanted = list(files) if langs is None else list(langs)
   missing = [lang for lang in wanted if lang not in files]
   if missing:
-    raise FileNotFoundError(f"{path / 'queries'}: no query file for {missing}; found "
-                            f"{sorted(files)}")
+    raise FileNotFoundError(
+      f"{path / 'queries'}: no query file for {missing}; found {sorted(files)}"
+    )
+
   # A .tsv file is qid<TAB>text; anything else (.trec, a topics_file) is TREC topics.
   def read(lang):
-    return (read_queries_tsv(files[lang]) if files[lang].suffix == ".tsv"
-            else read_trec_topics(files[lang], topic_field))
+    return (
+      read_queries_tsv(files[lang])
+      if files[lang].suffix == ".tsv"
+      else read_trec_topics(files[lang], topic_field)
+    )
 
   queries = {lang: read(lang) for lang in wanted}
   unloaded = frozenset(q for lang in files if lang not in queries for q in read(lang))
@@ -224,13 +255,21 @@ def load_collection(path: PathLike, langs: Optional[Sequence[str]] = None,
     try:
       meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-      raise ValueError(f"{path / 'meta.json'}: not valid UTF-8 JSON ({e}); expected an "
-                       "object") from None
+      raise ValueError(
+        f"{path / 'meta.json'}: not valid UTF-8 JSON ({e}); expected an object"
+      ) from None
     if not isinstance(meta, dict):
       raise ValueError(f"{path / 'meta.json'}: expected a JSON object, got {type(meta).__name__}")
-  return Collection(name=str(meta.get("name", path.name)), doc_ids=doc_ids, docs=docs,
-                    queries=queries, qrels=qrels, meta=meta, titles=titles,
-                    unloaded_query_ids=unloaded)
+  return Collection(
+    name=str(meta.get("name", path.name)),
+    doc_ids=doc_ids,
+    docs=docs,
+    queries=queries,
+    qrels=qrels,
+    meta=meta,
+    titles=titles,
+    unloaded_query_ids=unloaded,
+  )
 
 
 def collection_fingerprint(path: PathLike) -> Dict[str, str]:
@@ -238,18 +277,20 @@ def collection_fingerprint(path: PathLike) -> Dict[str, str]:
   qrels.txt, meta.json, every query file), so that a study notices a collection edited in
   place. ``irds:`` ids are taken as fixed datasets: ``{"irds": id}``."""
   if str(path).startswith("irds:"):
-    return {"irds": str(path)[len("irds:"):]}
+    return {"irds": str(path)[len("irds:") :]}
   path = pathlib.Path(path)
   names = ["docs.jsonl", "qrels.txt", "meta.json"] + [
-      f"queries/{f.name}" for f in sorted((path / "queries").glob("*")) if f.is_file()]
+    f"queries/{f.name}" for f in sorted((path / "queries").glob("*")) if f.is_file()
+  ]
   return {f"collection/{n}": sha256_file(path / n) for n in names if (path / n).is_file()}
 
 
 def _format_collection(collection: Collection) -> Dict[str, str]:
   """relative path -> file content, after checking the collection."""
   where = f"collection {collection.name!r}"
-  if len(set(collection.doc_ids)) != len(collection.doc_ids) or \
-      set(collection.doc_ids) != set(collection.docs):
+  if len(set(collection.doc_ids)) != len(collection.doc_ids) or set(collection.doc_ids) != set(
+    collection.docs
+  ):
     raise ValueError(f"{where}: doc_ids must list every key of docs exactly once")
   files, doc_lines = {}, []
   for doc_id in collection.doc_ids:
@@ -257,7 +298,7 @@ def _format_collection(collection: Collection) -> Dict[str, str]:
     text, title = collection.docs[doc_id], collection.titles.get(doc_id, "")
     record = {"doc_id": doc_id, "text": text}
     if title and text.startswith(title + "\n"):
-      record = {"doc_id": doc_id, "title": title, "text": text[len(title) + 1:]}
+      record = {"doc_id": doc_id, "title": title, "text": text[len(title) + 1 :]}
     if not record["text"].strip():
       raise ValueError(f"{where}: document {doc_id!r} has empty text; expected non-empty text")
     doc_lines.append(json.dumps(record, ensure_ascii=False) + "\n")
@@ -267,16 +308,18 @@ def _format_collection(collection: Collection) -> Dict[str, str]:
     unknown = [d for d in judged if d not in collection.docs]
     if unknown:
       raise ValueError(f"{where}: qrels of {qid!r} name documents {unknown[:5]} not in docs")
-  files["qrels.txt"] = "".join(f"{q} 0 {d} {int(r)}\n" for q, docs in collection.qrels.items()
-                               for d, r in docs.items())
+  files["qrels.txt"] = "".join(
+    f"{q} 0 {d} {int(r)}\n" for q, docs in collection.qrels.items() for d, r in docs.items()
+  )
   for lang, queries in collection.queries.items():
     if not is_language_code(lang):
       raise ValueError(f"{where}: {lang!r} is not a known language code")
     for qid, text in queries.items():
       check_id(f"{where}, language {lang!r}", "query id", qid)
       if not text.strip() or "\t" in text or "\n" in text:
-        raise ValueError(f"{where}: query {lang}/{qid} {text!r}; expected non-empty text "
-                         "without tabs or newlines")
+        raise ValueError(
+          f"{where}: query {lang}/{qid} {text!r}; expected non-empty text without tabs or newlines"
+        )
     files[f"queries/{lang}.tsv"] = "".join(f"{q}\t{t}\n" for q, t in queries.items())
   if collection.meta:
     files["meta.json"] = json.dumps(collection.meta, ensure_ascii=False, indent=2) + "\n"
@@ -331,6 +374,7 @@ def _no_downloads(attempts: List[str]):
   ``ir_datasets``' cache (``IR_DATASETS_HOME``) and local mirrors are used as usual.
   """
   from ir_datasets.util import download as dl  # pylint: disable=import-outside-toplevel
+
   classes = [dl.RequestsDownload, dl.GoogleDriveDownload, dl.GoogleCloudBucketStream]
   saved = [c.stream for c in classes]
 
@@ -363,20 +407,25 @@ def _load_irds(dataset_id: str, langs: Optional[Sequence[str]], download: bool) 
   try:
     dataset = ir_datasets.load(dataset_id)
   except KeyError:
-    raise ValueError(f"{where}: ir_datasets {ir_datasets.__version__} has no dataset "
-                     f"{dataset_id!r}; expected an id from ir_datasets' catalogue") from None
+    raise ValueError(
+      f"{where}: ir_datasets {ir_datasets.__version__} has no dataset "
+      f"{dataset_id!r}; expected an id from ir_datasets' catalogue"
+    ) from None
   for part in ("docs", "queries", "qrels"):
     if not getattr(dataset, f"has_{part}")():
       raise ValueError(f"{where}: the dataset has no {part}; expected docs, queries and qrels")
   lang = dataset.queries_lang()
   if lang is None:
     if langs is None or len(langs) != 1:
-      raise ValueError(f"{where}: ir_datasets does not record the query language; pass "
-                       "langs=[<ISO 639 code>] naming it")
+      raise ValueError(
+        f"{where}: ir_datasets does not record the query language; pass "
+        "langs=[<ISO 639 code>] naming it"
+      )
     lang = langs[0]
   if langs is not None and list(langs) != [lang]:
-    raise FileNotFoundError(f"{where}: no queries in {[x for x in langs if x != lang]}; "
-                            f"found {[lang]}")
+    raise FileNotFoundError(
+      f"{where}: no queries in {[x for x in langs if x != lang]}; found {[lang]}"
+    )
   attempts: List[str] = []
   try:
     with contextlib.nullcontext() if download else _no_downloads(attempts):
@@ -397,11 +446,17 @@ def _load_irds(dataset_id: str, langs: Optional[Sequence[str]], download: bool) 
       raise
     missing = attempts or [str(e)]
     raise FileNotFoundError(
-        f"{where}: the dataset is not downloaded (ir_datasets home "
-        f"{ir_datasets.util.home_path()}); missing {missing}. Download it where there is network "
-        f"access (e.g. `ir_datasets export {dataset_id} docs > /dev/null`) and copy that folder "
-        "here, or pass download=True") from e
-  return Collection(name=where, doc_ids=doc_ids, docs=docs, queries={lang: queries},
-                    qrels=qrels, meta={"source": where, "ir_datasets": ir_datasets.__version__},
-                    titles=titles)
-
+      f"{where}: the dataset is not downloaded (ir_datasets home "
+      f"{ir_datasets.util.home_path()}); missing {missing}. Download it where there is network "
+      f"access (e.g. `ir_datasets export {dataset_id} docs > /dev/null`) and copy that folder "
+      "here, or pass download=True"
+    ) from e
+  return Collection(
+    name=where,
+    doc_ids=doc_ids,
+    docs=docs,
+    queries={lang: queries},
+    qrels=qrels,
+    meta={"source": where, "ir_datasets": ir_datasets.__version__},
+    titles=titles,
+  )

@@ -48,19 +48,36 @@ TICO_COMMIT = "d97615f9cffa28ec7de571e00fbd513e5a1c7fc7"
 NTREX_QUERY_LANG = {"zho-CN": "zho"}
 #: TICO-19 code -> query file name (ISO 639-3).
 TICO_QUERY_LANG = {
-    "sw": "swa", "so": "som", "ha": "hau", "mr": "mar", "tl": "tgl", "zu": "zul", "rw": "kin",
-    "om": "orm", "fr": "fra", "es-LA": "spa", "pt-BR": "por", "ru": "rus", "zh": "zho",
-    "ar": "arb", "hi": "hin", "id": "ind"}
+  "sw": "swa",
+  "so": "som",
+  "ha": "hau",
+  "mr": "mar",
+  "tl": "tgl",
+  "zu": "zul",
+  "rw": "kin",
+  "om": "orm",
+  "fr": "fra",
+  "es-LA": "spa",
+  "pt-BR": "por",
+  "ru": "rus",
+  "zh": "zho",
+  "ar": "arb",
+  "hi": "hin",
+  "id": "ind",
+}
 #: TICO-19 pair whose English side the passages are cut from (see :func:`tico19_collection`).
 TICO_ENGLISH_FROM = "fr"
 
-_KNOWN_ITEM = ("Known-item test built from translations: each query is a human translation "
-               "of (part of) an English original and the relevant items are where that "
-               "original is; one relevant item per query (relevance 1), not pooled judgments.")
+_KNOWN_ITEM = (
+  "Known-item test built from translations: each query is a human translation "
+  "of (part of) an English original and the relevant items are where that "
+  "original is; one relevant item per query (relevance 1), not pooled judgments."
+)
 
 
-def _resolve(langs: Sequence[str], table: Mapping[str, str], known: Sequence[str],
-             what: str) -> List[Tuple[str, str]]:
+def _resolve(
+  langs: Sequence[str], table: Mapping[str, str], known: Sequence[str], what: str
+) -> List[Tuple[str, str]]:
   """(source code, query file name) per requested language, each given either way."""
   if not langs:
     raise ValueError(f"{what}: no languages requested; expected some of {sorted(known)}")
@@ -69,8 +86,10 @@ def _resolve(langs: Sequence[str], table: Mapping[str, str], known: Sequence[str
   for lang in langs:
     code = lang if lang in known else by_name.get(lang)
     if code is None:
-      raise ValueError(f"{what}: no language {lang!r}; expected one of {sorted(known)} "
-                       f"(or its query file name {sorted(by_name)})")
+      raise ValueError(
+        f"{what}: no language {lang!r}; expected one of {sorted(known)} "
+        f"(or its query file name {sorted(by_name)})"
+      )
     out.append((code, table.get(code, code)))
   names = [name for _, name in out]
   if len(set(names)) != len(names):
@@ -83,16 +102,21 @@ def _documents(pairs: Sequence[bitext.BitextPair], where: str):
   docs, seen = [], set()
   for doc_id, group in itertools.groupby(pairs, key=lambda p: p.doc_id):
     if not doc_id or doc_id in seen:
-      raise ValueError(f"{where}: document {doc_id!r} at {next(group).source} is empty or not "
-                       "contiguous; expected each document's lines together")
+      raise ValueError(
+        f"{where}: document {doc_id!r} at {next(group).source} is empty or not "
+        "contiguous; expected each document's lines together"
+      )
     seen.add(doc_id)
     docs.append((doc_id, list(group)))
   return docs
 
 
-def ntrex_collection(ntrex_dir: PathLike, langs: Sequence[str],
-                     direction: str = "foreign_query",
-                     with_title: bool = True) -> Dict[str, Collection]:
+def ntrex_collection(
+  ntrex_dir: PathLike,
+  langs: Sequence[str],
+  direction: str = "foreign_query",
+  with_title: bool = True,
+) -> Dict[str, Collection]:
   """NTREX-128 as a document-level known-item test, in memory.
 
   Each of the 123 documents has its first line (the headline) as title and
@@ -118,17 +142,22 @@ def ntrex_collection(ntrex_dir: PathLike, langs: Sequence[str],
   if direction not in ("foreign_query", "english_query"):
     raise ValueError(f"direction {direction!r}; expected 'foreign_query' or 'english_query'")
   ntrex_dir = pathlib.Path(ntrex_dir)
-  known = sorted(p.name[len("newstest2019-ref."):-len(".txt")]
-                 for sub in ("NTREX-128", "NTREX-additional") if (ntrex_dir / sub).is_dir()
-                 for p in (ntrex_dir / sub).glob("newstest2019-ref.*.txt"))
+  known = sorted(
+    p.name[len("newstest2019-ref.") : -len(".txt")]
+    for sub in ("NTREX-128", "NTREX-additional")
+    if (ntrex_dir / sub).is_dir()
+    for p in (ntrex_dir / sub).glob("newstest2019-ref.*.txt")
+  )
   if not known:
     raise FileNotFoundError(f"{ntrex_dir / 'NTREX-128'}: no newstest2019-ref.*.txt files")
   resolved = _resolve(langs, NTREX_QUERY_LANG, known, str(ntrex_dir))
-  meta = {"description": _KNOWN_ITEM + " NTREX-128 news documents; queries are document "
-                         "headlines.",
-          "source": f"NTREX-128, https://github.com/MicrosoftTranslator/NTREX at commit "
-                    f"{NTREX_COMMIT}",
-          "license": "CC BY-SA 4.0", "direction": direction, "with_title": with_title}
+  meta = {
+    "description": _KNOWN_ITEM + " NTREX-128 news documents; queries are document headlines.",
+    "source": f"NTREX-128, https://github.com/MicrosoftTranslator/NTREX at commit {NTREX_COMMIT}",
+    "license": "CC BY-SA 4.0",
+    "direction": direction,
+    "with_title": with_title,
+  }
   out: Dict[str, Collection] = {}
   english_docs, queries, texts = None, {}, {}
   for code, name in resolved:
@@ -137,8 +166,9 @@ def ntrex_collection(ntrex_dir: PathLike, langs: Sequence[str],
     docs = _documents(data.pairs, path)
     for doc_id, pairs in docs:
       if len(pairs) < 2:
-        raise ValueError(f"{path}: document {doc_id!r} has {len(pairs)} line; expected a "
-                         "headline and a body")
+        raise ValueError(
+          f"{path}: document {doc_id!r} has {len(pairs)} line; expected a headline and a body"
+        )
     english_docs = english_docs or [(d, [p.english for p in ps]) for d, ps in docs]
     queries[name] = {d: ps[0].foreign for d, ps in docs}
     texts[name] = [(d, [p.foreign for p in ps]) for d, ps in docs]
@@ -148,25 +178,42 @@ def ntrex_collection(ntrex_dir: PathLike, langs: Sequence[str],
     titles = {d: ls[0] for d, ls in lines} if with_title else {}
     body = {d: " ".join(ls[1:]) for d, ls in lines}
     return Collection(
-        name=name, doc_ids=doc_ids, titles=titles,
-        docs={d: f"{titles[d]}\n{body[d]}" if with_title else body[d] for d in doc_ids},
-        queries=query_sets, qrels={d: {d: 1} for d in doc_ids},
-        meta=dict(meta, name=name, documents=len(doc_ids), **lang_meta))
+      name=name,
+      doc_ids=doc_ids,
+      titles=titles,
+      docs={d: f"{titles[d]}\n{body[d]}" if with_title else body[d] for d in doc_ids},
+      queries=query_sets,
+      qrels={d: {d: 1} for d in doc_ids},
+      meta=dict(meta, name=name, documents=len(doc_ids), **lang_meta),
+    )
 
   if direction == "foreign_query":
-    out[""] = collection(english_docs, "ntrex128", queries,
-                         {"query_languages": {name: code for code, name in resolved}})
+    out[""] = collection(
+      english_docs,
+      "ntrex128",
+      queries,
+      {"query_languages": {name: code for code, name in resolved}},
+    )
   else:
     headlines = {d: ls[0] for d, ls in english_docs}
     for code, name in resolved:
-      out[name] = collection(texts[name], f"ntrex128-{name}", {"eng": headlines},
-                             {"query_languages": {"eng": "eng"}, "document_language": code})
+      out[name] = collection(
+        texts[name],
+        f"ntrex128-{name}",
+        {"eng": headlines},
+        {"query_languages": {"eng": "eng"}, "document_language": code},
+      )
   return out
 
 
-def build_ntrex(ntrex_dir: PathLike, out_dir: PathLike, langs: Sequence[str],
-                direction: str = "foreign_query", with_title: bool = True,
-                overwrite: bool = False) -> Dict[str, Collection]:
+def build_ntrex(
+  ntrex_dir: PathLike,
+  out_dir: PathLike,
+  langs: Sequence[str],
+  direction: str = "foreign_query",
+  with_title: bool = True,
+  overwrite: bool = False,
+) -> Dict[str, Collection]:
   """Writes :func:`ntrex_collection` to ``out_dir`` (``foreign_query``) or to
   ``out_dir/<query file name>/`` per language (``english_query``).
 
@@ -183,15 +230,32 @@ def build_ntrex(ntrex_dir: PathLike, out_dir: PathLike, langs: Sequence[str],
 
 #: FLORES-200 file stem per query language (ISO 639-3, as the other collections name them).
 FLORES_FILES = {
-    "swa": "swh_Latn", "som": "som_Latn", "yor": "yor_Latn", "hau": "hau_Latn",
-    "ibo": "ibo_Latn", "zul": "zul_Latn", "kin": "kin_Latn", "tgl": "tgl_Latn",
-    "mar": "mar_Deva", "twi": "twi_Latn", "bem": "bem_Latn", "amh": "amh_Ethi",
-    "xho": "xho_Latn", "deu": "deu_Latn", "fra": "fra_Latn", "rus": "rus_Cyrl",
-    "zho": "zho_Hans", "arb": "arb_Arab", "hin": "hin_Deva", "spa": "spa_Latn"}
+  "swa": "swh_Latn",
+  "som": "som_Latn",
+  "yor": "yor_Latn",
+  "hau": "hau_Latn",
+  "ibo": "ibo_Latn",
+  "zul": "zul_Latn",
+  "kin": "kin_Latn",
+  "tgl": "tgl_Latn",
+  "mar": "mar_Deva",
+  "twi": "twi_Latn",
+  "bem": "bem_Latn",
+  "amh": "amh_Ethi",
+  "xho": "xho_Latn",
+  "deu": "deu_Latn",
+  "fra": "fra_Latn",
+  "rus": "rus_Cyrl",
+  "zho": "zho_Hans",
+  "arb": "arb_Arab",
+  "hin": "hin_Deva",
+  "spa": "spa_Latn",
+}
 
 
-def flores_collection(flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_FILES),
-                      split: str = "devtest") -> Collection:
+def flores_collection(
+  flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_FILES), split: str = "devtest"
+) -> Collection:
   """FLORES-200 sentence retrieval: each foreign sentence of ``split`` is a query, the English
   sentences of the same split are the documents, and the relevant one is its original (line i).
 
@@ -199,13 +263,15 @@ def flores_collection(flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_
   the held-apart check: never distil on it (``dev`` is bitext).
   """
   from optical_jax.io import iter_lines  # pylint: disable=import-outside-toplevel
+
   root = pathlib.Path(flores_dir) / split
   if split not in ("dev", "devtest"):
     raise ValueError(f"FLORES-200 split {split!r}; expected 'dev' or 'devtest'")
   unknown = [l for l in langs if l not in FLORES_FILES]
   if unknown:
-    raise ValueError(f"FLORES-200 here has no language(s) {unknown}; available: "
-                     f"{sorted(FLORES_FILES)}")
+    raise ValueError(
+      f"FLORES-200 here has no language(s) {unknown}; available: {sorted(FLORES_FILES)}"
+    )
 
   def lines(stem):
     return [t.strip() for _, t in iter_lines(root / f"{stem}.{split}")]
@@ -216,15 +282,26 @@ def flores_collection(flores_dir: PathLike, langs: Sequence[str] = tuple(FLORES_
   for lang in langs:
     foreign = lines(FLORES_FILES[lang])
     if len(foreign) != len(english):
-      raise ValueError(f"{root / FLORES_FILES[lang]}.{split}: {len(foreign)} lines, English has "
-                       f"{len(english)}; expected line-aligned multi-way files")
+      raise ValueError(
+        f"{root / FLORES_FILES[lang]}.{split}: {len(foreign)} lines, English has "
+        f"{len(english)}; expected line-aligned multi-way files"
+      )
     queries[lang] = {f"{lang}-{i}": t for i, t in enumerate(foreign)}
   qrels = {q: {f"flores-{split}-{q.rsplit('-', 1)[1]}": 1} for qs in queries.values() for q in qs}
-  meta = {"name": f"flores200_{split}", "license": "CC BY-SA 4.0 (FLORES-200)",
-          "description": f"FLORES-200 {split}: foreign sentence -> its English original among "
-                         f"the {len(english)} English sentences. " + _KNOWN_ITEM}
-  return Collection(name=f"flores200_{split}", doc_ids=doc_ids,
-                    docs=dict(zip(doc_ids, english)), queries=queries, qrels=qrels, meta=meta)
+  meta = {
+    "name": f"flores200_{split}",
+    "license": "CC BY-SA 4.0 (FLORES-200)",
+    "description": f"FLORES-200 {split}: foreign sentence -> its English original among "
+    f"the {len(english)} English sentences. " + _KNOWN_ITEM,
+  }
+  return Collection(
+    name=f"flores200_{split}",
+    doc_ids=doc_ids,
+    docs=dict(zip(doc_ids, english)),
+    queries=queries,
+    qrels=qrels,
+    meta=meta,
+  )
 
 
 def unquote_csv(text: str) -> str:
@@ -248,9 +325,14 @@ def _windows(n: int, window: int, stride: int) -> List[Tuple[int, int]]:
   return out
 
 
-def tico19_collection(zips: Mapping[str, PathLike], english_zip: PathLike,
-                      window: int = 5, stride: int = 5, english_from: str = TICO_ENGLISH_FROM,
-                      fix_csv_quotes: bool = True) -> Collection:
+def tico19_collection(
+  zips: Mapping[str, PathLike],
+  english_zip: PathLike,
+  window: int = 5,
+  stride: int = 5,
+  english_from: str = TICO_ENGLISH_FROM,
+  fix_csv_quotes: bool = True,
+) -> Collection:
   """TICO-19 as a passage-level known-item test, in memory.
 
   Passages: the English side of ``english_zip`` grouped into its documents
@@ -283,8 +365,8 @@ def tico19_collection(zips: Mapping[str, PathLike], english_zip: PathLike,
     for start, end in _windows(len(pairs), window, stride):
       pid = f"{doc}:{start}-{end}"
       doc_ids.append(pid)
-      docs[pid] = " ".join(fix(p.english) for p in pairs[start:end + 1])
-      for p in pairs[start:end + 1]:
+      docs[pid] = " ".join(fix(p.english) for p in pairs[start : end + 1])
+      for p in pairs[start : end + 1]:
         windows_of.setdefault(p.source, []).append(pid)
     english.update((p.source, fix(p.english)) for p in pairs)
   queries, differs, unquoted = {}, {}, {}
@@ -294,8 +376,10 @@ def tico19_collection(zips: Mapping[str, PathLike], english_zip: PathLike,
     queries[name], differs[name], unquoted[name] = {}, 0, 0
     for p in data:
       if p.source not in windows_of:
-        raise ValueError(f"{path}: tu tuid={p.source!r} has no English segment in "
-                         f"{english_zip}; expected the same units in every pair")
+        raise ValueError(
+          f"{path}: tu tuid={p.source!r} has no English segment in "
+          f"{english_zip}; expected the same units in every pair"
+        )
       if p.source in queries[name]:
         raise ValueError(f"{path}: tu tuid={p.source!r} appears twice; expected unique tuids")
       queries[name][p.source] = fix(p.foreign)
@@ -303,59 +387,91 @@ def tico19_collection(zips: Mapping[str, PathLike], english_zip: PathLike,
       differs[name] += fix(p.english) != english[p.source]
   qids = {q for qs in queries.values() for q in qs}
   qrels = {q: {pid: 1 for pid in windows_of[q]} for q in windows_of if q in qids}
-  meta = {"name": "tico19", "description": _KNOWN_ITEM + f" TICO-19 passages of {window} "
-                                           f"English segments (stride {stride}); queries are "
-                                           "single translated segments.",
-          "source": f"TICO-19, https://github.com/tico-19/tico-19.github.io at commit "
-                    f"{TICO_COMMIT} (data/TM)",
-          "license": "CC0 1.0", "window": window, "stride": stride,
-          "english_from": english_from, "fix_csv_quotes": fix_csv_quotes,
-          "query_languages": {TICO_QUERY_LANG.get(c, c): c for c in zips},
-          "documents": len(doc_ids), "segments_unquoted": unquoted,
-          "segments_whose_english_differs": differs}
-  return Collection(name="tico19", doc_ids=doc_ids, docs=docs, queries=queries, qrels=qrels,
-                    meta=meta)
+  meta = {
+    "name": "tico19",
+    "description": _KNOWN_ITEM + f" TICO-19 passages of {window} "
+    f"English segments (stride {stride}); queries are "
+    "single translated segments.",
+    "source": f"TICO-19, https://github.com/tico-19/tico-19.github.io at commit "
+    f"{TICO_COMMIT} (data/TM)",
+    "license": "CC0 1.0",
+    "window": window,
+    "stride": stride,
+    "english_from": english_from,
+    "fix_csv_quotes": fix_csv_quotes,
+    "query_languages": {TICO_QUERY_LANG.get(c, c): c for c in zips},
+    "documents": len(doc_ids),
+    "segments_unquoted": unquoted,
+    "segments_whose_english_differs": differs,
+  }
+  return Collection(
+    name="tico19", doc_ids=doc_ids, docs=docs, queries=queries, qrels=qrels, meta=meta
+  )
 
 
-def build_tico19(tico_dir: PathLike, out_dir: PathLike, langs: Sequence[str], window: int = 5,
-                 stride: int = 5, english_from: str = TICO_ENGLISH_FROM,
-                 fix_csv_quotes: bool = True, overwrite: bool = False) -> Collection:
+def build_tico19(
+  tico_dir: PathLike,
+  out_dir: PathLike,
+  langs: Sequence[str],
+  window: int = 5,
+  stride: int = 5,
+  english_from: str = TICO_ENGLISH_FROM,
+  fix_csv_quotes: bool = True,
+  overwrite: bool = False,
+) -> Collection:
   """Writes :func:`tico19_collection` of ``tico_dir/all.en-XX.tmx.zip`` to ``out_dir``.
 
   Args:
     langs: TICO codes or query file names (``sw`` or ``swa``).
   """
   tico_dir = pathlib.Path(tico_dir)
-  known = sorted(p.name[len("all.en-"):-len(".tmx.zip")] for p in tico_dir.glob("all.en-*.tmx.zip"))
+  known = sorted(
+    p.name[len("all.en-") : -len(".tmx.zip")] for p in tico_dir.glob("all.en-*.tmx.zip")
+  )
   if not known:
     raise FileNotFoundError(f"{tico_dir}: no all.en-*.tmx.zip files")
   resolved = _resolve(langs, TICO_QUERY_LANG, known, str(tico_dir))
-  coll = tico19_collection({code: tico_dir / f"all.en-{code}.tmx.zip" for code, _ in resolved},
-                           tico_dir / f"all.en-{english_from}.tmx.zip", window, stride,
-                           english_from, fix_csv_quotes)
+  coll = tico19_collection(
+    {code: tico_dir / f"all.en-{code}.tmx.zip" for code, _ in resolved},
+    tico_dir / f"all.en-{english_from}.tmx.zip",
+    window,
+    stride,
+    english_from,
+    fix_csv_quotes,
+  )
   write_collection(coll, out_dir, overwrite=overwrite)
   return coll
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """The command line (module docstring); prints what it wrote."""
-  parser = argparse.ArgumentParser(prog="python -m optical_jax.data.collections",
-                                   description=__doc__.split("\n", 1)[0])
+  parser = argparse.ArgumentParser(
+    prog="python -m optical_jax.data.collections", description=__doc__.split("\n", 1)[0]
+  )
   sub = parser.add_subparsers(dest="collection", required=True)
-  for name, source in (("ntrex", "the NTREX-128 root"), ("tico19", "the folder of TMX zips"),
-                       ("flores", "the FLORES-200 root (dev/, devtest/)"),
-                       ("afriqa", "the AfriQA root (<lang>/*.json)")):
+  for name, source in (
+    ("ntrex", "the NTREX-128 root"),
+    ("tico19", "the folder of TMX zips"),
+    ("flores", "the FLORES-200 root (dev/, devtest/)"),
+    ("afriqa", "the AfriQA root (<lang>/*.json)"),
+  ):
     p = sub.add_parser(name)
     p.add_argument("--source", required=True, help=source)
     p.add_argument("--out", required=True, help="the collection folder to write")
-    p.add_argument("--langs", required=name in ("ntrex", "tico19"), default="",
-                   help="comma-separated language codes (flores, afriqa: default all)")
+    p.add_argument(
+      "--langs",
+      required=name in ("ntrex", "tico19"),
+      default="",
+      help="comma-separated language codes (flores, afriqa: default all)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   sub.choices["flores"].add_argument("--split", default="devtest", choices=("dev", "devtest"))
-  sub.choices["ntrex"].add_argument("--direction", default="foreign_query",
-                                    choices=("foreign_query", "english_query"))
-  sub.choices["ntrex"].add_argument("--no_title", action="store_true",
-                                    help="documents without their headline")
+  sub.choices["ntrex"].add_argument(
+    "--direction", default="foreign_query", choices=("foreign_query", "english_query")
+  )
+  sub.choices["ntrex"].add_argument(
+    "--no_title", action="store_true", help="documents without their headline"
+  )
   sub.choices["tico19"].add_argument("--window", type=int, default=5)
   sub.choices["tico19"].add_argument("--stride", type=int, default=5)
   args = parser.parse_args(argv)
@@ -365,18 +481,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       coll = flores_collection(args.source, langs or tuple(FLORES_FILES), args.split)
     else:
       from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+
       coll = afriqa_collection(args.source, langs or None)
     write_collection(coll, args.out, overwrite=args.overwrite)
     written = {args.out: coll}
   elif args.collection == "ntrex":
-    written = build_ntrex(args.source, args.out, langs, args.direction, not args.no_title,
-                          args.overwrite)
+    written = build_ntrex(
+      args.source, args.out, langs, args.direction, not args.no_title, args.overwrite
+    )
   else:
-    written = {args.out: build_tico19(args.source, args.out, langs, args.window, args.stride,
-                                      overwrite=args.overwrite)}
+    written = {
+      args.out: build_tico19(
+        args.source, args.out, langs, args.window, args.stride, overwrite=args.overwrite
+      )
+    }
   for path, coll in written.items():
-    print(f"{path}: {len(coll.doc_ids)} documents, queries "
-          f"{ {lang: len(q) for lang, q in coll.queries.items()} }, {len(coll.qrels)} judged")
+    print(
+      f"{path}: {len(coll.doc_ids)} documents, queries "
+      f"{ {lang: len(q) for lang, q in coll.queries.items()} }, {len(coll.qrels)} judged"
+    )
   return 0
 
 

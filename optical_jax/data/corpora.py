@@ -62,15 +62,34 @@ DEFAULT_SHARED_ROOT = "../shared/data"
 
 #: Every ISO 639-3 code this module knows, with its FLORES-200 code.
 FLORES_CODES = {
-    "hau": "hau_Latn", "ibo": "ibo_Latn", "kin": "kin_Latn", "swa": "swh_Latn",
-    "yor": "yor_Latn", "zul": "zul_Latn", "som": "som_Latn", "tgl": "tgl_Latn",
-    "mar": "mar_Deva", "twi": "twi_Latn", "bem": "bem_Latn", "amh": "amh_Ethi",
-    "xho": "xho_Latn", "deu": "deu_Latn", "fra": "fra_Latn", "rus": "rus_Cyrl",
-    "zho": "zho_Hans", "arb": "arb_Arab", "hin": "hin_Deva", "spa": "spa_Latn",
+  "hau": "hau_Latn",
+  "ibo": "ibo_Latn",
+  "kin": "kin_Latn",
+  "swa": "swh_Latn",
+  "yor": "yor_Latn",
+  "zul": "zul_Latn",
+  "som": "som_Latn",
+  "tgl": "tgl_Latn",
+  "mar": "mar_Deva",
+  "twi": "twi_Latn",
+  "bem": "bem_Latn",
+  "amh": "amh_Ethi",
+  "xho": "xho_Latn",
+  "deu": "deu_Latn",
+  "fra": "fra_Latn",
+  "rus": "rus_Cyrl",
+  "zho": "zho_Hans",
+  "arb": "arb_Arab",
+  "hin": "hin_Deva",
+  "spa": "spa_Latn",
 }
 MAFAND_CODES = {l: l for l in ("hau", "ibo", "kin", "swa", "yor", "zul")}
-WMT24PP_CODES = {"swa": ("sw_KE", "sw_TZ"), "zul": ("zu_ZA",), "tgl": ("fil_PH",),
-                 "mar": ("mr_IN",)}
+WMT24PP_CODES = {
+  "swa": ("sw_KE", "sw_TZ"),
+  "zul": ("zu_ZA",),
+  "tgl": ("fil_PH",),
+  "mar": ("mr_IN",),
+}
 CIRAL_CODES = {"hau": "ha", "som": "so", "swa": "sw", "yor": "yo"}
 
 
@@ -108,26 +127,60 @@ class CorpusInfo:
 
 
 CORPORA: Dict[str, CorpusInfo] = {
-    "flores200": CorpusInfo(
-        "flores200", "flores200", "CC BY-SA 4.0 (FLORES-200; NLLB Team et al. 2022)",
-        FLORES_CODES, ("dev", "devtest"), "dev", held_out=("devtest",)),
-    "mafand": CorpusInfo(
-        "mafand", "mafand_mt", "CC BY-NC 4.0 (MAFAND-MT; Adelani et al., NAACL 2022)",
-        MAFAND_CODES, ("train", "dev", "test"), "train", missing={"kin": ("train",)}),
-    "menyo20k": CorpusInfo(
-        "menyo20k", "menyo20k", "CC BY-NC 4.0 (MENYO-20k; Adelani et al. 2021)",
-        {"yor": "yor"}, ("train", "dev", "test"), "train"),
-    "hornmt": CorpusInfo(
-        "hornmt", "hornmt", "CC BY 4.0 (HornMT)", {"som": "som"}, ("train",), "train"),
-    "wmt24pp": CorpusInfo(
-        "wmt24pp", "wmt24pp", "Apache-2.0 (WMT24++; Deutsch et al. 2025)", WMT24PP_CODES,
-        ("test",), "test"),
-    "ciral": CorpusInfo(
-        "ciral", "ciral_queries", "Apache-2.0 (CIRAL topics via anserini-tools; Adeyemi et al.)",
-        CIRAL_CODES, ("test-a", "test-b"), "test-a"),
-    "afriqa": CorpusInfo(
-        "afriqa", "afriqa_dev", afriqa.LICENSE, {l: l for l in afriqa.LANGS}, ("train",),
-        "train", missing={l: ("train",) for l in afriqa.LANGS if afriqa.test_split(l) == "train"}),
+  "flores200": CorpusInfo(
+    "flores200",
+    "flores200",
+    "CC BY-SA 4.0 (FLORES-200; NLLB Team et al. 2022)",
+    FLORES_CODES,
+    ("dev", "devtest"),
+    "dev",
+    held_out=("devtest",),
+  ),
+  "mafand": CorpusInfo(
+    "mafand",
+    "mafand_mt",
+    "CC BY-NC 4.0 (MAFAND-MT; Adelani et al., NAACL 2022)",
+    MAFAND_CODES,
+    ("train", "dev", "test"),
+    "train",
+    missing={"kin": ("train",)},
+  ),
+  "menyo20k": CorpusInfo(
+    "menyo20k",
+    "menyo20k",
+    "CC BY-NC 4.0 (MENYO-20k; Adelani et al. 2021)",
+    {"yor": "yor"},
+    ("train", "dev", "test"),
+    "train",
+  ),
+  "hornmt": CorpusInfo(
+    "hornmt", "hornmt", "CC BY 4.0 (HornMT)", {"som": "som"}, ("train",), "train"
+  ),
+  "wmt24pp": CorpusInfo(
+    "wmt24pp",
+    "wmt24pp",
+    "Apache-2.0 (WMT24++; Deutsch et al. 2025)",
+    WMT24PP_CODES,
+    ("test",),
+    "test",
+  ),
+  "ciral": CorpusInfo(
+    "ciral",
+    "ciral_queries",
+    "Apache-2.0 (CIRAL topics via anserini-tools; Adeyemi et al.)",
+    CIRAL_CODES,
+    ("test-a", "test-b"),
+    "test-a",
+  ),
+  "afriqa": CorpusInfo(
+    "afriqa",
+    "afriqa_dev",
+    afriqa.LICENSE,
+    {l: l for l in afriqa.LANGS},
+    ("train",),
+    "train",
+    missing={l: ("train",) for l in afriqa.LANGS if afriqa.test_split(l) == "train"},
+  ),
 }
 
 
@@ -145,8 +198,9 @@ def default_root(name: str, shared_root: PathLike = DEFAULT_SHARED_ROOT) -> path
 def _code(name: str, lang: str):
   info = corpus_info(name)
   if lang not in info.langs:
-    raise ValueError(f"{name} has no language {lang!r}; available (ISO 639-3): "
-                     f"{sorted(info.langs)}")
+    raise ValueError(
+      f"{name} has no language {lang!r}; available (ISO 639-3): {sorted(info.langs)}"
+    )
   return info.langs[lang]
 
 
@@ -162,8 +216,11 @@ def _clean(data: bt.BitextData) -> bt.BitextData:
   pairs, dropped = [], 0
   for p in data.pairs:
     if "\ufeff" in p.english or "\ufeff" in p.foreign:
-      p = dataclasses.replace(p, english=p.english.replace("\ufeff", "").strip(),
-                              foreign=p.foreign.replace("\ufeff", "").strip())
+      p = dataclasses.replace(
+        p,
+        english=p.english.replace("\ufeff", "").strip(),
+        foreign=p.foreign.replace("\ufeff", "").strip(),
+      )
       if not p.english or not p.foreign:
         dropped += 1
         continue
@@ -207,20 +264,22 @@ def read_menyo20k(root: PathLike, lang: str = "yor", split: str = "train") -> bt
   path = existing_file(pathlib.Path(root) / f"{split}.tsv", f"MENYO-20k {split}")
   lines = _lines(path)
   if not lines or lines[0].split("\t")[0].strip().lower() != "english":
-    raise ValueError(f"{path}:1: expected the header row 'English<TAB>Yoruba', got "
-                     f"{(lines[0] if lines else '')[:60]!r}")
+    raise ValueError(
+      f"{path}:1: expected the header row 'English<TAB>Yoruba', got "
+      f"{(lines[0] if lines else '')[:60]!r}"
+    )
   skip, pairs = _Skipper(False), []
   for lineno, line in enumerate(lines[1:], start=2):
     try:
       fields = next(csv.reader([line], delimiter="\t", strict=True))
     except csv.Error as e:
-      raise ValueError(f"{path}:{lineno}: bad CSV quoting ({e}); expected "
-                       "English<TAB>Yoruba") from None
+      raise ValueError(
+        f"{path}:{lineno}: bad CSV quoting ({e}); expected English<TAB>Yoruba"
+      ) from None
     if len(fields) != 2:
       raise ValueError(f"{path}:{lineno}: expected 2 tab-separated fields, got {len(fields)}")
     fields = [f.replace("\t", " ") for f in fields]
-    pairs.append(_pair(fields[0], fields[1], f"{path}:{lineno}", "",
-                          f"{path.name}:{lineno}", skip))
+    pairs.append(_pair(fields[0], fields[1], f"{path}:{lineno}", "", f"{path.name}:{lineno}", skip))
   return _clean(bt.BitextData(pairs, 0, str(path)))
 
 
@@ -240,8 +299,9 @@ def read_hornmt(root: PathLike, lang: str = "som", split: str = "train") -> bt.B
   for lineno, row in enumerate(rows[1:], start=2):
     fields = row.split("\t")
     if len(fields) != len(header):
-      raise ValueError(f"{meta}:{lineno}: expected {len(header)} tab-separated fields, "
-                       f"got {len(fields)}")
+      raise ValueError(
+        f"{meta}:{lineno}: expected {len(header)} tab-separated fields, got {len(fields)}"
+      )
     doc_ids.append(fields[col].strip())
   return _clean(_read_parallel(english, foreign, doc_ids, meta, False))
 
@@ -260,17 +320,30 @@ def read_wmt24pp(root: PathLike, lang: str, split: str = "test") -> bt.BitextDat
       try:
         row = json.loads(line)
       except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg}); expected one object "
-                         "per line") from None
-      if not isinstance(row, dict) or not isinstance(row.get("source"), str) \
-          or not isinstance(row.get("target"), str):
-        raise ValueError(f"{path}:{lineno}: expected an object with string fields 'source' "
-                         "and 'target'")
+        raise ValueError(
+          f"{path}:{lineno}: invalid JSON ({e.msg}); expected one object per line"
+        ) from None
+      if (
+        not isinstance(row, dict)
+        or not isinstance(row.get("source"), str)
+        or not isinstance(row.get("target"), str)
+      ):
+        raise ValueError(
+          f"{path}:{lineno}: expected an object with string fields 'source' and 'target'"
+        )
       if row.get("is_bad_source") is True:
         bad += 1
         continue
-      pairs.append(_pair(row["source"], row["target"], f"{path}:{lineno}",
-                            str(row.get("document_id", "")), f"{path.name}:{lineno}", skip))
+      pairs.append(
+        _pair(
+          row["source"],
+          row["target"],
+          f"{path}:{lineno}",
+          str(row.get("document_id", "")),
+          f"{path.name}:{lineno}",
+          skip,
+        )
+      )
   if bad:
     log.info("WMT24++ %s: skipped %d rows with is_bad_source true", lang, bad)
   return _clean(bt.BitextData(pairs, bad, ",".join(paths)))
@@ -292,13 +365,15 @@ def _read_topics(path: pathlib.Path) -> Tuple[Dict[str, Tuple[int, str]], int]:
       continue
     fields = line.split("\t")
     if len(fields) != 2:
-      raise ValueError(f"{path}:{lineno}: expected 2 tab-separated fields 'qid<TAB>text', "
-                       f"got {len(fields)}")
+      raise ValueError(
+        f"{path}:{lineno}: expected 2 tab-separated fields 'qid<TAB>text', got {len(fields)}"
+      )
     qid = fields[0].strip()
     if qid in topics:
       repeats += 1
-      log.warning("%s:%d: qid %s repeated (first on line %d); skipped", path, lineno, qid,
-                  topics[qid][0])
+      log.warning(
+        "%s:%d: qid %s repeated (first on line %d); skipped", path, lineno, qid, topics[qid][0]
+      )
       continue
     topics[qid] = (lineno, _unquote(fields[1]))
   return topics, repeats
@@ -315,13 +390,22 @@ def read_ciral(root: PathLike, lang: str, split: str = "test-a") -> bt.BitextDat
   english, english_repeats = _read_topics(english_path)
   unmatched = len(set(native) ^ set(english))
   if unmatched:
-    log.warning("CIRAL %s %s: %d qids in only one of %s / %s; skipped", lang, split, unmatched,
-                native_path.name, english_path.name)
+    log.warning(
+      "CIRAL %s %s: %d qids in only one of %s / %s; skipped",
+      lang,
+      split,
+      unmatched,
+      native_path.name,
+      english_path.name,
+    )
   skip, pairs = _Skipper(False), []
   for qid, (lineno, text) in native.items():
     if qid in english:
-      pairs.append(_pair(english[qid][1], text, f"{native_path}:{lineno}", "",
-                            f"{native_path.name}:{lineno}", skip))
+      pairs.append(
+        _pair(
+          english[qid][1], text, f"{native_path}:{lineno}", "", f"{native_path.name}:{lineno}", skip
+        )
+      )
   return bt.BitextData(pairs, native_repeats + english_repeats + unmatched, str(native_path))
 
 
@@ -339,20 +423,31 @@ def read_afriqa_questions(root: PathLike, lang: str, split: str = "train") -> bt
       except (json.JSONDecodeError, AttributeError):
         continue
       line_of.setdefault(rid, lineno)
-  out = [bt.BitextPair(en, native, "", f"{path.name}:{line_of.get(r.id, 0)}")
-         for (en, native), r in zip(pairs, rows)]
+  out = [
+    bt.BitextPair(en, native, "", f"{path.name}:{line_of.get(r.id, 0)}")
+    for (en, native), r in zip(pairs, rows)
+  ]
   return bt.BitextData(out, skipped["question_not_a_string"], str(path))
 
 
 READERS: Dict[str, Callable[..., bt.BitextData]] = {
-    "flores200": read_flores200, "mafand": read_mafand, "menyo20k": read_menyo20k,
-    "hornmt": read_hornmt, "wmt24pp": read_wmt24pp, "ciral": read_ciral,
-    "afriqa": read_afriqa_questions,
+  "flores200": read_flores200,
+  "mafand": read_mafand,
+  "menyo20k": read_menyo20k,
+  "hornmt": read_hornmt,
+  "wmt24pp": read_wmt24pp,
+  "ciral": read_ciral,
+  "afriqa": read_afriqa_questions,
 }
 
 
-def read_corpus(name: str, root: Optional[PathLike], lang: str, split: Optional[str] = None,
-                shared_root: PathLike = DEFAULT_SHARED_ROOT) -> bt.BitextData:
+def read_corpus(
+  name: str,
+  root: Optional[PathLike],
+  lang: str,
+  split: Optional[str] = None,
+  shared_root: PathLike = DEFAULT_SHARED_ROOT,
+) -> bt.BitextData:
   """Reads one (corpus, language, split).
 
   Args:
@@ -365,6 +460,8 @@ def read_corpus(name: str, root: Optional[PathLike], lang: str, split: Optional[
   info = corpus_info(name)
   root = default_root(name, shared_root) if root is None else pathlib.Path(root)
   if not root.is_dir():
-    raise FileNotFoundError(f"{root}: no such directory (corpus {name}; set the shared data "
-                            "root, config.data.shared_root)")
+    raise FileNotFoundError(
+      f"{root}: no such directory (corpus {name}; set the shared data "
+      "root, config.data.shared_root)"
+    )
   return READERS[name](root, lang, info.default_split if split is None else split)

@@ -78,18 +78,24 @@ def parse_spec(spec: str) -> List[Source]:
   """``corpus:splits:langs, ...`` -> sources in spec order (per entry: splits, then languages)."""
   entries = [e.strip() for e in spec.split(",") if e.strip()]
   if not entries:
-    raise ValueError(f"mixture spec {spec!r} is empty; expected 'corpus:splits:langs, ...' "
-                     "(e.g. 'mafand:train+dev:hau+yor, flores200:dev:all')")
+    raise ValueError(
+      f"mixture spec {spec!r} is empty; expected 'corpus:splits:langs, ...' "
+      "(e.g. 'mafand:train+dev:hau+yor, flores200:dev:all')"
+    )
   out, seen = [], {}
   for entry in entries:
     fields = [f.strip() for f in entry.split(":")]
     if len(fields) != 3 or not all(fields):
-      raise ValueError(f"mixture spec entry {entry!r}: expected corpus:splits:langs "
-                       "(e.g. 'mafand:train+dev:hau+yor')")
+      raise ValueError(
+        f"mixture spec entry {entry!r}: expected corpus:splits:langs "
+        "(e.g. 'mafand:train+dev:hau+yor')"
+      )
     name, splits, langs = fields
     if name not in corpora.CORPORA:
-      raise ValueError(f"mixture spec entry {entry!r}: unknown corpus {name!r}; available: "
-                       f"{sorted(corpora.CORPORA)}")
+      raise ValueError(
+        f"mixture spec entry {entry!r}: unknown corpus {name!r}; available: "
+        f"{sorted(corpora.CORPORA)}"
+      )
     info = corpora.CORPORA[name]
     split_list = _items(entry, "split", splits)
     lang_list = _items(entry, "language", langs)
@@ -97,28 +103,37 @@ def parse_spec(spec: str) -> List[Source]:
       lang_list = [l for l in info.langs if info.trainable_splits(l)]
     bad = [l for l in lang_list if l not in info.langs]
     if bad:
-      raise ValueError(f"mixture spec entry {entry!r}: {name} has no language(s) {bad}; "
-                       f"available (ISO 639-3): {sorted(info.langs)}")
+      raise ValueError(
+        f"mixture spec entry {entry!r}: {name} has no language(s) {bad}; "
+        f"available (ISO 639-3): {sorted(info.langs)}"
+      )
     if split_list != ["all"]:
       bad = [s for s in split_list if s not in info.splits]
       if bad:
-        raise ValueError(f"mixture spec entry {entry!r}: {name} has no split(s) {bad}; "
-                         f"available: {list(info.splits)} (or 'all')")
-    for split_name in (info.splits if split_list == ["all"] else split_list):
+        raise ValueError(
+          f"mixture spec entry {entry!r}: {name} has no split(s) {bad}; "
+          f"available: {list(info.splits)} (or 'all')"
+        )
+    for split_name in info.splits if split_list == ["all"] else split_list:
       for lang in lang_list:
         if split_list == ["all"]:
           if not info.trainable_splits(lang):
-            raise ValueError(f"mixture spec entry {entry!r}: {name} {lang} has no split to "
-                             "train on")
+            raise ValueError(
+              f"mixture spec entry {entry!r}: {name} {lang} has no split to train on"
+            )
           if split_name not in info.trainable_splits(lang):
             continue
         elif split_name not in info.splits_of(lang):
-          raise ValueError(f"mixture spec entry {entry!r}: {name} {lang} has no split "
-                           f"{split_name!r}; available: {info.splits_of(lang)}")
+          raise ValueError(
+            f"mixture spec entry {entry!r}: {name} {lang} has no split "
+            f"{split_name!r}; available: {info.splits_of(lang)}"
+          )
         source = Source(name, split_name, lang)
         if source in seen:
-          raise ValueError(f"mixture spec entry {entry!r}: {source.name} is already in entry "
-                           f"{seen[source]!r}; name each source once")
+          raise ValueError(
+            f"mixture spec entry {entry!r}: {source.name} is already in entry "
+            f"{seen[source]!r}; name each source once"
+          )
         seen[source] = entry
         out.append(source)
   return out
@@ -127,11 +142,12 @@ def parse_spec(spec: str) -> List[Source]:
 def _items(entry: str, what: str, text: str) -> List[str]:
   items = [t.strip() for t in text.split("+")]
   if not all(items):
-    raise ValueError(f"mixture spec entry {entry!r}: empty {what} in {text!r}; expected "
-                     f"{what}s joined by '+', or 'all'")
+    raise ValueError(
+      f"mixture spec entry {entry!r}: empty {what} in {text!r}; expected "
+      f"{what}s joined by '+', or 'all'"
+    )
   if "all" in items and len(items) > 1:
-    raise ValueError(f"mixture spec entry {entry!r}: 'all' cannot be combined with other "
-                     f"{what}s")
+    raise ValueError(f"mixture spec entry {entry!r}: 'all' cannot be combined with other {what}s")
   return items
 
 
@@ -181,12 +197,11 @@ def _realise(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
   seeded subset without replacement of ``m % n``."""
   times = np.full(n, m // n if n else 0, dtype=np.int64)
   if n:
-    times[rng.permutation(n)[:m % n]] += 1
+    times[rng.permutation(n)[: m % n]] += 1
   return times
 
 
 class _UnionFind:
-
   def __init__(self):
     self.parent: Dict = {}
 
@@ -205,8 +220,9 @@ class _UnionFind:
       self.parent[rb] = ra
 
 
-def _hold_out(items: List[Tuple[str, Tuple[str, str]]], test_fraction: float,
-              seed: int) -> np.ndarray:
+def _hold_out(
+  items: List[Tuple[str, Tuple[str, str]]], test_fraction: float, seed: int
+) -> np.ndarray:
   """Which of ``items`` ((lang, (norm English, norm foreign))) go to test.
 
   Items sharing a normalised English side (any language) or foreign side (same language) form
@@ -233,8 +249,9 @@ def _hold_out(items: List[Tuple[str, Tuple[str, str]]], test_fraction: float,
   return in_test
 
 
-def add_english_pairs(splits: Dict[str, dict], fraction: float, test_fraction: float, seed: int,
-                      source: str) -> dict:
+def add_english_pairs(
+  splits: Dict[str, dict], fraction: float, test_fraction: float, seed: int, source: str
+) -> dict:
   """Step 7 (module docstring), in place: adds language ``eng`` with ``round(f / (1 - f) * N)``
   (English, English) training pairs drawn from the distinct English sides of the ``N`` training
   pairs of ``splits``, and a test split from the English sides of the test pairs (never trained
@@ -250,26 +267,56 @@ def add_english_pairs(splits: Dict[str, dict], fraction: float, test_fraction: f
   pool = _distinct_english(p for l in langs for p in splits[l]["train"])
   test_pool = _distinct_english(p for l in langs for p in splits[l]["test"])
   rng = _rng(seed, "english")
-  eng_train = [(pool[i], pool[i]) for i, t in enumerate(_realise(len(pool), n_eng, rng))
-               for _ in range(int(t))] if pool else []
-  n_test = (len(test_pool) if test_fraction >= 1.0 else
-            min(len(test_pool), round(len(eng_train) * test_fraction / (1.0 - test_fraction))))
+  eng_train = (
+    [
+      (pool[i], pool[i])
+      for i, t in enumerate(_realise(len(pool), n_eng, rng))
+      for _ in range(int(t))
+    ]
+    if pool
+    else []
+  )
+  n_test = (
+    len(test_pool)
+    if test_fraction >= 1.0
+    else min(len(test_pool), round(len(eng_train) * test_fraction / (1.0 - test_fraction)))
+  )
   pick = np.sort(rng.permutation(len(test_pool))[:n_test])
   eng_test = [(test_pool[i], test_pool[i]) for i in pick]
-  splits[ENGLISH] = {"train": eng_train, "test": eng_test,
-                     "info": {"source": source, "split": f"English sides of the {source} pairs",
-                              "train": len(eng_train), "test": len(eng_test),
-                              "distinct_train_english": len(pool)}}
+  splits[ENGLISH] = {
+    "train": eng_train,
+    "test": eng_test,
+    "info": {
+      "source": source,
+      "split": f"English sides of the {source} pairs",
+      "train": len(eng_train),
+      "test": len(eng_test),
+      "distinct_train_english": len(pool),
+    },
+  }
   english.update(train=len(eng_train), test=len(eng_test), distinct=len(pool))
-  log.info("eng: %d (English, English) train pairs (%.0f%% of %d) / %d test",
-           len(eng_train), 100 * fraction, len(eng_train) + n_sampled, len(eng_test))
+  log.info(
+    "eng: %d (English, English) train pairs (%.0f%% of %d) / %d test",
+    len(eng_train),
+    100 * fraction,
+    len(eng_train) + n_sampled,
+    len(eng_test),
+  )
   return english
 
 
-def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alpha: float = 1.0,
-                  english_pairs: float = 0.0, test_fraction: float = 0.3, seed: int = 0,
-                  overlap_collections: Sequence = (), overlap: str = "error",
-                  roots: Optional[Dict[str, str]] = None) -> Tuple[Dict[str, dict], dict]:
+def build_mixture(
+  spec: str,
+  shared_root=DEFAULT_SHARED_ROOT,
+  cap: int = 0,
+  alpha: float = 1.0,
+  english_pairs: float = 0.0,
+  test_fraction: float = 0.3,
+  seed: int = 0,
+  overlap_collections: Sequence = (),
+  overlap: str = "error",
+  roots: Optional[Dict[str, str]] = None,
+) -> Tuple[Dict[str, dict], dict]:
   """Builds the mixture (module docstring).
 
   Args:
@@ -307,14 +354,24 @@ def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alph
   rows = []  # one dict per source, becomes the manifest entry
   pairs_of: List[list] = []
   for s in sources:
-    data = corpora.read_corpus(s.corpus, roots.get(s.corpus), s.lang, s.split,
-                               shared_root=shared_root)
+    data = corpora.read_corpus(
+      s.corpus, roots.get(s.corpus), s.lang, s.split, shared_root=shared_root
+    )
     pairs_of.append(list(data.pairs))
-    rows.append({"corpus": s.corpus, "split": s.split, "lang": s.lang,
-                 "license": corpora.CORPORA[s.corpus].license, "path": data.path,
-                 "available": len(data), "skipped": data.skipped})
-    log.info("%s: %d pairs (%d skipped by the reader) from %s", s.name, len(data),
-             data.skipped, data.path)
+    rows.append(
+      {
+        "corpus": s.corpus,
+        "split": s.split,
+        "lang": s.lang,
+        "license": corpora.CORPORA[s.corpus].license,
+        "path": data.path,
+        "available": len(data),
+        "skipped": data.skipped,
+      }
+    )
+    log.info(
+      "%s: %d pairs (%d skipped by the reader) from %s", s.name, len(data), data.skipped, data.path
+    )
 
   # 2. cap per (corpus, lang), across its splits
   groups: Dict[Tuple[str, str], List[int]] = {}
@@ -329,7 +386,7 @@ def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alph
     start = 0
     for k in ks:
       n = len(pairs_of[k])
-      mask = keep[start:start + n]
+      mask = keep[start : start + n]
       pairs_of[k] = [p for p, m in zip(pairs_of[k], mask) if m]
       rows[k]["capped"] = int(n - mask.sum())
       start += n
@@ -355,8 +412,9 @@ def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alph
     row["overlap"], row["overlap_removed"] = 0, 0
   if overlap_collections:
     by_key = {(f"{s.corpus}:{s.split}", s.lang): pairs_of[k] for k, s in enumerate(sources)}
-    kept_by_key, report = ov.check_overlap(by_key, overlap_collections, overlap,
-                                           shared_root=shared_root)
+    kept_by_key, report = ov.check_overlap(
+      by_key, overlap_collections, overlap, shared_root=shared_root
+    )
     for k, s in enumerate(sources):
       key = (f"{s.corpus}:{s.split}", s.lang)
       r = report[key]
@@ -397,37 +455,80 @@ def build_mixture(spec: str, shared_root=DEFAULT_SHARED_ROOT, cap: int = 0, alph
     for (k, pair), t in zip(train[lang], times):
       sampled.extend([pair] * int(t))
       rows[k]["sampled"] += int(t)
-    languages[lang] = {"train_before": before[lang], "train_after": after[lang],
-                       "natural_weight": before[lang] / total_before if total_before else 0.0,
-                       "weight": weights[lang], "test": len(test[lang])}
-    info = {"source": "mixture", "split": "random pairs; pairs sharing a text kept together",
-            "sources": [s.name for s in sources if s.lang == lang],
-            "train_before_sampling": before[lang], "weight": weights[lang],
-            "train": len(sampled), "test": len(test[lang])}
+    languages[lang] = {
+      "train_before": before[lang],
+      "train_after": after[lang],
+      "natural_weight": before[lang] / total_before if total_before else 0.0,
+      "weight": weights[lang],
+      "test": len(test[lang]),
+    }
+    info = {
+      "source": "mixture",
+      "split": "random pairs; pairs sharing a text kept together",
+      "sources": [s.name for s in sources if s.lang == lang],
+      "train_before_sampling": before[lang],
+      "weight": weights[lang],
+      "train": len(sampled),
+      "test": len(test[lang]),
+    }
     splits[lang] = {"train": sampled, "test": test[lang], "info": info}
-    log.info("%s: %d train pairs (%d before sampling, weight %.3f) / %d test", lang,
-             len(sampled), before[lang], weights[lang], len(test[lang]))
+    log.info(
+      "%s: %d train pairs (%d before sampling, weight %.3f) / %d test",
+      lang,
+      len(sampled),
+      before[lang],
+      weights[lang],
+      len(test[lang]),
+    )
 
   # 7. English pairs
   english = add_english_pairs(splits, english_pairs, test_fraction, seed, "mixture")
 
-  totals = {k: sum(r[k] for r in rows) for k in ("available", "skipped", "capped", "duplicates",
-                                                  "overlap", "overlap_removed", "used", "test",
-                                                  "train", "sampled")}
+  totals = {
+    k: sum(r[k] for r in rows)
+    for k in (
+      "available",
+      "skipped",
+      "capped",
+      "duplicates",
+      "overlap",
+      "overlap_removed",
+      "used",
+      "test",
+      "train",
+      "sampled",
+    )
+  }
   totals["english_train"] = english["train"]
   totals["train_total"] = totals["sampled"] + english["train"]
   manifest = {
-      "source": "mixture", "spec": spec, "alpha": alpha, "seed": seed, "cap": cap,
-      "test_fraction": test_fraction, "english_pairs": english_pairs,
-      "shared_root": str(shared_root),
-      "overlap": {"mode": overlap, "collections": _collection_names(overlap_collections)},
-      "sources": rows, "languages": languages, "english": english, "totals": totals,
-      "train_sha256": manifest_sha(p for s in splits.values() for p in s["train"]),
-      "test_sha256": manifest_sha(p for s in splits.values() for p in s["test"]),
+    "source": "mixture",
+    "spec": spec,
+    "alpha": alpha,
+    "seed": seed,
+    "cap": cap,
+    "test_fraction": test_fraction,
+    "english_pairs": english_pairs,
+    "shared_root": str(shared_root),
+    "overlap": {"mode": overlap, "collections": _collection_names(overlap_collections)},
+    "sources": rows,
+    "languages": languages,
+    "english": english,
+    "totals": totals,
+    "train_sha256": manifest_sha(p for s in splits.values() for p in s["train"]),
+    "test_sha256": manifest_sha(p for s in splits.values() for p in s["test"]),
   }
-  log.info("mixture: %d pairs used of %d (capped %d, duplicates %d, overlap removed %d); "
-           "%d train / %d test", totals["used"], totals["available"], totals["capped"],
-           totals["duplicates"], totals["overlap_removed"], totals["train_total"], totals["test"])
+  log.info(
+    "mixture: %d pairs used of %d (capped %d, duplicates %d, overlap removed %d); "
+    "%d train / %d test",
+    totals["used"],
+    totals["available"],
+    totals["capped"],
+    totals["duplicates"],
+    totals["overlap_removed"],
+    totals["train_total"],
+    totals["test"],
+  )
   return splits, manifest
 
 

@@ -49,7 +49,6 @@ MIN_SUBSTRING_WORDS = 8
 AFRIQA = "afriqa"
 
 
-
 def normalize(text: str) -> str:
   """NFKC, without U+FEFF / U+200B, casefolded, whitespace runs collapsed to one space, stripped."""
   text = unicodedata.normalize("NFKC", text).replace("\ufeff", "").replace("\u200b", "")
@@ -70,12 +69,13 @@ def _punctuation() -> Tuple[re.Pattern, Dict[int, str]]:
         ranges[-1][1] = cp
       else:
         ranges.append([cp, cp])
-  cls = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-                for a, b in ranges)
+  cls = "".join(
+    re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+  )
   return re.compile(f"[{cls}]+"), astral
 
 
-_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def words(text: str) -> List[str]:
@@ -107,8 +107,10 @@ def _load(spec, shared_root: PathLike):
   # pylint: disable=import-outside-toplevel
   if str(spec) == AFRIQA:
     from optical_jax.data.afriqa import afriqa_collection
+
     return AFRIQA, afriqa_collection(pathlib.Path(shared_root) / "afriqa_dev")
   from optical_jax.data.collection_format import load_collection
+
   return str(spec), load_collection(spec)
 
 
@@ -141,8 +143,9 @@ class _Index:
     return self.exact.get(norm) or self.exact.get(" ".join(w))
 
 
-def _find_inside(index: _Index,
-                 long_sides: Dict[Tuple[str, ...], str]) -> Dict[Tuple[str, ...], str]:
+def _find_inside(
+  index: _Index, long_sides: Dict[Tuple[str, ...], str]
+) -> Dict[Tuple[str, ...], str]:
   """Side word tuple -> the document it occurs in, for the sides of ``long_sides`` found."""
   n = MIN_SUBSTRING_WORDS
   firsts: Dict[Tuple[str, ...], List[Tuple[str, ...]]] = {}
@@ -151,17 +154,21 @@ def _find_inside(index: _Index,
   found = {}
   for doc_id, w in index.doc_words:
     for i in range(len(w) - n + 1):
-      candidates = firsts.get(tuple(w[i:i + n]))
+      candidates = firsts.get(tuple(w[i : i + n]))
       if candidates:
         for side in candidates:
-          if side not in found and tuple(w[i:i + len(side)]) == side:
+          if side not in found and tuple(w[i : i + len(side)]) == side:
             found[side] = doc_id
   return found
 
 
-def check_overlap(pairs_by_source: Mapping[Hashable, Sequence], collections: Sequence,
-                  mode: str = "error", shared_root: PathLike = DEFAULT_SHARED_ROOT,
-                  flag: str = "config.data.overlap"):
+def check_overlap(
+  pairs_by_source: Mapping[Hashable, Sequence],
+  collections: Sequence,
+  mode: str = "error",
+  shared_root: PathLike = DEFAULT_SHARED_ROOT,
+  flag: str = "config.data.overlap",
+):
   """Compares bitext with evaluation collections (module docstring).
 
   Args:
@@ -227,20 +234,34 @@ def check_overlap(pairs_by_source: Mapping[Hashable, Sequence], collections: Seq
       if not (bad and mode == "drop"):
         keep.append(p)
     kept[key] = keep
-    report[key] = {"pairs": len(pairs), "overlapping": overlapping,
-                   "removed": len(pairs) - len(keep), "collections": counts, "example": example}
+    report[key] = {
+      "pairs": len(pairs),
+      "overlapping": overlapping,
+      "removed": len(pairs) - len(keep),
+      "collections": counts,
+      "example": example,
+    }
     if overlapping:
-      log.warning("overlap guard: %s: %d of %d pairs overlap %s (%s); mode %s", _name(key),
-                  overlapping, len(pairs), counts, example, mode)
+      log.warning(
+        "overlap guard: %s: %d of %d pairs overlap %s (%s); mode %s",
+        _name(key),
+        overlapping,
+        len(pairs),
+        counts,
+        example,
+        mode,
+      )
   if mode == "error":
     bad_keys = [k for k, r in report.items() if r["overlapping"]]
     if bad_keys:
       k, r = bad_keys[0], report[bad_keys[0]]
       name, count = next(iter(r["collections"].items()))
       more = f" (and {len(bad_keys) - 1} more sources overlap)" if len(bad_keys) > 1 else ""
-      raise ValueError(f"overlap guard: {_name(k)}: {r['overlapping']} of {r['pairs']} pairs "
-                       f"repeat text of collection {name} ({count} pairs; e.g. {r['example']})"
-                       f"{more}; set {flag}=drop to remove them or {flag}=allow to keep them")
+      raise ValueError(
+        f"overlap guard: {_name(k)}: {r['overlapping']} of {r['pairs']} pairs "
+        f"repeat text of collection {name} ({count} pairs; e.g. {r['example']})"
+        f"{more}; set {flag}=drop to remove them or {flag}=allow to keep them"
+      )
   return kept, report
 
 

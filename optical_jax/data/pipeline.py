@@ -46,7 +46,9 @@ class _Side:
   special: List[List[int]]
 
 
-def _tokenize(tok: Tokenizer, texts: Sequence[str], max_length: int, prefix: str) -> Tuple[_Side, int]:
+def _tokenize(
+  tok: Tokenizer, texts: Sequence[str], max_length: int, prefix: str
+) -> Tuple[_Side, int]:
   encs = tok.backend.encode_batch([prefix + t for t in texts])
   specials = tok.backend.num_special_tokens_to_add(False)
   ids, special, truncated = [], [], 0
@@ -89,12 +91,21 @@ class BitextBatcher(token_plan.PlannedBatches):
       carry it as ``bank_index`` [B] int32 (-1 for filler rows).
   """
 
-  def __init__(self, pairs: Sequence[Tuple[str, str]], student_tokenizer: Tokenizer,
-               teacher_tokenizer: Tokenizer, batch_size: int, max_length: int = 128,
-               buckets: Sequence[int] = (16, 32, 64, 128), seed: int = 0,
-               weighting: str = "uniform", include_special_tokens: bool = False,
-               student_prefix: str = "", teacher_prefix: str = "",
-               bank_index: Optional[Sequence[int]] = None):
+  def __init__(
+    self,
+    pairs: Sequence[Tuple[str, str]],
+    student_tokenizer: Tokenizer,
+    teacher_tokenizer: Tokenizer,
+    batch_size: int,
+    max_length: int = 128,
+    buckets: Sequence[int] = (16, 32, 64, 128),
+    seed: int = 0,
+    weighting: str = "uniform",
+    include_special_tokens: bool = False,
+    student_prefix: str = "",
+    teacher_prefix: str = "",
+    bank_index: Optional[Sequence[int]] = None,
+  ):
     if not pairs:
       raise ValueError("no bitext pairs to train on")
     if weighting not in WEIGHTINGS:
@@ -106,30 +117,40 @@ class BitextBatcher(token_plan.PlannedBatches):
     if bank_index is not None:
       self.bank_index = np.asarray(bank_index, np.int32)
       if self.bank_index.shape != (len(pairs),):
-        raise ValueError(f"bank_index has shape {self.bank_index.shape}; expected "
-                         f"({len(pairs)},), one row per pair")
+        raise ValueError(
+          f"bank_index has shape {self.bank_index.shape}; expected "
+          f"({len(pairs)},), one row per pair"
+        )
     self.weighting, self.include_special = weighting, include_special_tokens
     max_length = min(max_length, student_tokenizer.max_length, teacher_tokenizer.max_length)
     self.buckets = sorted({min(b, max_length) for b in buckets} | {max_length})
     self.buckets = [b for b in self.buckets if b <= max_length]
-    self.teacher, t_trunc = _tokenize(teacher_tokenizer, [e for e, _ in pairs], max_length,
-                                      teacher_prefix)
-    self.student, s_trunc = _tokenize(student_tokenizer, [f for _, f in pairs], max_length,
-                                      student_prefix)
+    self.teacher, t_trunc = _tokenize(
+      teacher_tokenizer, [e for e, _ in pairs], max_length, teacher_prefix
+    )
+    self.student, s_trunc = _tokenize(
+      student_tokenizer, [f for _, f in pairs], max_length, student_prefix
+    )
     self.num_truncated = {"teacher": t_trunc, "student": s_trunc}
     if t_trunc or s_trunc:
-      log.warning("truncated to %d tokens: %d English and %d foreign texts", max_length, t_trunc,
-                  s_trunc)
+      log.warning(
+        "truncated to %d tokens: %d English and %d foreign texts", max_length, t_trunc, s_trunc
+      )
     self.pad = {"student": student_tokenizer.pad_id, "teacher": teacher_tokenizer.pad_id}
     self.idf = None
     if weighting == "idf":
-      self.idf = {"student": idf_table(self.student, student_tokenizer.max_token_id() + 1),
-                  "teacher": idf_table(self.teacher, teacher_tokenizer.max_token_id() + 1)}
-    self.lengths = {name: np.asarray([len(i) for i in side.ids], np.int64)
-                    for name, side in (("student", self.student), ("teacher", self.teacher))}
+      self.idf = {
+        "student": idf_table(self.student, student_tokenizer.max_token_id() + 1),
+        "teacher": idf_table(self.teacher, teacher_tokenizer.max_token_id() + 1),
+      }
+    self.lengths = {
+      name: np.asarray([len(i) for i in side.ids], np.int64)
+      for name, side in (("student", self.student), ("teacher", self.teacher))
+    }
     lengths = np.maximum(self.lengths["student"], self.lengths["teacher"])
-    self._bucket_of = np.asarray([next(i for i, b in enumerate(self.buckets) if n <= b)
-                                  for n in lengths])
+    self._bucket_of = np.asarray(
+      [next(i for i, b in enumerate(self.buckets) if n <= b) for n in lengths]
+    )
     self._members = [np.flatnonzero(self._bucket_of == i) for i in range(len(self.buckets))]
     self.steps_per_epoch = sum(math.ceil(len(m) / batch_size) for m in self._members)
     self._epoch_cache: Dict[int, List[Tuple[int, np.ndarray]]] = {}
@@ -143,7 +164,9 @@ class BitextBatcher(token_plan.PlannedBatches):
       batches = []
       for b, members in enumerate(self._members):
         order = rng.permutation(members)
-        batches += [(b, order[i:i + self.batch_size]) for i in range(0, len(order), self.batch_size)]
+        batches += [
+          (b, order[i : i + self.batch_size]) for i in range(0, len(order), self.batch_size)
+        ]
       perm = rng.permutation(len(batches))
       self._epoch_cache = {epoch: [batches[i] for i in perm]}
     return self._epoch_cache[epoch]
@@ -160,7 +183,7 @@ class BitextBatcher(token_plan.PlannedBatches):
     out = {}
     for name, lengths in self.lengths.items():
       out[name] = np.zeros(self.batch_size, np.int64)
-      out[name][:len(idx)] = lengths[idx]
+      out[name][: len(idx)] = lengths[idx]
     return self.buckets[bucket], out
 
   def padded_shape(self, width: int, side: str) -> Tuple[int, int]:
@@ -186,14 +209,14 @@ class BitextBatcher(token_plan.PlannedBatches):
       weights = np.zeros((self.batch_size, width), np.float32)
       for row, i in enumerate(idx):
         toks = side.ids[i]
-        ids[row, :len(toks)] = toks
-        mask[row, :len(toks)] = 1
+        ids[row, : len(toks)] = toks
+        mask[row, : len(toks)] = 1
         w = self.idf[name][toks] if self.idf is not None else np.ones(len(toks), np.float32)
         if not self.include_special:
           w = np.where(np.asarray(side.special[i]) == 1, 0.0, w)
-        weights[row, :len(toks)] = w
+        weights[row, : len(toks)] = w
       out[f"{name}_ids"], out[f"{name}_mask"], out[f"{name}_weights"] = ids, mask, weights
     if self.bank_index is not None:
       out["bank_index"] = np.full(self.batch_size, -1, np.int32)
-      out["bank_index"][:len(idx)] = self.bank_index[idx]
+      out["bank_index"][: len(idx)] = self.bank_index[idx]
     return self.with_token_index(out, width)

@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 SOURCES = ("cldr", "tico19", "ntrex", "tatoeba", "tsv", "mixture")
 #: License of each single source (the mixture's corpora: optical_jax.data.corpora.CORPORA).
 LICENSES = {
-    "cldr": "Unicode License (CLDR via babel)",
-    "tico19": "CC0 1.0 (TICO-19)",
-    "ntrex": "CC BY-SA 4.0 (NTREX-128)",
-    "tatoeba": "CC BY 2.0 FR (Tatoeba via LASER)",
-    "tsv": "unknown (user-supplied file)",
+  "cldr": "Unicode License (CLDR via babel)",
+  "tico19": "CC0 1.0 (TICO-19)",
+  "ntrex": "CC BY-SA 4.0 (NTREX-128)",
+  "tatoeba": "CC BY 2.0 FR (Tatoeba via LASER)",
+  "tsv": "unknown (user-supplied file)",
 }
 
 
@@ -79,10 +79,11 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
   for lang, s in out.items():
     if not s["train"] or len(s["test"]) < 2:
       raise UsageError(
-          f"config.data: language {lang!r} has {len(s['train'])} training and {len(s['test'])} "
-          f"test pairs (source {config.data.source!r}, test_fraction "
-          f"{config.data.test_fraction}); need at least 1 and 2: check its data or raise "
-          "test_fraction")
+        f"config.data: language {lang!r} has {len(s['train'])} training and {len(s['test'])} "
+        f"test pairs (source {config.data.source!r}, test_fraction "
+        f"{config.data.test_fraction}); need at least 1 and 2: check its data or raise "
+        "test_fraction"
+      )
   return out, manifest
 
 
@@ -90,8 +91,9 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   if d.source not in SOURCES:
     raise UsageError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
-  collections = [c.strip() for c in str(_field(d, "overlap_collections", "")).split(",")
-                 if c.strip()] + list(extra_collections)
+  collections = [
+    c.strip() for c in str(_field(d, "overlap_collections", "")).split(",") if c.strip()
+  ] + list(extra_collections)
   mode = _field(d, "overlap", "error")
   if mode not in ov.MODES:
     raise UsageError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
@@ -104,13 +106,19 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
   if d.source != "cldr" and not d.path:
     raise UsageError(f"config.data.path is required for source {d.source!r}")
   if d.source == "tsv" and len(langs) > 1 and "{lang}" not in d.path:
-    raise UsageError(f"config.data.path={d.path!r} has no '{{lang}}' but config.data.langs names "
-                     f"{len(langs)} languages: every language would read the same file")
+    raise UsageError(
+      f"config.data.path={d.path!r} has no '{{lang}}' but config.data.langs names "
+      f"{len(langs)} languages: every language would read the same file"
+    )
   read = {lang: _read_single(d, lang) for lang in langs}
   report = {}
   if collections:
-    kept, report = ov.check_overlap({(d.source, lang): read[lang][0] for lang in langs},
-                                    collections, mode, shared_root=shared_root)
+    kept, report = ov.check_overlap(
+      {(d.source, lang): read[lang][0] for lang in langs},
+      collections,
+      mode,
+      shared_root=shared_root,
+    )
     read = {lang: (kept[(d.source, lang)],) + read[lang][1:] for lang in langs}
   out, rows = {}, []
   for lang in langs:
@@ -122,8 +130,11 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
     else:
       if d.source in ("tico19", "ntrex"):
         tr, te = bt.split_by_document(pairs, d.test_fraction, seed=config.seed)
-        info.update(split="by document", train_docs=len({p.doc_id for p in tr}),
-                    test_docs=len({p.doc_id for p in te}))
+        info.update(
+          split="by document",
+          train_docs=len({p.doc_id for p in tr}),
+          test_docs=len({p.doc_id for p in te}),
+        )
       else:
         tr, te = bt.split_by_pair(pairs, d.test_fraction, seed=config.seed)
         info.update(split="random pairs")
@@ -132,35 +143,60 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
     cap = d.max_pairs_per_lang
     if cap:  # keep the split's proportions; pairs come in a seeded order for cldr, file order else
       n_test = int(round(cap * d.test_fraction))
-      train, test = train[:cap - n_test], test[:n_test]
+      train, test = train[: cap - n_test], test[:n_test]
     info.update(train=len(train), test=len(test))
     out[lang] = {"train": train, "test": test, "info": info}
     r = report.get((d.source, lang), {})
-    rows.append({"corpus": d.source, "split": "all", "lang": lang,
-                 "license": LICENSES[d.source], "path": path,
-                 "available": r.get("pairs", len(pairs)),
-                 "skipped": skipped, "overlap": r.get("overlapping", 0),
-                 "overlap_removed": r.get("removed", 0),
-                 "overlap_collections": r.get("collections", {}), "used": len(train) + len(test),
-                 "test": len(test), "train": len(train), "sampled": len(train),
-                 "sha256": mx.manifest_sha(train + test)})
-    log.info("%s: %d train / %d test pairs (%s, %s split)", lang, len(train), len(test), d.source,
-             info["split"])
-  english = mx.add_english_pairs(out, _field(d, "english_pairs", 0.0), d.test_fraction,
-                                 config.seed, d.source)
-  totals = {k: sum(r[k] for r in rows) for k in ("available", "skipped", "overlap",
-                                                  "overlap_removed", "used", "test", "train")}
+    rows.append(
+      {
+        "corpus": d.source,
+        "split": "all",
+        "lang": lang,
+        "license": LICENSES[d.source],
+        "path": path,
+        "available": r.get("pairs", len(pairs)),
+        "skipped": skipped,
+        "overlap": r.get("overlapping", 0),
+        "overlap_removed": r.get("removed", 0),
+        "overlap_collections": r.get("collections", {}),
+        "used": len(train) + len(test),
+        "test": len(test),
+        "train": len(train),
+        "sampled": len(train),
+        "sha256": mx.manifest_sha(train + test),
+      }
+    )
+    log.info(
+      "%s: %d train / %d test pairs (%s, %s split)",
+      lang,
+      len(train),
+      len(test),
+      d.source,
+      info["split"],
+    )
+  english = mx.add_english_pairs(
+    out, _field(d, "english_pairs", 0.0), d.test_fraction, config.seed, d.source
+  )
+  totals = {
+    k: sum(r[k] for r in rows)
+    for k in ("available", "skipped", "overlap", "overlap_removed", "used", "test", "train")
+  }
   manifest = {
-      "source": d.source, "path": d.path, "langs": langs, "seed": config.seed,
-      "test_fraction": d.test_fraction, "max_pairs_per_lang": d.max_pairs_per_lang,
-      "english": english,
-      "overlap": {"mode": mode, "collections": [getattr(c, "name", str(c)) for c in collections]},
-      "sources": rows,
-      "languages": {lang: {"train": len(s["train"]), "test": len(s["test"])}
-                    for lang, s in out.items()},
-      "totals": totals,
-      "train_sha256": mx.manifest_sha(p for s in out.values() for p in s["train"]),
-      "test_sha256": mx.manifest_sha(p for s in out.values() for p in s["test"]),
+    "source": d.source,
+    "path": d.path,
+    "langs": langs,
+    "seed": config.seed,
+    "test_fraction": d.test_fraction,
+    "max_pairs_per_lang": d.max_pairs_per_lang,
+    "english": english,
+    "overlap": {"mode": mode, "collections": [getattr(c, "name", str(c)) for c in collections]},
+    "sources": rows,
+    "languages": {
+      lang: {"train": len(s["train"]), "test": len(s["test"])} for lang, s in out.items()
+    },
+    "totals": totals,
+    "train_sha256": mx.manifest_sha(p for s in out.values() for p in s["train"]),
+    "test_sha256": mx.manifest_sha(p for s in out.values() for p in s["test"]),
   }
   return out, manifest
 
@@ -169,8 +205,7 @@ def _read_single(d, lang: str):
   """(pairs, extra info, skipped, path) of one language of a single source, before the split."""
   if d.source == "cldr":
     data = cldr_bitext(lang)
-    extra = dict(dropped_identical=data.dropped_identical,
-                 dropped_duplicate=data.dropped_duplicate)
+    extra = dict(dropped_identical=data.dropped_identical, dropped_duplicate=data.dropped_duplicate)
     return data.pairs, extra, data.dropped_identical + data.dropped_duplicate, "babel (CLDR)"
   if d.source == "tico19":
     data = bt.read_tmx(Path(d.path) / f"all.en-{lang}.tmx.zip", lang)
@@ -183,19 +218,30 @@ def _read_single(d, lang: str):
   return data.pairs, {}, data.skipped, data.path
 
 
-def _load_mixture(config, collections: List[str], mode: str,
-                  shared_root: str) -> Tuple[Dict[str, dict], dict]:
+def _load_mixture(
+  config, collections: List[str], mode: str, shared_root: str
+) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   spec = _field(d, "mixture", "")
   if not spec.strip():
-    raise ValueError("config.data.mixture is empty; expected a spec such as "
-                     "'mafand:train:hau+yor, flores200:dev:all' for source 'mixture'")
+    raise ValueError(
+      "config.data.mixture is empty; expected a spec such as "
+      "'mafand:train:hau+yor, flores200:dev:all' for source 'mixture'"
+    )
   if d.max_pairs_per_lang:
-    raise ValueError(f"config.data.max_pairs_per_lang={d.max_pairs_per_lang} applies to single "
-                     "sources; use config.data.cap (pairs per corpus and language) with "
-                     "source 'mixture'")
-  return mx.build_mixture(spec, shared_root=shared_root, cap=_field(d, "cap", 0),
-                          alpha=_field(d, "alpha", 1.0),
-                          english_pairs=_field(d, "english_pairs", 0.0),
-                          test_fraction=d.test_fraction, seed=config.seed,
-                          overlap_collections=collections, overlap=mode)
+    raise ValueError(
+      f"config.data.max_pairs_per_lang={d.max_pairs_per_lang} applies to single "
+      "sources; use config.data.cap (pairs per corpus and language) with "
+      "source 'mixture'"
+    )
+  return mx.build_mixture(
+    spec,
+    shared_root=shared_root,
+    cap=_field(d, "cap", 0),
+    alpha=_field(d, "alpha", 1.0),
+    english_pairs=_field(d, "english_pairs", 0.0),
+    test_fraction=d.test_fraction,
+    seed=config.seed,
+    overlap_collections=collections,
+    overlap=mode,
+  )

@@ -52,32 +52,50 @@ from optical_jax.io import sha256_file
 logger = logging.getLogger(__name__)
 
 #: TICO-19 language codes paired with English, as in the upstream file names.
-LANGUAGES = ("sw", "so", "ha", "mr", "tl", "zu", "rw", "om",
-             "fr", "es-LA", "pt-BR", "ru", "zh", "ar", "hi", "id")
+LANGUAGES = (
+  "sw",
+  "so",
+  "ha",
+  "mr",
+  "tl",
+  "zu",
+  "rw",
+  "om",
+  "fr",
+  "es-LA",
+  "pt-BR",
+  "ru",
+  "zh",
+  "ar",
+  "hi",
+  "id",
+)
 
 #: Upstream commit of github.com/tico-19/tico-19.github.io that the checksums below belong to.
 UPSTREAM_COMMIT = "d97615f9cffa28ec7de571e00fbd513e5a1c7fc7"
-_URL = ("https://raw.githubusercontent.com/tico-19/tico-19.github.io/"
-        f"{UPSTREAM_COMMIT}/data/TM/all.en-{{lang}}.tmx.zip")
+_URL = (
+  "https://raw.githubusercontent.com/tico-19/tico-19.github.io/"
+  f"{UPSTREAM_COMMIT}/data/TM/all.en-{{lang}}.tmx.zip"
+)
 
 #: sha256 of ``all.en-XX.tmx.zip`` at :data:`UPSTREAM_COMMIT` (our copies match its git blob ids).
 SHA256 = {
-    "ar": "9f08855934280255d0da67accb921939a64e8c72fdcca9ede0f473bf36a09468",
-    "es-LA": "f99ead6835c6e039424c3a425fc5bda56e89d1b901b0aeb461c40455ac5fa185",
-    "fr": "6163c12be9aca3fd11a2d86f762f61d7f5f0608b22afb60bab6e5415d9c455e2",
-    "ha": "b7f3f33ceb54edacd162b908a5f7c1463bb2be3ef7348cd2396084b25d7c897d",
-    "hi": "15f0c198bf872e190fdbb0bb7b009ecc78a7cb6d36f6f6e727e7f6d64d2b8365",
-    "id": "92f5678617da3f69d6f1227aa4a918100f9230f53b19a4105598e9828a176c84",
-    "mr": "b6c45e13d5c46cef715c7462449830917ab6156b9610d3cd485a1729ef1ec21e",
-    "om": "4eedef554cf4975f8f6150ef333786f1582765951558280d1d84b0c968d352e9",
-    "pt-BR": "e82ca59c00cd124e033101618acdb3d071c57183e237998b12f5518d6be3df2c",
-    "ru": "efe7076a35e82bb0987d4e2e768f1729190acc6fd15c4a821362afd10d600994",
-    "rw": "97b31ed64a75e64be9e25bd14273149ca96345d5adbbef1b7066426ac56a59d6",
-    "so": "0809ea465dafd09dcf871d084ede5a2add08f8a5e9cca884304f21a4187bfa2a",
-    "sw": "665d685b739044f805d254494f6da8f93761f71767b5f63582f8b5792c6c8a06",
-    "tl": "dca3dba5e39008fbcf9c0cece64c5e83352c87f48bebf7c3f8c76a8e1887c725",
-    "zh": "094d85c551124723d3ada75db50272c7301bd045df4805eb38e2060b51bfe80d",
-    "zu": "e9d81f44f92ee9883852d88aed285bc2ee0577b80bd1343ccc52ebc5e631dd28",
+  "ar": "9f08855934280255d0da67accb921939a64e8c72fdcca9ede0f473bf36a09468",
+  "es-LA": "f99ead6835c6e039424c3a425fc5bda56e89d1b901b0aeb461c40455ac5fa185",
+  "fr": "6163c12be9aca3fd11a2d86f762f61d7f5f0608b22afb60bab6e5415d9c455e2",
+  "ha": "b7f3f33ceb54edacd162b908a5f7c1463bb2be3ef7348cd2396084b25d7c897d",
+  "hi": "15f0c198bf872e190fdbb0bb7b009ecc78a7cb6d36f6f6e727e7f6d64d2b8365",
+  "id": "92f5678617da3f69d6f1227aa4a918100f9230f53b19a4105598e9828a176c84",
+  "mr": "b6c45e13d5c46cef715c7462449830917ab6156b9610d3cd485a1729ef1ec21e",
+  "om": "4eedef554cf4975f8f6150ef333786f1582765951558280d1d84b0c968d352e9",
+  "pt-BR": "e82ca59c00cd124e033101618acdb3d071c57183e237998b12f5518d6be3df2c",
+  "ru": "efe7076a35e82bb0987d4e2e768f1729190acc6fd15c4a821362afd10d600994",
+  "rw": "97b31ed64a75e64be9e25bd14273149ca96345d5adbbef1b7066426ac56a59d6",
+  "so": "0809ea465dafd09dcf871d084ede5a2add08f8a5e9cca884304f21a4187bfa2a",
+  "sw": "665d685b739044f805d254494f6da8f93761f71767b5f63582f8b5792c6c8a06",
+  "tl": "dca3dba5e39008fbcf9c0cece64c5e83352c87f48bebf7c3f8c76a8e1887c725",
+  "zh": "094d85c551124723d3ada75db50272c7301bd045df4805eb38e2060b51bfe80d",
+  "zu": "e9d81f44f92ee9883852d88aed285bc2ee0577b80bd1343ccc52ebc5e631dd28",
 }
 
 _CITATION = """@inproceedings{anastasopoulos-etal-2020-tico,
@@ -94,9 +112,13 @@ def zip_name(lang: str) -> str:
   return f"all.en-{lang}.tmx.zip"
 
 
-
-def fetch_pinned(dl_manager: tfds.download.DownloadManager, rel: str, url: str, sha256: str,
-                 pinned: str = "the pinned upstream file") -> pathlib.Path:
+def fetch_pinned(
+  dl_manager: tfds.download.DownloadManager,
+  rel: str,
+  url: str,
+  sha256: str,
+  pinned: str = "the pinned upstream file",
+) -> pathlib.Path:
   """``manual_dir/rel`` when it exists (a warning when its sha256 is not ``pinned``'s: read
   anyway), else ``url`` downloaded and checked against ``sha256`` (a mismatch raises)."""
   try:
@@ -114,6 +136,7 @@ def fetch_pinned(dl_manager: tfds.download.DownloadManager, rel: str, url: str, 
   if got != sha256:
     raise ValueError(f"{path}: sha256 {got} of {url}; expected {sha256}")
   return path
+
 
 class Tico19Config(tfds.core.BuilderConfig):
   """One language paired with English."""
@@ -141,26 +164,35 @@ class Tico19(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        description=("TICO-19 COVID-19 translation benchmark: English segments and their "
-                     "professional translations, with the source document id."),
-        features=tfds.features.FeaturesDict({
-            "english": tfds.features.Text(),
-            "foreign": tfds.features.Text(),
-            "doc_id": tfds.features.Text(),
-        }),
-        supervised_keys=("foreign", "english"),
-        homepage="https://tico-19.github.io/",
-        citation=_CITATION,
-        license="CC0-1.0",
-        # Keep upstream order (documents contiguous, segments in order); shuffle when training.
-        disable_shuffling=True,
+      description=(
+        "TICO-19 COVID-19 translation benchmark: English segments and their "
+        "professional translations, with the source document id."
+      ),
+      features=tfds.features.FeaturesDict(
+        {
+          "english": tfds.features.Text(),
+          "foreign": tfds.features.Text(),
+          "doc_id": tfds.features.Text(),
+        }
+      ),
+      supervised_keys=("foreign", "english"),
+      homepage="https://tico-19.github.io/",
+      citation=_CITATION,
+      license="CC0-1.0",
+      # Keep upstream order (documents contiguous, segments in order); shuffle when training.
+      disable_shuffling=True,
     )
 
   def _zip_path(self, dl_manager: tfds.download.DownloadManager) -> pathlib.Path:
     """The manual-dir zip when there is one, else the verified download."""
     lang = self.builder_config.lang
-    return fetch_pinned(dl_manager, zip_name(lang), _URL.format(lang=lang), SHA256[lang],
-                        f"upstream commit {UPSTREAM_COMMIT[:12]}")
+    return fetch_pinned(
+      dl_manager,
+      zip_name(lang),
+      _URL.format(lang=lang),
+      SHA256[lang],
+      f"upstream commit {UPSTREAM_COMMIT[:12]}",
+    )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     return {"train": self._generate_examples(self._zip_path(dl_manager))}
@@ -168,12 +200,12 @@ class Tico19(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, path: pathlib.Path):
     data = bitext.read_tmx(path, self.builder_config.lang)
     for pair in data:
-      yield pair.source, {"english": pair.english, "foreign": pair.foreign,
-                          "doc_id": pair.doc_id}
+      yield pair.source, {"english": pair.english, "foreign": pair.foreign, "doc_id": pair.doc_id}
 
 
-def prepare(lang: str, data_dir: Union[str, os.PathLike],
-            manual_dir: Optional[Union[str, os.PathLike]] = None) -> Tico19:
+def prepare(
+  lang: str, data_dir: Union[str, os.PathLike], manual_dir: Optional[Union[str, os.PathLike]] = None
+) -> Tico19:
   """Builds config ``lang`` into ``data_dir`` as ``array_record`` (no TensorFlow).
 
   Args:
@@ -188,6 +220,7 @@ def prepare(lang: str, data_dir: Union[str, os.PathLike],
   """
   builder = Tico19(config=lang, data_dir=str(data_dir))
   download_config = tfds.download.DownloadConfig(
-      manual_dir=None if manual_dir is None else str(manual_dir))
+    manual_dir=None if manual_dir is None else str(manual_dir)
+  )
   builder.download_and_prepare(file_format="array_record", download_config=download_config)
   return builder

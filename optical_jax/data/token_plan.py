@@ -51,9 +51,10 @@ def token_index(mask: np.ndarray, shards: int, capacity: int) -> np.ndarray:
   for s in range(shards):
     pos = np.flatnonzero(real[s])
     if len(pos) > capacity:
-      raise ValueError(f"shard {s} holds {len(pos)} real tokens, more than the planned "
-                       f"capacity of {capacity}")
-    out[s, :len(pos)] = pos
+      raise ValueError(
+        f"shard {s} holds {len(pos)} real tokens, more than the planned capacity of {capacity}"
+      )
+    out[s, : len(pos)] = pos
   return out
 
 
@@ -96,9 +97,13 @@ class TokenPlan:
     return f"slots of {self.shards} shard(s) against padded positions: " + "; ".join(lines)
 
 
-def plan_tokens(row_lengths: Callable[[int], Tuple[Hashable, Dict[str, np.ndarray]]],
-                padded_shape: Callable[[Hashable, str], Tuple[int, int]], num_steps: int,
-                shards: int, multiple: int = 16) -> TokenPlan:
+def plan_tokens(
+  row_lengths: Callable[[int], Tuple[Hashable, Dict[str, np.ndarray]]],
+  padded_shape: Callable[[Hashable, str], Tuple[int, int]],
+  num_steps: int,
+  shards: int,
+  multiple: int = 16,
+) -> TokenPlan:
   """The capacity of every (key, side): the most real tokens any shard of any of the
   ``num_steps`` batches holds, rounded up to ``multiple`` and capped at ``P``.
 

@@ -49,18 +49,23 @@ def read_qrels(path: PathLike) -> Qrels:
   for lineno, line in iter_lines(path):
     fields = line.split()
     if len(fields) != 4:
-      raise ValueError(f"{path}:{lineno}: expected 4 whitespace-separated fields "
-                       f"'qid iteration doc_id relevance', got {len(fields)}")
+      raise ValueError(
+        f"{path}:{lineno}: expected 4 whitespace-separated fields "
+        f"'qid iteration doc_id relevance', got {len(fields)}"
+      )
     qid, _, doc_id, rel = fields
     try:
       relevance = int(rel)
     except ValueError:
-      raise ValueError(f"{path}:{lineno}: relevance {rel!r} is not an integer; "
-                       "expected an integer relevance grade") from None
+      raise ValueError(
+        f"{path}:{lineno}: relevance {rel!r} is not an integer; expected an integer relevance grade"
+      ) from None
     judged = qrels.setdefault(qid, {})
     if doc_id in judged:
-      raise ValueError(f"{path}:{lineno}: query {qid!r} judges document {doc_id!r} twice; "
-                       "expected one judgment per (query, document)")
+      raise ValueError(
+        f"{path}:{lineno}: query {qid!r} judges document {doc_id!r} twice; "
+        "expected one judgment per (query, document)"
+      )
     judged[doc_id] = relevance
   return qrels
 
@@ -77,21 +82,27 @@ def read_trec_run(path: PathLike) -> Run:
   for lineno, line in iter_lines(path):
     fields = line.split()
     if len(fields) != 6:
-      raise ValueError(f"{path}:{lineno}: expected 6 whitespace-separated fields "
-                       f"'qid Q0 doc_id rank score tag', got {len(fields)}")
+      raise ValueError(
+        f"{path}:{lineno}: expected 6 whitespace-separated fields "
+        f"'qid Q0 doc_id rank score tag', got {len(fields)}"
+      )
     qid, _, doc_id, rank, score, _ = fields
     try:
       int(rank)
       value = float(score)
     except ValueError:
-      raise ValueError(f"{path}:{lineno}: rank {rank!r} / score {score!r}; "
-                       "expected an integer rank and a numeric score") from None
+      raise ValueError(
+        f"{path}:{lineno}: rank {rank!r} / score {score!r}; "
+        "expected an integer rank and a numeric score"
+      ) from None
     if not math.isfinite(value):
       raise ValueError(f"{path}:{lineno}: score {score!r} is not finite; expected a finite number")
     ranked = run.setdefault(qid, {})
     if doc_id in ranked:
-      raise ValueError(f"{path}:{lineno}: query {qid!r} ranks document {doc_id!r} twice; "
-                       "expected each document at most once per query")
+      raise ValueError(
+        f"{path}:{lineno}: query {qid!r} ranks document {doc_id!r} twice; "
+        "expected each document at most once per query"
+      )
     ranked[doc_id] = value
   return run
 
@@ -116,7 +127,7 @@ def read_trec_topics(path: PathLike, field: str = "title") -> Dict[str, str]:
 
   def flush(end: int) -> None:
     if current is not None and tag_at is not None:
-      value = " ".join(_TOPIC_LABEL.sub("", text[tag_at[1]:end]).split())
+      value = " ".join(_TOPIC_LABEL.sub("", text[tag_at[1] : end]).split())
       current.setdefault(tag_at[0], (value, line_of(tag_at[2])))
 
   for m in _TOPIC_TAG.finditer(text):
@@ -125,8 +136,10 @@ def read_trec_topics(path: PathLike, field: str = "title") -> Dict[str, str]:
     tag_at = None
     if tag == "top" and not closing:
       if current is not None:
-        raise ValueError(f"{path}:{line_of(m.start())}: <top> inside the topic opened on line "
-                         f"{line_of(start)}; expected </top> first")
+        raise ValueError(
+          f"{path}:{line_of(m.start())}: <top> inside the topic opened on line "
+          f"{line_of(start)}; expected </top> first"
+        )
       current, start = {}, m.start()
     elif tag == "top":
       if current is None:
@@ -135,11 +148,14 @@ def read_trec_topics(path: PathLike, field: str = "title") -> Dict[str, str]:
       check_id(f"{path}:{num_line}", "topic number", num)
       value, value_line = current.get(field, ("", line_of(start)))
       if num in first_line:
-        raise ValueError(f"{path}:{num_line}: duplicate topic number {num!r} (first on line "
-                         f"{first_line[num]}); expected unique topic numbers")
+        raise ValueError(
+          f"{path}:{num_line}: duplicate topic number {num!r} (first on line "
+          f"{first_line[num]}); expected unique topic numbers"
+        )
       if not value:
-        raise ValueError(f"{path}:{value_line}: topic {num!r} has no {field} text; "
-                         f"expected a non-empty <{field}>")
+        raise ValueError(
+          f"{path}:{value_line}: topic {num!r} has no {field} text; expected a non-empty <{field}>"
+        )
       first_line[num], topics[num], current = num_line, value, None
     elif current is None:
       raise ValueError(f"{path}:{line_of(m.start())}: <{tag}> outside <top>...</top>")
@@ -154,17 +170,20 @@ def read_trec_topics(path: PathLike, field: str = "title") -> Dict[str, str]:
 
 def ranking(scores: Mapping[str, float]) -> List[Tuple[str, float]]:
   """``(doc_id, score)`` best first: descending score, ties by doc id descending (trec_eval)."""
-  return sorted(((d, float(s)) for d, s in scores.items()), key=lambda x: (x[1], x[0]),
-                reverse=True)
+  return sorted(
+    ((d, float(s)) for d, s in scores.items()), key=lambda x: (x[1], x[0]), reverse=True
+  )
 
 
 def check_id(where: str, kind: str, value: str) -> None:
   """Raises ``ValueError`` (prefixed by ``where`` when given) for an empty id or one with
   whitespace."""
   if not value or any(c.isspace() for c in value):
-    raise ValueError(f"{where + ': ' if where else ''}{kind} {value!r} is empty or contains "
-                     "whitespace; expected a non-empty id without whitespace (TREC files are "
-                     "whitespace-separated)")
+    raise ValueError(
+      f"{where + ': ' if where else ''}{kind} {value!r} is empty or contains "
+      "whitespace; expected a non-empty id without whitespace (TREC files are "
+      "whitespace-separated)"
+    )
 
 
 def write_trec_run(path: PathLike, run: Mapping[str, Mapping[str, float]], tag: str) -> None:

@@ -49,25 +49,31 @@ class EvalResult:
   extra_queries: int
   unknown_docs: int
 
+
 def _parse_measures(measures: Sequence[str]):
   """Our names -> ir_measures Measure objects, checked against the pytrec_eval backend."""
   import ir_measures  # pylint: disable=import-outside-toplevel
+
   parsed = {}
   for name in measures:
     try:
       measure = ir_measures.parse_measure(_IR_MEASURES_NAME.get(name, name))
     except (NameError, ValueError, SyntaxError) as e:
-      raise ValueError(f"unknown measure {name!r} ({e}); expected one of {DEFAULT_MEASURES} "
-                       "or an ir_measures name") from None
+      raise ValueError(
+        f"unknown measure {name!r} ({e}); expected one of {DEFAULT_MEASURES} or an ir_measures name"
+      ) from None
     if not ir_measures.pytrec_eval.supports(measure):
       raise ValueError(f"measure {name!r} is not computed by the pytrec_eval backend")
     parsed[name] = measure
   return parsed
 
 
-def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-             measures: Sequence[str] = DEFAULT_MEASURES,
-             doc_ids: Optional[Iterable[str]] = None) -> EvalResult:
+def evaluate(
+  run: Mapping[str, Mapping[str, float]],
+  qrels: Mapping[str, Mapping[str, int]],
+  measures: Sequence[str] = DEFAULT_MEASURES,
+  doc_ids: Optional[Iterable[str]] = None,
+) -> EvalResult:
   """Scores ``run`` against ``qrels`` with trec_eval ``-c`` semantics (module docstring).
 
   Args:
@@ -81,13 +87,16 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     :class:`EvalResult`.
   """
   import ir_measures  # pylint: disable=import-outside-toplevel
+
   if not qrels:
     raise ValueError("qrels are empty; expected at least one judged query")
   parsed = _parse_measures(measures)
   # pytrec_eval takes only Python floats, and it skips run queries that have no judgments itself;
   # a run of floats (what read_trec_run and the searchers return) is passed as it is, uncopied.
   plain = all(set(map(type, docs.values())) <= {float} for docs in run.values())
-  scored_run = run if plain else {q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()}
+  scored_run = (
+    run if plain else {q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()}
+  )
   unknown = 0
   if doc_ids is not None:
     known = doc_ids if isinstance(doc_ids, (set, frozenset)) else set(doc_ids)
@@ -100,10 +109,15 @@ def evaluate(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping
     per_query[by_measure[metric.measure]][metric.query_id] = float(metric.value)
   for name, values in per_query.items():
     if set(values) != set(qrels):  # ir_measures' fill-in of missing queries, relied on above
-      raise RuntimeError(f"{name}: ir_measures scored {len(values)} queries, expected all "
-                         f"{len(qrels)} qrels queries")
+      raise RuntimeError(
+        f"{name}: ir_measures scored {len(values)} queries, expected all {len(qrels)} qrels queries"
+      )
   mean = {name: math.fsum(values.values()) / len(qrels) for name, values in per_query.items()}
   return EvalResult(
-      per_query=per_query, mean=mean, num_queries_scored=len(qrels),
-      missing_queries=sorted(q for q in qrels if q not in run),
-      extra_queries=sum(q not in qrels for q in run), unknown_docs=unknown)
+    per_query=per_query,
+    mean=mean,
+    num_queries_scored=len(qrels),
+    missing_queries=sorted(q for q in qrels if q not in run),
+    extra_queries=sum(q not in qrels for q in run),
+    unknown_docs=unknown,
+  )

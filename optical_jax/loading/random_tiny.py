@@ -35,7 +35,7 @@ def is_random_tiny(name: str) -> bool:
 
 def seed_of(name: str) -> int:
   """The seed of ``random:tiny[:<seed>]``; ValueError naming the bad part."""
-  rest = name[len(PREFIX):]
+  rest = name[len(PREFIX) :]
   if not rest:
     return 0
   try:
@@ -52,16 +52,25 @@ def byte_tokenizer() -> tokenizers.Tokenizer:
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
   tok.decoder = decoders.ByteLevel()
   tok.post_processor = processors.TemplateProcessing(
-      single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+  )
   return tok
 
 
 def config(**overrides) -> EncoderConfig:
   """The encoder's shape (``overrides``: numerics such as dtype or remat)."""
-  return EncoderConfig(family="bert", vocab_size=len(SPECIALS) + 256, hidden_size=32,
-                       num_layers=2, num_heads=4, intermediate_size=64,
-                       max_position_embeddings=130, type_vocab_size=2, pad_token_id=0,
-                       **overrides)
+  return EncoderConfig(
+    family="bert",
+    vocab_size=len(SPECIALS) + 256,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=130,
+    type_vocab_size=2,
+    pad_token_id=0,
+    **overrides,
+  )
 
 
 @functools.lru_cache(maxsize=8)

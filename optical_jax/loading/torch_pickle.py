@@ -20,10 +20,16 @@ import ml_dtypes
 import numpy as np
 
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
+  "FloatStorage": np.float32,
+  "DoubleStorage": np.float64,
+  "HalfStorage": np.float16,
+  "BFloat16Storage": ml_dtypes.bfloat16,
+  "LongStorage": np.int64,
+  "IntStorage": np.int32,
+  "ShortStorage": np.int16,
+  "CharStorage": np.int8,
+  "ByteStorage": np.uint8,
+  "BoolStorage": np.bool_,
 }
 
 
@@ -35,10 +41,11 @@ class _StorageType:
 def _rebuild_tensor(storage, offset, size, stride, *args):
   del args
   if not size:
-    return storage[offset:offset + 1].reshape(()).copy()
+    return storage[offset : offset + 1].reshape(()).copy()
   item = storage.dtype.itemsize
   return np.lib.stride_tricks.as_strided(
-      storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)).copy()
+    storage[offset:], shape=tuple(size), strides=tuple(s * item for s in stride)
+  ).copy()
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
@@ -47,7 +54,6 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
 
 
 class _Unpickler(pickle.Unpickler):
-
   def __init__(self, fh, archive: zipfile.ZipFile, root: str, path: Path):
     super().__init__(fh)
     self._archive, self._root, self._path = archive, root, path
@@ -65,7 +71,8 @@ class _Unpickler(pickle.Unpickler):
     if module == "torch" and name == "Size":
       return tuple
     raise pickle.UnpicklingError(
-        f"{self._path}: refusing to unpickle {module}.{name} (not a plain tensor state dict)")
+      f"{self._path}: refusing to unpickle {module}.{name} (not a plain tensor state dict)"
+    )
 
   def persistent_load(self, pid):
     if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
@@ -88,15 +95,17 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
     try:
       import torch  # pylint: disable=import-outside-toplevel
     except ImportError as e:
-      raise ValueError(f"{path}: legacy (non-zip) torch checkpoint; install torch to read it, "
-                       "or convert it to model.safetensors") from e
+      raise ValueError(
+        f"{path}: legacy (non-zip) torch checkpoint; install torch to read it, "
+        "or convert it to model.safetensors"
+      ) from e
     sd = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v.float().numpy() if v.dtype == torch.bfloat16 else v.numpy() for k, v in sd.items()}
   with zipfile.ZipFile(path) as archive:
     pkls = [n for n in archive.namelist() if n.endswith("/data.pkl")]
     if len(pkls) != 1:
       raise ValueError(f"{path}: expected one */data.pkl in the archive, found {len(pkls)}")
-    root = pkls[0][:-len("/data.pkl")]
+    root = pkls[0][: -len("/data.pkl")]
     with archive.open(pkls[0]) as fh:
       obj = _Unpickler(fh, archive, root, path).load()
   if not isinstance(obj, dict):

@@ -39,8 +39,13 @@ def _pair_mean(values: jax.Array, valid: jax.Array) -> jax.Array:
   return jnp.sum(values * valid) / jnp.maximum(jnp.sum(valid), 1.0)
 
 
-def sentence_mse(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
-                 teacher_mask: jax.Array, pooling: str = "mean") -> Tuple[jax.Array, Dict]:
+def sentence_mse(
+  student: jax.Array,
+  student_mask: jax.Array,
+  teacher: jax.Array,
+  teacher_mask: jax.Array,
+  pooling: str = "mean",
+) -> Tuple[jax.Array, Dict]:
   """student [B, m, d], teacher [B, n, d], masks [B, m], [B, n] -> (loss [], metrics).
 
   Loss: mean over valid pairs of ``mean_k (pool(S)_k - pool(T)_k)^2``.
@@ -53,9 +58,14 @@ def sentence_mse(student: jax.Array, student_mask: jax.Array, teacher: jax.Array
   return loss, {"mse": loss, "valid_pairs": jnp.sum(valid.astype(jnp.float32))}
 
 
-def sentence_contrastive(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
-                         teacher_mask: jax.Array, temperature: float,
-                         pooling: str = "mean") -> Tuple[jax.Array, Dict]:
+def sentence_contrastive(
+  student: jax.Array,
+  student_mask: jax.Array,
+  teacher: jax.Array,
+  teacher_mask: jax.Array,
+  temperature: float,
+  pooling: str = "mean",
+) -> Tuple[jax.Array, Dict]:
   """student [B, m, d], teacher [B, n, d], masks [B, m], [B, n] -> (loss [], metrics).
 
   Loss: mean over valid pairs i of ``-log softmax_j(cos(s_i, t_j) / temperature)[i]``, j over
@@ -74,9 +84,15 @@ def sentence_contrastive(student: jax.Array, student_mask: jax.Array, teacher: j
   return loss, {"contrastive": loss, "in_batch_top1": top1}
 
 
-def bank_contrastive(student: jax.Array, student_mask: jax.Array, bank: jax.Array,
-                     index: jax.Array, temperature: float, pooling: str = "mean",
-                     soft: float = 0.0) -> Tuple[jax.Array, Dict]:
+def bank_contrastive(
+  student: jax.Array,
+  student_mask: jax.Array,
+  bank: jax.Array,
+  index: jax.Array,
+  temperature: float,
+  pooling: str = "mean",
+  soft: float = 0.0,
+) -> Tuple[jax.Array, Dict]:
   """student [B, m, d], student_mask [B, m], bank [N, d] (unit rows), index [B] int32 (-1 = a
   filler row) -> (loss [], metrics).
 
@@ -126,8 +142,9 @@ def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -
   return match
 
 
-def token_mse_greedy(student: jax.Array, student_mask: jax.Array, teacher: jax.Array,
-                     teacher_mask: jax.Array) -> Tuple[jax.Array, Dict]:
+def token_mse_greedy(
+  student: jax.Array, student_mask: jax.Array, teacher: jax.Array, teacher_mask: jax.Array
+) -> Tuple[jax.Array, Dict]:
   """student [B, m, d], teacher [B, n, d], masks -> (loss [], metrics).
 
   Loss: per pair, the mean over aligned student tokens of
@@ -143,5 +160,8 @@ def token_mse_greedy(student: jax.Array, student_mask: jax.Array, teacher: jax.A
   per_pair = jnp.sum(jnp.where(aligned, err, 0.0), -1) / jnp.maximum(count, 1)
   valid = count > 0
   loss = _pair_mean(per_pair, valid)
-  return loss, {"mse": loss, "aligned_tokens": _pair_mean(count.astype(jnp.float32), valid),
-                "valid_pairs": jnp.sum(valid.astype(jnp.float32))}
+  return loss, {
+    "mse": loss,
+    "aligned_tokens": _pair_mean(count.astype(jnp.float32), valid),
+    "valid_pairs": jnp.sum(valid.astype(jnp.float32)),
+  }

@@ -110,8 +110,10 @@ class SinkhornConfig:
     if not 0 < self.tau <= 1:
       raise ValueError(f"tau must be in (0, 1], got {self.tau}")
     if self.differentiation == "implicit" and self.tau < 1:
-      raise ValueError("implicit differentiation is implemented for balanced OT (tau=1); use "
-                       "differentiation='unrolled' or 'fixed' with tau < 1")
+      raise ValueError(
+        "implicit differentiation is implemented for balanced OT (tau=1); use "
+        "differentiation='unrolled' or 'fixed' with tau < 1"
+      )
     if self.acceleration not in ACCELERATION:
       raise ValueError(f"acceleration {self.acceleration!r} not in {ACCELERATION}")
     if self.group_size < 0:
@@ -151,11 +153,17 @@ def masked_marginal(weights: jax.Array, mask: jax.Array) -> Tuple[jax.Array, jax
 def _solver(cfg: SinkhornConfig) -> sinkhorn.Sinkhorn:
   momentum = None
   if cfg.acceleration == "adaptive":  # ott reads the errors of the two checks before `start`
-    momentum = acceleration.Momentum(start=2 * cfg.inner_iterations,
-                                     inner_iterations=cfg.inner_iterations)
-  return sinkhorn.Sinkhorn(lse_mode=True, threshold=cfg.threshold, max_iterations=cfg.max_iterations,
-                           inner_iterations=cfg.inner_iterations, implicit_diff=None,
-                           momentum=momentum)
+    momentum = acceleration.Momentum(
+      start=2 * cfg.inner_iterations, inner_iterations=cfg.inner_iterations
+    )
+  return sinkhorn.Sinkhorn(
+    lse_mode=True,
+    threshold=cfg.threshold,
+    max_iterations=cfg.max_iterations,
+    inner_iterations=cfg.inner_iterations,
+    implicit_diff=None,
+    momentum=momentum,
+  )
 
 
 def solve_plan(cost: jax.Array, a: jax.Array, b: jax.Array, cfg: SinkhornConfig):
@@ -164,8 +172,10 @@ def solve_plan(cost: jax.Array, a: jax.Array, b: jax.Array, cfg: SinkhornConfig)
   prob = linear_problem.LinearProblem(geom, a=a, b=b, tau_a=cfg.tau, tau_b=cfg.tau)
   out = _solver(cfg)(prob)
   plan = out.matrix
-  stats = {"converged": out.converged.astype(jnp.float32),
-           "iterations": jnp.asarray(out.n_iters, jnp.float32)}
+  stats = {
+    "converged": out.converged.astype(jnp.float32),
+    "iterations": jnp.asarray(out.n_iters, jnp.float32),
+  }
   return plan, stats
 
 
@@ -265,10 +275,15 @@ def _entropy(p: jax.Array) -> jax.Array:
   return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), -1)
 
 
-def ot_distillation_loss(student: jax.Array, teacher: jax.Array, student_weights: jax.Array,
-                         teacher_weights: jax.Array, cfg: SinkhornConfig,
-                         student_mask: jax.Array | None = None,
-                         teacher_mask: jax.Array | None = None) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+def ot_distillation_loss(
+  student: jax.Array,
+  teacher: jax.Array,
+  student_weights: jax.Array,
+  teacher_weights: jax.Array,
+  cfg: SinkhornConfig,
+  student_mask: jax.Array | None = None,
+  teacher_mask: jax.Array | None = None,
+) -> Tuple[jax.Array, Dict[str, jax.Array]]:
   """OPTICAL loss for a batch.
 
   Args:
@@ -303,13 +318,14 @@ def ot_distillation_loss(student: jax.Array, teacher: jax.Array, student_weights
   loss = jnp.sum(losses * valid) / n_valid
   mean = lambda x: jnp.sum(x * valid) / n_valid
   metrics = {
-      "ot_cost": loss,
-      "converged": mean(stats["converged"]),
-      "iterations": mean(stats["iterations"]),
-      "plan_entropy": mean(jax.vmap(plan_entropy)(plans)),
-      # 1.0 = the plan is the independent coupling a b^T (no alignment at all); lower = sharper.
-      "plan_entropy_ratio": mean(jax.vmap(plan_entropy)(plans) /
-                                 jnp.maximum(_entropy(a) + _entropy(b), 1e-9)),
-      "valid_pairs": jnp.sum(valid),
+    "ot_cost": loss,
+    "converged": mean(stats["converged"]),
+    "iterations": mean(stats["iterations"]),
+    "plan_entropy": mean(jax.vmap(plan_entropy)(plans)),
+    # 1.0 = the plan is the independent coupling a b^T (no alignment at all); lower = sharper.
+    "plan_entropy_ratio": mean(
+      jax.vmap(plan_entropy)(plans) / jnp.maximum(_entropy(a) + _entropy(b), 1e-9)
+    ),
+    "valid_pairs": jnp.sum(valid),
   }
   return loss, metrics

@@ -54,8 +54,9 @@ def _forward(q, k, v, mask, bias):
 
 
 @jax.custom_vjp
-def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-                          bias: Optional[jax.Array] = None) -> jax.Array:
+def dot_product_attention(
+  q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, bias: Optional[jax.Array] = None
+) -> jax.Array:
   """Multi-head attention.
 
   Args:
@@ -109,8 +110,14 @@ dot_product_attention.defvjp(_fwd, _bwd)
 IMPLEMENTATIONS = ("auto", "custom", "xla", "cudnn")
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-              bias: Optional[jax.Array] = None, implementation: str = "auto") -> jax.Array:
+def attention(
+  q: jax.Array,
+  k: jax.Array,
+  v: jax.Array,
+  mask: jax.Array,
+  bias: Optional[jax.Array] = None,
+  implementation: str = "auto",
+) -> jax.Array:
   """:func:`dot_product_attention` or ``jax.nn.dot_product_attention`` by ``implementation``
   (:data:`IMPLEMENTATIONS`); same arguments and result."""
   if implementation not in IMPLEMENTATIONS:
@@ -121,5 +128,4 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
     return dot_product_attention(q, k, v, mask, bias)
   if bias is not None:
     bias = bias.astype(q.dtype)
-  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
-                                      implementation=implementation)
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, implementation=implementation)

@@ -21,10 +21,10 @@ import jax.numpy as jnp
 
 #: HF ``model_type`` values we can load, mapped to our family name.
 SUPPORTED_MODEL_TYPES = {
-    "bert": "bert",
-    "xlm-roberta": "xlm-roberta",
-    "roberta": "xlm-roberta",  # same layout; XLM-R is a multilingual RoBERTa
-    "mpnet": "mpnet",
+  "bert": "bert",
+  "xlm-roberta": "xlm-roberta",
+  "roberta": "xlm-roberta",  # same layout; XLM-R is a multilingual RoBERTa
+  "mpnet": "mpnet",
 }
 FAMILIES = ("bert", "xlm-roberta", "mpnet")
 
@@ -98,12 +98,16 @@ class EncoderConfig:
     if self.family not in FAMILIES:
       raise ValueError(f"unknown encoder family {self.family!r}; expected one of {FAMILIES}")
     if (self.family == "mpnet") != (self.relative_attention_num_buckets > 0):
-      raise ValueError("relative_attention_num_buckets must be > 0 for the mpnet family and 0 "
-                       f"otherwise (got {self.relative_attention_num_buckets} for {self.family})")
+      raise ValueError(
+        "relative_attention_num_buckets must be > 0 for the mpnet family and 0 "
+        f"otherwise (got {self.relative_attention_num_buckets} for {self.family})"
+      )
     if self.output_dim < 0:
       raise ValueError(f"output_dim must be >= 0 (0 = no output projection), got {self.output_dim}")
     if self.hidden_size % self.num_heads:
-      raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+      raise ValueError(
+        f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+      )
     if self.dtype not in _DTYPES:
       raise ValueError(f"dtype {self.dtype!r} not in {sorted(_DTYPES)}")
     if self.attention not in ("auto", "custom", "xla", "cudnn"):
@@ -151,7 +155,9 @@ class EncoderConfig:
     return cls(**d)
 
   @classmethod
-  def from_hf(cls, hf: Mapping[str, Any], source: str = "config.json", **overrides) -> "EncoderConfig":
+  def from_hf(
+    cls, hf: Mapping[str, Any], source: str = "config.json", **overrides
+  ) -> "EncoderConfig":
     """Builds a config from an HF ``config.json`` dict.
 
     Raises:
@@ -161,10 +167,17 @@ class EncoderConfig:
     model_type = hf.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
       raise ValueError(
-          f"{source}: model_type {model_type!r} is not supported; expected one of "
-          f"{sorted(SUPPORTED_MODEL_TYPES)}")
-    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "max_position_embeddings")
+        f"{source}: model_type {model_type!r} is not supported; expected one of "
+        f"{sorted(SUPPORTED_MODEL_TYPES)}"
+      )
+    required = (
+      "vocab_size",
+      "hidden_size",
+      "num_hidden_layers",
+      "num_attention_heads",
+      "intermediate_size",
+      "max_position_embeddings",
+    )
     for key in required:
       if key not in hf:
         raise ValueError(f"{source}: required key {key!r} is missing")
@@ -173,23 +186,29 @@ class EncoderConfig:
       raise ValueError(f"{source}: hidden_act {act!r} is not supported")
     pe_type = hf.get("position_embedding_type", "absolute")
     if pe_type != "absolute":
-      raise ValueError(f"{source}: position_embedding_type {pe_type!r} is not supported (only 'absolute')")
+      raise ValueError(
+        f"{source}: position_embedding_type {pe_type!r} is not supported (only 'absolute')"
+      )
     kw = dict(
-        family=SUPPORTED_MODEL_TYPES[model_type],
-        vocab_size=int(hf["vocab_size"]),
-        hidden_size=int(hf["hidden_size"]),
-        num_layers=int(hf["num_hidden_layers"]),
-        num_heads=int(hf["num_attention_heads"]),
-        intermediate_size=int(hf["intermediate_size"]),
-        max_position_embeddings=int(hf["max_position_embeddings"]),
-        type_vocab_size=0 if model_type == "mpnet" else int(hf.get("type_vocab_size", 2)),
-        layer_norm_eps=float(hf.get("layer_norm_eps", 1e-12)),
-        pad_token_id=int(hf.get("pad_token_id") if hf.get("pad_token_id") is not None else
-                         (1 if model_type != "bert" else 0)),
-        hidden_act=act,
-        relative_attention_num_buckets=(int(hf.get("relative_attention_num_buckets", 32))
-                                        if model_type == "mpnet" else 0),
-        dropout_rate=float(hf.get("hidden_dropout_prob", 0.0)),
+      family=SUPPORTED_MODEL_TYPES[model_type],
+      vocab_size=int(hf["vocab_size"]),
+      hidden_size=int(hf["hidden_size"]),
+      num_layers=int(hf["num_hidden_layers"]),
+      num_heads=int(hf["num_attention_heads"]),
+      intermediate_size=int(hf["intermediate_size"]),
+      max_position_embeddings=int(hf["max_position_embeddings"]),
+      type_vocab_size=0 if model_type == "mpnet" else int(hf.get("type_vocab_size", 2)),
+      layer_norm_eps=float(hf.get("layer_norm_eps", 1e-12)),
+      pad_token_id=int(
+        hf.get("pad_token_id")
+        if hf.get("pad_token_id") is not None
+        else (1 if model_type != "bert" else 0)
+      ),
+      hidden_act=act,
+      relative_attention_num_buckets=(
+        int(hf.get("relative_attention_num_buckets", 32)) if model_type == "mpnet" else 0
+      ),
+      dropout_rate=float(hf.get("hidden_dropout_prob", 0.0)),
     )
     kw.update(overrides)
     return cls(**kw)

@@ -55,8 +55,9 @@ def _activation(name: str):
   return functools.partial(jax.nn.gelu, approximate=True)
 
 
-def position_ids(config: EncoderConfig, input_ids: jax.Array,
-                 segment_ids: Optional[jax.Array] = None) -> jax.Array:
+def position_ids(
+  config: EncoderConfig, input_ids: jax.Array, segment_ids: Optional[jax.Array] = None
+) -> jax.Array:
   """Position ids ``[B, T] int32`` as HF computes them for each family.
 
   With ``segment_ids`` (packed rows, see :class:`Encoder`) positions restart
@@ -85,14 +86,16 @@ def relative_position_bucket(relative: jax.Array, num_buckets: int, max_distance
   n = jnp.abs(n)
   exact = half // 2
   safe = jnp.maximum(n, 1).astype(jnp.float32)
-  large = exact + (jnp.log(safe / exact) / np.log(max_distance / exact) *
-                   (half - exact)).astype(jnp.int32)
+  large = exact + (jnp.log(safe / exact) / np.log(max_distance / exact) * (half - exact)).astype(
+    jnp.int32
+  )
   large = jnp.minimum(large, half - 1)
   return ret + jnp.where(n < exact, n, large)
 
 
-def attention_mask_4d(attention_mask: jax.Array,
-                      segment_ids: Optional[jax.Array] = None) -> jax.Array:
+def attention_mask_4d(
+  attention_mask: jax.Array, segment_ids: Optional[jax.Array] = None
+) -> jax.Array:
   """Which keys each query may attend to, broadcastable to ``[B, heads, T, T]`` bool.
 
   Without segments: ``[B, 1, 1, T]``, every real key. With ``segment_ids
@@ -131,11 +134,13 @@ class Embeddings(nn.Module):
   @nn.compact
   def __call__(self, input_ids, token_type_ids, deterministic: bool, segment_ids=None):
     cfg = self.config
-    embed = functools.partial(nn.Embed, features=cfg.hidden_size, embedding_init=_init,
-                              param_dtype=jnp.float32)
+    embed = functools.partial(
+      nn.Embed, features=cfg.hidden_size, embedding_init=_init, param_dtype=jnp.float32
+    )
     x = embed(cfg.vocab_size, name="word_embeddings")(input_ids)
     x = x + embed(cfg.max_position_embeddings, name="position_embeddings")(
-        position_ids(cfg, input_ids, segment_ids))
+      position_ids(cfg, input_ids, segment_ids)
+    )
     if cfg.type_vocab_size:
       x = x + embed(cfg.type_vocab_size, name="token_type_embeddings")(token_type_ids)
     x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, name="layer_norm")(x)
@@ -159,8 +164,9 @@ class Attention(nn.Module):
     itself on the padded [B, T] layout."""
     cfg = self.config
     b, t = x.shape[:2] if layout is None else layout.padded_shape
-    dense = functools.partial(nn.Dense, cfg.hidden_size, kernel_init=_init,
-                              dtype=cfg.compute_dtype, param_dtype=jnp.float32)
+    dense = functools.partial(
+      nn.Dense, cfg.hidden_size, kernel_init=_init, dtype=cfg.compute_dtype, param_dtype=jnp.float32
+    )
     padded = (lambda y: y) if layout is None else (lambda y: unpad.to_padded(y, layout))
     split = lambda y: padded(y).reshape(b, t, cfg.num_heads, cfg.head_dim)
     q = split(dense2d(dense(name="query"), x))
@@ -183,10 +189,12 @@ class Block(nn.Module):
     """x [B, T, d] (``layout`` None) or [S * N, d] (unpadded); bias: MPNet's relative-position
     bias or None; returns ``(x, x or None)``."""
     cfg = self.config
-    norm = functools.partial(nn.LayerNorm, epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype,
-                             param_dtype=jnp.float32)
-    dense = functools.partial(nn.Dense, kernel_init=_init, dtype=cfg.compute_dtype,
-                              param_dtype=jnp.float32)
+    norm = functools.partial(
+      nn.LayerNorm, epsilon=cfg.layer_norm_eps, dtype=cfg.compute_dtype, param_dtype=jnp.float32
+    )
+    dense = functools.partial(
+      nn.Dense, kernel_init=_init, dtype=cfg.compute_dtype, param_dtype=jnp.float32
+    )
     drop = nn.Dropout(cfg.dropout_rate)
     h = Attention(cfg, name="attention")(x, mask, layout, bias)
     x = norm(name="attention_norm")(x + drop(h, deterministic=deterministic))
@@ -218,9 +226,16 @@ class Encoder(nn.Module):
   config: EncoderConfig
 
   @nn.compact
-  def __call__(self, input_ids, attention_mask, token_type_ids=None, deterministic: bool = True,
-               output_hidden_states: bool = False, segment_ids=None,
-               token_index=None) -> EncoderOutput:
+  def __call__(
+    self,
+    input_ids,
+    attention_mask,
+    token_type_ids=None,
+    deterministic: bool = True,
+    output_hidden_states: bool = False,
+    segment_ids=None,
+    token_index=None,
+  ) -> EncoderOutput:
     cfg = self.config
     if token_index is not None and segment_ids is not None:
       raise ValueError("pass segment_ids (packed rows) or token_index (unpadded), not both")
@@ -228,27 +243,40 @@ class Encoder(nn.Module):
       token_type_ids = jnp.zeros_like(input_ids)
     mask = attention_mask_4d(attention_mask, segment_ids)
     layout = None if token_index is None else unpad.make_layout(attention_mask, token_index)
-    embedded = Embeddings(cfg, name="embeddings")(input_ids, token_type_ids, deterministic,
-                                                  segment_ids)
+    embedded = Embeddings(cfg, name="embeddings")(
+      input_ids, token_type_ids, deterministic, segment_ids
+    )
     block = Block
     if cfg.remat:
       block = nn.remat(Block, static_argnums=(5,), prevent_cse=False)
     bias = None
     if cfg.relative_attention_num_buckets:  # MPNet: one bias for every layer, from j - i
       t = input_ids.shape[1]
-      buckets = relative_position_bucket(jnp.arange(t)[None, :] - jnp.arange(t)[:, None],
-                                         cfg.relative_attention_num_buckets,
-                                         cfg.relative_max_distance)
-      table = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads, embedding_init=_init,
-                       param_dtype=jnp.float32, name="relative_attention_bias")
+      buckets = relative_position_bucket(
+        jnp.arange(t)[None, :] - jnp.arange(t)[:, None],
+        cfg.relative_attention_num_buckets,
+        cfg.relative_max_distance,
+      )
+      table = nn.Embed(
+        cfg.relative_attention_num_buckets,
+        cfg.num_heads,
+        embedding_init=_init,
+        param_dtype=jnp.float32,
+        name="relative_attention_bias",
+      )
       bias = jnp.transpose(table(buckets), (2, 0, 1))[None]  # [1, heads, T, T]
-    stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
-                    length=cfg.num_layers,
-                    unroll=cfg.num_layers if cfg.layer_unroll == 0 else cfg.layer_unroll)
+    stack = nn.scan(
+      block,
+      variable_axes={"params": 0},
+      split_rngs={"params": True, "dropout": True},
+      in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+      length=cfg.num_layers,
+      unroll=cfg.num_layers if cfg.layer_unroll == 0 else cfg.layer_unroll,
+    )
     x0 = embedded if layout is None else unpad.to_flat(embedded, layout)
     x, per_layer = stack(cfg, collect=output_hidden_states, name="layers")(
-        x0, mask, layout, bias, deterministic)
+      x0, mask, layout, bias, deterministic
+    )
     hidden = None
     if output_hidden_states:  # index 0 is the embedding output, i the output of block i
       hidden = jnp.concatenate([x0[None], per_layer], axis=0)
@@ -257,6 +285,12 @@ class Encoder(nn.Module):
     if layout is not None:
       x = unpad.to_padded(x, layout)
     if cfg.output_dim:  # into a teacher's space (bias-free: padding stays zero)
-      x = nn.Dense(cfg.output_dim, use_bias=False, kernel_init=_init, dtype=cfg.compute_dtype,
-                   param_dtype=jnp.float32, name="output_projection")(x)
+      x = nn.Dense(
+        cfg.output_dim,
+        use_bias=False,
+        kernel_init=_init,
+        dtype=cfg.compute_dtype,
+        param_dtype=jnp.float32,
+        name="output_projection",
+      )(x)
     return EncoderOutput(x, hidden)

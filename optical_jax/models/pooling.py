@@ -39,8 +39,9 @@ def segment_starts(segment_ids: jax.Array) -> jax.Array:
   return segment_ids != prev
 
 
-def pool_segments(hidden: jax.Array, segment_ids: jax.Array, num_segments: int,
-                  kind: str) -> jax.Array:
+def pool_segments(
+  hidden: jax.Array, segment_ids: jax.Array, num_segments: int, kind: str
+) -> jax.Array:
   """Pools each text of packed rows (see ``Encoder``'s ``segment_ids``).
 
   hidden [B, T, d], segment_ids [B, T] int32 (0 = padding, k = the k-th text
@@ -50,8 +51,10 @@ def pool_segments(hidden: jax.Array, segment_ids: jax.Array, num_segments: int,
   """
   if kind not in POOLINGS:
     raise ValueError(f"pooling {kind!r} not in {POOLINGS}")
-  onehot = segment_ids[:, None, :] == jnp.arange(1, num_segments + 1, dtype=segment_ids.dtype
-                                                 )[None, :, None]  # [B, S, T]
+  onehot = (
+    segment_ids[:, None, :]
+    == jnp.arange(1, num_segments + 1, dtype=segment_ids.dtype)[None, :, None]
+  )  # [B, S, T]
   if kind == "cls":
     onehot = onehot & segment_starts(segment_ids)[:, None, :]
   weights = onehot.astype(jnp.float32)

@@ -33,38 +33,68 @@ def init_head(rng: jax.Array, hidden_size: int, dim: int) -> Dict[str, jax.Array
   return {"kernel": jax.random.normal(rng, (hidden_size, dim), jnp.float32) / jnp.sqrt(hidden_size)}
 
 
-def hidden_states(module: Encoder, encoder_params, ids, mask, layer: int = -1,
-                  deterministic: bool = True, rngs=None, segment_ids=None,
-                  token_index=None) -> jax.Array:
+def hidden_states(
+  module: Encoder,
+  encoder_params,
+  ids,
+  mask,
+  layer: int = -1,
+  deterministic: bool = True,
+  rngs=None,
+  segment_ids=None,
+  token_index=None,
+) -> jax.Array:
   """Token states of ``layer`` (-1 = last; 0 = embeddings). -> [B, T, d].
   ``segment_ids``: packed rows; ``token_index [S, N]``: unpadded dense layers (zeros at
   padding); see ``Encoder``."""
-  kw = dict(deterministic=deterministic, rngs=rngs, segment_ids=segment_ids,
-            token_index=token_index)
+  kw = dict(
+    deterministic=deterministic, rngs=rngs, segment_ids=segment_ids, token_index=token_index
+  )
   if layer == -1 or layer == module.config.num_layers:
     return module.apply(encoder_params, ids, mask, **kw).last_hidden_state
-  return module.apply(encoder_params, ids, mask, output_hidden_states=True, **kw).hidden_states[layer]
+  return module.apply(encoder_params, ids, mask, output_hidden_states=True, **kw).hidden_states[
+    layer
+  ]
 
 
-def token_embeddings(module: Encoder, params, ids, mask, layer: int = -1, use_head: bool = True,
-                     deterministic: bool = True, rngs=None, segment_ids=None,
-                     token_index=None) -> jax.Array:
+def token_embeddings(
+  module: Encoder,
+  params,
+  ids,
+  mask,
+  layer: int = -1,
+  use_head: bool = True,
+  deterministic: bool = True,
+  rngs=None,
+  segment_ids=None,
+  token_index=None,
+) -> jax.Array:
   """ids, mask [B, T] -> normalised token vectors [B, T, p] float32 (zeros at padding).
   ``segment_ids`` / ``token_index``: packed rows / unpadded dense layers (see ``Encoder``)."""
-  h = hidden_states(module, params["encoder"], ids, mask, layer, deterministic, rngs, segment_ids,
-                    token_index)
+  h = hidden_states(
+    module, params["encoder"], ids, mask, layer, deterministic, rngs, segment_ids, token_index
+  )
   h = h.astype(jnp.float32)
   if use_head and params.get("head") is not None:
     h = h @ params["head"]["kernel"]
   return l2_normalize(h) * mask[..., None].astype(jnp.float32)
 
 
-def sentence_embeddings(module: Encoder, params, ids, mask, pooling: str = "mean",
-                        deterministic: bool = True, rngs=None, token_index=None) -> jax.Array:
+def sentence_embeddings(
+  module: Encoder,
+  params,
+  ids,
+  mask,
+  pooling: str = "mean",
+  deterministic: bool = True,
+  rngs=None,
+  token_index=None,
+) -> jax.Array:
   """ids, mask [B, T] -> normalised pooled vectors [B, d] float32. ``token_index``: unpadded
   dense layers (see ``Encoder``)."""
-  h = hidden_states(module, params["encoder"], ids, mask, -1, deterministic, rngs,
-                    token_index=token_index)
+  h = hidden_states(
+    module, params["encoder"], ids, mask, -1, deterministic, rngs, token_index=token_index
+  )
   return l2_normalize(pool(h, mask, pooling))
 
 
@@ -77,8 +107,9 @@ def maxsim_scores(q: jax.Array, q_mask: jax.Array, d: jax.Array, d_mask: jax.Arr
   return jnp.sum(jnp.where(jnp.isfinite(best), best, 0.0), axis=-1)
 
 
-def contrastive_loss(scores: jax.Array, temperature: float = 0.05,
-                     labels: Optional[jax.Array] = None):
+def contrastive_loss(
+  scores: jax.Array, temperature: float = 0.05, labels: Optional[jax.Array] = None
+):
   """InfoNCE. scores [B, D] (query i vs every positive and negative in the batch),
   the positive of query i at column ``labels[i]`` (default i). -> (loss, accuracy)."""
   if labels is None:

@@ -81,9 +81,13 @@ def make_layout(attention_mask: jax.Array, token_index: jax.Array) -> TokenLayou
     raise ValueError(f"batch of {b} rows does not split into {s} token-index shards")
   real = attention_mask.reshape(s, (b // s) * t) > 0
   pad_index = jnp.maximum(jnp.cumsum(real, axis=1, dtype=jnp.int32) - 1, 0)
-  return TokenLayout(flat_index=jnp.maximum(token_index, 0).astype(jnp.int32),
-                     flat_valid=token_index >= 0, pad_index=pad_index, pad_valid=real,
-                     padded_shape=(b, t))
+  return TokenLayout(
+    flat_index=jnp.maximum(token_index, 0).astype(jnp.int32),
+    flat_valid=token_index >= 0,
+    pad_index=pad_index,
+    pad_valid=real,
+    padded_shape=(b, t),
+  )
 
 
 def _gather(x: jax.Array, index: jax.Array, valid: jax.Array) -> jax.Array:
@@ -101,8 +105,10 @@ def _one_to_one_gather(forward, backward):
   def move(x, layout):
     return _gather(x, *forward(layout))
 
-  move.defvjp(lambda x, layout: (move(x, layout), layout),
-              lambda layout, g: (_gather(g, *backward(layout)), None))
+  move.defvjp(
+    lambda x, layout: (move(x, layout), layout),
+    lambda layout, g: (_gather(g, *backward(layout)), None),
+  )
   return move
 
 

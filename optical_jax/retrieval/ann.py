@@ -66,8 +66,10 @@ def _faiss():
   try:
     import faiss  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise UsageError("an approximate index needs FAISS: pip install faiss-cpu "
-                     "(or faiss-gpu); --index exact needs nothing") from e
+    raise UsageError(
+      "an approximate index needs FAISS: pip install faiss-cpu "
+      "(or faiss-gpu); --index exact needs nothing"
+    ) from e
   return faiss
 
 

@@ -25,7 +25,13 @@ from optical_jax.evaluation.metrics import evaluate
 from optical_jax.data.trec_files import read_trec_run, write_trec_run
 from optical_jax.io import atomic_write_text, check_output_folder, write_json_atomic
 from optical_jax.loading.load import LoadedEncoder
-from optical_jax.retrieval.ann import INDEX_KINDS, AnnConfig, ann_search, build_index, recall_against
+from optical_jax.retrieval.ann import (
+  INDEX_KINDS,
+  AnnConfig,
+  ann_search,
+  build_index,
+  recall_against,
+)
 from optical_jax.retrieval.index import encode, encode_cached, vector_width
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
@@ -39,8 +45,9 @@ def _judged_for(collection: Collection, lang: str) -> dict:
   appear in no language's query file (those are missing from the run: they score 0
   and are counted, never dropped). Queries of other languages only are excluded."""
   mine = set(collection.queries[lang])
-  anywhere = set(collection.unloaded_query_ids).union(*(set(q) for q in
-                                                        collection.queries.values()))
+  anywhere = set(collection.unloaded_query_ids).union(
+    *(set(q) for q in collection.queries.values())
+  )
   return {q: rel for q, rel in collection.qrels.items() if q in mine or q not in anywhere}
 
 
@@ -61,9 +68,14 @@ def resolve_ranker(ranker: str, doc_model: LoadedEncoder) -> str:
   return default_ranker(doc_model) if ranker == "auto" else ranker
 
 
-def check_request(collection: Collection, langs: Sequence[str], k: int,
-                  first_stage: Optional[str], ranker: str = "auto",
-                  index: str = "exact") -> Dict[str, Dict[str, Dict[str, float]]]:
+def check_request(
+  collection: Collection,
+  langs: Sequence[str],
+  k: int,
+  first_stage: Optional[str],
+  ranker: str = "auto",
+  index: str = "exact",
+) -> Dict[str, Dict[str, Dict[str, float]]]:
   """Refuses, before any encoding, what would give empty or meaningless runs: k < 1, a language
   without queries, one whose judged queries have no relevant document (every metric would be 0),
   a first-stage path without ``{lang}`` for several languages, a first-stage run with nothing of
@@ -74,31 +86,41 @@ def check_request(collection: Collection, langs: Sequence[str], k: int,
   if index not in INDEX_KINDS:
     raise UsageError(f"index {index!r}: expected one of {INDEX_KINDS}")
   if index != "exact" and (ranker == "maxsim" or first_stage):
-    raise UsageError(f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
-                     "approximate dense run first and re-rank it with first_stage")
+    raise UsageError(
+      f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
+      "approximate dense run first and re-rank it with first_stage"
+    )
   if first_stage and len(langs) > 1 and "{lang}" not in first_stage:
-    raise UsageError(f"first stage {first_stage!r} has no '{{lang}}' but {len(langs)} languages "
-                     "are evaluated: each would re-rank the same run")
+    raise UsageError(
+      f"first stage {first_stage!r} has no '{{lang}}' but {len(langs)} languages "
+      "are evaluated: each would re-rank the same run"
+    )
   runs = {}
   for lang in langs:
     if lang not in collection.queries:
-      raise UsageError(f"{collection.name}: no queries for language {lang!r}; it has "
-                       f"{sorted(collection.queries)}")
+      raise UsageError(
+        f"{collection.name}: no queries for language {lang!r}; it has {sorted(collection.queries)}"
+      )
     mine = collection.queries[lang]
     if not mine:
       raise UsageError(f"{collection.name}: the query file of language {lang!r} has no queries")
     if not any(q in collection.qrels for q in mine):
-      raise UsageError(f"{collection.name}: none of the {len(mine)} queries of language "
-                       f"{lang!r} is judged in the qrels (other query ids?): every metric would "
-                       "be 0")
+      raise UsageError(
+        f"{collection.name}: none of the {len(mine)} queries of language "
+        f"{lang!r} is judged in the qrels (other query ids?): every metric would "
+        "be 0"
+      )
     judged = _judged_for(collection, lang)
     if not any(r > 0 for rels in judged.values() for r in rels.values()):
-      raise UsageError(f"{collection.name}: no query of language {lang!r} has a relevant "
-                       f"document in the qrels ({len(judged)} judged queries, all relevance 0): "
-                       "every metric would be 0")
+      raise UsageError(
+        f"{collection.name}: no query of language {lang!r} has a relevant "
+        f"document in the qrels ({len(judged)} judged queries, all relevance 0): "
+        "every metric would be 0"
+      )
     if first_stage:
-      runs[lang] = _first_stage_run(first_stage.format(lang=lang), collection.queries[lang],
-                                    collection)
+      runs[lang] = _first_stage_run(
+        first_stage.format(lang=lang), collection.queries[lang], collection
+      )
   return runs
 
 
@@ -109,27 +131,48 @@ def _first_stage_run(path: str, qids, collection: Collection) -> Dict[str, Dict[
   mine = {q: docs for q, docs in read_trec_run(path).items() if q in wanted}
   pairs = sum(len(d) for d in mine.values())
   if not pairs:
-    raise UsageError(f"first stage {path}: no documents for any of the {len(wanted)} queries of "
-                     "this language (empty run, or other query ids)")
+    raise UsageError(
+      f"first stage {path}: no documents for any of the {len(wanted)} queries of "
+      "this language (empty run, or other query ids)"
+    )
   known = set(collection.doc_ids)
   unknown = sum(1 for docs in mine.values() for d in docs if d not in known)
   if unknown == pairs:
-    raise UsageError(f"first stage {path}: none of its {pairs} documents is in collection "
-                     f"{collection.name}")
+    raise UsageError(
+      f"first stage {path}: none of its {pairs} documents is in collection {collection.name}"
+    )
   if unknown:
-    log.warning("first stage %s: %d of its %d documents are not in collection %s and cannot be "
-                "re-ranked", path, unknown, pairs, collection.name)
+    log.warning(
+      "first stage %s: %d of its %d documents are not in collection %s and cannot be re-ranked",
+      path,
+      unknown,
+      pairs,
+      collection.name,
+    )
   return mine
 
 
-def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, collection: Collection,
-                        langs: Sequence[str], out_dir, *, ranker: str = "auto", k: int = 1000,
-                        cache_dir=None, first_stage: Optional[str] = None, batch_size: int = 32,
-                        max_length: Optional[int] = None, doc_max_length: Optional[int] = None,
-                        tag: str = "optical_jax", progress: bool = True,
-                        index: str = "exact", ann: Optional[AnnConfig] = None,
-                        index_recall: Optional[Dict[str, float]] = None,
-                        mesh=None) -> Dict[str, object]:
+def evaluate_collection(
+  query_model: LoadedEncoder,
+  doc_model: LoadedEncoder,
+  collection: Collection,
+  langs: Sequence[str],
+  out_dir,
+  *,
+  ranker: str = "auto",
+  k: int = 1000,
+  cache_dir=None,
+  first_stage: Optional[str] = None,
+  batch_size: int = 32,
+  max_length: Optional[int] = None,
+  doc_max_length: Optional[int] = None,
+  tag: str = "optical_jax",
+  progress: bool = True,
+  index: str = "exact",
+  ann: Optional[AnnConfig] = None,
+  index_recall: Optional[Dict[str, float]] = None,
+  mesh=None,
+) -> Dict[str, object]:
   """Retrieves for every language and scores the runs.
 
   Args:
@@ -151,18 +194,29 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   first_runs = check_request(collection, langs, k, first_stage, ranker, index)
   check_token_limit("max_length", max_length)
   check_token_limit("doc_max_length", doc_max_length)
-  widths = {side: vector_width(m, ranker) for side, m in (("query", query_model),
-                                                           ("document", doc_model))}
+  widths = {
+    side: vector_width(m, ranker) for side, m in (("query", query_model), ("document", doc_model))
+  }
   if widths["query"] != widths["document"]:
-    raise UsageError(f"the query model's {ranker} vectors have width {widths['query']} and the "
-                     f"document model's {widths['document']}: the two cannot be compared; give "
-                     "a document model of the query model's space (the student's teacher)")
+    raise UsageError(
+      f"the query model's {ranker} vectors have width {widths['query']} and the "
+      f"document model's {widths['document']}: the two cannot be compared; give "
+      "a document model of the query model's space (the student's teacher)"
+    )
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   doc_texts = [collection.docs[d] for d in collection.doc_ids]
-  docs = encode_cached(doc_model, doc_texts, ranker, cache_dir, prefix=doc_model.doc_prefix,
-                       max_length=doc_max_length, batch_size=batch_size, progress=progress,
-                       desc="documents")
+  docs = encode_cached(
+    doc_model,
+    doc_texts,
+    ranker,
+    cache_dir,
+    prefix=doc_model.doc_prefix,
+    max_length=doc_max_length,
+    batch_size=batch_size,
+    progress=progress,
+    desc="documents",
+  )
   exact_search = search
   if mesh is not None and mesh.devices.size > 1:
     exact_search = functools.partial(search_sharded, mesh=mesh)
@@ -173,9 +227,16 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
   for lang in langs:
     qids = list(collection.queries[lang])
     texts = [collection.queries[lang][q] for q in qids]
-    queries = encode(query_model, texts, ranker, prefix=query_model.query_prefix,
-                     max_length=max_length, batch_size=batch_size, progress=progress,
-                     desc=f"queries {lang}")
+    queries = encode(
+      query_model,
+      texts,
+      ranker,
+      prefix=query_model.query_prefix,
+      max_length=max_length,
+      batch_size=batch_size,
+      progress=progress,
+      desc=f"queries {lang}",
+    )
     if first_stage:  # only the first stage's documents are scored
       candidates = candidates_from_run(first_runs[lang], qids, collection.doc_ids)
       scores, idx = rerank(queries, docs, candidates, k=k, progress=progress)
@@ -186,24 +247,42 @@ def evaluate_collection(query_model: LoadedEncoder, doc_model: LoadedEncoder, co
       if index_recall is not None:
         _, exact = exact_search(queries, docs, k=k, progress=progress)
         index_recall[lang] = recall_against(idx, exact)
-        log.info("%s: %s index recall@%d against exact search %.4f", lang, index, k,
-                 index_recall[lang])
+        log.info(
+          "%s: %s index recall@%d against exact search %.4f", lang, index, k, index_recall[lang]
+        )
     run = to_run(qids, collection.doc_ids, scores, idx)
     write_trec_run(out_dir / f"run.{lang}.trec", run, tag)
     res = evaluate(run, _judged_for(collection, lang), doc_ids=set(collection.doc_ids))
     results[lang] = res
-    log.info("%s: %s (%d queries, %d missing)", lang,
-             " ".join(f"{m} {v:.4f}" for m, v in res.mean.items()), res.num_queries_scored,
-             len(res.missing_queries))
+    log.info(
+      "%s: %s (%d queries, %d missing)",
+      lang,
+      " ".join(f"{m} {v:.4f}" for m, v in res.mean.items()),
+      res.num_queries_scored,
+      len(res.missing_queries),
+    )
   return results
 
 
-def run_eval(query_model_name: str, doc_model_name: str | None, collection_path: str, output: str,
-             langs: Sequence[str] | None = None, ranker: str = "auto", k: int = 1000,
-             first_stage: str | None = None, batch_size: int = 32, max_length: int | None = None,
-             doc_max_length: int | None = None, cache_dir: str | None = None,
-             dtype: str = "float32", index: str = "exact", ann: Optional[AnnConfig] = None,
-             measure_index_recall: bool = False, mesh=None) -> dict:
+def run_eval(
+  query_model_name: str,
+  doc_model_name: str | None,
+  collection_path: str,
+  output: str,
+  langs: Sequence[str] | None = None,
+  ranker: str = "auto",
+  k: int = 1000,
+  first_stage: str | None = None,
+  batch_size: int = 32,
+  max_length: int | None = None,
+  doc_max_length: int | None = None,
+  cache_dir: str | None = None,
+  dtype: str = "float32",
+  index: str = "exact",
+  ann: Optional[AnnConfig] = None,
+  measure_index_recall: bool = False,
+  mesh=None,
+) -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
   The set is written into a staging folder beside ``output`` and swapped in whole at the end:
@@ -217,6 +296,7 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
   from optical_jax.data.collection_format import load_collection  # pylint: disable=import-outside-toplevel
+
   collection = load_collection(collection_path, langs=list(langs) if langs else None)
   langs = list(langs) if langs else sorted(collection.queries)
   # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
@@ -232,10 +312,27 @@ def run_eval(query_model_name: str, doc_model_name: str | None, collection_path:
   process = jax.process_index()
   staging = _staging_dir(out, process)  # also proves the output's folder is writable
   try:
-    metrics = _run_eval_into(staging, out, query_model_name, doc_model_name, collection,
-                             collection_path, langs, ranker, k, first_stage, batch_size,
-                             max_length, doc_max_length, cache_dir, dtype, index, ann,
-                             measure_index_recall, mesh)
+    metrics = _run_eval_into(
+      staging,
+      out,
+      query_model_name,
+      doc_model_name,
+      collection,
+      collection_path,
+      langs,
+      ranker,
+      k,
+      first_stage,
+      batch_size,
+      max_length,
+      doc_max_length,
+      cache_dir,
+      dtype,
+      index,
+      ann,
+      measure_index_recall,
+      mesh,
+    )
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
     raise
@@ -252,8 +349,10 @@ def _staging_dir(out: Path, process: int = 0) -> Path:
   # The set replaces the folder whole, so only an earlier output set (it has metrics.json) or an
   # empty folder may be replaced: never a collection, a work dir or anything else.
   if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
-    raise UsageError(f"--output {out}: a folder that is not an earlier eval.py output (no "
-                     "metrics.json) would be replaced; give a new or empty folder")
+    raise UsageError(
+      f"--output {out}: a folder that is not an earlier eval.py output (no "
+      "metrics.json) would be replaced; give a new or empty folder"
+    )
   staging = out.parent / (f".{out.name}.partial" + (f".{process}" if process else ""))
   try:
     shutil.rmtree(staging, ignore_errors=True)
@@ -277,50 +376,102 @@ def _swap_in(staging: Path, out: Path, keep_cache: bool) -> None:
     staging.rename(out)
 
 
-def _run_eval_into(staging: Path, out: Path, query_model_name, doc_model_name, collection,
-                   collection_path, langs, ranker, k, first_stage, batch_size, max_length,
-                   doc_max_length, cache_dir, dtype, index, ann, measure_index_recall,
-                   mesh) -> dict:
+def _run_eval_into(
+  staging: Path,
+  out: Path,
+  query_model_name,
+  doc_model_name,
+  collection,
+  collection_path,
+  langs,
+  ranker,
+  k,
+  first_stage,
+  batch_size,
+  max_length,
+  doc_max_length,
+  cache_dir,
+  dtype,
+  index,
+  ann,
+  measure_index_recall,
+  mesh,
+) -> dict:
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+
   query_model = load_encoder(query_model_name, dtype=dtype)
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
   ranker = resolve_ranker(ranker, doc_model)
   log.info("ranker %s", ranker)
   recall = {} if measure_index_recall and index != "exact" else None
-  results = evaluate_collection(query_model, doc_model, collection, langs, staging, ranker=ranker,
-                                k=k, cache_dir=cache_dir or (out / "cache"),
-                                first_stage=first_stage, batch_size=batch_size,
-                                max_length=max_length, doc_max_length=doc_max_length,
-                                index=index, ann=ann, index_recall=recall, mesh=mesh)
+  results = evaluate_collection(
+    query_model,
+    doc_model,
+    collection,
+    langs,
+    staging,
+    ranker=ranker,
+    k=k,
+    cache_dir=cache_dir or (out / "cache"),
+    first_stage=first_stage,
+    batch_size=batch_size,
+    max_length=max_length,
+    doc_max_length=doc_max_length,
+    index=index,
+    ann=ann,
+    index_recall=recall,
+    mesh=mesh,
+  )
   metrics = {
-      "query_model": query_model_name, "doc_model": doc_name, "collection": str(collection_path),
-      "collection_meta": collection.meta, "ranker": ranker, "k": k, "first_stage": first_stage,
-      "index": index, "index_settings": (dataclasses.asdict(
-          dataclasses.replace(ann or AnnConfig(), kind=index)) if index != "exact" else None),
-      "index_recall_against_exact": recall,
-      "search_devices": int(mesh.devices.size) if mesh is not None else 1,
-      "semantics": "trec_eval -c: queries in the qrels but missing from a run score 0 and count "
-                   "in the mean (ir_measures, pytrec_eval backend)",
-      "languages": {lang: {"mean": r.mean, "queries_scored": r.num_queries_scored,
-                           "missing_queries": list(r.missing_queries),
-                           "run_queries_not_in_qrels": r.extra_queries,
-                           "run_docs_not_in_collection": r.unknown_docs}
-                    for lang, r in results.items()},
+    "query_model": query_model_name,
+    "doc_model": doc_name,
+    "collection": str(collection_path),
+    "collection_meta": collection.meta,
+    "ranker": ranker,
+    "k": k,
+    "first_stage": first_stage,
+    "index": index,
+    "index_settings": (
+      dataclasses.asdict(dataclasses.replace(ann or AnnConfig(), kind=index))
+      if index != "exact"
+      else None
+    ),
+    "index_recall_against_exact": recall,
+    "search_devices": int(mesh.devices.size) if mesh is not None else 1,
+    "semantics": "trec_eval -c: queries in the qrels but missing from a run score 0 and count "
+    "in the mean (ir_measures, pytrec_eval backend)",
+    "languages": {
+      lang: {
+        "mean": r.mean,
+        "queries_scored": r.num_queries_scored,
+        "missing_queries": list(r.missing_queries),
+        "run_queries_not_in_qrels": r.extra_queries,
+        "run_docs_not_in_collection": r.unknown_docs,
+      }
+      for lang, r in results.items()
+    },
   }
   write_json_atomic(staging / "metrics.json", metrics)
   measures = list(next(iter(results.values())).mean) if results else []
-  lines = [f"# Retrieval evaluation: {query_model_name}", "",
-           f"Queries by `{query_model_name}`, documents by `{doc_name}`; collection "
-           f"`{collection_path}` ({collection.meta.get('description', 'no description')}); "
-           f"ranker {ranker}, depth {k}. {metrics['semantics']}.", "",
-           "| lang | " + " | ".join(measures) + " | queries in mean | missing from run | "
-           "run docs not in collection |",
-           "|---|" + "---|" * (len(measures) + 3)]
+  lines = [
+    f"# Retrieval evaluation: {query_model_name}",
+    "",
+    f"Queries by `{query_model_name}`, documents by `{doc_name}`; collection "
+    f"`{collection_path}` ({collection.meta.get('description', 'no description')}); "
+    f"ranker {ranker}, depth {k}. {metrics['semantics']}.",
+    "",
+    "| lang | " + " | ".join(measures) + " | queries in mean | missing from run | "
+    "run docs not in collection |",
+    "|---|" + "---|" * (len(measures) + 3),
+  ]
   for lang, r in results.items():
-    lines.append(f"| {lang} | " + " | ".join(f"{r.mean[m]:.4f}" for m in measures) +
-                 f" | {r.num_queries_scored} | {len(r.missing_queries)} | {r.unknown_docs} |")
+    lines.append(
+      f"| {lang} | "
+      + " | ".join(f"{r.mean[m]:.4f}" for m in measures)
+      + f" | {r.num_queries_scored} | {len(r.missing_queries)} | {r.unknown_docs} |"
+    )
   atomic_write_text(staging / "report.md", "\n".join(lines) + "\n")
   return metrics

@@ -62,36 +62,65 @@ def vector_width(model: LoadedEncoder, kind: str) -> int:
   return model.config.output_size
 
 
-def _token_reps(model: LoadedEncoder, texts: Sequence[str], prefix: str, max_length: int,
-                batch_size: int, progress: bool, desc: str) -> Representations:
+def _token_reps(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  prefix: str,
+  max_length: int,
+  batch_size: int,
+  progress: bool,
+  desc: str,
+) -> Representations:
   """Token vectors of every text, encoded packed (``optical_jax/packing.py``): several texts
   per row, each getting the states it gets alone, then cut back out to ``[N, L, p]``."""
   params = model.retrieval_params()
   if params["head"] is None:
     params = {"encoder": params["encoder"]}
-  fn = functools.partial(jax.jit(lambda p, ids, mask, seg: token_embeddings(
-      model.module, p, ids, mask, segment_ids=seg)), params)
+  fn = functools.partial(
+    jax.jit(
+      lambda p, ids, mask, seg: token_embeddings(model.module, p, ids, mask, segment_ids=seg)
+    ),
+    params,
+  )
   ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
   width = max((len(x) for x in ids), default=1)
   dim = vector_width(model, "maxsim")
   tokens = np.zeros((len(texts), width, dim), np.float16)
   mask = np.zeros((len(texts), width), bool)
-  for b, out in run_packed(fn, ids, model.tokenizer.pad_id, max_length,
-                           batch_size * TOKENS_PER_TEXT, progress, desc):
+  for b, out in run_packed(
+    fn, ids, model.tokenizer.pad_id, max_length, batch_size * TOKENS_PER_TEXT, progress, desc
+  ):
     for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
-      tokens[i, :n] = out[r, start:start + n]
+      tokens[i, :n] = out[r, start : start + n]
       mask[i, :n] = True
   return Representations("maxsim", tokens=tokens, mask=mask)
 
 
-def encode(model: LoadedEncoder, texts: Sequence[str], kind: str, *, prefix: str = "",
-           max_length: Optional[int] = None, batch_size: int = 32, pooling: Optional[str] = None,
-           progress: bool = True, desc: str = "encode") -> Representations:
+def encode(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  kind: str,
+  *,
+  prefix: str = "",
+  max_length: Optional[int] = None,
+  batch_size: int = 32,
+  pooling: Optional[str] = None,
+  progress: bool = True,
+  desc: str = "encode",
+) -> Representations:
   """Representations of ``texts`` for ranker ``kind`` (``"dense"`` or ``"maxsim"``)."""
   max_length = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
   if kind == "dense":
-    vecs = encode_texts(model, texts, pooling=pooling, max_length=max_length, prefix=prefix,
-                        batch_size=batch_size, normalize=True, progress=progress)
+    vecs = encode_texts(
+      model,
+      texts,
+      pooling=pooling,
+      max_length=max_length,
+      prefix=prefix,
+      batch_size=batch_size,
+      normalize=True,
+      progress=progress,
+    )
     return Representations("dense", vectors=vecs)
   if kind == "maxsim":
     return _token_reps(model, texts, prefix, max_length, batch_size, progress, desc)
@@ -101,8 +130,11 @@ def encode(model: LoadedEncoder, texts: Sequence[str], kind: str, *, prefix: str
 def _cache_key(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> str:
   h = hashlib.sha256()
   h.update(fingerprint(model).encode())
-  h.update(repr((kind, sorted((k, v) for k, v in kw.items() if k not in ("progress", "desc",
-                                                                          "batch_size")))).encode())
+  h.update(
+    repr(
+      (kind, sorted((k, v) for k, v in kw.items() if k not in ("progress", "desc", "batch_size")))
+    ).encode()
+  )
   for t in texts:
     h.update(t.encode("utf-8") + b"\0")
   return h.hexdigest()[:24]
@@ -123,8 +155,12 @@ def _legacy_npz(path: Path, kind: str, rows: int) -> Optional[Representations]:
     return cached
   except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
     # Truncated (a kill while copying it, a full disk) or otherwise unreadable: rebuild.
-    log.warning("document representations: cache file %s is unreadable (%s: %s); "
-                "encoding again", path, type(e).__name__, e)
+    log.warning(
+      "document representations: cache file %s is unreadable (%s: %s); encoding again",
+      path,
+      type(e).__name__,
+      e,
+    )
     return None
 
 
@@ -139,8 +175,14 @@ def _store_shape(model: LoadedEncoder, texts: Sequence[str], kind: str, kw) -> (
   return dim, max((len(x) for x in ids), default=1)
 
 
-def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_dir,
-                  shard_size: int = SHARD_SIZE, **kw) -> Representations:
+def encode_cached(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  kind: str,
+  cache_dir,
+  shard_size: int = SHARD_SIZE,
+  **kw,
+) -> Representations:
   """:func:`encode` with the result in a disk store under ``cache_dir`` (None = no cache):
   written shard by shard and resumable after a kill (``retrieval/store.py``); MaxSim token
   vectors are then read from disk chunk by chunk. A cache file of the earlier ``.npz`` format
@@ -162,8 +204,17 @@ def encode_cached(model: LoadedEncoder, texts: Sequence[str], kind: str, cache_d
       reps = encode(model, texts[start:stop], kind, **quiet)
       return (reps.vectors,) if kind == "dense" else (reps.tokens, reps.mask)
 
-    arrays = build_store(folder, kind, len(texts), dim, width, shard, key, shard_size,
-                         progress=kw.get("progress", True))
+    arrays = build_store(
+      folder,
+      kind,
+      len(texts),
+      dim,
+      width,
+      shard,
+      key,
+      shard_size,
+      progress=kw.get("progress", True),
+    )
   else:
     log.info("document representations: cache hit %s", folder)
   return Representations(kind, **arrays)

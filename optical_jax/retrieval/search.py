@@ -46,8 +46,15 @@ def _merge_topk(vals, idx, new_vals, new_idx, k):
 MAXSIM_BLOCK_BYTES = 512 * 2**20
 
 
-def maxsim_blocks(num_queries: int, num_docs: int, query_tokens: int, doc_tokens: int,
-                  query_batch: int, chunk_size: int, budget: int = MAXSIM_BLOCK_BYTES):
+def maxsim_blocks(
+  num_queries: int,
+  num_docs: int,
+  query_tokens: int,
+  doc_tokens: int,
+  query_batch: int,
+  chunk_size: int,
+  budget: int = MAXSIM_BLOCK_BYTES,
+):
   """(query batch, document chunk) for MaxSim whose similarity block stays within ``budget``
   bytes: the document chunk shrinks first (down to 8), then the query batch (down to 1)."""
   per_pair = max(query_tokens, 1) * max(doc_tokens, 1) * 4
@@ -59,10 +66,16 @@ def maxsim_blocks(num_queries: int, num_docs: int, query_tokens: int, doc_tokens
   return qb, chunk
 
 
-def search(queries: Representations, docs: Representations, k: int = 1000, chunk_size: int = 1024,
-           allowed: Optional[np.ndarray] = None, query_batch: int = 256,
-           progress: bool = True, memory_budget: int = MAXSIM_BLOCK_BYTES
-           ) -> (np.ndarray, np.ndarray):
+def search(
+  queries: Representations,
+  docs: Representations,
+  k: int = 1000,
+  chunk_size: int = 1024,
+  allowed: Optional[np.ndarray] = None,
+  query_batch: int = 256,
+  progress: bool = True,
+  memory_budget: int = MAXSIM_BLOCK_BYTES,
+) -> (np.ndarray, np.ndarray):
   """Top-``k`` documents per query. Returns (scores [Q, k'], doc indices [Q, k']), best first,
   ``k' = min(k, N)``; entries scored -inf (not allowed) come back as index -1.
 
@@ -76,14 +89,14 @@ def search(queries: Representations, docs: Representations, k: int = 1000, chunk
   ``chunk_size`` and ``query_batch`` apply.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   if queries.kind != docs.kind:
     raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
   n = len(docs)
   kk = min(k, n)
   chunk = min(chunk_size, n)
   if docs.kind == "maxsim":
-    return _maxsim_search(queries, docs, kk, chunk, allowed, query_batch, progress,
-                          memory_budget)
+    return _maxsim_search(queries, docs, kk, chunk, allowed, query_batch, progress, memory_budget)
   if jax.default_backend() == "cpu":
     return _dense_search_host_select(queries, docs, kk, allowed, progress)
   all_s, all_i = [], []
@@ -151,9 +164,13 @@ def _keep_best(rows, scores, ids, nq: int, kk: int):
   return rows, scores, ids, rank, kth
 
 
-def _dense_search_host_select(queries: Representations, docs: Representations, kk: int,
-                              allowed: Optional[np.ndarray], progress: bool
-                              ) -> (np.ndarray, np.ndarray):
+def _dense_search_host_select(
+  queries: Representations,
+  docs: Representations,
+  kk: int,
+  allowed: Optional[np.ndarray],
+  progress: bool,
+) -> (np.ndarray, np.ndarray):
   """:func:`search`, dense, on a CPU backend: the scores of each block of documents come from
   the jitted matmul; the top-k is kept on the host by a threshold. XLA's top-k on the CPU is a
   partial sort of every score (a multiple of the matmul's cost for k = 1,000; measured in
@@ -164,12 +181,13 @@ def _dense_search_host_select(queries: Representations, docs: Representations, k
   lower index (documents are taken in index order and an equal score does not pass the
   threshold)."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   n, chunk = len(docs), min(HOST_SELECT_CHUNK, len(docs))
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), HOST_SELECT_QUERIES):
-    qv = np.asarray(queries.vectors[qs:qs + HOST_SELECT_QUERIES], np.float32)
+    qv = np.asarray(queries.vectors[qs : qs + HOST_SELECT_QUERIES], np.float32)
     nq = len(qv)
     q = jnp.asarray(qv)
     kth = np.full(nq, -np.inf, np.float32)
@@ -179,13 +197,11 @@ def _dense_search_host_select(queries: Representations, docs: Representations, k
       block = np.asarray(docs.vectors[ds:stop], np.float32)
       valid = np.ones(chunk, bool)
       if stop - ds < chunk:  # the last block, padded to the compiled shape and masked
-        valid[stop - ds:] = False
-        block = np.concatenate([block, np.zeros((chunk - (stop - ds), block.shape[1]),
-                                                np.float32)])
-      s = np.asarray(_chunk_scores("dense", q, None, jnp.asarray(block), None,
-                                   jnp.asarray(valid)))
+        valid[stop - ds :] = False
+        block = np.concatenate([block, np.zeros((chunk - (stop - ds), block.shape[1]), np.float32)])
+      s = np.asarray(_chunk_scores("dense", q, None, jnp.asarray(block), None, jnp.asarray(valid)))
       if allowed is not None:
-        s = np.where(allowed[qs:qs + nq, ds:stop], s[:, :stop - ds], -np.inf)
+        s = np.where(allowed[qs : qs + nq, ds:stop], s[:, : stop - ds], -np.inf)
       if ds == 0 and s.shape[1] > kk:  # the first block's kk-th best is the first threshold
         first = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk]
         r, c = np.nonzero((s >= first[:, None]) & np.isfinite(s))
@@ -226,31 +242,44 @@ def _merge_topk_lower_index(vals, idx, new_vals, new_idx, k):
   return -neg[:, :k], i[:, :k]
 
 
-def _maxsim_search(queries: Representations, docs: Representations, kk: int, chunk_size: int,
-                   allowed: Optional[np.ndarray], query_batch: int, progress: bool,
-                   memory_budget: int) -> (np.ndarray, np.ndarray):
+def _maxsim_search(
+  queries: Representations,
+  docs: Representations,
+  kk: int,
+  chunk_size: int,
+  allowed: Optional[np.ndarray],
+  query_batch: int,
+  progress: bool,
+  memory_budget: int,
+) -> (np.ndarray, np.ndarray):
   """:func:`search` for MaxSim without scoring padding. Token arrays are padded to the longest
   text, which for passages is mostly padding (``docs/PERFORMANCE.md``, the AfriQA run), so queries and documents are taken in order of length and each block is cut to its longest
   text (:func:`_bucket`): shorter documents come in larger chunks within the same budget.
   Scores, documents and their order (a tie to the lower index) are those of scoring every
   padded pair."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   n, nq = len(docs), len(queries)
   q_len = np.asarray(queries.mask).sum(axis=1)
-  d_len = np.concatenate([np.asarray(docs.mask[s:s + 4096]).sum(axis=1)
-                          for s in range(0, n, 4096)])
+  d_len = np.concatenate(
+    [np.asarray(docs.mask[s : s + 4096]).sum(axis=1) for s in range(0, n, 4096)]
+  )
   q_order = np.argsort(q_len, kind="stable")
   d_order = np.argsort(d_len, kind="stable")
   q_width, d_width = queries.tokens.shape[1], docs.tokens.shape[1]
   lq = _bucket(int(q_len.max(initial=1)), q_width)
-  qb, chunk0 = maxsim_blocks(nq, n, lq, _bucket(int(d_len.max(initial=1)), d_width),
-                             query_batch, chunk_size, memory_budget)
+  qb, chunk0 = maxsim_blocks(
+    nq, n, lq, _bucket(int(d_len.max(initial=1)), d_width), query_batch, chunk_size, memory_budget
+  )
   blocks, s = [], 0  # (first sorted position, documents, token rows)
   while s < n:
     size = chunk0
-    while (size * 2 <= chunk_size and s + size < n and qb * size * 2 * lq
-           * _bucket(int(d_len[d_order[min(s + size * 2, n) - 1]]), d_width) * 4
-           <= memory_budget):
+    while (
+      size * 2 <= chunk_size
+      and s + size < n
+      and qb * size * 2 * lq * _bucket(int(d_len[d_order[min(s + size * 2, n) - 1]]), d_width) * 4
+      <= memory_budget
+    ):
       size *= 2
     blocks.append((s, size, _bucket(int(d_len[d_order[min(s + size, n) - 1]]), d_width)))
     s += size
@@ -262,7 +291,7 @@ def _maxsim_search(queries: Representations, docs: Representations, kk: int, chu
   # the blocks still come in the same order, so the merged top-k is the same.
   batches = []  # (rows, width)
   for qs in range(0, nq, qb):
-    rows = q_order[qs:qs + qb]
+    rows = q_order[qs : qs + qb]
     batches.append((rows, _bucket(int(q_len[rows].max(initial=1)), q_width)))
   passes, cur, used = [], [], 0
   for rows, width in batches:
@@ -273,14 +302,20 @@ def _maxsim_search(queries: Representations, docs: Representations, kk: int, chu
     cur.append((rows, width))
     used += size
   passes.append(cur)
-  bar = tqdm(total=n * len(passes), desc="search", unit="doc", disable=not progress,
-             file=sys.stderr)
+  bar = tqdm(
+    total=n * len(passes), desc="search", unit="doc", disable=not progress, file=sys.stderr
+  )
   for group in passes:
     state = []  # per query batch: [q, q mask, top-k scores, top-k ids]
     for rows, width in group:
-      state.append([jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
-                    jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
-                    jnp.full((len(rows), kk), -jnp.inf), jnp.full((len(rows), kk), -1, jnp.int32)])
+      state.append(
+        [
+          jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
+          jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
+          jnp.full((len(rows), kk), -jnp.inf),
+          jnp.full((len(rows), kk), -1, jnp.int32),
+        ]
+      )
     for start, size, rows_d in blocks:
       pos = np.arange(start, start + size)
       valid = pos < n
@@ -303,8 +338,9 @@ def _maxsim_search(queries: Representations, docs: Representations, kk: int, chu
   return out_s, out_i
 
 
-def to_run(qids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray,
-           indices: np.ndarray) -> Dict[str, Dict[str, float]]:
+def to_run(
+  qids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray, indices: np.ndarray
+) -> Dict[str, Dict[str, float]]:
   """``{qid: {doc_id: score}}`` from :func:`search` output (dropping -1 entries)."""
   run = {}
   for qi, qid in enumerate(qids):
@@ -321,15 +357,22 @@ def _candidate_topk(kind, k, q, q_mask, d, d_mask, valid, ids):
     s = jnp.einsum("qp,qkp->qk", q, d)
   else:
     s = jax.vmap(lambda a, am, b, bm: maxsim_scores(a[None], am[None], b, bm)[0])(
-        q, q_mask, d, d_mask)
+      q, q_mask, d, d_mask
+    )
   s = jnp.where(valid, s, -jnp.inf)
   v, pos = jax.lax.top_k(s, k)
   return v, jnp.take_along_axis(ids, pos, axis=1)
 
 
-def rerank(queries: Representations, docs: Representations, candidates: np.ndarray,
-           k: int = 1000, query_batch: int = 256, progress: bool = True,
-           memory_budget: int = MAXSIM_BLOCK_BYTES) -> (np.ndarray, np.ndarray):
+def rerank(
+  queries: Representations,
+  docs: Representations,
+  candidates: np.ndarray,
+  k: int = 1000,
+  query_batch: int = 256,
+  progress: bool = True,
+  memory_budget: int = MAXSIM_BLOCK_BYTES,
+) -> (np.ndarray, np.ndarray):
   """Scores only each query's first-stage candidates. candidates int [Q, K] (document indices,
   -1 = none) -> (scores [Q, k'], doc indices [Q, k']) as :func:`search` returns them with
   ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer), but the cost
@@ -337,6 +380,7 @@ def rerank(queries: Representations, docs: Representations, candidates: np.ndarr
   (read from disk for a store), whose size keeps MaxSim's similarity block within
   ``memory_budget`` bytes."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   if queries.kind != docs.kind:
     raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
   kk = min(k, len(docs))
@@ -349,8 +393,9 @@ def rerank(queries: Representations, docs: Representations, candidates: np.ndarr
     query_batch = max(1, min(query_batch, memory_budget // max(per_query, 1)))
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
-  bar = tqdm(total=len(queries), desc="re-rank", unit="query", disable=not progress,
-             file=sys.stderr)
+  bar = tqdm(
+    total=len(queries), desc="re-rank", unit="query", disable=not progress, file=sys.stderr
+  )
   for qs in range(0, len(queries), query_batch):
     qsl = slice(qs, qs + query_batch)
     c = cand[qsl]
@@ -366,9 +411,16 @@ def rerank(queries: Representations, docs: Representations, candidates: np.ndarr
       dm = np.asarray(docs.mask[rows]).reshape(c.shape + docs.mask.shape[1:])
     take = min(kk, width)
     if take:
-      v, i = _candidate_topk(docs.kind, take, q, qm, jnp.asarray(d),
-                             None if dm is None else jnp.asarray(dm), jnp.asarray(valid),
-                             jnp.asarray(np.maximum(c, 0), jnp.int32))
+      v, i = _candidate_topk(
+        docs.kind,
+        take,
+        q,
+        qm,
+        jnp.asarray(d),
+        None if dm is None else jnp.asarray(dm),
+        jnp.asarray(valid),
+        jnp.asarray(np.maximum(c, 0), jnp.int32),
+      )
       v, i = np.asarray(v), np.asarray(i)
       out_s[qsl, :take] = v
       out_i[qsl, :take] = np.where(np.isfinite(v), i, -1)
@@ -377,20 +429,22 @@ def rerank(queries: Representations, docs: Representations, candidates: np.ndarr
   return out_s, out_i
 
 
-def candidates_from_run(first_stage: Dict[str, Dict[str, float]], qids: Sequence[str],
-                        doc_ids: Sequence[str]) -> np.ndarray:
+def candidates_from_run(
+  first_stage: Dict[str, Dict[str, float]], qids: Sequence[str], doc_ids: Sequence[str]
+) -> np.ndarray:
   """int [Q, K]: the collection indices of the documents each query's first-stage run
   retrieved (K: the longest run; -1 pads; documents outside the collection are left out)."""
   pos = {d: i for i, d in enumerate(doc_ids)}
   rows = [[pos[d] for d in first_stage.get(qid, {}) if d in pos] for qid in qids]
   out = np.full((len(qids), max((len(r) for r in rows), default=0)), -1, np.int64)
   for qi, r in enumerate(rows):
-    out[qi, :len(r)] = r
+    out[qi, : len(r)] = r
   return out
 
 
-def allowed_from_run(first_stage: Dict[str, Dict[str, float]], qids: Sequence[str],
-                     doc_ids: Sequence[str]) -> np.ndarray:
+def allowed_from_run(
+  first_stage: Dict[str, Dict[str, float]], qids: Sequence[str], doc_ids: Sequence[str]
+) -> np.ndarray:
   """bool [Q, N]: the documents each query's first-stage run retrieved."""
   pos = {d: i for i, d in enumerate(doc_ids)}
   out = np.zeros((len(qids), len(doc_ids)), bool)

@@ -29,8 +29,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from optical_jax.retrieval.index import Representations
-from optical_jax.retrieval.search import (MAXSIM_BLOCK_BYTES, _chunk_scores, _merge_topk,
-                                          maxsim_blocks)
+from optical_jax.retrieval.search import (
+  MAXSIM_BLOCK_BYTES,
+  _chunk_scores,
+  _merge_topk,
+  maxsim_blocks,
+)
 
 
 def _doc_axes(mesh: Mesh):
@@ -58,11 +62,12 @@ def _round(kind, k, mesh, has_allowed, q, q_mask, d, d_mask, valid, ids, allowed
   q_spec = P()
   qm_spec = P()
   return jax.shard_map(
-      local, mesh=mesh,
-      in_specs=(q_spec, qm_spec, spec_d, spec_d, spec_d, spec_d, P(None, axes), spec_row,
-                spec_row),
-      out_specs=(spec_row, spec_row), check_vma=False)(
-          q, q_mask, d, d_mask, valid, ids, allowed, vals, idx)
+    local,
+    mesh=mesh,
+    in_specs=(q_spec, qm_spec, spec_d, spec_d, spec_d, spec_d, P(None, axes), spec_row, spec_row),
+    out_specs=(spec_row, spec_row),
+    check_vma=False,
+  )(q, q_mask, d, d_mask, valid, ids, allowed, vals, idx)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "out_sharding"))
@@ -73,8 +78,10 @@ def _final_merge(vals, idx, k, out_sharding):
   i = jnp.transpose(idx, (1, 0, 2)).reshape(nq, nd * lk)
   top_v, pos = jax.lax.top_k(v, k)
   top_i = jnp.take_along_axis(i, pos, axis=1)
-  return (jax.lax.with_sharding_constraint(top_v, out_sharding),
-          jax.lax.with_sharding_constraint(top_i, out_sharding))
+  return (
+    jax.lax.with_sharding_constraint(top_v, out_sharding),
+    jax.lax.with_sharding_constraint(top_i, out_sharding),
+  )
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -82,16 +89,24 @@ def _host(x: jax.Array) -> np.ndarray:
   return np.asarray(x.addressable_data(0))
 
 
-def search_sharded(queries: Representations, docs: Representations, mesh: Mesh, k: int = 1000,
-                   chunk_size: int = 1024, allowed: Optional[np.ndarray] = None,
-                   query_batch: int = 256, progress: bool = True,
-                   memory_budget: int = MAXSIM_BLOCK_BYTES) -> (np.ndarray, np.ndarray):
+def search_sharded(
+  queries: Representations,
+  docs: Representations,
+  mesh: Mesh,
+  k: int = 1000,
+  chunk_size: int = 1024,
+  allowed: Optional[np.ndarray] = None,
+  query_batch: int = 256,
+  progress: bool = True,
+  memory_budget: int = MAXSIM_BLOCK_BYTES,
+) -> (np.ndarray, np.ndarray):
   """:func:`optical_jax.retrieval.search.search` with the documents split over ``mesh``.
 
   Same arguments and result: (scores [Q, k'], doc indices [Q, k']), best first, ``k' = min(k,
   N)``, -1 for entries scored -inf. ``chunk_size`` and ``memory_budget`` are per device.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   if queries.kind != docs.kind:
     raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
   n, nd = len(docs), mesh.devices.size
@@ -101,8 +116,15 @@ def search_sharded(queries: Representations, docs: Representations, mesh: Mesh, 
   local_k = min(kk, per)
   chunk = min(chunk_size, per)
   if docs.kind == "maxsim":
-    query_batch, chunk = maxsim_blocks(len(queries), per, queries.tokens.shape[1],
-                                       docs.tokens.shape[1], query_batch, chunk, memory_budget)
+    query_batch, chunk = maxsim_blocks(
+      len(queries),
+      per,
+      queries.tokens.shape[1],
+      docs.tokens.shape[1],
+      query_batch,
+      chunk,
+      memory_budget,
+    )
   rounds = math.ceil(per / chunk)
   split = NamedSharding(mesh, P(axes))
   split_cols = NamedSharding(mesh, P(None, axes))
@@ -120,8 +142,9 @@ def search_sharded(queries: Representations, docs: Representations, mesh: Mesh, 
 
   no_mask = jax.device_put(np.zeros((nd,), bool), split)
   all_s, all_i = [], []
-  bar = tqdm(total=len(queries), desc="search (sharded)", unit="query", disable=not progress,
-             file=sys.stderr)
+  bar = tqdm(
+    total=len(queries), desc="search (sharded)", unit="query", disable=not progress, file=sys.stderr
+  )
   for qs in range(0, len(queries), query_batch):
     qsl = slice(qs, qs + query_batch)
     if queries.kind == "dense":
@@ -139,24 +162,24 @@ def search_sharded(queries: Representations, docs: Representations, mesh: Mesh, 
       rows = nd * chunk
       if docs.kind == "dense":
         store = docs.vectors
-        d = global_rows((rows, store.shape[1]),
-                        lambda s: np.asarray(store[pos[s]], np.float32))
+        d = global_rows((rows, store.shape[1]), lambda s: np.asarray(store[pos[s]], np.float32))
         dm = no_mask  # unused by the dense scores
       else:
         store, mstore = docs.tokens, docs.mask
-        d = global_rows((rows,) + store.shape[1:],
-                        lambda s: np.asarray(store[pos[s]], np.float32))
+        d = global_rows((rows,) + store.shape[1:], lambda s: np.asarray(store[pos[s]], np.float32))
         dm = global_rows((rows, mstore.shape[1]), lambda s: np.asarray(mstore[pos[s]]))
       v = global_rows((rows,), lambda s: valid[s])
       ids = global_rows((rows,), lambda s: pos[s].astype(np.int32))
       if allowed is not None:
         block = allowed[qsl]
         a = jax.make_array_from_callback(
-            (nq, rows), split_cols, lambda index: block[index[0]][:, pos[index[1]]] & valid[index[1]])
+          (nq, rows), split_cols, lambda index: block[index[0]][:, pos[index[1]]] & valid[index[1]]
+        )
       else:
         a = no_allowed  # unused: one cell per device
-      vals, idx = _round(docs.kind, local_k, mesh, allowed is not None, q, qm, d, dm, v, ids, a,
-                         vals, idx)
+      vals, idx = _round(
+        docs.kind, local_k, mesh, allowed is not None, q, qm, d, dm, v, ids, a, vals, idx
+      )
     top_v, top_i = _final_merge(vals, idx, kk, replicated)
     top_v, top_i = _host(top_v), _host(top_i)
     all_s.append(top_v)

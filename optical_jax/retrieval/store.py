@@ -51,8 +51,11 @@ class DiskRows:
     self.path = Path(path)
     with open(self.path, "rb") as f:
       version = np.lib.format.read_magic(f)
-      read = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
-              np.lib.format.read_array_header_2_0)
+      read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+      )
       self.shape, fortran, self.dtype = read(f)
       self.offset = f.tell()
     if fortran:
@@ -93,7 +96,8 @@ class DiskRows:
         start, stop = int(rows[run[0]]), int(rows[run[-1]]) + 1
         f.seek(self.offset + start * self.row_bytes)
         out[run] = np.frombuffer(f.read((stop - start) * self.row_bytes), self.dtype).reshape(
-            (stop - start,) + self.shape[1:])
+          (stop - start,) + self.shape[1:]
+        )
     return out[np.searchsorted(rows, index)]
 
   def __array__(self, dtype=None, copy=None):
@@ -148,9 +152,17 @@ def open_store(folder: Path) -> Optional[Dict[str, object]]:
   return {name: DiskRows(folder / f"{name}.npy") for name in ("tokens", "mask")}
 
 
-def build_store(folder: Path, kind: str, num_texts: int, dim: int, width: int,
-                encode_shard: Callable[[int, int], Sequence[np.ndarray]], key: str,
-                shard_size: int = SHARD_SIZE, progress: bool = True):
+def build_store(
+  folder: Path,
+  kind: str,
+  num_texts: int,
+  dim: int,
+  width: int,
+  encode_shard: Callable[[int, int], Sequence[np.ndarray]],
+  key: str,
+  shard_size: int = SHARD_SIZE,
+  progress: bool = True,
+):
   """Encodes ``num_texts`` texts into the store ``folder``, resuming a killed run of the same
   ``key`` (a hash of model, texts and settings), and returns :func:`open_store` of it.
 
@@ -158,28 +170,48 @@ def build_store(folder: Path, kind: str, num_texts: int, dim: int, width: int,
   ``(vectors [n, dim],)``; maxsim ``(tokens [n, w, dim], mask [n, w])`` with ``w <= width``.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   folder = Path(folder)
   folder.mkdir(parents=True, exist_ok=True)
-  arrays = {name: [list(shape), dtype]  # as JSON reads it back
-            for name, (shape, dtype) in _arrays(kind, num_texts, dim, width).items()}
-  fresh = {"format": FORMAT, "key": key, "kind": kind, "rows": num_texts, "arrays": arrays,
-           "shard_size": shard_size, "shards_done": 0, "complete": False}
+  arrays = {
+    name: [list(shape), dtype]  # as JSON reads it back
+    for name, (shape, dtype) in _arrays(kind, num_texts, dim, width).items()
+  }
+  fresh = {
+    "format": FORMAT,
+    "key": key,
+    "kind": kind,
+    "rows": num_texts,
+    "arrays": arrays,
+    "shard_size": shard_size,
+    "shards_done": 0,
+    "complete": False,
+  }
   manifest = read_manifest(folder)
-  resumable = (manifest is not None and all(manifest.get(k) == fresh[k] for k in
-                                            ("format", "key", "kind", "rows", "arrays",
-                                             "shard_size"))
-               and _valid(folder, manifest) is None)
+  resumable = (
+    manifest is not None
+    and all(
+      manifest.get(k) == fresh[k] for k in ("format", "key", "kind", "rows", "arrays", "shard_size")
+    )
+    and _valid(folder, manifest) is None
+  )
   if resumable and manifest["shards_done"]:
     log.info("representation store %s: resuming at shard %d", folder, manifest["shards_done"])
   if not resumable:
     manifest = fresh
     for name, (shape, dtype) in arrays.items():
-      np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.dtype(dtype),
-                                shape=tuple(shape)).flush()
+      np.lib.format.open_memmap(
+        folder / f"{name}.npy", mode="w+", dtype=np.dtype(dtype), shape=tuple(shape)
+      ).flush()
     write_json_atomic(folder / MANIFEST, manifest, indent=1)
   shards = -(-num_texts // shard_size)
-  bar = tqdm(total=num_texts, initial=min(num_texts, manifest["shards_done"] * shard_size),
-             desc="documents", unit="text", disable=not progress)
+  bar = tqdm(
+    total=num_texts,
+    initial=min(num_texts, manifest["shards_done"] * shard_size),
+    desc="documents",
+    unit="text",
+    disable=not progress,
+  )
   for s in range(manifest["shards_done"], shards):
     start, stop = s * shard_size, min(num_texts, (s + 1) * shard_size)
     parts = encode_shard(start, stop)
@@ -187,7 +219,7 @@ def build_store(folder: Path, kind: str, num_texts: int, dim: int, width: int,
       out = np.lib.format.open_memmap(folder / f"{name}.npy", mode="r+")
       if out.ndim > 1 and part.shape[1] < out.shape[1]:  # token width of this shard
         out[start:stop] = 0
-        out[start:stop, :part.shape[1]] = part
+        out[start:stop, : part.shape[1]] = part
       else:
         out[start:stop] = part
       out.flush()

@@ -26,10 +26,15 @@ class Checkpointer:
     self.directory = Path(directory).absolute()
     self.every = max(int(every), 1)
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=self.every,
-                                             enable_async_checkpointing=async_save, create=True,
-                                             cleanup_tmp_directories=True))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        save_interval_steps=self.every,
+        enable_async_checkpointing=async_save,
+        create=True,
+        cleanup_tmp_directories=True,
+      ),
+    )
 
   def save(self, step: int, state: Any, force: bool = False) -> bool:
     """Saves at multiples of ``every`` (or when forced). Returns whether a save started."""
@@ -48,8 +53,13 @@ class Checkpointer:
       try:
         state = self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
       except (ValueError, OSError, KeyError, RuntimeError) as e:
-        log.warning("checkpoint %d under %s cannot be restored (%s: %s); trying an older one",
-                    step, self.directory, type(e).__name__, str(e)[:200])
+        log.warning(
+          "checkpoint %d under %s cannot be restored (%s: %s); trying an older one",
+          step,
+          self.directory,
+          type(e).__name__,
+          str(e)[:200],
+        )
         continue
       log.info("checkpoint: resumed from step %d", step)
       return state
@@ -68,4 +78,5 @@ class Checkpointer:
 def abstract_like(tree: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of a pytree of arrays, for restoring."""
   return jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)), tree
+  )

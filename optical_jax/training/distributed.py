@@ -35,12 +35,16 @@ def initialize_kwargs(env: Optional[Mapping[str, str]] = None) -> Dict[str, int]
   if n is None and i is None:
     return {}
   if n is None or i is None:
-    raise ValueError(f"set both {NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} (got "
-                     f"{NUM_PROCESSES_ENV}={n!r}, {PROCESS_ID_ENV}={i!r})")
+    raise ValueError(
+      f"set both {NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} (got "
+      f"{NUM_PROCESSES_ENV}={n!r}, {PROCESS_ID_ENV}={i!r})"
+    )
   try:
     num, pid = int(n), int(i)
   except ValueError as e:
-    raise ValueError(f"{NUM_PROCESSES_ENV}={n!r} and {PROCESS_ID_ENV}={i!r} must be integers") from e
+    raise ValueError(
+      f"{NUM_PROCESSES_ENV}={n!r} and {PROCESS_ID_ENV}={i!r} must be integers"
+    ) from e
   if not 0 <= pid < num:
     raise ValueError(f"{PROCESS_ID_ENV}={pid} is not in [0, {NUM_PROCESSES_ENV}={num})")
   return {"num_processes": num, "process_id": pid}

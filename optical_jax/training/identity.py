@@ -25,10 +25,22 @@ from optical_jax.io import atomic_write_text
 #: step is laid out on devices, and every evaluation/export setting (re-running a finished dir
 #: with other ones re-evaluates the same weights, and its config.json says which were used).
 OPERATIONAL = (
-    "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.async_checkpointing", "train.tensorboard", "train.interpolation", "train.unpad",
-    "train.unpad_multiple", "mesh", "distributed", "remat", "layer_unroll", "attention", "eval", "retrieval",
-    "data.shared_root",
+  "train.log_every",
+  "train.checkpoint_every",
+  "train.keep_checkpoints",
+  "train.async_checkpointing",
+  "train.tensorboard",
+  "train.interpolation",
+  "train.unpad",
+  "train.unpad_multiple",
+  "mesh",
+  "distributed",
+  "remat",
+  "layer_unroll",
+  "attention",
+  "eval",
+  "retrieval",
+  "data.shared_root",
 )
 
 FILE = "identity.json"
@@ -48,9 +60,15 @@ def _flatten(d, prefix="") -> Dict[str, object]:
 #: The gap study's fields that do not change a cell (cells are keyed by encoder, method and
 #: language, so adding one is a new cell; the rest only changes the analysis and report), plus
 #: the operational fields of its training config (``distill.``).
-STUDY_OPERATIONAL = ("encoders", "methods", "low", "high", "eval.batch_size",
-                     "eval.bootstrap_samples", "eval.metric") + tuple(
-                         f"distill.{f}" for f in OPERATIONAL)
+STUDY_OPERATIONAL = (
+  "encoders",
+  "methods",
+  "low",
+  "high",
+  "eval.batch_size",
+  "eval.bootstrap_samples",
+  "eval.metric",
+) + tuple(f"distill.{f}" for f in OPERATIONAL)
 
 
 def _operational(key: str, fields) -> bool:
@@ -81,8 +99,11 @@ def _differences(old: Dict[str, object], new: Dict[str, object]) -> List[str]:
   keys = sorted(set(old) | set(new))
   missing = object()
   old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
-  return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in keys
-          if old.get(k, missing) != new.get(k, missing)]
+  return [
+    f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+    for k in keys
+    if old.get(k, missing) != new.get(k, missing)
+  ]
 
 
 class IdentityError(UsageError):
@@ -91,12 +112,19 @@ class IdentityError(UsageError):
 
 def _refuse(work: Path, what: str, diffs: List[str]) -> None:
   shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
-  raise IdentityError(f"{work} holds a run with another {what} ({shown}); use another --workdir, "
-                      f"or delete {work} to start this run there")
+  raise IdentityError(
+    f"{work} holds a run with another {what} ({shown}); use another --workdir, "
+    f"or delete {work} to start this run there"
+  )
 
 
-def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
-          model: Optional[str] = None, operational=OPERATIONAL) -> None:
+def check(
+  work: Path,
+  config=None,
+  data: Optional[Dict[str, str]] = None,
+  model: Optional[str] = None,
+  operational=OPERATIONAL,
+) -> None:
   """Raises :class:`IdentityError` when ``work``'s recorded identity disagrees with any part
   given (``config``; ``data``: ``{"train_sha256", "test_sha256"}``; ``model``: a parameter
   hash), or when ``work`` has checkpoints but no identity. Writes nothing."""
@@ -105,9 +133,11 @@ def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
   if old is None:
     ck = work / "checkpoints"
     if ck.is_dir() and any(ck.iterdir()):
-      raise IdentityError(f"{work} has checkpoints but no {FILE} (written by another version or "
-                          f"program): its weights cannot be attributed; use another --workdir, or "
-                          f"delete {work}")
+      raise IdentityError(
+        f"{work} has checkpoints but no {FILE} (written by another version or "
+        f"program): its weights cannot be attributed; use another --workdir, or "
+        f"delete {work}"
+      )
     return
   if config is not None:
     diffs = _differences(old.get("config", {}), config_identity(config, operational))
@@ -120,9 +150,18 @@ def check(work: Path, config=None, data: Optional[Dict[str, str]] = None,
     _refuse(work, "model", [f"parameter hash {old['model']} -> {model}"])
 
 
-def record(work: Path, config, data: Optional[Dict[str, str]] = None, model: Optional[str] = None,
-           operational=OPERATIONAL) -> None:
+def record(
+  work: Path,
+  config,
+  data: Optional[Dict[str, str]] = None,
+  model: Optional[str] = None,
+  operational=OPERATIONAL,
+) -> None:
   """Checks, then writes ``work/identity.json`` (atomically; unchanged when already there)."""
   check(work, config, data, model, operational)
-  atomic_write_text(Path(work) / FILE, json.dumps(
-      {"config": config_identity(config, operational), "data": data, "model": model}, indent=1))
+  atomic_write_text(
+    Path(work) / FILE,
+    json.dumps(
+      {"config": config_identity(config, operational), "data": data, "model": model}, indent=1
+    ),
+  )

@@ -43,15 +43,24 @@ class ShardedStep:
     return self.fn(state, batch, frozen)
 
 
-def sharded_step(mesh, loss_fn: Callable, optimizer: optax.GradientTransformation, state,
-                 frozen, min_size: int = 2 ** 16) -> ShardedStep:
+def sharded_step(
+  mesh,
+  loss_fn: Callable,
+  optimizer: optax.GradientTransformation,
+  state,
+  frozen,
+  min_size: int = 2**16,
+) -> ShardedStep:
   """The step of ``loss_fn`` (``(params, frozen, batch, rng) -> (loss, metrics)``) for
   ``state`` (a ``TrainState``) and ``frozen`` (or their ``jax.eval_shape``); arrays of at least
   ``min_size`` elements are split over the mesh's ``fsdp`` axis."""
   state_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: state), min_size=min_size)
   frozen_shard = sharding.param_sharding(mesh, jax.eval_shape(lambda: frozen), min_size=min_size)
   batch_shard = sharding.batch_sharding(mesh)
-  fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer),
-               in_shardings=(state_shard, batch_shard, frozen_shard),
-               out_shardings=(state_shard, sharding.replicated(mesh)), donate_argnums=0)
+  fn = jax.jit(
+    functools.partial(train_step, loss_fn=loss_fn, optimizer=optimizer),
+    in_shardings=(state_shard, batch_shard, frozen_shard),
+    out_shardings=(state_shard, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
   return ShardedStep(fn, state_shard, frozen_shard, batch_shard)

@@ -26,6 +26,7 @@ class MetricWriter:
     if self.active and tensorboard:
       try:
         from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
         self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
       except ImportError:
         log.warning("tensorboardX not installed: metrics go to metrics.jsonl only")
@@ -57,11 +58,16 @@ class Progress:
     elapsed = max(time.time() - self.t0, 1e-9)
     rate = done / elapsed
     eta = (self.total - step) / rate if rate > 0 else math.inf
-    shown = " ".join(f"{k} {v:.4g}" for k, v in scalars.items() if k in (
-        "loss", "grad_norm", "converged", "iterations", "plan_entropy", "learning_rate"))
+    shown = " ".join(
+      f"{k} {v:.4g}"
+      for k, v in scalars.items()
+      if k in ("loss", "grad_norm", "converged", "iterations", "plan_entropy", "learning_rate")
+    )
     eta_s = "?" if not math.isfinite(eta) else f"{int(eta // 60)}m{int(eta % 60):02d}s"
-    return (f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%) {shown} | "
-            f"{rate:.2f} steps/s | ETA {eta_s}")
+    return (
+      f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%) {shown} | "
+      f"{rate:.2f} steps/s | ETA {eta_s}"
+    )
 
 
 def check_finite(step: int, scalars: Dict[str, float], workdir: Optional[str] = None) -> None:
@@ -69,5 +75,7 @@ def check_finite(step: int, scalars: Dict[str, float], workdir: Optional[str] = 
   bad = {k: v for k, v in scalars.items() if not math.isfinite(float(v))}
   if bad:
     where = f"; the last good checkpoint is under {workdir}/checkpoints" if workdir else ""
-    raise FloatingPointError(f"non-finite metrics at step {step}: {bad}. Training stopped{where}. "
-                             "Try a lower learning rate, a larger epsilon, or grad_clip > 0.")
+    raise FloatingPointError(
+      f"non-finite metrics at step {step}: {bad}. Training stopped{where}. "
+      "Try a lower learning rate, a larger epsilon, or grad_clip > 0."
+    )

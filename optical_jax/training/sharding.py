@@ -43,7 +43,7 @@ def replicated(mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def param_sharding(mesh, shapes: Any, min_size: int = 2 ** 16) -> Any:
+def param_sharding(mesh, shapes: Any, min_size: int = 2**16) -> Any:
   """FSDP shardings for a pytree of shapes (e.g. from ``jax.eval_shape``).
 
   Each array of at least ``min_size`` elements is split over ``fsdp`` along its
@@ -74,5 +74,7 @@ def batch_shards(mesh) -> int:
 def global_batch_size_ok(batch_size: int, mesh) -> None:
   shards = batch_shards(mesh)
   if batch_size % shards:
-    raise ValueError(f"batch size {batch_size} is not divisible by the {shards} data shards "
-                     f"of the mesh {dict(mesh.shape)}")
+    raise ValueError(
+      f"batch size {batch_size} is not divisible by the {shards} data shards "
+      f"of the mesh {dict(mesh.shape)}"
+    )

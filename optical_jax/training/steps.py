@@ -31,13 +31,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optical_jax.losses.kd import (bank_contrastive, sentence_contrastive, sentence_mse,
-                                   token_mse_greedy)
+from optical_jax.losses.kd import (
+  bank_contrastive,
+  sentence_contrastive,
+  sentence_mse,
+  token_mse_greedy,
+)
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.pooling import l2_normalize
-from optical_jax.models.scoring import (contrastive_loss, hidden_states, maxsim_scores,
-                                          sentence_embeddings, token_embeddings)
+from optical_jax.models.scoring import (
+  contrastive_loss,
+  hidden_states,
+  maxsim_scores,
+  sentence_embeddings,
+  token_embeddings,
+)
 from optical_jax.training.state import TrainState
 
 OBJECTIVES = ("optical", "kd_sentence", "kd_token")
@@ -79,14 +88,19 @@ class DistillSpec:
     """The spec of a train.py config (``method``, ``distill``, ``ot``); its checks raise
     ValueError for a bad value."""
     d = config.distill
-    return cls(objective=config.method, layer=d.layer, use_head=d.use_head, pooling=d.pooling,
-               sinkhorn=SinkhornConfig.from_mapping(config.ot),
-               sentence_weight=d.sentence_weight,
-               contrastive_weight=d.get("contrastive_weight", 0.0),
-               contrastive_temperature=d.get("contrastive_temperature", 0.05),
-               contrastive_negatives=d.get("contrastive_negatives", "batch"),
-               contrastive_soft=d.get("contrastive_soft", 0.0),
-               objective_weight=d.get("objective_weight", 1.0))
+    return cls(
+      objective=config.method,
+      layer=d.layer,
+      use_head=d.use_head,
+      pooling=d.pooling,
+      sinkhorn=SinkhornConfig.from_mapping(config.ot),
+      sentence_weight=d.sentence_weight,
+      contrastive_weight=d.get("contrastive_weight", 0.0),
+      contrastive_temperature=d.get("contrastive_temperature", 0.05),
+      contrastive_negatives=d.get("contrastive_negatives", "batch"),
+      contrastive_soft=d.get("contrastive_soft", 0.0),
+      objective_weight=d.get("objective_weight", 1.0),
+    )
 
   @property
   def uses_bank(self) -> bool:
@@ -106,15 +120,19 @@ class DistillSpec:
     if self.contrastive_weight < 0:
       raise ValueError(f"contrastive_weight {self.contrastive_weight} < 0")
     if self.objective_weight < 0 or not (self.objective_weight or self.contrastive_weight):
-      raise ValueError(f"objective_weight {self.objective_weight} must be >= 0, and > 0 unless "
-                       "contrastive_weight is set (nothing to train otherwise)")
+      raise ValueError(
+        f"objective_weight {self.objective_weight} must be >= 0, and > 0 unless "
+        "contrastive_weight is set (nothing to train otherwise)"
+      )
     if self.contrastive_negatives not in NEGATIVES:
       raise ValueError(f"contrastive_negatives {self.contrastive_negatives!r} not in {NEGATIVES}")
     if not 0.0 <= self.contrastive_soft <= 1.0:
       raise ValueError(f"contrastive_soft {self.contrastive_soft} not in [0, 1]")
     if self.contrastive_soft and self.contrastive_negatives != "bank":
-      raise ValueError("contrastive_soft needs contrastive_negatives='bank' (the targets are the "
-                       "teacher's similarities over the bank)")
+      raise ValueError(
+        "contrastive_soft needs contrastive_negatives='bank' (the targets are the "
+        "teacher's similarities over the bank)"
+      )
     if not self.contrastive_temperature > 0:
       raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
 
@@ -128,7 +146,9 @@ def _student_kwargs(module: Encoder, rng):
 def _side(batch, side: str):
   """``(ids, mask)`` of one side, plus its ``token_index`` (unpadded dense layers) when the
   batch carries one (``models/unpad.py``)."""
-  return (batch[f"{side}_ids"], batch[f"{side}_mask"]), {"token_index": batch.get(f"{side}_token_index")}
+  return (batch[f"{side}_ids"], batch[f"{side}_mask"]), {
+    "token_index": batch.get(f"{side}_token_index")
+  }
 
 
 def _states(module: Encoder, encoder_params, args, kw, spec: DistillSpec, **student_kw):
@@ -138,8 +158,13 @@ def _states(module: Encoder, encoder_params, args, kw, spec: DistillSpec, **stud
   if not spec.needs_last or last:
     h = hidden_states(module, encoder_params, *args, spec.layer, **kw, **student_kw)
     return h, (h if spec.needs_last else None)
-  out = module.apply(encoder_params, *args, output_hidden_states=True, **kw,
-                     **{"deterministic": True, "rngs": None, **student_kw})
+  out = module.apply(
+    encoder_params,
+    *args,
+    output_hidden_states=True,
+    **kw,
+    **{"deterministic": True, "rngs": None, **student_kw},
+  )
   return out.hidden_states[spec.layer], out.last_hidden_state
 
 
@@ -151,24 +176,34 @@ def _token_vectors(h, params, mask, spec: DistillSpec):
   return l2_normalize(h) * mask[..., None].astype(jnp.float32)
 
 
-def _token_objective(token_loss: Callable, params, teacher_params, batch, rng, module: Encoder,
-                     spec: DistillSpec, teacher_module: Optional[Encoder] = None):
+def _token_objective(
+  token_loss: Callable,
+  params,
+  teacher_params,
+  batch,
+  rng,
+  module: Encoder,
+  spec: DistillSpec,
+  teacher_module: Optional[Encoder] = None,
+):
   """A token objective on normalised token embeddings (student: foreign, teacher: English; no
   gradient into the teacher), plus ``spec.sentence_weight`` x the sentence MSE.
   ``teacher_module``: the teacher's encoder when it is another model than the student's
   (``config.teacher.model``; the student's output projection carries it into the teacher's
   width); None = the student's own architecture."""
   args, kw = _side(batch, "teacher")
-  t_h, t_last = jax.lax.stop_gradient(_states(teacher_module or module, teacher_params["encoder"],
-                                              args, kw, spec))
+  t_h, t_last = jax.lax.stop_gradient(
+    _states(teacher_module or module, teacher_params["encoder"], args, kw, spec)
+  )
   args, kw = _side(batch, "student")
   s_h, s_last = _states(module, params["encoder"], args, kw, spec, **_student_kwargs(module, rng))
   student = _token_vectors(s_h, params, batch["student_mask"], spec)
   teacher = _token_vectors(t_h, teacher_params, batch["teacher_mask"], spec)
   loss, metrics = token_loss(student, teacher)
   if spec.sentence_weight:
-    sent, _ = sentence_mse(s_last, batch["student_mask"], t_last, batch["teacher_mask"],
-                           spec.pooling)
+    sent, _ = sentence_mse(
+      s_last, batch["student_mask"], t_last, batch["teacher_mask"], spec.pooling
+    )
     metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
     loss = loss + spec.sentence_weight * sent
   return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
@@ -183,50 +218,101 @@ def _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec
   if not spec.contrastive_weight:
     return loss, metrics
   if spec.uses_bank:
-    con, con_metrics = bank_contrastive(s_last, batch["student_mask"],
-                                        teacher_params["english_bank"], batch["bank_index"],
-                                        spec.contrastive_temperature, spec.pooling,
-                                        spec.contrastive_soft)
+    con, con_metrics = bank_contrastive(
+      s_last,
+      batch["student_mask"],
+      teacher_params["english_bank"],
+      batch["bank_index"],
+      spec.contrastive_temperature,
+      spec.pooling,
+      spec.contrastive_soft,
+    )
   else:
-    con, con_metrics = sentence_contrastive(s_last, batch["student_mask"], t_last,
-                                            batch["teacher_mask"], spec.contrastive_temperature,
-                                            spec.pooling)
+    con, con_metrics = sentence_contrastive(
+      s_last,
+      batch["student_mask"],
+      t_last,
+      batch["teacher_mask"],
+      spec.contrastive_temperature,
+      spec.pooling,
+    )
   metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
 
 
-def optical_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
-                 teacher_module: Optional[Encoder] = None):
+def optical_loss(
+  params,
+  teacher_params,
+  batch,
+  rng,
+  *,
+  module: Encoder,
+  spec: DistillSpec,
+  teacher_module: Optional[Encoder] = None,
+):
   """OT distillation between normalised token embeddings (student: foreign, teacher: English;
   the two may come from different tokenizers: OT needs no alignment)."""
   return _token_objective(
-      lambda s, t: ot_distillation_loss(s, t, batch["student_weights"], batch["teacher_weights"],
-                                        spec.sinkhorn),
-      params, teacher_params, batch, rng, module, spec, teacher_module)
+    lambda s, t: ot_distillation_loss(
+      s, t, batch["student_weights"], batch["teacher_weights"], spec.sinkhorn
+    ),
+    params,
+    teacher_params,
+    batch,
+    rng,
+    module,
+    spec,
+    teacher_module,
+  )
 
 
-def kd_token_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
-                  teacher_module: Optional[Encoder] = None):
+def kd_token_loss(
+  params,
+  teacher_params,
+  batch,
+  rng,
+  *,
+  module: Encoder,
+  spec: DistillSpec,
+  teacher_module: Optional[Encoder] = None,
+):
   """Token-level MSE after greedy alignment (each student token to its most similar teacher
   token, which is also how it aligns across tokenizers), over tokens with non-zero weight."""
   return _token_objective(
-      lambda s, t: token_mse_greedy(s, batch["student_weights"] > 0, t,
-                                    batch["teacher_weights"] > 0),
-      params, teacher_params, batch, rng, module, spec, teacher_module)
+    lambda s, t: token_mse_greedy(s, batch["student_weights"] > 0, t, batch["teacher_weights"] > 0),
+    params,
+    teacher_params,
+    batch,
+    rng,
+    module,
+    spec,
+    teacher_module,
+  )
 
 
-def kd_sentence_loss(params, teacher_params, batch, rng, *, module: Encoder, spec: DistillSpec,
-                     teacher_module: Optional[Encoder] = None):
+def kd_sentence_loss(
+  params,
+  teacher_params,
+  batch,
+  rng,
+  *,
+  module: Encoder,
+  spec: DistillSpec,
+  teacher_module: Optional[Encoder] = None,
+):
   """Sentence-embedding MSE (pooled hidden states of the chosen layer; across architectures,
   the student's through its output projection, as in Reimers & Gurevych 2020)."""
   args, kw = _side(batch, "teacher")
-  teacher, t_last = jax.lax.stop_gradient(_states(teacher_module or module,
-                                                  teacher_params["encoder"], args, kw, spec))
+  teacher, t_last = jax.lax.stop_gradient(
+    _states(teacher_module or module, teacher_params["encoder"], args, kw, spec)
+  )
   args, kw = _side(batch, "student")
-  student, s_last = _states(module, params["encoder"], args, kw, spec,
-                            **_student_kwargs(module, rng))
-  loss, metrics = sentence_mse(student, batch["student_mask"], teacher, batch["teacher_mask"],
-                               spec.pooling)
+  student, s_last = _states(
+    module, params["encoder"], args, kw, spec, **_student_kwargs(module, rng)
+  )
+  loss, metrics = sentence_mse(
+    student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling
+  )
   return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
 
 
@@ -243,29 +329,44 @@ def freeze_word_embeddings(loss_fn: Callable) -> Callable:
 
   def wrapped(params, frozen_params, batch, rng):
     params = jax.tree_util.tree_map_with_path(
-        lambda path, x: jax.lax.stop_gradient(x) if "word_embeddings" in jax.tree_util.keystr(path)
-        else x, params)
+      lambda path, x: jax.lax.stop_gradient(x)
+      if "word_embeddings" in jax.tree_util.keystr(path)
+      else x,
+      params,
+    )
     return loss_fn(params, frozen_params, batch, rng)
 
   return wrapped
 
 
-def make_loss(module: Encoder, spec: DistillSpec, freeze_embeddings: bool = False,
-              teacher_module: Optional[Encoder] = None) -> Callable:
+def make_loss(
+  module: Encoder,
+  spec: DistillSpec,
+  freeze_embeddings: bool = False,
+  teacher_module: Optional[Encoder] = None,
+) -> Callable:
   """The loss of ``spec.objective`` with its static settings bound. ``module``: the student's
   encoder; ``teacher_module``: the teacher's when it is another model (None = the same)."""
   if teacher_module is not None and spec.layer not in (-1, module.config.num_layers):
-    raise ValueError(f"distill.layer={spec.layer}: a teacher of another architecture is "
-                     "distilled at the last layer only (-1), where the student's output "
-                     "projection maps into the teacher's width")
-  loss = functools.partial(_LOSSES[spec.objective], module=module, spec=spec,
-                           teacher_module=teacher_module)
+    raise ValueError(
+      f"distill.layer={spec.layer}: a teacher of another architecture is "
+      "distilled at the last layer only (-1), where the student's output "
+      "projection maps into the teacher's width"
+    )
+  loss = functools.partial(
+    _LOSSES[spec.objective], module=module, spec=spec, teacher_module=teacher_module
+  )
   return freeze_word_embeddings(loss) if freeze_embeddings else loss
 
 
-def train_step(state: TrainState, batch: Dict[str, jax.Array], teacher_params, *,
-               loss_fn: Callable, optimizer: optax.GradientTransformation
-               ) -> Tuple[TrainState, Dict[str, jax.Array]]:
+def train_step(
+  state: TrainState,
+  batch: Dict[str, jax.Array],
+  teacher_params,
+  *,
+  loss_fn: Callable,
+  optimizer: optax.GradientTransformation,
+) -> Tuple[TrainState, Dict[str, jax.Array]]:
   """One optimiser step. Pure: same inputs, same outputs.
 
   Randomness (dropout) comes from ``fold_in(state.rng, state.step)``.
@@ -274,7 +375,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], teacher_params, *
   """
   rng = jax.random.fold_in(state.rng, state.step)
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params, teacher_params, batch, rng)
+    state.params, teacher_params, batch, rng
+  )
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
@@ -291,8 +393,9 @@ class TeacherSpec:
   temperature: float = 0.05
 
 
-def teacher_contrastive_loss(params, teacher_params, batch, rng, *, module: Encoder,
-                             spec: TeacherSpec):
+def teacher_contrastive_loss(
+  params, teacher_params, batch, rng, *, module: Encoder, spec: TeacherSpec
+):
   """InfoNCE over in-batch positives and hard negatives (``data/triples.py`` batches).
 
   ``teacher_params`` is unused (there is no frozen model at this stage).

@@ -12,18 +12,38 @@ import pytest
 from optical_jax.data import bitext
 from optical_jax.data.bitext import BitextPair
 
-TICO_LANGS = ("sw", "so", "ha", "mr", "tl", "zu", "rw", "om",
-              "fr", "es-LA", "pt-BR", "ru", "zh", "ar", "hi", "id")
+TICO_LANGS = (
+  "sw",
+  "so",
+  "ha",
+  "mr",
+  "tl",
+  "zu",
+  "rw",
+  "om",
+  "fr",
+  "es-LA",
+  "pt-BR",
+  "ru",
+  "zh",
+  "ar",
+  "hi",
+  "id",
+)
 
 
 def _tmx(units):
   """A TMX document; ``units`` is a list of (tuid, [(lang, text), ...])."""
   body = "".join(
-      f'<tu tuid="{tuid}">' + "".join(f'<tuv xml:lang="{lang}"><seg>{text}</seg></tuv>'
-                                      for lang, text in tuvs) + "</tu>\n"
-      for tuid, tuvs in units)
-  return ('<?xml version="1.0" encoding="UTF-8"?>\n<tmx version="1.4"><header srclang="en"/>'
-          f"<body>\n{body}</body></tmx>\n")
+    f'<tu tuid="{tuid}">'
+    + "".join(f'<tuv xml:lang="{lang}"><seg>{text}</seg></tuv>' for lang, text in tuvs)
+    + "</tu>\n"
+    for tuid, tuvs in units
+  )
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<tmx version="1.4"><header srclang="en"/>'
+    f"<body>\n{body}</body></tmx>\n"
+  )
 
 
 def _raises(exc, message):
@@ -31,6 +51,7 @@ def _raises(exc, message):
 
 
 # ---------------------------------------------------------------- real data
+
 
 @pytest.fixture(scope="module")
 def tico_sw(shared_data):
@@ -48,8 +69,11 @@ def test_tico19_every_pair_has_3071_segments_in_31_documents(shared_data, lang):
 
 def test_tico19_sw_and_so_content(shared_data, tico_sw):
   assert tico_sw[0] == BitextPair(
-      "about how long have these symptoms been going on?",
-      "je, dalili hizi zimekuwa zikiendelea kwa takriban muda gani sasa?", "CMU_1", "CMU_1:1")
+    "about how long have these symptoms been going on?",
+    "je, dalili hizi zimekuwa zikiendelea kwa takriban muda gani sasa?",
+    "CMU_1",
+    "CMU_1:1",
+  )
   per_doc = collections.Counter(p.doc_id for p in tico_sw)
   assert per_doc["CMU_1"] == 141 and per_doc["Wikipedia_handpicked_1"] == 450
   assert per_doc["wiki_26"] == 4 and per_doc["PubMed_8"] == 329
@@ -121,12 +145,15 @@ def test_split_without_doc_ids_splits_by_pair():
 
 # ---------------------------------------------------------------- malformed input
 
+
 def test_tsv_reads_both_column_orders_and_crlf(tmp_path):
   p = tmp_path / "a.tsv"
   p.write_bytes("\ufeffhello\tjambo\r\n cat \tpaka\n".encode())
   data = bitext.read_tsv(p)
-  assert data.pairs == [BitextPair("hello", "jambo", "", "a.tsv:1"),
-                        BitextPair("cat", "paka", "", "a.tsv:2")]
+  assert data.pairs == [
+    BitextPair("hello", "jambo", "", "a.tsv:1"),
+    BitextPair("cat", "paka", "", "a.tsv:2"),
+  ]
   assert bitext.read_tsv(p, english_column=1)[0] == BitextPair("jambo", "hello", "", "a.tsv:1")
 
 
@@ -144,8 +171,10 @@ def test_tsv_wrong_field_count(tmp_path, caplog):
 def test_tsv_undecodable_utf8(tmp_path):
   p = tmp_path / "latin1.tsv"
   p.write_bytes(b"ok\tsawa\ncaf\xe9\tkahawa\n")
-  with _raises(ValueError, f"{p}:2: invalid UTF-8 (invalid continuation byte at byte 3 of the "
-               "line); expected UTF-8 text"):
+  with _raises(
+    ValueError,
+    f"{p}:2: invalid UTF-8 (invalid continuation byte at byte 3 of the line); expected UTF-8 text",
+  ):
     bitext.read_tsv(p)
   assert bitext.read_tsv(p, skip_invalid=True).skipped == 1
 
@@ -153,11 +182,13 @@ def test_tsv_undecodable_utf8(tmp_path):
 def test_tsv_empty_side(tmp_path):
   p = tmp_path / "empty.tsv"
   p.write_text("a\tb\nc\t  \n", encoding="utf-8")
-  with _raises(ValueError,
-               f"{p}:2: empty foreign text; expected a non-empty segment on both sides"):
+  with _raises(
+    ValueError, f"{p}:2: empty foreign text; expected a non-empty segment on both sides"
+  ):
     bitext.read_tsv(p)
-  with _raises(ValueError,
-               f"{p}:2: empty English text; expected a non-empty segment on both sides"):
+  with _raises(
+    ValueError, f"{p}:2: empty English text; expected a non-empty segment on both sides"
+  ):
     bitext.read_tsv(p, english_column=1)
 
 
@@ -177,8 +208,11 @@ def test_parallel_files_with_different_line_counts(tmp_path):
   (tmp_path / "tatoeba.swh-eng.swh").write_text("a\nb\nc\n", encoding="utf-8")
   (tmp_path / "tatoeba.swh-eng.eng").write_text("A\nB\n", encoding="utf-8")
   foreign, english = tmp_path / "tatoeba.swh-eng.swh", tmp_path / "tatoeba.swh-eng.eng"
-  with _raises(ValueError, f"{foreign}:3: line 3 has no counterpart in {english} (2 lines); "
-               f"expected line-aligned files with equal line counts ({foreign} has 3)"):
+  with _raises(
+    ValueError,
+    f"{foreign}:3: line 3 has no counterpart in {english} (2 lines); "
+    f"expected line-aligned files with equal line counts ({foreign} has 3)",
+  ):
     bitext.read_tatoeba(tmp_path, "swh", skip_invalid=True)  # never skipped
 
 
@@ -186,16 +220,21 @@ def test_parallel_empty_line_and_utf8(tmp_path):
   foreign, english = tmp_path / "tatoeba.swh-eng.swh", tmp_path / "tatoeba.swh-eng.eng"
   foreign.write_text("a\n\nc\n", encoding="utf-8")
   english.write_text("A\nB\nC\n", encoding="utf-8")
-  with _raises(ValueError, f"{foreign}:2 (English {english}:2): empty foreign text; "
-               "expected a non-empty segment on both sides"):
+  with _raises(
+    ValueError,
+    f"{foreign}:2 (English {english}:2): empty foreign text; "
+    "expected a non-empty segment on both sides",
+  ):
     bitext.read_tatoeba(tmp_path, "swh")
   data = bitext.read_tatoeba(tmp_path, "swh", skip_invalid=True)
   assert [p.source for p in data] == ["tatoeba.swh-eng.swh:1", "tatoeba.swh-eng.swh:3"]
   assert data.skipped == 1
   english.write_bytes(b"A\nB\n\xff\n")
   foreign.write_text("a\nb\nc\n", encoding="utf-8")
-  with _raises(ValueError, f"{english}:3: invalid UTF-8 (invalid start byte at byte 0 of "
-               "the line); expected UTF-8 text"):
+  with _raises(
+    ValueError,
+    f"{english}:3: invalid UTF-8 (invalid start byte at byte 0 of the line); expected UTF-8 text",
+  ):
     bitext.read_tatoeba(tmp_path, "swh")
 
 
@@ -207,10 +246,16 @@ def test_ntrex_document_ids_must_align(tmp_path):
   ids.write_text("d1\nd1\nd2\n", encoding="utf-8")
   data = bitext.read_ntrex(tmp_path, "swa")
   assert [(p.english, p.foreign, p.doc_id) for p in data] == [
-      ("Head", "Kichwa", "d1"), ("Body", "Mwili", "d1"), ("Head2", "Kichwa2", "d2")]
+    ("Head", "Kichwa", "d1"),
+    ("Body", "Mwili", "d1"),
+    ("Head2", "Kichwa2", "d2"),
+  ]
   ids.write_text("d1\nd1\n", encoding="utf-8")
-  with _raises(ValueError, f"{ids}: has 2 lines but {tmp_path}/NTREX-128/newstest2019-src.eng.txt "
-               "has 3; expected one document id per line"):
+  with _raises(
+    ValueError,
+    f"{ids}: has 2 lines but {tmp_path}/NTREX-128/newstest2019-src.eng.txt "
+    "has 3; expected one document id per line",
+  ):
     bitext.read_ntrex(tmp_path, "swa")
   ids.write_text("d1\n\nd2\n", encoding="utf-8")
   with _raises(ValueError, f"{ids}:2: empty document id; expected one id per line"):
@@ -219,40 +264,59 @@ def test_ntrex_document_ids_must_align(tmp_path):
 
 def test_tmx_unit_without_both_languages(tmp_path, caplog):
   p = tmp_path / "t.tmx"
-  p.write_text(_tmx([("D1:1", [("sw", "jambo"), ("EN-us", "hello")]),
-                     ("D1:2", [("en", "cat")]),
-                     ("D2:3", [("en", "dog"), ("sw", "mbwa")])]), encoding="utf-8")
-  with _raises(ValueError, f"{p}: tu tuid='D1:2': no variant in xml:lang 'sw' (found ['en']); "
-               "expected one in each language"):
+  p.write_text(
+    _tmx(
+      [
+        ("D1:1", [("sw", "jambo"), ("EN-us", "hello")]),
+        ("D1:2", [("en", "cat")]),
+        ("D2:3", [("en", "dog"), ("sw", "mbwa")]),
+      ]
+    ),
+    encoding="utf-8",
+  )
+  with _raises(
+    ValueError,
+    f"{p}: tu tuid='D1:2': no variant in xml:lang 'sw' (found ['en']); "
+    "expected one in each language",
+  ):
     bitext.read_tmx(p, "sw")
   with caplog.at_level(logging.WARNING, logger="optical_jax.data.bitext"):
     data = bitext.read_tmx(p, "sw", skip_invalid=True)
-  assert data.pairs == [BitextPair("hello", "jambo", "D1", "D1:1"),
-                        BitextPair("dog", "mbwa", "D2", "D2:3")]
+  assert data.pairs == [
+    BitextPair("hello", "jambo", "D1", "D1:1"),
+    BitextPair("dog", "mbwa", "D2", "D2:3"),
+  ]
   assert data.skipped == 1 and f"{p}: skipped 1 invalid records" in caplog.text
 
 
 def test_tmx_empty_segment_and_ambiguous_language(tmp_path):
   p = tmp_path / "t.tmx"
-  p.write_text(_tmx([("D1:1", [("en", "hello"), ("sw", " ")]),
-                     ("D1:2", [("en", "cat"), ("sw", "paka")])]), encoding="utf-8")
-  with _raises(ValueError, f"{p}: tu tuid='D1:1': empty foreign text; "
-               "expected a non-empty segment on both sides"):
+  p.write_text(
+    _tmx([("D1:1", [("en", "hello"), ("sw", " ")]), ("D1:2", [("en", "cat"), ("sw", "paka")])]),
+    encoding="utf-8",
+  )
+  with _raises(
+    ValueError,
+    f"{p}: tu tuid='D1:1': empty foreign text; expected a non-empty segment on both sides",
+  ):
     bitext.read_tmx(p, "sw")
   data = bitext.read_tmx(p, "sw", skip_invalid=True)
   assert data.skipped == 1 and [x.source for x in data] == ["D1:2"]
   q = tmp_path / "es.tmx"
   q.write_text(_tmx([("D1:2", [("en", "a"), ("es-LA", "b"), ("es-ES", "c")])]), encoding="utf-8")
-  with _raises(ValueError, f"{q}: tu tuid='D1:2': 2 variants match xml:lang 'es'; "
-               "expected exactly one"):
+  with _raises(
+    ValueError, f"{q}: tu tuid='D1:2': 2 variants match xml:lang 'es'; expected exactly one"
+  ):
     bitext.read_tmx(q, "es")
   assert bitext.read_tmx(q, "es-la").pairs == [BitextPair("a", "b", "D1", "D1:2")]
 
 
 def test_tmx_inline_markup_and_zip(tmp_path):
-  tmx = ('<?xml version="1.0"?><tmx version="1.4"><header/><body>'
-         '<tu><tuv xml:lang="en"><seg>a <bpt i="1">&lt;b&gt;</bpt>bold<ept i="1">&lt;/b&gt;</ept>'
-         ' <hi>word</hi></seg></tuv><tuv xml:lang="sw"><seg>neno</seg></tuv></tu></body></tmx>')
+  tmx = (
+    '<?xml version="1.0"?><tmx version="1.4"><header/><body>'
+    '<tu><tuv xml:lang="en"><seg>a <bpt i="1">&lt;b&gt;</bpt>bold<ept i="1">&lt;/b&gt;</ept>'
+    ' <hi>word</hi></seg></tuv><tuv xml:lang="sw"><seg>neno</seg></tuv></tu></body></tmx>'
+  )
   z = tmp_path / "x.tmx.zip"
   with zipfile.ZipFile(z, "w") as zf:
     zf.writestr("x.tmx", tmx)
@@ -268,41 +332,58 @@ def test_tmx_inline_markup_and_zip(tmp_path):
 
 def test_tmx_malformed_xml(tmp_path):
   p = tmp_path / "broken.tmx"
-  p.write_text('<?xml version="1.0"?>\n<tmx><body>\n<tu tuid="D:1"><tuv xml:lang="en">\n'
-               "<seg>x</tuv></tu></body></tmx>\n", encoding="utf-8")
-  with _raises(ValueError, f"{p}: malformed XML (mismatched tag: line 4, column 8); "
-               "expected a well-formed TMX document"):
+  p.write_text(
+    '<?xml version="1.0"?>\n<tmx><body>\n<tu tuid="D:1"><tuv xml:lang="en">\n'
+    "<seg>x</tuv></tu></body></tmx>\n",
+    encoding="utf-8",
+  )
+  with _raises(
+    ValueError,
+    f"{p}: malformed XML (mismatched tag: line 4, column 8); expected a well-formed TMX document",
+  ):
     bitext.read_tmx(p, "sw")
   z = tmp_path / "broken.tmx.zip"
   with zipfile.ZipFile(z, "w") as zf:
     zf.write(p, "broken.tmx")
-  with _raises(ValueError, f"{z}[broken.tmx]: malformed XML (mismatched tag: line 4, column 8); "
-               "expected a well-formed TMX document"):
+  with _raises(
+    ValueError,
+    f"{z}[broken.tmx]: malformed XML (mismatched tag: line 4, column 8); "
+    "expected a well-formed TMX document",
+  ):
     bitext.read_tmx(z, "sw")
 
 
 # ---------------------------------------------------------------- TFDS builder
+
 
 @pytest.fixture(scope="module")
 def tfds_tico19():
   pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
   from optical_jax.data import tfds_tico19 as module  # pylint: disable=import-outside-toplevel
+
   return module
 
 
-def test_tfds_tico19_builds_and_reads_without_tensorflow(shared_data, tfds_tico19, tico_sw,
-                                                        tmp_path):
+def test_tfds_tico19_builds_and_reads_without_tensorflow(
+  shared_data, tfds_tico19, tico_sw, tmp_path
+):
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
   builder = tfds_tico19.Tico19(config="sw", data_dir=str(tmp_path))
   builder.download_and_prepare(
-      file_format="array_record",
-      download_config=tfds.download.DownloadConfig(
-          manual_dir=str(shared_data / "tico19/original_zips")))
+    file_format="array_record",
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=str(shared_data / "tico19/original_zips")
+    ),
+  )
   source = tfds.data_source("tico19/sw", data_dir=str(tmp_path))["train"]
   assert len(source) == 3071
-  assert source[0] == {"english": tico_sw[0].english.encode(),
-                       "foreign": tico_sw[0].foreign.encode(), "doc_id": b"CMU_1"}
+  assert source[0] == {
+    "english": tico_sw[0].english.encode(),
+    "foreign": tico_sw[0].foreign.encode(),
+    "doc_id": b"CMU_1",
+  }
   assert [source[i]["doc_id"].decode() for i in range(3071)] == [p.doc_id for p in tico_sw]
   assert "tensorflow" not in sys.modules
 
@@ -310,6 +391,7 @@ def test_tfds_tico19_builds_and_reads_without_tensorflow(shared_data, tfds_tico1
 def test_tfds_tico19_download_is_checked(shared_data, tfds_tico19, tmp_path, monkeypatch):
   """No manual dir: the builder downloads (here: a stub) and checks the sha256."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
   urls = []
 
   def fake_download(self, url):  # pylint: disable=unused-argument
@@ -320,8 +402,10 @@ def test_tfds_tico19_download_is_checked(shared_data, tfds_tico19, tmp_path, mon
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
   tfds_tico19.prepare("so", tmp_path / "data")
-  assert urls == [f"https://raw.githubusercontent.com/tico-19/tico-19.github.io/"
-                  f"{tfds_tico19.UPSTREAM_COMMIT}/data/TM/all.en-so.tmx.zip"]
+  assert urls == [
+    f"https://raw.githubusercontent.com/tico-19/tico-19.github.io/"
+    f"{tfds_tico19.UPSTREAM_COMMIT}/data/TM/all.en-so.tmx.zip"
+  ]
   assert len(tfds.data_source("tico19/so", data_dir=str(tmp_path / "data"))["train"]) == 3071
   with pytest.raises(ValueError, match=r"dl\.zip: sha256 0809ea46.*; expected 665d685b"):
     tfds_tico19.prepare("sw", tmp_path / "data2")

@@ -8,43 +8,76 @@ import pytest
 
 from optical_jax.data import bitext, collections
 from optical_jax.evaluation import metrics
-from optical_jax.data.collection_format import (Collection, is_language_code, load_collection,
-                                               read_trec_topics, write_collection)
+from optical_jax.data.collection_format import (
+  Collection,
+  is_language_code,
+  load_collection,
+  read_trec_topics,
+  write_collection,
+)
 
 #: the study's languages, as NTREX names its files
-NTREX_LANGS = ["swa", "som", "yor", "hau", "fil", "mar", "deu", "fra", "rus", "zho-CN", "arb",
-               "hin", "spa"]
+NTREX_LANGS = [
+  "swa",
+  "som",
+  "yor",
+  "hau",
+  "fil",
+  "mar",
+  "deu",
+  "fra",
+  "rus",
+  "zho-CN",
+  "arb",
+  "hin",
+  "spa",
+]
 
 
 def _write(root, docs=None, qrels="q1 0 d1 1\nq2 0 d2 1\n", queries=None, meta=None):
   """A small valid collection at ``root``; each part can be replaced (str or bytes)."""
   if docs is None:
-    docs = ('{"doc_id": "d1", "title": "First", "text": "Body one."}\n'
-            '{"doc_id": "d2", "text": "Body two."}\n')
+    docs = (
+      '{"doc_id": "d1", "title": "First", "text": "Body one."}\n'
+      '{"doc_id": "d2", "text": "Body two."}\n'
+    )
   queries = {"swa.tsv": "q1\tswali moja\nq2\tswali mbili\n"} if queries is None else queries
   (root / "queries").mkdir(parents=True)
-  for name, content in [("docs.jsonl", docs), ("qrels.txt", qrels)] + [
-      (f"queries/{n}", c) for n, c in queries.items()] + (
-          [("meta.json", json.dumps(meta))] if meta else []):
+  for name, content in (
+    [("docs.jsonl", docs), ("qrels.txt", qrels)]
+    + [(f"queries/{n}", c) for n, c in queries.items()]
+    + ([("meta.json", json.dumps(meta))] if meta else [])
+  ):
     (root / name).write_bytes(content if isinstance(content, bytes) else content.encode())
   return root
 
 
 def test_load_collection(tmp_path):
-  root = _write(tmp_path / "c", queries={"swa.tsv": "q1\tswali moja\n",
-                                         "zho-CN.tsv": "q2\t问题\n",
-                                         "README.md": "ignored", ".hidden.tsv": "ignored"},
-                meta={"description": "known-item test built from translations"})
+  root = _write(
+    tmp_path / "c",
+    queries={
+      "swa.tsv": "q1\tswali moja\n",
+      "zho-CN.tsv": "q2\t问题\n",
+      "README.md": "ignored",
+      ".hidden.tsv": "ignored",
+    },
+    meta={"description": "known-item test built from translations"},
+  )
   c = load_collection(root)
   assert c.name == "c" and c.doc_ids == ["d1", "d2"]
   assert c.docs == {"d1": "First\nBody one.", "d2": "Body two."} and c.titles == {"d1": "First"}
   assert c.queries == {"swa": {"q1": "swali moja"}, "zho-CN": {"q2": "问题"}}
   assert c.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}} and c.qrels_for(["q2", "q9"]) == {
-      "q2": {"d2": 1}}
+    "q2": {"d2": 1}
+  }
   assert c.meta == {"description": "known-item test built from translations"}
   assert list(load_collection(root, langs=["zho-CN"]).queries) == ["zho-CN"]
-  with pytest.raises(FileNotFoundError, match=re.escape(
-      f"{root / 'queries'}: no query file for ['fra', 'deu']; found ['swa', 'zho-CN']")):
+  with pytest.raises(
+    FileNotFoundError,
+    match=re.escape(
+      f"{root / 'queries'}: no query file for ['fra', 'deu']; found ['swa', 'zho-CN']"
+    ),
+  ):
     load_collection(root, langs=["swa", "fra", "deu"])
 
 
@@ -52,8 +85,15 @@ def test_write_round_trip_is_atomic(tmp_path):
   c = load_collection(_write(tmp_path / "src", meta={"name": "mine"}))
   write_collection(c, tmp_path / "out")
   again = load_collection(tmp_path / "out")
-  assert (again.name, again.doc_ids, again.docs, again.titles, again.queries, again.qrels,
-          again.meta) == ("mine", c.doc_ids, c.docs, c.titles, c.queries, c.qrels, c.meta)
+  assert (
+    again.name,
+    again.doc_ids,
+    again.docs,
+    again.titles,
+    again.queries,
+    again.qrels,
+    again.meta,
+  ) == ("mine", c.doc_ids, c.docs, c.titles, c.queries, c.qrels, c.meta)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # no temporary left
   with pytest.raises(FileExistsError, match=r"out: exists and is not empty; pass overwrite=True"):
     write_collection(c, tmp_path / "out")
@@ -67,48 +107,82 @@ def test_write_round_trip_is_atomic(tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
 
 
-@pytest.mark.parametrize("parts, message", [
-    ({"qrels": "q1 0 d1 1\nq2 0 d2\n"},
-     "qrels.txt:2: expected 4 whitespace-separated fields 'qid iteration doc_id relevance', "
-     "got 3"),
-    ({"qrels": "q1 0 d1 rel\n"},
-     "qrels.txt:1: relevance 'rel' is not an integer; expected an integer relevance grade"),
-    ({"qrels": "q1 0 d1 1\nq1 0 d7 1\n"},
-     "qrels.txt:2: document 'd7' is not in {root}/docs.jsonl; expected qrels over the "
-     "collection's documents"),
-    ({"docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "b"}\n'
-              '{"doc_id": "d1", "text": "c"}\n'},
-     "docs.jsonl:3: duplicate doc_id 'd1' (first on line 1); expected unique document ids"),
-    ({"docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "  "}\n'},
-     "docs.jsonl:2: document 'd2' has empty text; expected non-empty text"),
-    ({"docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "trunc'},
-     "docs.jsonl:2: invalid or truncated JSON at column 26 (Unterminated string starting at); "
-     "expected one JSON object per line"),
-    ({"docs": '{"doc_id": "d1", "text": "a"}\n["d2", "b"]\n'},
-     "docs.jsonl:2: expected an object with string fields 'doc_id' and 'text' (and optionally "
-     "'title')"),
-    ({"docs": '{"doc_id": "d 1", "text": "a"}\n'},
-     "docs.jsonl:1: doc_id 'd 1' is empty or contains whitespace; expected a non-empty id"),
-    ({"docs": b'{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "caf\xe9"}\n'},
-     "docs.jsonl:2: invalid UTF-8 (invalid continuation byte at byte 29 of the line); "
-     "expected UTF-8 text"),
-    ({"queries": {"swa.tsv": "q1\tswali\nq2\tswali mbili\nq1\ttena\n"}},
-     "queries/swa.tsv:3: duplicate query id 'q1' (first on line 1); expected unique query ids "
-     "per language"),
-    ({"queries": {"swa.tsv": "q1\tswali\nq2\t \n"}},
-     "queries/swa.tsv:2: query 'q2' has empty text; expected a query"),
-    ({"queries": {"swa.tsv": "q1\tswali\nq2 swali mbili\n"}},
-     "queries/swa.tsv:2: expected 2 tab-separated fields 'qid<TAB>text', got 1"),
-    ({"queries": {"swa.tsv": b"q1\tswali\nq2\t\xc3\n"}},
-     "queries/swa.tsv:2: invalid UTF-8 (unexpected end of data at byte 3 of the line); "
-     "expected UTF-8 text"),
-    ({"queries": {"english.tsv": "q1\tquestion\n"}},
-     "queries/english.tsv: 'english' is not a known language code; expected the file named by "
-     "an ISO 639-1/639-3 code (optionally with region/script, e.g. 'swa.tsv', 'zho-CN.tsv')"),
+@pytest.mark.parametrize(
+  "parts, message",
+  [
+    (
+      {"qrels": "q1 0 d1 1\nq2 0 d2\n"},
+      "qrels.txt:2: expected 4 whitespace-separated fields 'qid iteration doc_id relevance', got 3",
+    ),
+    (
+      {"qrels": "q1 0 d1 rel\n"},
+      "qrels.txt:1: relevance 'rel' is not an integer; expected an integer relevance grade",
+    ),
+    (
+      {"qrels": "q1 0 d1 1\nq1 0 d7 1\n"},
+      "qrels.txt:2: document 'd7' is not in {root}/docs.jsonl; expected qrels over the "
+      "collection's documents",
+    ),
+    (
+      {
+        "docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "b"}\n'
+        '{"doc_id": "d1", "text": "c"}\n'
+      },
+      "docs.jsonl:3: duplicate doc_id 'd1' (first on line 1); expected unique document ids",
+    ),
+    (
+      {"docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "  "}\n'},
+      "docs.jsonl:2: document 'd2' has empty text; expected non-empty text",
+    ),
+    (
+      {"docs": '{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "trunc'},
+      "docs.jsonl:2: invalid or truncated JSON at column 26 (Unterminated string starting at); "
+      "expected one JSON object per line",
+    ),
+    (
+      {"docs": '{"doc_id": "d1", "text": "a"}\n["d2", "b"]\n'},
+      "docs.jsonl:2: expected an object with string fields 'doc_id' and 'text' (and optionally "
+      "'title')",
+    ),
+    (
+      {"docs": '{"doc_id": "d 1", "text": "a"}\n'},
+      "docs.jsonl:1: doc_id 'd 1' is empty or contains whitespace; expected a non-empty id",
+    ),
+    (
+      {"docs": b'{"doc_id": "d1", "text": "a"}\n{"doc_id": "d2", "text": "caf\xe9"}\n'},
+      "docs.jsonl:2: invalid UTF-8 (invalid continuation byte at byte 29 of the line); "
+      "expected UTF-8 text",
+    ),
+    (
+      {"queries": {"swa.tsv": "q1\tswali\nq2\tswali mbili\nq1\ttena\n"}},
+      "queries/swa.tsv:3: duplicate query id 'q1' (first on line 1); expected unique query ids "
+      "per language",
+    ),
+    (
+      {"queries": {"swa.tsv": "q1\tswali\nq2\t \n"}},
+      "queries/swa.tsv:2: query 'q2' has empty text; expected a query",
+    ),
+    (
+      {"queries": {"swa.tsv": "q1\tswali\nq2 swali mbili\n"}},
+      "queries/swa.tsv:2: expected 2 tab-separated fields 'qid<TAB>text', got 1",
+    ),
+    (
+      {"queries": {"swa.tsv": b"q1\tswali\nq2\t\xc3\n"}},
+      "queries/swa.tsv:2: invalid UTF-8 (unexpected end of data at byte 3 of the line); "
+      "expected UTF-8 text",
+    ),
+    (
+      {"queries": {"english.tsv": "q1\tquestion\n"}},
+      "queries/english.tsv: 'english' is not a known language code; expected the file named by "
+      "an ISO 639-1/639-3 code (optionally with region/script, e.g. 'swa.tsv', 'zho-CN.tsv')",
+    ),
     ({"queries": {"qaa.tsv": "q1\tquestion\n"}}, "queries/qaa.tsv: 'qaa' is not a known"),
-    ({"queries": {"swa.tsv": "q1\tx\n", "swa.trec": "<top><num>1<title>x</top>"}},
-     "queries/swa.tsv: language 'swa' also has swa.trec; expected one query file per language"),
-])
+    (
+      {"queries": {"swa.tsv": "q1\tx\n", "swa.trec": "<top><num>1<title>x</top>"}},
+      "queries/swa.tsv: language 'swa' also has swa.trec; expected one query file per language",
+    ),
+  ],
+)
 def test_malformed_collection(tmp_path, parts, message):
   root = _write(tmp_path / "c", **parts)
   with pytest.raises(ValueError, match="^" + re.escape(f"{root}/" + message.format(root=root))):
@@ -146,35 +220,50 @@ A relevant document must as a minimum identify the organization.
 def test_trec_topics(tmp_path):
   path = tmp_path / "topics.txt"
   path.write_text(_TOPICS)
-  assert read_trec_topics(path) == {"301": "International Organized Crime",
-                                    "302": "Poliomyelitis and Post-Polio"}
+  assert read_trec_topics(path) == {
+    "301": "International Organized Crime",
+    "302": "Poliomyelitis and Post-Polio",
+  }
   with pytest.raises(ValueError, match=r"topics.txt:12: topic '302' has no desc text"):
     read_trec_topics(path, field="desc")
   (tmp_path / "one.txt").write_text(_TOPICS.split("</top>")[0] + "</top>")
   assert read_trec_topics(tmp_path / "one.txt", "narr") == {
-      "301": "A relevant document must as a minimum identify the organization."}
+    "301": "A relevant document must as a minimum identify the organization."
+  }
   assert read_trec_topics(tmp_path / "one.txt", "desc") == {
-      "301": "Identify organizations that participate in international criminal activity."}
-  root = _write(tmp_path / "c", qrels="301 0 d1 1\n302 0 d2 1\n",
-                queries={"eng.trec": _TOPICS, "swa.tsv": "301\tx\n"})
+    "301": "Identify organizations that participate in international criminal activity."
+  }
+  root = _write(
+    tmp_path / "c",
+    qrels="301 0 d1 1\n302 0 d2 1\n",
+    queries={"eng.trec": _TOPICS, "swa.tsv": "301\tx\n"},
+  )
   assert load_collection(root).queries["eng"]["302"] == "Poliomyelitis and Post-Polio"
   c = load_collection(root, langs=["en"], topics_file=path, topics_lang="en")
-  assert c.queries == {"en": {"301": "International Organized Crime",
-                              "302": "Poliomyelitis and Post-Polio"}}
+  assert c.queries == {
+    "en": {"301": "International Organized Crime", "302": "Poliomyelitis and Post-Polio"}
+  }
   with pytest.raises(ValueError, match=r"topics_lang 'topics' is not a known language code"):
     load_collection(root, topics_file=path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("<top><num>1<title>a</top>\n<top>\n<num>1\n<title>b</top>",
-     "topics.txt:3: duplicate topic number '1' (first on line 1); expected unique topic numbers"),
-    ("<top><num>1<title>a\n<top><num>2<title>b</top>",
-     "topics.txt:2: <top> inside the topic opened on line 1; expected </top> first"),
+@pytest.mark.parametrize(
+  "text, message",
+  [
+    (
+      "<top><num>1<title>a</top>\n<top>\n<num>1\n<title>b</top>",
+      "topics.txt:3: duplicate topic number '1' (first on line 1); expected unique topic numbers",
+    ),
+    (
+      "<top><num>1<title>a\n<top><num>2<title>b</top>",
+      "topics.txt:2: <top> inside the topic opened on line 1; expected </top> first",
+    ),
     ("<top><num>1<title>a</top>\n<top><num>2\n<title>b", "topics.txt:2: <top> is never closed"),
     ("<top><num>1\n<title>  \n</top>", "topics.txt:2: topic '1' has no title text"),
     ("<top><title>a</top>", "topics.txt:1: topic number '' is empty or contains whitespace"),
     ("no topics here", "topics.txt: no <top> topics found; expected classic TREC topics"),
-])
+  ],
+)
 def test_malformed_trec_topics(tmp_path, text, message):
   (tmp_path / "topics.txt").write_text(text)
   with pytest.raises(ValueError, match="^" + re.escape(f"{tmp_path}/{message}")):
@@ -182,8 +271,20 @@ def test_malformed_trec_topics(tmp_path, text, message):
 
 
 def test_language_codes():
-  for code in ["sw", "swa", "fil", "tgl", "arb", "ara", "zho", "zho-CN", "es-LA", "pt-BR",
-               "zh-Hans", "eng"]:
+  for code in [
+    "sw",
+    "swa",
+    "fil",
+    "tgl",
+    "arb",
+    "ara",
+    "zho",
+    "zho-CN",
+    "es-LA",
+    "pt-BR",
+    "zh-Hans",
+    "eng",
+  ]:
     assert is_language_code(code), code
   for code in ["english", "xx", "xyz", "und", "mul", "qaa", "e", "sw_KE", "123", "swa-"]:
     assert not is_language_code(code), code
@@ -194,8 +295,11 @@ def test_language_codes():
 
 def test_irds_unknown_id():
   pytest.importorskip("ir_datasets")
-  with pytest.raises(ValueError, match=r"^irds:made-up/nothing: ir_datasets \S+ has no dataset "
-                                       r"'made-up/nothing'"):
+  with pytest.raises(
+    ValueError,
+    match=r"^irds:made-up/nothing: ir_datasets \S+ has no dataset "
+    r"'made-up/nothing'",
+  ):
     load_collection("irds:made-up/nothing")
 
 
@@ -207,11 +311,17 @@ def test_irds_not_downloaded_names_what_is_missing():
   if existed and any(cache.iterdir()):
     pytest.skip(f"vaswani is (partly) downloaded on this machine ({cache})")
   try:
-    with pytest.raises(FileNotFoundError, match=r"^irds:vaswani: the dataset is not downloaded "
-                                                r".*missing \['http.*npl\.tar\.gz'"):
+    with pytest.raises(
+      FileNotFoundError,
+      match=r"^irds:vaswani: the dataset is not downloaded "
+      r".*missing \['http.*npl\.tar\.gz'",
+    ):
       load_collection("irds:vaswani")
-    with pytest.raises(FileNotFoundError, match=r"^irds:vaswani: no queries in \['fra'\]; "
-                                                r"found \['en'\]"):
+    with pytest.raises(
+      FileNotFoundError,
+      match=r"^irds:vaswani: no queries in \['fra'\]; "
+      r"found \['en'\]",
+    ):
       load_collection("irds:vaswani", langs=["fra"])
   finally:
     if not existed and cache.is_dir() and not any(cache.iterdir()):
@@ -231,16 +341,34 @@ def ntrex(shared_data, tmp_path_factory):
 def test_ntrex_foreign_query(shared_data, ntrex):
   out, built = ntrex
   c = load_collection(out)
-  names = ["swa", "som", "yor", "hau", "fil", "mar", "deu", "fra", "rus", "zho", "arb", "hin",
-           "spa"]
+  names = [
+    "swa",
+    "som",
+    "yor",
+    "hau",
+    "fil",
+    "mar",
+    "deu",
+    "fra",
+    "rus",
+    "zho",
+    "arb",
+    "hin",
+    "spa",
+  ]
   assert sorted(c.queries) == sorted(names)  # zho-CN -> zho, the rest unchanged
   assert len(c.doc_ids) == 123 and len(set(c.doc_ids)) == 123
   assert all(len(q) == 123 for q in c.queries.values())
   assert c.qrels == {d: {d: 1} for d in c.doc_ids}
-  assert (c.doc_ids, c.docs, c.queries, c.qrels) == (built.doc_ids, built.docs, built.queries,
-                                                     built.qrels)
-  assert c.docs["bbc.381790"].startswith("Welsh AMs worried about 'looking like muppets'\n"
-                                         "There is consternation among some AMs")
+  assert (c.doc_ids, c.docs, c.queries, c.qrels) == (
+    built.doc_ids,
+    built.docs,
+    built.queries,
+    built.qrels,
+  )
+  assert c.docs["bbc.381790"].startswith(
+    "Welsh AMs worried about 'looking like muppets'\nThere is consternation among some AMs"
+  )
   deu = bitext.read_ntrex(shared_data / "ntrex128", "deu")
   assert c.queries["deu"]["bbc.381790"] == deu[0].foreign
   lines = {p.doc_id: 0 for p in deu}
@@ -252,13 +380,16 @@ def test_ntrex_foreign_query(shared_data, ntrex):
   assert c.meta["license"] == "CC BY-SA 4.0" and collections.NTREX_COMMIT in c.meta["source"]
   assert c.meta["query_languages"]["zho"] == "zho-CN"
   perfect = {q: {q: 1.0} for q in c.queries["swa"]}
-  assert metrics.evaluate(perfect, c.qrels_for(c.queries["swa"]),
-                          doc_ids=set(c.doc_ids)).mean["MAP"] == 1.0
+  assert (
+    metrics.evaluate(perfect, c.qrels_for(c.queries["swa"]), doc_ids=set(c.doc_ids)).mean["MAP"]
+    == 1.0
+  )
 
 
 def test_ntrex_english_query_and_language_names(shared_data, tmp_path):
-  written = collections.build_ntrex(shared_data / "ntrex128", tmp_path, ["swa", "zho"],
-                                    direction="english_query", with_title=False)
+  written = collections.build_ntrex(
+    shared_data / "ntrex128", tmp_path, ["swa", "zho"], direction="english_query", with_title=False
+  )
   assert sorted(written) == [str(tmp_path / "swa"), str(tmp_path / "zho")]
   c = load_collection(tmp_path / "zho")
   assert list(c.queries) == ["eng"] and len(c.queries["eng"]) == 123 and not c.titles
@@ -290,8 +421,9 @@ def test_tico19_passages(shared_data, tmp_path):
   assert c.queries["tgl"]["CMU_1:1"] == "mga gaano na katagal ang mga sintomas na ito?"
   assert c.meta["segments_unquoted"]["tgl"] == 137 and c.meta["segments_unquoted"]["swa"] == 0
   assert c.meta["license"] == "CC0 1.0" and "known-item" in c.meta["description"].lower()
-  overlapping = collections.tico19_collection({"sw": zips / "all.en-sw.tmx.zip"},
-                                              zips / "all.en-fr.tmx.zip", window=5, stride=2)
+  overlapping = collections.tico19_collection(
+    {"sw": zips / "all.en-sw.tmx.zip"}, zips / "all.en-fr.tmx.zip", window=5, stride=2
+  )
   assert {len(r) for r in overlapping.qrels.values()} == {1, 2, 3}
   assert overlapping.qrels["CMU_1:5"] == {"CMU_1:0-4": 1, "CMU_1:2-6": 1, "CMU_1:4-8": 1}
   with pytest.raises(ValueError, match=r"window=2, stride=3; expected 1 <= stride <= window"):
@@ -305,12 +437,39 @@ def test_unquote_csv():
 
 
 def test_cli(shared_data, tmp_path, capsys):
-  assert collections.main(["ntrex", "--source", str(shared_data / "ntrex128"), "--out",
-                           str(tmp_path / "n"), "--langs", "swa,zho-CN"]) == 0
+  assert (
+    collections.main(
+      [
+        "ntrex",
+        "--source",
+        str(shared_data / "ntrex128"),
+        "--out",
+        str(tmp_path / "n"),
+        "--langs",
+        "swa,zho-CN",
+      ]
+    )
+    == 0
+  )
   assert "123 documents, queries {'swa': 123, 'zho': 123}" in capsys.readouterr().out
-  assert collections.main(["tico19", "--source", str(shared_data / "tico19/original_zips"),
-                           "--out", str(tmp_path / "t"), "--langs", "swa", "--window", "10",
-                           "--stride", "10"]) == 0
+  assert (
+    collections.main(
+      [
+        "tico19",
+        "--source",
+        str(shared_data / "tico19/original_zips"),
+        "--out",
+        str(tmp_path / "t"),
+        "--langs",
+        "swa",
+        "--window",
+        "10",
+        "--stride",
+        "10",
+      ]
+    )
+    == 0
+  )
   assert "322 documents, queries {'swa': 3071}" in capsys.readouterr().out
 
 
@@ -321,6 +480,7 @@ def test_tfds_ntrex_builds_from_manual_dir_without_tensorflow(shared_data, ntrex
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
   from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+
   tfds_collections.prepare("ntrex_clir", "zho", tmp_path, shared_data / "ntrex128")
   source = tfds.data_source("ntrex_clir/zho", data_dir=str(tmp_path))
   docs, queries = source["documents"], source["queries"]
@@ -338,22 +498,30 @@ def test_tfds_ntrex_download_is_pinned_and_checked(shared_data, tmp_path, monkey
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
   from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+
   urls = []
 
   def fake_download(self, url):  # pylint: disable=unused-argument
     urls.append(url)
     rel = url.split(collections.NTREX_COMMIT + "/")[1]
-    return shared_data / "ntrex128" / ("DOCUMENT_IDS.tsv" if "som" in rel and len(urls) > 3
-                                       else rel)
+    return (
+      shared_data / "ntrex128" / ("DOCUMENT_IDS.tsv" if "som" in rel and len(urls) > 3 else rel)
+    )
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
   tfds_collections.prepare("ntrex_clir", "swa", tmp_path / "a")
   base = f"https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/{collections.NTREX_COMMIT}/"
-  assert sorted(urls) == [base + "DOCUMENT_IDS.tsv", base + "NTREX-128/newstest2019-ref.swa.txt",
-                          base + "NTREX-128/newstest2019-src.eng.txt"]
+  assert sorted(urls) == [
+    base + "DOCUMENT_IDS.tsv",
+    base + "NTREX-128/newstest2019-ref.swa.txt",
+    base + "NTREX-128/newstest2019-src.eng.txt",
+  ]
   assert len(tfds.data_source("ntrex_clir/swa", data_dir=str(tmp_path / "a"))["queries"]) == 123
-  with pytest.raises(ValueError, match=r"DOCUMENT_IDS.tsv: sha256 88a8b0ff.* of "
-                                       r".*newstest2019-ref\.som\.txt; expected 2d13c10e"):
+  with pytest.raises(
+    ValueError,
+    match=r"DOCUMENT_IDS.tsv: sha256 88a8b0ff.* of "
+    r".*newstest2019-ref\.som\.txt; expected 2d13c10e",
+  ):
     tfds_collections.prepare("ntrex_clir", "som", tmp_path / "b")
 
 
@@ -361,14 +529,21 @@ def test_tfds_tico19_builds_from_manual_dir(shared_data, tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
   from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+
   zips = shared_data / "tico19" / "original_zips"
   tfds_collections.prepare("tico19_clir", "tgl", tmp_path, zips)
   source = tfds.data_source("tico19_clir/tgl", data_dir=str(tmp_path))
-  built = collections.tico19_collection({"tl": zips / "all.en-tl.tmx.zip"},
-                                        zips / "all.en-fr.tmx.zip")
+  built = collections.tico19_collection(
+    {"tl": zips / "all.en-tl.tmx.zip"}, zips / "all.en-fr.tmx.zip"
+  )
   docs, queries = source["documents"], source["queries"]
   assert len(docs) == 624 and len(queries) == 3071
-  assert docs[0] == {"id": b"CMU_1:0-4", "title": b"", "text": built.docs["CMU_1:0-4"].encode(),
-                     "relevant": [], "relevance": []}
+  assert docs[0] == {
+    "id": b"CMU_1:0-4",
+    "title": b"",
+    "text": built.docs["CMU_1:0-4"].encode(),
+    "relevant": [],
+    "relevance": [],
+  }
   assert queries[0]["text"].decode() == built.queries["tgl"]["CMU_1:1"]
   assert queries[0]["relevant"] == [b"CMU_1:0-4"]

@@ -37,12 +37,24 @@ def shared(tmp_path):
   mafand_yor.append(mafand_yor[-1])  # a duplicate inside the file
   _parallel(root / "mafand_mt/en-yor", "train", "yor", mafand_yor)
   _parallel(root / "mafand_mt/en-yor", "dev", "yor", [("Yor dev.", "Yor dev f.")])
-  _parallel(root / "mafand_mt/en-hau", "train", "hau",
-            [(f"Hausa news {i}.", f"Labarai {i}.") for i in range(100)])
-  _parallel(root / "mafand_mt/en-hau", "dev", "hau",
-            [(f"Hausa dev {i}.", f"Labarin dev {i}.") for i in range(20)])
-  _parallel(root / "mafand_mt/en-swa", "train", "swa",
-            [(f"Swahili text {i}.", f"Maandishi {i}.") for i in range(300)])
+  _parallel(
+    root / "mafand_mt/en-hau",
+    "train",
+    "hau",
+    [(f"Hausa news {i}.", f"Labarai {i}.") for i in range(100)],
+  )
+  _parallel(
+    root / "mafand_mt/en-hau",
+    "dev",
+    "hau",
+    [(f"Hausa dev {i}.", f"Labarin dev {i}.") for i in range(20)],
+  )
+  _parallel(
+    root / "mafand_mt/en-swa",
+    "train",
+    "swa",
+    [(f"Swahili text {i}.", f"Maandishi {i}.") for i in range(300)],
+  )
   for split, n in (("dev", 40), ("devtest", 10)):
     _write(root / f"flores200/{split}/eng_Latn.{split}", [f"Flores {split} {i}." for i in range(n)])
     _write(root / f"flores200/{split}/hau_Latn.{split}", [f"Hau {split} {i}." for i in range(n)])
@@ -56,52 +68,99 @@ def _build(shared, **kw):
 
 
 def _row(manifest, corpus, split, lang):
-  return next(r for r in manifest["sources"]
-              if (r["corpus"], r["split"], r["lang"]) == (corpus, split, lang))
+  return next(
+    r for r in manifest["sources"] if (r["corpus"], r["split"], r["lang"]) == (corpus, split, lang)
+  )
 
 
 # ---------------------------------------------------------------- spec
 
+
 def test_parse_spec_order_and_all():
-  got = [s.name for s in mixture.parse_spec("mafand:all:kin+hau, flores200:all:yor, "
-                                            "ciral:test-b:all")]
-  assert got == ["mafand:train:hau", "mafand:dev:kin", "mafand:dev:hau", "mafand:test:kin",
-                 "mafand:test:hau", "flores200:dev:yor",  # 'all' leaves FLORES devtest out
-                 "ciral:test-b:hau", "ciral:test-b:som", "ciral:test-b:swa", "ciral:test-b:yor"]
+  got = [
+    s.name for s in mixture.parse_spec("mafand:all:kin+hau, flores200:all:yor, ciral:test-b:all")
+  ]
+  assert got == [
+    "mafand:train:hau",
+    "mafand:dev:kin",
+    "mafand:dev:hau",
+    "mafand:test:kin",
+    "mafand:test:hau",
+    "flores200:dev:yor",  # 'all' leaves FLORES devtest out
+    "ciral:test-b:hau",
+    "ciral:test-b:som",
+    "ciral:test-b:swa",
+    "ciral:test-b:yor",
+  ]
   assert [s.name for s in mixture.parse_spec("afriqa:all:all")] == [
-      "afriqa:train:bem", "afriqa:train:hau", "afriqa:train:ibo", "afriqa:train:kin",
-      "afriqa:train:twi", "afriqa:train:zul"]  # no Yoruba: its train is the collection's test
+    "afriqa:train:bem",
+    "afriqa:train:hau",
+    "afriqa:train:ibo",
+    "afriqa:train:kin",
+    "afriqa:train:twi",
+    "afriqa:train:zul",
+  ]  # no Yoruba: its train is the collection's test
   assert mixture.parse_spec("flores200:devtest:hau")[0].split == "devtest"  # named: allowed
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("", "mixture spec '' is empty; expected 'corpus:splits:langs, ...' (e.g. "
-         "'mafand:train+dev:hau+yor, flores200:dev:all')"),
-    ("mafand:train", "mixture spec entry 'mafand:train': expected corpus:splits:langs (e.g. "
-                     "'mafand:train+dev:hau+yor')"),
-    ("opus:train:hau", "mixture spec entry 'opus:train:hau': unknown corpus 'opus'; available: "
-                       "['afriqa', 'ciral', 'flores200', 'hornmt', 'mafand', 'menyo20k', "
-                       "'wmt24pp']"),
-    ("mafand:train:sw", "mixture spec entry 'mafand:train:sw': mafand has no language(s) ['sw']; "
-                        "available (ISO 639-3): ['hau', 'ibo', 'kin', 'swa', 'yor', 'zul']"),
-    ("mafand:valid:hau", "mixture spec entry 'mafand:valid:hau': mafand has no split(s) "
-                         "['valid']; available: ['train', 'dev', 'test'] (or 'all')"),
-    ("mafand:train:kin", "mixture spec entry 'mafand:train:kin': mafand kin has no split "
-                         "'train'; available: ['dev', 'test']"),
-    ("mafand:train+:hau", "mixture spec entry 'mafand:train+:hau': empty split in 'train+'; "
-                          "expected splits joined by '+', or 'all'"),
-    ("mafand:all+dev:hau", "mixture spec entry 'mafand:all+dev:hau': 'all' cannot be combined "
-                           "with other splits"),
-    ("mafand:train:hau, mafand:train+dev:hau", "mixture spec entry 'mafand:train+dev:hau': "
-     "mafand:train:hau is already in entry 'mafand:train:hau'; name each source once"),
+@pytest.mark.parametrize(
+  "spec,message",
+  [
+    (
+      "",
+      "mixture spec '' is empty; expected 'corpus:splits:langs, ...' (e.g. "
+      "'mafand:train+dev:hau+yor, flores200:dev:all')",
+    ),
+    (
+      "mafand:train",
+      "mixture spec entry 'mafand:train': expected corpus:splits:langs (e.g. "
+      "'mafand:train+dev:hau+yor')",
+    ),
+    (
+      "opus:train:hau",
+      "mixture spec entry 'opus:train:hau': unknown corpus 'opus'; available: "
+      "['afriqa', 'ciral', 'flores200', 'hornmt', 'mafand', 'menyo20k', "
+      "'wmt24pp']",
+    ),
+    (
+      "mafand:train:sw",
+      "mixture spec entry 'mafand:train:sw': mafand has no language(s) ['sw']; "
+      "available (ISO 639-3): ['hau', 'ibo', 'kin', 'swa', 'yor', 'zul']",
+    ),
+    (
+      "mafand:valid:hau",
+      "mixture spec entry 'mafand:valid:hau': mafand has no split(s) "
+      "['valid']; available: ['train', 'dev', 'test'] (or 'all')",
+    ),
+    (
+      "mafand:train:kin",
+      "mixture spec entry 'mafand:train:kin': mafand kin has no split "
+      "'train'; available: ['dev', 'test']",
+    ),
+    (
+      "mafand:train+:hau",
+      "mixture spec entry 'mafand:train+:hau': empty split in 'train+'; "
+      "expected splits joined by '+', or 'all'",
+    ),
+    (
+      "mafand:all+dev:hau",
+      "mixture spec entry 'mafand:all+dev:hau': 'all' cannot be combined with other splits",
+    ),
+    (
+      "mafand:train:hau, mafand:train+dev:hau",
+      "mixture spec entry 'mafand:train+dev:hau': "
+      "mafand:train:hau is already in entry 'mafand:train:hau'; name each source once",
+    ),
     ("afriqa:all:yor", "mixture spec entry 'afriqa:all:yor': afriqa yor has no split to train on"),
-])
+  ],
+)
 def test_parse_spec_errors(spec, message):
   with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
     mixture.parse_spec(spec)
 
 
 # ---------------------------------------------------------------- temperature sampling
+
 
 def test_sampled_counts_alpha_one_keeps_natural_proportions():
   counts = {"swa": 9000, "hau": 900, "yor": 100}
@@ -112,12 +171,13 @@ def test_sampled_counts_alpha_03_upsamples_small_languages():
   counts = {"swa": 9000, "hau": 900, "yor": 100}
   got = mixture.sampled_counts(counts, 0.3)
   assert sum(got.values()) == 10000
-  z = sum(n ** 0.3 for n in counts.values())
+  z = sum(n**0.3 for n in counts.values())
   for lang, n in counts.items():
-    assert abs(got[lang] - 10000 * n ** 0.3 / z) < 1
+    assert abs(got[lang] - 10000 * n**0.3 / z) < 1
   assert got["yor"] > 100 * 10 and got["swa"] < 9000 * 2 / 3
   assert mixture.temperature_weights(counts, 0.0) == pytest.approx(
-      {"swa": 1 / 3, "hau": 1 / 3, "yor": 1 / 3})
+    {"swa": 1 / 3, "hau": 1 / 3, "yor": 1 / 3}
+  )
   with pytest.raises(ValueError, match=r"^alpha=-1; expected alpha >= 0"):
     mixture.sampled_counts(counts, -1)
 
@@ -159,6 +219,7 @@ def test_mixture_is_deterministic_for_a_seed(shared):
 
 
 # ---------------------------------------------------------------- dedup, cap, held-out test
+
 
 def test_dedup_first_source_in_spec_order_wins(shared):
   _, manifest = _build(shared)
@@ -218,11 +279,13 @@ def test_english_pairs_fraction(shared):
 
 # ---------------------------------------------------------------- manifest
 
+
 def test_manifest_sha_is_order_free_and_changes_with_a_pair():
   pairs = [("a", "b"), ("c", "d")]
   assert mixture.manifest_sha(pairs) == mixture.manifest_sha(pairs[::-1])
   assert mixture.manifest_sha(pairs) == mixture.manifest_sha(
-      [BitextPair("c", "d", "x", "y"), BitextPair("a", "b")])
+    [BitextPair("c", "d", "x", "y"), BitextPair("a", "b")]
+  )
   assert mixture.manifest_sha(pairs) != mixture.manifest_sha([("a", "b"), ("c", "e")])
   empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256(b"")
   assert mixture.manifest_sha([]) == empty
@@ -233,9 +296,15 @@ def test_manifest_records_every_source_and_hash_follows_the_data(shared):
   json.dumps(manifest)  # serialisable
   assert (manifest["spec"], manifest["alpha"], manifest["seed"]) == (SPEC, 0.3, 0)
   assert [(r["corpus"], r["split"], r["lang"]) for r in manifest["sources"]] == [
-      ("menyo20k", "train", "yor"), ("mafand", "train", "hau"), ("mafand", "train", "yor"),
-      ("mafand", "dev", "hau"), ("mafand", "dev", "yor"), ("flores200", "dev", "hau"),
-      ("flores200", "dev", "yor"), ("mafand", "train", "swa")]
+    ("menyo20k", "train", "yor"),
+    ("mafand", "train", "hau"),
+    ("mafand", "train", "yor"),
+    ("mafand", "dev", "hau"),
+    ("mafand", "dev", "yor"),
+    ("flores200", "dev", "hau"),
+    ("flores200", "dev", "yor"),
+    ("mafand", "train", "swa"),
+  ]
   for r in manifest["sources"]:
     assert r["used"] == r["available"] - r["capped"] - r["duplicates"] - r["overlap_removed"]
     assert r["used"] == r["train"] + r["test"]
@@ -255,11 +324,20 @@ def test_manifest_records_every_source_and_hash_follows_the_data(shared):
 
 # ---------------------------------------------------------------- overlap guard in a mixture
 
+
 def test_overlap_guard_in_a_mixture(shared):
-  coll = Collection("dev_coll", ["d1"], {"d1": "Unrelated passage."},
-                    {"hau": {"q1": "Labarai 7"}}, {"q1": {"d1": 1}})
-  with pytest.raises(ValueError, match=r"^overlap guard: source mafand:train language hau: "
-                     r"1 of 100 pairs repeat text of collection dev_coll"):
+  coll = Collection(
+    "dev_coll",
+    ["d1"],
+    {"d1": "Unrelated passage."},
+    {"hau": {"q1": "Labarai 7"}},
+    {"q1": {"d1": 1}},
+  )
+  with pytest.raises(
+    ValueError,
+    match=r"^overlap guard: source mafand:train language hau: "
+    r"1 of 100 pairs repeat text of collection dev_coll",
+  ):
     _build(shared, overlap_collections=[coll])
   splits, manifest = _build(shared, overlap_collections=[coll], overlap="drop")
   row = _row(manifest, "mafand", "train", "hau")
@@ -272,6 +350,7 @@ def test_overlap_guard_in_a_mixture(shared):
 
 # ---------------------------------------------------------------- sources.py
 
+
 def _config(**data):
   config = default.get_config()
   config.data.english_pairs = 0.0  # the demo's anchors, unless a test asks for them
@@ -281,15 +360,24 @@ def _config(**data):
 
 
 def test_load_splits_mixture_source(shared):
-  config = _config(source="mixture", mixture=SPEC, shared_root=str(shared), alpha=0.3,
-                   english_pairs=0.1, test_fraction=0.25)
+  config = _config(
+    source="mixture",
+    mixture=SPEC,
+    shared_root=str(shared),
+    alpha=0.3,
+    english_pairs=0.1,
+    test_fraction=0.25,
+  )
   splits, manifest = sources.load_splits_with_manifest(config)
   assert (splits, manifest) == _build(shared, alpha=0.3, english_pairs=0.1)
   assert sources.load_splits(config) == splits
   assert list(splits) == ["yor", "hau", "swa", "eng"]
   assert all(set(s) == {"train", "test", "info"} for s in splits.values())
-  with pytest.raises(ValueError, match=r"^config\.data\.max_pairs_per_lang=10 applies to single "
-                     r"sources; use config\.data\.cap"):
+  with pytest.raises(
+    ValueError,
+    match=r"^config\.data\.max_pairs_per_lang=10 applies to single "
+    r"sources; use config\.data\.cap",
+  ):
     sources.load_splits(_config(source="mixture", mixture=SPEC, max_pairs_per_lang=10))
   with pytest.raises(ValueError, match=r"^config\.data\.mixture is empty"):
     sources.load_splits(_config(source="mixture"))
@@ -299,9 +387,11 @@ def test_load_splits_mixture_source(shared):
 
 def test_single_source_manifest_and_guard(tmp_path):
   from optical_jax.data import bitext  # pylint: disable=import-outside-toplevel
+
   for lang in ("hau", "yor"):
-    _write(tmp_path / f"{lang}.tsv", [f"Sentence {i} of {lang}.\tFassara {i} {lang}."
-                                      for i in range(20)])
+    _write(
+      tmp_path / f"{lang}.tsv", [f"Sentence {i} of {lang}.\tFassara {i} {lang}." for i in range(20)]
+    )
   config = _config(source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau,yor")
   splits, manifest = sources.load_splits_with_manifest(config)
   for lang in ("hau", "yor"):  # the split is what it always was
@@ -311,13 +401,18 @@ def test_single_source_manifest_and_guard(tmp_path):
   assert manifest["languages"] == {"hau": {"train": 14, "test": 6}, "yor": {"train": 14, "test": 6}}
   row = manifest["sources"][0]
   assert (row["corpus"], row["lang"], row["used"], row["path"]) == (
-      "tsv", "hau", 20, str(tmp_path / "hau.tsv"))
+    "tsv",
+    "hau",
+    20,
+    str(tmp_path / "hau.tsv"),
+  )
   assert row["sha256"] == mixture.manifest_sha(splits["hau"]["train"] + splits["hau"]["test"])
   json.dumps(manifest)
   coll = tmp_path / "coll"
   (coll / "queries").mkdir(parents=True)
-  (coll / "docs.jsonl").write_text(json.dumps({"doc_id": "d", "text": "A passage."}) + "\n",
-                                   encoding="utf-8")
+  (coll / "docs.jsonl").write_text(
+    json.dumps({"doc_id": "d", "text": "A passage."}) + "\n", encoding="utf-8"
+  )
   (coll / "queries/hau.tsv").write_text("q\tFassara 3 hau\n", encoding="utf-8")
   (coll / "qrels.txt").write_text("q 0 d 1\n", encoding="utf-8")
   config.data.overlap_collections = str(coll)
@@ -336,38 +431,50 @@ def test_single_source_manifest_and_guard(tmp_path):
 
 # ---------------------------------------------------------------- real data (../shared/data)
 
+
 def test_real_mafand_yoruba_train_deduplicated_against_menyo(shared_data):
-  _, manifest = mixture.build_mixture("menyo20k:train:yor, mafand:train:yor",
-                                      shared_root=shared_data, test_fraction=0.0)
-  menyo, mafand = (_row(manifest, "menyo20k", "train", "yor"),
-                   _row(manifest, "mafand", "train", "yor"))
+  _, manifest = mixture.build_mixture(
+    "menyo20k:train:yor, mafand:train:yor", shared_root=shared_data, test_fraction=0.0
+  )
+  menyo, mafand = (
+    _row(manifest, "menyo20k", "train", "yor"),
+    _row(manifest, "mafand", "train", "yor"),
+  )
   assert (menyo["available"], menyo["duplicates"]) == (10070, 80)
   assert (mafand["available"], mafand["duplicates"], mafand["used"]) == (6644, 5283, 1361)
 
 
 def test_real_example_mixture(shared_data):
-  spec = ("afriqa:train:hau+ibo+kin+zul, ciral:all:hau+yor, flores200:dev:hau+ibo+kin+yor+zul, "
-          "mafand:train+dev:hau, menyo20k:train:yor")
-  splits, manifest = mixture.build_mixture(spec, shared_root=shared_data, alpha=0.3,
-                                           test_fraction=0.1)
+  spec = (
+    "afriqa:train:hau+ibo+kin+zul, ciral:all:hau+yor, flores200:dev:hau+ibo+kin+yor+zul, "
+    "mafand:train+dev:hau, menyo20k:train:yor"
+  )
+  splits, manifest = mixture.build_mixture(
+    spec, shared_root=shared_data, alpha=0.3, test_fraction=0.1
+  )
   t = manifest["totals"]
-  assert t["available"] == 225 + 304 + 258 + 242 + 80 + 312 + 100 + 554 + 5 * 997 + 3098 + 1300 \
-      + 10070
+  assert (
+    t["available"] == 225 + 304 + 258 + 242 + 80 + 312 + 100 + 554 + 5 * 997 + 3098 + 1300 + 10070
+  )
   assert t["sampled"] == t["train"] == sum(len(s["train"]) for s in splits.values())
   assert list(splits) == ["hau", "ibo", "kin", "zul", "yor"]
   for s in splits.values():
     assert not {e for e, _ in s["test"]} & {e for e, _ in s["train"]}
 
 
-@pytest.mark.parametrize("lines, test_fraction, message", [
+@pytest.mark.parametrize(
+  "lines, test_fraction, message",
+  [
     (20, 0.0, r"language 'hau' has 20 training and 0 test pairs"),  # accuracy on nothing
     (0, 0.3, r"language 'hau' has 0 training and 0 test pairs"),  # an empty file
     (20, 0.03, r"language 'hau' has 19 training and 1 test pairs"),  # 1 pair always matches
-])
+  ],
+)
 def test_a_language_without_test_pairs_is_refused(tmp_path, lines, test_fraction, message):
   _write(tmp_path / "hau.tsv", [f"Sentence {i}.\tFassara {i}." for i in range(lines)])
-  config = _config(source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau",
-                   test_fraction=test_fraction)
+  config = _config(
+    source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau", test_fraction=test_fraction
+  )
   with pytest.raises(ValueError, match=message):
     sources.load_splits(config)
 

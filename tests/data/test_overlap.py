@@ -12,8 +12,10 @@ from optical_jax.data import corpora, overlap
 from optical_jax.data.bitext import BitextPair
 from optical_jax.data.collection_format import Collection
 
-PASSAGE = ("Kano is a city in northern Nigeria. It was founded more than a thousand years ago "
-           "as a trading town on the edge of the Sahara, and its old walls still stand today.")
+PASSAGE = (
+  "Kano is a city in northern Nigeria. It was founded more than a thousand years ago "
+  "as a trading town on the edge of the Sahara, and its old walls still stand today."
+)
 
 
 @pytest.fixture
@@ -22,9 +24,12 @@ def collection_dir(tmp_path):
   root = tmp_path / "coll"
   (root / "queries").mkdir(parents=True)
   (root / "docs.jsonl").write_text(
-      json.dumps({"doc_id": "d1", "title": "Kano", "text": PASSAGE}) + "\n"
-      + json.dumps({"doc_id": "d2", "text": "Lagos is the largest city."}) + "\n",
-      encoding="utf-8")
+    json.dumps({"doc_id": "d1", "title": "Kano", "text": PASSAGE})
+    + "\n"
+    + json.dumps({"doc_id": "d2", "text": "Lagos is the largest city."})
+    + "\n",
+    encoding="utf-8",
+  )
   (root / "queries/hau.tsv").write_text("q1\tIna birnin Kano yake?\n", encoding="utf-8")
   (root / "queries/en.tsv").write_text("q1-en\tWhere is the city of Kano?\n", encoding="utf-8")
   (root / "qrels.txt").write_text("q1 0 d1 1\nq1-en 0 d1 1\n", encoding="utf-8")
@@ -33,16 +38,22 @@ def collection_dir(tmp_path):
 
 def _pairs():
   return {
-      ("mafand:train", "hau"): [
-          BitextPair("Good morning.", "Barka da safiya.", "", "train.hau:1"),
-          BitextPair("where is the city of  KANO", "Ina Kano?", "", "train.hau:2"),  # query
-          BitextPair("It was founded more than a thousand years ago as a trading town.",
-                     "An kafa ta.", "", "train.hau:3"),  # 10 words inside d1, mid-passage
-          BitextPair("founded more than a thousand years ago", "x", "", "train.hau:4"),  # 7 words
-          BitextPair("Thank you.", "Na gode.", "", "train.hau:5")],
-      ("flores200:dev", "hau"): [
-          BitextPair("A sentence.", "Ina birnin Kano yake?", "", "hau_Latn.dev:7")],  # hau query
-      ("flores200:dev", "yor"): [BitextPair("Clean.", "Mọ́.", "", "yor_Latn.dev:1")],
+    ("mafand:train", "hau"): [
+      BitextPair("Good morning.", "Barka da safiya.", "", "train.hau:1"),
+      BitextPair("where is the city of  KANO", "Ina Kano?", "", "train.hau:2"),  # query
+      BitextPair(
+        "It was founded more than a thousand years ago as a trading town.",
+        "An kafa ta.",
+        "",
+        "train.hau:3",
+      ),  # 10 words inside d1, mid-passage
+      BitextPair("founded more than a thousand years ago", "x", "", "train.hau:4"),  # 7 words
+      BitextPair("Thank you.", "Na gode.", "", "train.hau:5"),
+    ],
+    ("flores200:dev", "hau"): [
+      BitextPair("A sentence.", "Ina birnin Kano yake?", "", "hau_Latn.dev:7")
+    ],  # hau query
+    ("flores200:dev", "yor"): [BitextPair("Clean.", "Mọ́.", "", "yor_Latn.dev:1")],
   }
 
 
@@ -59,26 +70,36 @@ def test_error_mode_names_source_language_collection_and_count(collection_dir):
   message = str(e.value)
   assert "\n" not in message
   assert re.match(
-      rf"overlap guard: source mafand:train language hau: 2 of 5 pairs repeat text of "
-      rf"collection {re.escape(str(collection_dir))} \(2 pairs; e\.g\. train\.hau:2 English "
-      r"'where is the city of  KANO' = .* query en/q1-en\) \(and 1 more sources overlap\); "
-      r"set config\.data\.overlap=drop to remove them or config\.data\.overlap=allow to keep "
-      r"them$", message), message
+    rf"overlap guard: source mafand:train language hau: 2 of 5 pairs repeat text of "
+    rf"collection {re.escape(str(collection_dir))} \(2 pairs; e\.g\. train\.hau:2 English "
+    r"'where is the city of  KANO' = .* query en/q1-en\) \(and 1 more sources overlap\); "
+    r"set config\.data\.overlap=drop to remove them or config\.data\.overlap=allow to keep "
+    r"them$",
+    message,
+  ), message
 
 
 def test_drop_mode_removes_exactly_the_overlapping_pairs(collection_dir):
   pairs = _pairs()
   kept, report = overlap.check_overlap(pairs, str(collection_dir), mode="drop")
   assert [p.source for p in kept[("mafand:train", "hau")]] == [
-      "train.hau:1", "train.hau:4", "train.hau:5"]
+    "train.hau:1",
+    "train.hau:4",
+    "train.hau:5",
+  ]
   assert kept[("flores200:dev", "hau")] == []
   assert kept[("flores200:dev", "yor")] == pairs[("flores200:dev", "yor")]
   r = report[("mafand:train", "hau")]
   assert (r["pairs"], r["overlapping"], r["removed"]) == (5, 2, 2)
   assert r["collections"] == {str(collection_dir): 2}
   assert report[("flores200:dev", "hau")]["example"].endswith("query hau/q1")
-  assert report[("flores200:dev", "yor")] == {"pairs": 1, "overlapping": 0, "removed": 0,
-                                              "collections": {}, "example": None}
+  assert report[("flores200:dev", "yor")] == {
+    "pairs": 1,
+    "overlapping": 0,
+    "removed": 0,
+    "collections": {},
+    "example": None,
+  }
 
 
 def test_allow_mode_counts_and_keeps(collection_dir, caplog):
@@ -89,8 +110,9 @@ def test_allow_mode_counts_and_keeps(collection_dir, caplog):
   assert report[("mafand:train", "hau")]["overlapping"] == 2
   assert report[("mafand:train", "hau")]["removed"] == 0
   assert "2 of 5 pairs overlap" in caplog.text
-  _, report = overlap.check_overlap({"src": pairs[("mafand:train", "hau")][2:]},
-                                    [str(collection_dir)], mode="allow")
+  _, report = overlap.check_overlap(
+    {"src": pairs[("mafand:train", "hau")][2:]}, [str(collection_dir)], mode="allow"
+  )
   assert report["src"]["example"].endswith(" = " + str(collection_dir) + " inside document d1")
 
 
@@ -98,37 +120,49 @@ def test_substring_needs_eight_words_and_tuples_work():
   coll = Collection("c", ["d"], {"d": PASSAGE}, {}, {})
   eight = "more than a thousand years ago as a"
   seven = "more than a thousand years ago as"
-  _, report = overlap.check_overlap({("s", "hau"): [(eight, "x"), (seven, "y"), ("x", eight)]},
-                                    [coll], mode="allow")
+  _, report = overlap.check_overlap(
+    {("s", "hau"): [(eight, "x"), (seven, "y"), ("x", eight)]}, [coll], mode="allow"
+  )
   assert report[("s", "hau")]["overlapping"] == 2
   assert report[("s", "hau")]["collections"] == {"c": 2}
 
 
 def test_bad_mode():
-  with pytest.raises(ValueError, match=r"^config\.data\.overlap='warn'; expected one of "
-                     r"\('error', 'drop', 'allow'\)$"):
+  with pytest.raises(
+    ValueError,
+    match=r"^config\.data\.overlap='warn'; expected one of "
+    r"\('error', 'drop', 'allow'\)$",
+  ):
     overlap.check_overlap({}, [], mode="warn")
 
 
 def test_fast_on_many_pairs_and_documents():
   """20k pairs (two sides each) against 2k passages of 100 words: well under a few seconds."""
   vocab = [f"w{i}" for i in range(5000)]
-  docs = {f"d{j}": " ".join(vocab[(j * 7 + k * 13) % 5000] for k in range(100)) + "."
-          for j in range(2000)}
+  docs = {
+    f"d{j}": " ".join(vocab[(j * 7 + k * 13) % 5000] for k in range(100)) + "." for j in range(2000)
+  }
   coll = Collection("big", list(docs), docs, {"en": {"q": "w1 w2"}}, {"q": {"d0": 1}})
-  pairs = [(" ".join(vocab[(i * 3 + k) % 5000] for k in range(12)),
-            " ".join(vocab[(i * 11 + k) % 5000] for k in range(9))) for i in range(20000)]
+  pairs = [
+    (
+      " ".join(vocab[(i * 3 + k) % 5000] for k in range(12)),
+      " ".join(vocab[(i * 11 + k) % 5000] for k in range(9)),
+    )
+    for i in range(20000)
+  ]
   inside = " ".join(docs["d5"].split()[20:30])
   pairs[123] = (inside, pairs[123][1])
   start = time.time()
   _, report = overlap.check_overlap({("s", "x"): pairs}, [coll], mode="allow")
   assert time.time() - start < 10
   assert report[("s", "x")]["overlapping"] >= 1
-  assert "inside document d5" in report[("s", "x")]["example"] or \
-      report[("s", "x")]["overlapping"] > 1
+  assert (
+    "inside document d5" in report[("s", "x")]["example"] or report[("s", "x")]["overlapping"] > 1
+  )
 
 
 # ---------------------------------------------------------------- real data (../shared/data)
+
 
 def _brute_force(pairs, collection):
   """Independent check: normalised whole-text equality, or >= 8 words inside a document."""
@@ -142,8 +176,9 @@ def _brute_force(pairs, collection):
   for p in pairs:
     for side in (p.english, p.foreign):
       w = " ".join(overlap.words(side))
-      if w and (overlap.normalize(side) in texts or w in words or (
-          len(w.split()) >= 8 and f" {w} " in docs)):
+      if w and (
+        overlap.normalize(side) in texts or w in words or (len(w.split()) >= 8 and f" {w} " in docs)
+      ):
         hits += 1
         break
   return hits
@@ -153,9 +188,14 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
   """AfriQA train questions repeat dev queries (same or other language's English reference)
   or sit inside a passage: 26 of 1,608 pairs (bem 1, hau 2, ibo 3, kin 3, twi 17, zul 0)."""
   from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+
   langs = ("bem", "hau", "ibo", "kin", "twi", "zul")
-  pairs = {("afriqa:train", l): corpora.read_corpus("afriqa", None, l, "train",
-                                                    shared_root=shared_data).pairs for l in langs}
+  pairs = {
+    ("afriqa:train", l): corpora.read_corpus(
+      "afriqa", None, l, "train", shared_root=shared_data
+    ).pairs
+    for l in langs
+  }
   kept, report = overlap.check_overlap(pairs, ["afriqa"], mode="drop", shared_root=shared_data)
   counts = {k[1]: r["overlapping"] for k, r in report.items()}
   coll = afriqa_collection(shared_data / "afriqa_dev")
@@ -163,8 +203,11 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
   assert sum(counts.values()) == 26, counts
   assert all(len(kept[k]) == len(pairs[k]) - counts[k[1]] for k in pairs)
   if any(counts.values()):
-    with pytest.raises(ValueError, match=r"^overlap guard: source afriqa:train language \w+: "
-                       r"\d+ of \d+ pairs repeat text of collection afriqa "):
+    with pytest.raises(
+      ValueError,
+      match=r"^overlap guard: source afriqa:train language \w+: "
+      r"\d+ of \d+ pairs repeat text of collection afriqa ",
+    ):
       overlap.check_overlap(pairs, "afriqa", shared_root=shared_data)
 
 
@@ -173,13 +216,18 @@ def test_real_flores_dev_vs_devtest(shared_data):
   (spa_Latn.dev:833) equals a devtest line; nothing else repeats."""
   docs, langs = {}, list(corpora.FLORES_CODES)
   for lang in langs:
-    for i, p in enumerate(corpora.read_corpus("flores200", None, lang, "devtest",
-                                              shared_root=shared_data)):
+    for i, p in enumerate(
+      corpora.read_corpus("flores200", None, lang, "devtest", shared_root=shared_data)
+    ):
       docs[f"{lang}-{i}"] = p.foreign
       docs[f"eng-{i}"] = p.english
   coll = Collection("flores_devtest", list(docs), docs, {}, {})
-  dev = {("flores200:dev", l): corpora.read_corpus("flores200", None, l, "dev",
-                                                   shared_root=shared_data).pairs for l in langs}
+  dev = {
+    ("flores200:dev", l): corpora.read_corpus(
+      "flores200", None, l, "dev", shared_root=shared_data
+    ).pairs
+    for l in langs
+  }
   _, report = overlap.check_overlap(dev, [coll], mode="allow")
   counts = {k[1]: r["overlapping"] for k, r in report.items() if r["overlapping"]}
   assert counts == {"spa": 1}, counts

@@ -38,7 +38,11 @@ def test_split_is_disjoint_and_deterministic():
 def test_matching_accuracy():
   rng = np.random.default_rng(0)
   e = rng.normal(size=(50, 16))
-  assert matching_accuracy(e + 1e-3 * rng.normal(size=e.shape), e) == {"f2e": 1.0, "e2f": 1.0, "n": 50}
+  assert matching_accuracy(e + 1e-3 * rng.normal(size=e.shape), e) == {
+    "f2e": 1.0,
+    "e2f": 1.0,
+    "n": 50,
+  }
   f = e.copy()
   f[[0, 1]] = f[[1, 0]]  # two swapped rows: both directions miss those two
   acc = matching_accuracy(f, e)
@@ -54,6 +58,7 @@ def test_main_job_zero_shot(tmp_path):
   """`train.py`'s library call, tiny config on a small random checkpoint."""
   from configs import tiny
   from optical_jax import experiment
+
   ckpt = tmp_path / "ckpt"
   make_checkpoint(ckpt, "xlm-roberta")
   config = tiny.get_config()
@@ -77,6 +82,7 @@ def test_main_job_zero_shot(tmp_path):
 def test_unknown_method(tmp_path):
   from configs import tiny
   from optical_jax import experiment
+
   config = tiny.get_config()
   config.method = "nope"
   with pytest.raises(ValueError, match=r"method='nope': expected one of"):

@@ -12,8 +12,14 @@ pytrec_eval = pytest.importorskip("pytrec_eval")
 pytest.importorskip("ir_measures")
 
 #: our names -> pytrec_eval's result keys
-_PTE = {"MAP": "map", "nDCG@10": "ndcg_cut_10", "nDCG@20": "ndcg_cut_20", "P@10": "P_10",
-        "R@100": "recall_100", "MRR": "recip_rank"}
+_PTE = {
+  "MAP": "map",
+  "nDCG@10": "ndcg_cut_10",
+  "nDCG@20": "ndcg_cut_20",
+  "P@10": "P_10",
+  "R@100": "recall_100",
+  "MRR": "recip_rank",
+}
 _PTE_MEASURES = {"map", "ndcg_cut.10,20", "P.10", "recall.100", "recip_rank"}
 
 
@@ -81,8 +87,9 @@ def test_scores_of_other_number_types_are_converted():
   metrics.evaluate(run, qrels)
   assert run == before
   kinds = (np.float32, np.float64, lambda s: int(s * 10))
-  mixed = {q: {d: kinds[i % 3](s) for i, (d, s) in enumerate(docs.items())}
-           for q, docs in run.items()}
+  mixed = {
+    q: {d: kinds[i % 3](s) for i, (d, s) in enumerate(docs.items())} for q, docs in run.items()
+  }
   as_floats = {q: {d: float(s) for d, s in docs.items()} for q, docs in mixed.items()}
   assert metrics.evaluate(mixed, qrels).per_query == metrics.evaluate(as_floats, qrels).per_query
 
@@ -123,8 +130,10 @@ def test_run_round_trip(tmp_path):
   first = path.read_text().splitlines()[0].split()
   assert first[1] == "Q0" and first[3] == "1" and first[5] == "my-tag" and len(first) == 6
   assert [p.name for p in path.parent.iterdir()] == ["run.trec"]  # no temporary left behind
-  assert metrics.evaluate(trec_files.read_trec_run(path), qrels).mean == \
-      metrics.evaluate(run, qrels).mean
+  assert (
+    metrics.evaluate(trec_files.read_trec_run(path), qrels).mean
+    == metrics.evaluate(run, qrels).mean
+  )
 
 
 def test_ties_break_by_doc_id_descending_as_trec_eval(tmp_path):
@@ -132,14 +141,23 @@ def test_ties_break_by_doc_id_descending_as_trec_eval(tmp_path):
   path = tmp_path / "run.trec"
   trec_files.write_trec_run(path, run, "t")
   lines = [line.split() for line in path.read_text().splitlines()]
-  assert [(x[2], x[3]) for x in lines] == [("c", "1"), ("d", "2"), ("b", "3"), ("a", "4"),
-                                           ("B", "5")]
+  assert [(x[2], x[3]) for x in lines] == [
+    ("c", "1"),
+    ("d", "2"),
+    ("b", "3"),
+    ("a", "4"),
+    ("B", "5"),
+  ]
   # trec_eval orders ties the same way: relevant 'a' is 4th, so RR = 1/4 from the scores alone
   direct = pytrec_eval.RelevanceEvaluator({"q": {"a": 1}}, {"recip_rank"}).evaluate(run)
   assert direct["q"]["recip_rank"] == 0.25
   by_rank = {"q": {x[2]: -float(x[3]) for x in lines}}  # scores from our ranks, no ties
-  assert pytrec_eval.RelevanceEvaluator({"q": {"a": 1}}, {"recip_rank"}).evaluate(
-      by_rank)["q"]["recip_rank"] == 0.25
+  assert (
+    pytrec_eval.RelevanceEvaluator({"q": {"a": 1}}, {"recip_rank"}).evaluate(by_rank)["q"][
+      "recip_rank"
+    ]
+    == 0.25
+  )
 
 
 def test_write_run_rejects_bad_ids_and_scores(tmp_path):
@@ -152,34 +170,57 @@ def test_write_run_rejects_bad_ids_and_scores(tmp_path):
   assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("q1 Q0 d1 1 0.5\n", "run.trec:1: expected 6 whitespace-separated fields "
-                         "'qid Q0 doc_id rank score tag', got 5"),
-    ("q1 Q0 d1 1 0.5 t\nq1 Q0 d2 x 0.4 t\n", "run.trec:2: rank 'x' / score '0.4'; "
-                                             "expected an integer rank and a numeric score"),
-    ("q1 Q0 d1 1 high t\n", "run.trec:1: rank '1' / score 'high'; "
-                            "expected an integer rank and a numeric score"),
+@pytest.mark.parametrize(
+  "content, message",
+  [
+    (
+      "q1 Q0 d1 1 0.5\n",
+      "run.trec:1: expected 6 whitespace-separated fields 'qid Q0 doc_id rank score tag', got 5",
+    ),
+    (
+      "q1 Q0 d1 1 0.5 t\nq1 Q0 d2 x 0.4 t\n",
+      "run.trec:2: rank 'x' / score '0.4'; expected an integer rank and a numeric score",
+    ),
+    (
+      "q1 Q0 d1 1 high t\n",
+      "run.trec:1: rank '1' / score 'high'; expected an integer rank and a numeric score",
+    ),
     ("q1 Q0 d1 1 nan t\n", "run.trec:1: score 'nan' is not finite; expected a finite number"),
-    ("q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n", "run.trec:2: query 'q1' ranks document 'd1' "
-                                             "twice; expected each document at most once"),
-])
+    (
+      "q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n",
+      "run.trec:2: query 'q1' ranks document 'd1' twice; expected each document at most once",
+    ),
+  ],
+)
 def test_malformed_run(tmp_path, content, message):
   (tmp_path / "run.trec").write_text(content)
   with pytest.raises(ValueError, match=re.escape(message)):
     trec_files.read_trec_run(tmp_path / "run.trec")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("q1 0 d1\n", "qrels.txt:1: expected 4 whitespace-separated fields "
-                  "'qid iteration doc_id relevance', got 3"),
-    ("q1 0 d1 1\nq1 0 d2 yes\n", "qrels.txt:2: relevance 'yes' is not an integer; "
-                                 "expected an integer relevance grade"),
+@pytest.mark.parametrize(
+  "content, message",
+  [
+    (
+      "q1 0 d1\n",
+      "qrels.txt:1: expected 4 whitespace-separated fields 'qid iteration doc_id relevance', got 3",
+    ),
+    (
+      "q1 0 d1 1\nq1 0 d2 yes\n",
+      "qrels.txt:2: relevance 'yes' is not an integer; expected an integer relevance grade",
+    ),
     ("q1 0 d1 1.5\n", "qrels.txt:1: relevance '1.5' is not an integer"),
-    ("q1 0 d1 1\nq1 0 d1 0\n", "qrels.txt:2: query 'q1' judges document 'd1' twice; "
-                               "expected one judgment per (query, document)"),
-    (b"q1 0 d1 1\nq1 0 d\xff 1\n", "qrels.txt:2: invalid UTF-8 (invalid start byte at byte 6 "
-                                   "of the line); expected UTF-8 text"),
-])
+    (
+      "q1 0 d1 1\nq1 0 d1 0\n",
+      "qrels.txt:2: query 'q1' judges document 'd1' twice; "
+      "expected one judgment per (query, document)",
+    ),
+    (
+      b"q1 0 d1 1\nq1 0 d\xff 1\n",
+      "qrels.txt:2: invalid UTF-8 (invalid start byte at byte 6 of the line); expected UTF-8 text",
+    ),
+  ],
+)
 def test_malformed_qrels(tmp_path, content, message):
   path = tmp_path / "qrels.txt"
   path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -189,7 +230,10 @@ def test_malformed_qrels(tmp_path, content, message):
 
 def test_qrels_read_and_missing_files(tmp_path):
   (tmp_path / "qrels.txt").write_text("q1 0 d1 1\r\nq1 0 d2 0\nq2 0 d1 -1\n")
-  assert trec_files.read_qrels(tmp_path / "qrels.txt") == {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": -1}}
+  assert trec_files.read_qrels(tmp_path / "qrels.txt") == {
+    "q1": {"d1": 1, "d2": 0},
+    "q2": {"d1": -1},
+  }
   with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'nope.txt'}: no such file")):
     trec_files.read_qrels(tmp_path / "nope.txt")
   with pytest.raises(FileNotFoundError, match="nope.trec: no such file"):

@@ -12,13 +12,13 @@ def _scores(values, prefix="q"):
 
 def test_closed_fraction_by_hand():
   qids = {"hau": [f"q{i}" for i in range(4)], "zul": [f"q{i}" for i in range(2)]}
-  zs = {"hau": _scores([0.0, 0.5, 0.5, 0.0]), "zul": _scores([0.2, 0.2])}       # means .25, .2
-  en = {"hau": _scores([1.0, 1.0, 0.5, 0.5]), "zul": _scores([0.6, 0.6])}       # means .75, .6
+  zs = {"hau": _scores([0.0, 0.5, 0.5, 0.0]), "zul": _scores([0.2, 0.2])}  # means .25, .2
+  en = {"hau": _scores([1.0, 1.0, 0.5, 0.5]), "zul": _scores([0.6, 0.6])}  # means .75, .6
   method = {"hau": _scores([0.5, 0.5, 0.5, 0.5]), "zul": _scores([0.1, 0.1])}  # means .5, .1
   r = oracle_gap.closed_fraction(method, zs, en, qids, samples=200)
   assert r["langs"]["hau"]["gap"] == pytest.approx(0.5)
-  assert r["langs"]["hau"]["closed"] == pytest.approx(0.5)        # 0.25 of 0.5
-  assert r["langs"]["zul"]["closed"] == pytest.approx(-0.25)      # -0.1 of 0.4
+  assert r["langs"]["hau"]["closed"] == pytest.approx(0.5)  # 0.25 of 0.5
+  assert r["langs"]["zul"]["closed"] == pytest.approx(-0.25)  # -0.1 of 0.4
   assert r["closed_macro"] == pytest.approx(0.125)
   assert r["closed_pooled"] == pytest.approx((0.25 - 0.1) / 2 / ((0.5 + 0.4) / 2))
   lo, hi = r["closed_pooled_ci"]

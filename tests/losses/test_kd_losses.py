@@ -6,18 +6,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optical_jax.losses.kd import (bank_contrastive, greedy_alignment, sentence_contrastive,
-                                   sentence_mse, token_mse_greedy)
+from optical_jax.losses.kd import (
+  bank_contrastive,
+  greedy_alignment,
+  sentence_contrastive,
+  sentence_mse,
+  token_mse_greedy,
+)
 
 
 def test_greedy_alignment_by_hand():
-  sim = jnp.asarray([[0.9, 0.8, 0.1],
-                     [0.85, 0.2, 0.3],
-                     [0.0, 0.7, 0.6]])
+  sim = jnp.asarray([[0.9, 0.8, 0.1], [0.85, 0.2, 0.3], [0.0, 0.7, 0.6]])
   # 0.9 -> (0,0); then best among rows {1,2} x cols {1,2}: 0.7 -> (2,1); then (1,2).
   np.testing.assert_array_equal(greedy_alignment(sim, jnp.ones(3), jnp.ones(3)), [0, 2, 1])
   # Masked column 0: (0,1)=0.8, then (2,2)=0.6 beats (1,2)=0.3; row 1 left unmatched.
-  np.testing.assert_array_equal(greedy_alignment(sim, jnp.ones(3), jnp.asarray([0, 1, 1])), [1, -1, 2])
+  np.testing.assert_array_equal(
+    greedy_alignment(sim, jnp.ones(3), jnp.asarray([0, 1, 1])), [1, -1, 2]
+  )
 
 
 def test_greedy_alignment_matches_python_reference():
@@ -27,15 +32,19 @@ def test_greedy_alignment_matches_python_reference():
     sim = rng.normal(size=(m, n))
     rm, cm = rng.random(m) < 0.8, rng.random(n) < 0.8
     ref = np.full(m, -1)
-    pairs = sorted(((sim[i, j], i, j) for i, j in itertools.product(range(m), range(n))
-                    if rm[i] and cm[j]), reverse=True)
+    pairs = sorted(
+      ((sim[i, j], i, j) for i, j in itertools.product(range(m), range(n)) if rm[i] and cm[j]),
+      reverse=True,
+    )
     used_r, used_c = set(), set()
     for _, i, j in pairs:
       if i not in used_r and j not in used_c:
         ref[i] = j
         used_r.add(i)
         used_c.add(j)
-    np.testing.assert_array_equal(greedy_alignment(jnp.asarray(sim), jnp.asarray(rm), jnp.asarray(cm)), ref)
+    np.testing.assert_array_equal(
+      greedy_alignment(jnp.asarray(sim), jnp.asarray(rm), jnp.asarray(cm)), ref
+    )
 
 
 def test_sentence_mse_value_and_masking():
@@ -125,8 +134,11 @@ def test_bank_contrastive_value_masking_and_gradient():
   ones_s, ones_t = jnp.ones((3, 3)), jnp.ones((3, 2))
   tb = np.asarray(t).mean(1)
   tb = jnp.asarray(tb / np.linalg.norm(tb, axis=1, keepdims=True))
-  np.testing.assert_allclose(bank_contrastive(s[:3], ones_s, tb, jnp.arange(3), tau)[0],
-                             sentence_contrastive(s[:3], ones_s, t, ones_t, tau)[0], rtol=1e-5)
+  np.testing.assert_allclose(
+    bank_contrastive(s[:3], ones_s, tb, jnp.arange(3), tau)[0],
+    sentence_contrastive(s[:3], ones_s, t, ones_t, tau)[0],
+    rtol=1e-5,
+  )
 
 
 def test_bank_contrastive_soft_targets():
@@ -147,8 +159,12 @@ def test_bank_contrastive_soft_targets():
   t = np.exp(t) / np.exp(t).sum(1, keepdims=True)
   y = (1 - lam) * np.eye(5)[np.asarray(index)] + lam * t
   want = np.mean(-(y * logp).sum(1))
-  np.testing.assert_allclose(bank_contrastive(s, sm, bank, index, tau, soft=lam)[0], want,
-                             rtol=1e-5)
-  np.testing.assert_allclose(bank_contrastive(s, sm, bank, index, tau, soft=0.0)[0],
-                             np.mean(-logp[np.arange(3), np.asarray(index)]), rtol=1e-5)
+  np.testing.assert_allclose(
+    bank_contrastive(s, sm, bank, index, tau, soft=lam)[0], want, rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    bank_contrastive(s, sm, bank, index, tau, soft=0.0)[0],
+    np.mean(-logp[np.arange(3), np.asarray(index)]),
+    rtol=1e-5,
+  )
   assert not np.isclose(want, np.mean(-logp[np.arange(3), np.asarray(index)]))

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from jax import enable_x64
 
-from optical_jax.losses.ot import (SinkhornConfig, cosine_cost, ot_distillation_loss, solve_plan,
-                                   transport_cost)
+from optical_jax.losses.ot import (
+  SinkhornConfig,
+  cosine_cost,
+  ot_distillation_loss,
+  solve_plan,
+  transport_cost,
+)
 
 ot = pytest.importorskip("ot", reason="POT is the reference solver (pip install pot)")
 
@@ -17,8 +22,10 @@ ot = pytest.importorskip("ot", reason="POT is the reference solver (pip install 
 LOSS = jax.jit(ot_distillation_loss, static_argnums=(4,))
 # d loss / d student, compiled as one program per config and shapes (an eager grad of LOSS traces
 # and compiles its linearisation and transpose again for every new lambda).
-GRAD = jax.jit(jax.grad(lambda s, t, ws, wt, cfg: ot_distillation_loss(s, t, ws, wt, cfg)[0]),
-               static_argnums=(4,))
+GRAD = jax.jit(
+  jax.grad(lambda s, t, ws, wt, cfg: ot_distillation_loss(s, t, ws, wt, cfg)[0]),
+  static_argnums=(4,),
+)
 TIGHT = dict(threshold=1e-7, max_iterations=5000, inner_iterations=10)
 
 
@@ -40,8 +47,9 @@ def test_plan_matches_pot(eps):
   b = np.full(5, 0.2)
   ref = ot.sinkhorn(a, b, cost, reg=eps, method="sinkhorn_log", stopThr=1e-12, numItermax=100000)
   with enable_x64():
-    plan, stats = solve_plan(jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b),
-                             SinkhornConfig(epsilon=eps, **TIGHT))
+    plan, stats = solve_plan(
+      jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b), SinkhornConfig(epsilon=eps, **TIGHT)
+    )
   assert stats["converged"] == 1
   np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-4)
 
@@ -49,22 +57,37 @@ def test_plan_matches_pot(eps):
 def test_unbalanced_plan_matches_pot():
   """ott's tau = rho / (rho + eps) is POT's reg_m = rho (KL marginal penalty) with an entropy regulariser."""
   rng = np.random.default_rng(1)
-  cost = np.asarray(cosine_cost(jnp.asarray(rng.normal(size=(6, 8))),
-                                jnp.asarray(rng.normal(size=(4, 8)))), np.float64)
+  cost = np.asarray(
+    cosine_cost(jnp.asarray(rng.normal(size=(6, 8))), jnp.asarray(rng.normal(size=(4, 8)))),
+    np.float64,
+  )
   a, b = np.full(6, 1 / 6), np.full(4, 1 / 4)
   eps, tau = 0.1, 0.8
   rho = tau * eps / (1 - tau)
-  ref = ot.unbalanced.sinkhorn_unbalanced(a, b, cost, reg=eps, reg_m=rho, reg_type="entropy",
-                                          method="sinkhorn_stabilized",
-                                          stopThr=1e-12, numItermax=100000)
+  ref = ot.unbalanced.sinkhorn_unbalanced(
+    a,
+    b,
+    cost,
+    reg=eps,
+    reg_m=rho,
+    reg_type="entropy",
+    method="sinkhorn_stabilized",
+    stopThr=1e-12,
+    numItermax=100000,
+  )
   with enable_x64():
-    plan, _ = solve_plan(jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b),
-                         SinkhornConfig(epsilon=eps, tau=tau, differentiation="fixed", **TIGHT))
+    plan, _ = solve_plan(
+      jnp.asarray(cost),
+      jnp.asarray(a),
+      jnp.asarray(b),
+      SinkhornConfig(epsilon=eps, tau=tau, differentiation="fixed", **TIGHT),
+    )
   np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-4)
 
 
-@pytest.mark.parametrize("pads", [pytest.param(((3, 0), (0, 9)), marks=pytest.mark.slow),
-                                  ((11, 4),)])
+@pytest.mark.parametrize(
+  "pads", [pytest.param(((3, 0), (0, 9)), marks=pytest.mark.slow), ((11, 4),)]
+)
 def test_padding_gives_unpadded_answer_and_no_padding_dependence(pads):
   """Padding on either side or both (holding garbage): the unpadded loss and gradient, and no
   gradient into the padding. (The quick case pads both sides.)"""
@@ -84,8 +107,14 @@ def test_padding_gives_unpadded_answer_and_no_padding_dependence(pads):
     assert np.all(np.asarray(g[:, 5:]) == 0)
 
 
-@pytest.mark.parametrize("mode", ["implicit", pytest.param("unrolled", marks=pytest.mark.slow),
-                                  pytest.param("fixed", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "mode",
+  [
+    "implicit",
+    pytest.param("unrolled", marks=pytest.mark.slow),
+    pytest.param("fixed", marks=pytest.mark.slow),
+  ],
+)
 def test_jit_equals_no_jit(mode):
   rng = np.random.default_rng(3)
   s, t = _emb(rng, 3, 6, 8), _emb(rng, 3, 4, 8)
@@ -157,9 +186,13 @@ def test_loss_semantics():
   u, v = _emb(rng, 1, 1, 8), _emb(rng, 1, 1, 8)
   loss, _ = LOSS(u, v, jnp.ones((1, 1)), jnp.ones((1, 1)), cfg)
   np.testing.assert_allclose(loss, cosine_cost(u, v)[0, 0, 0], rtol=1e-5)
-  both = LOSS(jnp.concatenate([x, jnp.pad(u, ((0, 0), (0, 5), (0, 0)))]),
-                              jnp.concatenate([x, jnp.pad(v, ((0, 0), (0, 5), (0, 0)))]),
-                              _mask([6, 1], 6), _mask([6, 1], 6), cfg)[0]
+  both = LOSS(
+    jnp.concatenate([x, jnp.pad(u, ((0, 0), (0, 5), (0, 0)))]),
+    jnp.concatenate([x, jnp.pad(v, ((0, 0), (0, 5), (0, 0)))]),
+    _mask([6, 1], 6),
+    _mask([6, 1], 6),
+    cfg,
+  )[0]
   single = [LOSS(x, x, jnp.ones((1, 6)), jnp.ones((1, 6)), cfg)[0], cosine_cost(u, v)[0, 0, 0]]
   np.testing.assert_allclose(both, np.mean(single), rtol=1e-4)
 
@@ -201,7 +234,9 @@ def test_implicit_close_to_unrolled_in_float32_at_default_epsilon():
     for mode in ("implicit", "unrolled"):
       cfg = SinkhornConfig(epsilon=0.01, differentiation=mode, threshold=1e-5, max_iterations=3000)
       grads[mode] = jax.jit(jax.grad(lambda s: ot_distillation_loss(s, t, w, w, cfg)[0]))(s)
-    err = jnp.linalg.norm(grads["implicit"] - grads["unrolled"]) / jnp.linalg.norm(grads["unrolled"])
+    err = jnp.linalg.norm(grads["implicit"] - grads["unrolled"]) / jnp.linalg.norm(
+      grads["unrolled"]
+    )
     assert err < 1e-2, (noise, float(err))
 
 
@@ -229,19 +264,36 @@ def test_acceleration_reaches_the_plain_fixed_point_in_fewer_iterations():
   np.testing.assert_allclose(g_fast, g_plain, atol=1e-3 * float(jnp.max(jnp.abs(g_plain))))
   for i, (m, n) in enumerate([(12, 9), (7, 9), (10, 4), (3, 6)]):
     c = np.asarray(cost[i, :m, :n], np.float64)
-    ref = ot.sinkhorn(np.full(m, 1 / m), np.full(n, 1 / n), c, reg=0.005, method="sinkhorn_log",
-                      stopThr=1e-12, numItermax=200000)
+    ref = ot.sinkhorn(
+      np.full(m, 1 / m),
+      np.full(n, 1 / n),
+      c,
+      reg=0.005,
+      method="sinkhorn_log",
+      stopThr=1e-12,
+      numItermax=200000,
+    )
     with enable_x64():
-      plan, _ = solve_plan(jnp.asarray(c), jnp.full(m, 1 / m), jnp.full(n, 1 / n),
-                           SinkhornConfig(epsilon=0.005, threshold=1e-9, max_iterations=20000,
-                                          acceleration="adaptive"))
+      plan, _ = solve_plan(
+        jnp.asarray(c),
+        jnp.full(m, 1 / m),
+        jnp.full(n, 1 / n),
+        SinkhornConfig(
+          epsilon=0.005, threshold=1e-9, max_iterations=20000, acceleration="adaptive"
+        ),
+      )
     np.testing.assert_allclose(np.asarray(plan), ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode, sizes", [
-    ("implicit", (4,)), pytest.param("implicit", (1, 2), marks=pytest.mark.slow),
+@pytest.mark.parametrize(
+  "mode, sizes",
+  [
+    ("implicit", (4,)),
+    pytest.param("implicit", (1, 2), marks=pytest.mark.slow),
     pytest.param("unrolled", (1, 2, 4), marks=pytest.mark.slow),
-    pytest.param("fixed", (1, 2, 4), marks=pytest.mark.slow)])
+    pytest.param("fixed", (1, 2, 4), marks=pytest.mark.slow),
+  ],
+)
 def test_groups_give_the_one_loop_answer(mode, sizes):
   """Solving the batch as strided groups (one Sinkhorn loop each, the last group padded with
   trivial problems) gives the losses, metrics and gradients of one loop over the batch. (The
@@ -268,10 +320,18 @@ def test_groups_give_the_one_loop_answer(mode, sizes):
 def test_config_from_the_job_config():
   """Every field of config.ot that SinkhornConfig has reaches it; the rest is ignored."""
   from configs.default import get_config
+
   o = get_config().ot
   cfg = SinkhornConfig.from_mapping(o, differentiation="fixed")
   assert cfg.differentiation == "fixed"
-  for name in ("epsilon", "threshold", "max_iterations", "inner_iterations", "tau", "acceleration",
-               "group_size"):
+  for name in (
+    "epsilon",
+    "threshold",
+    "max_iterations",
+    "inner_iterations",
+    "tau",
+    "acceleration",
+    "group_size",
+  ):
     assert getattr(cfg, name) == o[name], name
   assert SinkhornConfig.from_mapping({}) == SinkhornConfig()

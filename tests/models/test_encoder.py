@@ -8,8 +8,15 @@ import pytest
 
 from optical_jax.models import Encoder, EncoderConfig, l2_normalize, pool
 
-CFG = EncoderConfig(vocab_size=120, hidden_size=64, num_layers=3, num_heads=4, intermediate_size=128,
-                    max_position_embeddings=64, type_vocab_size=1)
+CFG = EncoderConfig(
+  vocab_size=120,
+  hidden_size=64,
+  num_layers=3,
+  num_heads=4,
+  intermediate_size=128,
+  max_position_embeddings=64,
+  type_vocab_size=1,
+)
 
 
 def _batch(seed=0, b=4, t=16):
@@ -39,10 +46,16 @@ def test_bf16_close_to_fp32(params):
   b16 = Encoder(CFG.replace(dtype="bfloat16")).apply(params, ids, mask).last_hidden_state
   assert b16.dtype == jnp.bfloat16
   real = mask.astype(bool)
-  rel = np.abs(np.asarray(b16, np.float32) - np.asarray(f32))[real].max() / np.abs(np.asarray(f32))[real].max()
+  rel = (
+    np.abs(np.asarray(b16, np.float32) - np.asarray(f32))[real].max()
+    / np.abs(np.asarray(f32))[real].max()
+  )
   assert rel < 5e-2
-  cos = np.sum(np.asarray(_embed(CFG, params, ids, mask)) *
-               np.asarray(_embed(CFG.replace(dtype="bfloat16"), params, ids, mask)), -1)
+  cos = np.sum(
+    np.asarray(_embed(CFG, params, ids, mask))
+    * np.asarray(_embed(CFG.replace(dtype="bfloat16"), params, ids, mask)),
+    -1,
+  )
   assert cos.min() >= 0.999
 
 
@@ -94,7 +107,9 @@ def test_dropout_only_when_not_deterministic(params):
   ids, mask = _batch(6)
   m = Encoder(cfg)
   a = m.apply(params, ids, mask).last_hidden_state
-  b = m.apply(params, ids, mask, deterministic=False, rngs={"dropout": jax.random.key(1)}).last_hidden_state
+  b = m.apply(
+    params, ids, mask, deterministic=False, rngs={"dropout": jax.random.key(1)}
+  ).last_hidden_state
   np.testing.assert_allclose(a, Encoder(CFG).apply(params, ids, mask).last_hidden_state, atol=1e-6)
   assert np.abs(np.asarray(a) - np.asarray(b)).max() > 1e-2
 
@@ -114,8 +129,13 @@ def test_config_validation():
 
 def _family(cfg, family):
   if family == "mpnet":
-    return cfg.replace(family=family, pad_token_id=1, type_vocab_size=0,
-                       relative_attention_num_buckets=32, relative_max_distance=16)
+    return cfg.replace(
+      family=family,
+      pad_token_id=1,
+      type_vocab_size=0,
+      relative_attention_num_buckets=32,
+      relative_max_distance=16,
+    )
   return cfg.replace(family=family, pad_token_id=1 if family == "xlm-roberta" else 0)
 
 
@@ -126,6 +146,7 @@ def test_packed_rows_equal_each_text_alone(family):
   pooled vectors, they get alone: attention stays inside a text, positions restart (MPNet:
   its relative-position bias depends on j - i only, the same within a packed text)."""
   from optical_jax.models.pooling import pool_segments
+
   cfg = _family(CFG, family)
   rng = np.random.default_rng(4)
   lengths = [5, 1, 9, 3]
@@ -144,8 +165,10 @@ def test_packed_rows_equal_each_text_alone(family):
   pooled = {k: np.asarray(pool_segments(jnp.asarray(packed), segs, 6, k)) for k in ("mean", "cls")}
   start = 0
   for k, t in enumerate(texts):
-    alone = np.asarray(module.apply(params, t[None], np.ones((1, len(t)), np.int32)).last_hidden_state)[0]
-    np.testing.assert_allclose(packed[0, start:start + len(t)], alone, atol=1e-5)
+    alone = np.asarray(
+      module.apply(params, t[None], np.ones((1, len(t)), np.int32)).last_hidden_state
+    )[0]
+    np.testing.assert_allclose(packed[0, start : start + len(t)], alone, atol=1e-5)
     np.testing.assert_allclose(pooled["mean"][0, k], alone.mean(0), atol=1e-5)
     np.testing.assert_allclose(pooled["cls"][0, k], alone[0], atol=1e-5)
     start += len(t)

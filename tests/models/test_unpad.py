@@ -17,8 +17,14 @@ from optical_jax.training.steps import DistillSpec, make_loss
 
 from hf_fixtures import _tokenizer
 
-CFG = EncoderConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48,
-                    max_position_embeddings=40)
+CFG = EncoderConfig(
+  vocab_size=90,
+  hidden_size=32,
+  num_layers=2,
+  num_heads=4,
+  intermediate_size=48,
+  max_position_embeddings=40,
+)
 
 
 def _mask(seed, b, t, empty_row=True):
@@ -30,13 +36,15 @@ def _mask(seed, b, t, empty_row=True):
 
 
 def _layout(mask, shards, multiple=4):
-  cap = token_plan.round_capacity(int(token_plan.shard_counts(mask, shards).max()), multiple,
-                             mask.size // shards)
+  cap = token_plan.round_capacity(
+    int(token_plan.shard_counts(mask, shards).max()), multiple, mask.size // shards
+  )
   ti = token_plan.token_index(mask, shards, cap)
   return ti, unpad.make_layout(jnp.asarray(mask), jnp.asarray(ti))
 
 
 # ---------------------------------------------------------------- layout and gathers
+
 
 def test_token_index_lists_real_positions_per_shard():
   mask = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]], np.int32)
@@ -92,12 +100,16 @@ def test_custom_vjps_equal_autodiff_of_plain_gathers(shards):
     return jnp.where(real[..., None], rows, 0.0).reshape(6, 5, 4)
 
   w = jnp.asarray(rng.standard_normal((shards * lay.slots, 4)), jnp.float32)
-  np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(unpad.to_flat(x, lay) * w))(x),
-                                jax.grad(lambda x: jnp.sum(plain_flat(x) * w))(x))
+  np.testing.assert_array_equal(
+    jax.grad(lambda x: jnp.sum(unpad.to_flat(x, lay) * w))(x),
+    jax.grad(lambda x: jnp.sum(plain_flat(x) * w))(x),
+  )
   f = unpad.to_flat(x, lay)
   v = jnp.asarray(rng.standard_normal((6, 5, 4)), jnp.float32)
-  np.testing.assert_array_equal(jax.grad(lambda f: jnp.sum(unpad.to_padded(f, lay) * v))(f),
-                                jax.grad(lambda f: jnp.sum(plain_padded(f) * v))(f))
+  np.testing.assert_array_equal(
+    jax.grad(lambda f: jnp.sum(unpad.to_padded(f, lay) * v))(f),
+    jax.grad(lambda f: jnp.sum(plain_padded(f) * v))(f),
+  )
 
 
 def test_shape_errors():
@@ -111,30 +123,49 @@ def test_shape_errors():
 
 # ---------------------------------------------------------------- encoder and losses
 
-@pytest.mark.parametrize("family,shards,options", [
-    pytest.param("bert", 1, {}, marks=pytest.mark.slow), ("bert", 2, {"remat": True}), pytest.param("xlm-roberta", 2, {"layer_unroll": 1}, marks=pytest.mark.slow),
-    pytest.param("mpnet", 2, {"remat": True}, marks=pytest.mark.slow)])
+
+@pytest.mark.parametrize(
+  "family,shards,options",
+  [
+    pytest.param("bert", 1, {}, marks=pytest.mark.slow),
+    ("bert", 2, {"remat": True}),
+    pytest.param("xlm-roberta", 2, {"layer_unroll": 1}, marks=pytest.mark.slow),
+    pytest.param("mpnet", 2, {"remat": True}, marks=pytest.mark.slow),
+  ],
+)
 def test_encoder_unpadded_equals_padded(family, shards, options):
   """Every real token's states (all layers) and the parameter gradients of a loss on them equal
   the padded encoder's (float32), in the unrolled, scanned and rematerialised layer loops."""
-  cfg = CFG.replace(family=family, pad_token_id=0 if family == "bert" else 1,
-                    type_vocab_size={"bert": 2, "xlm-roberta": 1, "mpnet": 0}[family],
-                    relative_attention_num_buckets=32 if family == "mpnet" else 0, **options)
+  cfg = CFG.replace(
+    family=family,
+    pad_token_id=0 if family == "bert" else 1,
+    type_vocab_size={"bert": 2, "xlm-roberta": 1, "mpnet": 0}[family],
+    relative_attention_num_buckets=32 if family == "mpnet" else 0,
+    **options,
+  )
   module = Encoder(cfg)
   mask = _mask(4, 8, 11)
-  ids = np.where(mask > 0, np.random.default_rng(5).integers(5, 90, mask.shape),
-                 cfg.pad_token_id).astype(np.int32)
+  ids = np.where(
+    mask > 0, np.random.default_rng(5).integers(5, 90, mask.shape), cfg.pad_token_id
+  ).astype(np.int32)
   ti, _ = _layout(mask, shards)
   params = module.init(jax.random.PRNGKey(0), ids, mask)
   padded = jax.jit(lambda p: module.apply(p, ids, mask, output_hidden_states=True))(params)
-  flat = jax.jit(lambda p: module.apply(p, ids, mask, output_hidden_states=True,
-                                        token_index=ti))(params)
+  flat = jax.jit(lambda p: module.apply(p, ids, mask, output_hidden_states=True, token_index=ti))(
+    params
+  )
   real = mask[..., None].astype(bool)
-  np.testing.assert_allclose(np.where(real, flat.last_hidden_state, 0),
-                             np.where(real, padded.last_hidden_state, 0), atol=2e-5)
+  np.testing.assert_allclose(
+    np.where(real, flat.last_hidden_state, 0),
+    np.where(real, padded.last_hidden_state, 0),
+    atol=2e-5,
+  )
   np.testing.assert_array_equal(np.asarray(flat.last_hidden_state)[~mask.astype(bool)], 0)
-  np.testing.assert_allclose(np.where(real[None], flat.hidden_states, 0),
-                             np.where(real[None], padded.hidden_states, 0), atol=2e-5)
+  np.testing.assert_allclose(
+    np.where(real[None], flat.hidden_states, 0),
+    np.where(real[None], padded.hidden_states, 0),
+    atol=2e-5,
+  )
 
   def loss(p, index):
     h = module.apply(p, ids, mask, token_index=index).last_hidden_state
@@ -162,7 +193,9 @@ def _distill_batch(seed, b=8, m=12, n=10):
   out = {}
   for side, t in (("student", m), ("teacher", n)):
     mask = _mask(seed + t, b, t)
-    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(np.int32)
+    out[f"{side}_ids"] = np.where(mask == 1, rng.integers(2, CFG.vocab_size, (b, t)), 0).astype(
+      np.int32
+    )
     out[f"{side}_mask"] = mask
     out[f"{side}_weights"] = mask.astype(np.float32)
   return out
@@ -178,17 +211,38 @@ def _with_index(batch, shards, multiple=4):
 def _with_common_index(batches, shards, multiple=4):
   """``_with_index`` for each batch, with one capacity per side (the largest any batch needs),
   as the data pipeline plans a bucket: one program for all the steps."""
-  cap = {side: max(token_plan.round_capacity(int(token_plan.shard_counts(b[f"{side}_mask"], shards).max()),
-                                             multiple, b[f"{side}_mask"].size // shards) for b in batches)
-         for side in ("student", "teacher")}
-  return [dict(b, **{f"{side}_token_index": token_plan.token_index(b[f"{side}_mask"], shards, cap[side])
-                     for side in cap}) for b in batches]
+  cap = {
+    side: max(
+      token_plan.round_capacity(
+        int(token_plan.shard_counts(b[f"{side}_mask"], shards).max()),
+        multiple,
+        b[f"{side}_mask"].size // shards,
+      )
+      for b in batches
+    )
+    for side in ("student", "teacher")
+  }
+  return [
+    dict(
+      b,
+      **{
+        f"{side}_token_index": token_plan.token_index(b[f"{side}_mask"], shards, cap[side])
+        for side in cap
+      },
+    )
+    for b in batches
+  ]
 
 
-@pytest.mark.parametrize("objective,layer", [pytest.param("optical", -1, marks=pytest.mark.slow),
-                                             pytest.param("kd_token", -1, marks=pytest.mark.slow),
-                                             ("kd_sentence", -1),
-                                             pytest.param("kd_sentence", 1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "objective,layer",
+  [
+    pytest.param("optical", -1, marks=pytest.mark.slow),
+    pytest.param("kd_token", -1, marks=pytest.mark.slow),
+    ("kd_sentence", -1),
+    pytest.param("kd_sentence", 1, marks=pytest.mark.slow),
+  ],
+)
 def test_losses_and_gradients_unpadded_equal_padded(objective, layer):
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(1), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
@@ -208,6 +262,7 @@ def test_losses_and_gradients_unpadded_equal_padded(objective, layer):
 
 # ---------------------------------------------------------------- token plans
 
+
 def _tok():
   return Tokenizer(_tokenizer("bert", 99), pad_id=0, max_length=64)
 
@@ -216,13 +271,16 @@ def _pairs(n=60, seed=0):
   rng = np.random.default_rng(seed)
   word = lambda: "".join(rng.choice(list("abcdefgh"), size=rng.integers(1, 3)))
   sentence = lambda k: " ".join(word() for _ in range(k))
-  return [(sentence(int(rng.integers(1, 30))), sentence(int(rng.integers(1, 30)))) for _ in range(n)]
+  return [
+    (sentence(int(rng.integers(1, 30))), sentence(int(rng.integers(1, 30)))) for _ in range(n)
+  ]
 
 
 @pytest.mark.parametrize("shards", [1, 4])
 def test_bitext_plan_covers_every_batch_of_the_run_and_is_tight(shards):
-  batcher = BitextBatcher(_pairs(), _tok(), _tok(), batch_size=8, max_length=64,
-                          buckets=(8, 16, 32, 64))
+  batcher = BitextBatcher(
+    _pairs(), _tok(), _tok(), batch_size=8, max_length=64, buckets=(8, 16, 32, 64)
+  )
   steps = 3 * batcher.steps_per_epoch
   plan = batcher.plan_unpadded(steps, shards, multiple=4)
   widest = {}
@@ -248,15 +306,16 @@ def test_bitext_batches_carry_bank_index():
   refused."""
   pairs = _pairs(21, seed=2)
   rows = np.arange(21) % 7
-  batcher = BitextBatcher(pairs, _tok(), _tok(), batch_size=8, max_length=64,
-                          buckets=(64,), bank_index=rows)
+  batcher = BitextBatcher(
+    pairs, _tok(), _tok(), batch_size=8, max_length=64, buckets=(64,), bank_index=rows
+  )
   seen = []
   for step in range(batcher.steps_per_epoch):
     _, idx = batcher.members(step)
     got = batcher.batch(step)["bank_index"]
     assert got.dtype == np.int32 and got.shape == (8,)
-    np.testing.assert_array_equal(got[:len(idx)], rows[idx])
-    assert np.all(got[len(idx):] == -1)
+    np.testing.assert_array_equal(got[: len(idx)], rows[idx])
+    assert np.all(got[len(idx) :] == -1)
     seen += list(idx)
   assert sorted(seen) == list(range(21))
   assert "bank_index" not in BitextBatcher(pairs, _tok(), _tok(), batch_size=8).batch(0)
@@ -280,6 +339,7 @@ def test_triple_plan_covers_queries_and_documents():
 
 # ---------------------------------------------------------------- sharded step
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("data,fsdp", [(8, 1), (4, 2)])
 def test_unpadded_on_eight_devices_equals_padded_on_one(data, fsdp):
@@ -288,11 +348,16 @@ def test_unpadded_on_eight_devices_equals_padded_on_one(data, fsdp):
   replicated parameters no all-gather in the program (each gather stays on its device)."""
   from optical_jax.training import sharding
   from train_fixtures import run_steps, single_device_mesh
+
   batches = [_distill_batch(k, b=16) for k in range(3)]
   p1, l1 = run_steps(single_device_mesh(), "optical", batches=batches)
-  p8, l8, hlo = run_steps(sharding.make_mesh(data=data, fsdp=fsdp), "optical",
-                     batches=_with_common_index(batches, 8), with_hlo=True,
-                     fsdp_min_size=1 if fsdp > 1 else 2 ** 16)
+  p8, l8, hlo = run_steps(
+    sharding.make_mesh(data=data, fsdp=fsdp),
+    "optical",
+    batches=_with_common_index(batches, 8),
+    with_hlo=True,
+    fsdp_min_size=1 if fsdp > 1 else 2**16,
+  )
   np.testing.assert_allclose(l8, l1, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p8)):
     np.testing.assert_allclose(b, a, atol=2e-6)

@@ -1,7 +1,6 @@
 """FAISS first stage (retrieval/ann.py): flat equals exact search, recall is measured right, and
 eval.py runs with an index and reports its recall."""
 
-
 import numpy as np
 import pytest
 
@@ -23,8 +22,12 @@ def _data(n=3000, q=50, d=32, seed=0):
 
 
 def _exact(docs, queries, k):
-  return search(Representations("dense", vectors=queries), Representations("dense", vectors=docs),
-                k=k, progress=False)
+  return search(
+    Representations("dense", vectors=queries),
+    Representations("dense", vectors=docs),
+    k=k,
+    progress=False,
+  )
 
 
 def test_flat_index_equals_exact_search():
@@ -36,8 +39,9 @@ def test_flat_index_equals_exact_search():
   assert ann.recall_against(i, ei) == 1.0
 
 
-@pytest.mark.parametrize("cfg", [ann.AnnConfig(kind="ivf", nprobe=64),
-                                 ann.AnnConfig(kind="hnsw", ef_search=256)])
+@pytest.mark.parametrize(
+  "cfg", [ann.AnnConfig(kind="ivf", nprobe=64), ann.AnnConfig(kind="hnsw", ef_search=256)]
+)
 def test_approximate_indexes_find_nearly_all_and_score_exactly(cfg):
   docs, queries = _data()
   es, ei = _exact(docs, queries, 10)
@@ -68,11 +72,11 @@ def test_ivf_trains_on_a_sample_per_cell(monkeypatch):
   docs, queries = _data(n=3000)
   seen = []
   real = faiss.IndexIVFFlat.train
-  monkeypatch.setattr(faiss.IndexIVFFlat, "train", lambda self, x: (seen.append(len(x)),
-                                                                    real(self, x))[1])
+  monkeypatch.setattr(
+    faiss.IndexIVFFlat, "train", lambda self, x: (seen.append(len(x)), real(self, x))[1]
+  )
   small = ann.build_index(docs, ann.AnnConfig(kind="ivf", nlist=20, train_per_cell=40, nprobe=20))
   every = ann.build_index(docs, ann.AnnConfig(kind="ivf", nlist=20, train_per_cell=0))
   assert seen == [800, 3000] and small.ntotal == every.ntotal == 3000
   _, ei = _exact(docs, queries, 10)
   assert ann.recall_against(ann.ann_search(small, queries, 10)[1], ei) == 1.0  # every cell visited
-

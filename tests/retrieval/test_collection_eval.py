@@ -23,23 +23,37 @@ def _edit(coll, name, text):
   return coll
 
 
-@pytest.mark.parametrize("case, kwargs, message", [
+@pytest.mark.parametrize(
+  "case, kwargs, message",
+  [
     ("max_length 0", {"max_length": 0}, "--max_length=0: a token limit must be >= 2"),
     ("max_length 1", {"max_length": 1}, "--max_length=1: a token limit must be >= 2"),
     ("doc_max_length 1", {"doc_max_length": 1}, "--doc_max_length=1: a token limit must be >= 2"),
     ("batch_size 0", {"batch_size": 0}, "--batch_size=0: must be >= 1"),
-    ("cache_dir under a file", {"cache_dir": "FILE/cache"}, "--cache_dir FILE/cache: FILE is a "
-     "file, not a folder"),
-    ("empty only query file", {"langs": ["swa"], "edit": ("queries/swa.tsv", "")},
-     "the query file of language 'swa' has no queries"),
-    ("no query judged", {"langs": ["swa"], "edit": ("qrels.txt", "x1 0 d1 1\n")},
-     "none of the 20 queries of language 'swa' is judged in the qrels"),
-])
+    (
+      "cache_dir under a file",
+      {"cache_dir": "FILE/cache"},
+      "--cache_dir FILE/cache: FILE is a file, not a folder",
+    ),
+    (
+      "empty only query file",
+      {"langs": ["swa"], "edit": ("queries/swa.tsv", "")},
+      "the query file of language 'swa' has no queries",
+    ),
+    (
+      "no query judged",
+      {"langs": ["swa"], "edit": ("qrels.txt", "x1 0 d1 1\n")},
+      "none of the 20 queries of language 'swa' is judged in the qrels",
+    ),
+  ],
+)
 def test_refused_before_any_model_loads(tmp_path, toy_collection, case, kwargs, message):
   coll = toy_collection(tmp_path)
   (tmp_path / "a_file").write_text("x")
-  kwargs = {k: (v.replace("FILE", str(tmp_path / "a_file")) if isinstance(v, str) else v)
-            for k, v in kwargs.items()}
+  kwargs = {
+    k: (v.replace("FILE", str(tmp_path / "a_file")) if isinstance(v, str) else v)
+    for k, v in kwargs.items()
+  }
   if "edit" in kwargs:
     _edit(coll, *kwargs.pop("edit"))
   message = message.replace("FILE", str(tmp_path / "a_file"))
@@ -71,14 +85,15 @@ def test_a_language_subset_scores_each_language_as_all_languages_do(tmp_path, to
   coll = toy_collection(tmp_path)
   for lang in ("som", "deu", "fra"):  # other ids per language, each judged
     lines = (coll / "queries" / f"{lang}.tsv").read_text().splitlines()
-    (coll / "queries" / f"{lang}.tsv").write_text(
-        "".join(f"{lang}_{line}\n" for line in lines))
+    (coll / "queries" / f"{lang}.tsv").write_text("".join(f"{lang}_{line}\n" for line in lines))
   qrels = (coll / "qrels.txt").read_text().splitlines()
-  (coll / "qrels.txt").write_text("".join(
-      f"{p}{line}\n" for p in ("", "som_", "deu_", "fra_") for line in qrels))
+  (coll / "qrels.txt").write_text(
+    "".join(f"{p}{line}\n" for p in ("", "som_", "deu_", "fra_") for line in qrels)
+  )
   every = run_eval("random:tiny", None, str(coll), str(tmp_path / "all"), batch_size=8, k=10)
-  one = run_eval("random:tiny", None, str(coll), str(tmp_path / "one"), langs=["swa"],
-                 batch_size=8, k=10)
+  one = run_eval(
+    "random:tiny", None, str(coll), str(tmp_path / "one"), langs=["swa"], batch_size=8, k=10
+  )
   assert one["languages"]["swa"]["missing_queries"] == []
   assert one["languages"]["swa"]["queries_scored"] == 20
   assert one["languages"]["swa"] == every["languages"]["swa"]
@@ -88,7 +103,8 @@ def test_collection_fingerprint_changes_with_any_file(tmp_path, toy_collection):
   coll = toy_collection(tmp_path)
   before = collection_fingerprint(coll)
   assert set(before) == {"collection/docs.jsonl", "collection/qrels.txt"} | {
-      f"collection/queries/{lang}.tsv" for lang in ("swa", "som", "deu", "fra")}
+    f"collection/queries/{lang}.tsv" for lang in ("swa", "som", "deu", "fra")
+  }
   (coll / "qrels.txt").write_text((coll / "qrels.txt").read_text().replace("d1 1", "d2 1"))
   after = collection_fingerprint(coll)
   assert [k for k in before if before[k] != after[k]] == ["collection/qrels.txt"]

@@ -31,8 +31,9 @@ def test_maxsim_tokens_equal_each_text_alone(model, with_head):
     rng = np.random.default_rng(0)
     head = {"kernel": rng.normal(size=(model.config.hidden_size, 8)).astype(np.float32)}
     model = dataclasses.replace(model, head=head)
-  reps = encode(model, TEXTS, "maxsim", prefix="passage: ", max_length=24, batch_size=1,
-                progress=False)
+  reps = encode(
+    model, TEXTS, "maxsim", prefix="passage: ", max_length=24, batch_size=1, progress=False
+  )
   params = model.retrieval_params()
   if params["head"] is None:
     params = {"encoder": params["encoder"]}
@@ -41,10 +42,13 @@ def test_maxsim_tokens_equal_each_text_alone(model, with_head):
   assert reps.tokens.shape == (len(TEXTS), 24, 8 if with_head else model.config.hidden_size)
   alone_fn = jax.jit(functools.partial(token_embeddings, model.module))  # quicker than eager
   for i, x in enumerate(ids):
-    alone = np.asarray(alone_fn(params, np.asarray([x], np.int32),
-                                np.ones((1, len(x)), np.int32)))[0]
-    np.testing.assert_allclose(reps.tokens[i, :len(x)].astype(np.float32), alone, atol=2e-3)  # fp16
-    assert reps.mask[i].sum() == len(x) and not reps.tokens[i, len(x):].any()
+    alone = np.asarray(alone_fn(params, np.asarray([x], np.int32), np.ones((1, len(x)), np.int32)))[
+      0
+    ]
+    np.testing.assert_allclose(
+      reps.tokens[i, : len(x)].astype(np.float32), alone, atol=2e-3
+    )  # fp16
+    assert reps.mask[i].sum() == len(x) and not reps.tokens[i, len(x) :].any()
 
 
 def _same(a, b):
@@ -63,8 +67,15 @@ def _same(a, b):
         np.testing.assert_allclose(x.astype(np.float32), y.astype(np.float32), atol=1e-3)
 
 
-STORE_TEXTS = ["a first text", "the second one", "three", "dd ee ff gg hh ii jj kk", "q",
-               "cc dd ee", "ff"]
+STORE_TEXTS = [
+  "a first text",
+  "the second one",
+  "three",
+  "dd ee ff gg hh ii jj kk",
+  "q",
+  "cc dd ee",
+  "ff",
+]
 
 
 @pytest.mark.parametrize("kind", ["dense", "maxsim"])
@@ -72,6 +83,7 @@ def test_store_equals_encoding_and_resumes_after_a_kill(model, tmp_path, kind, m
   """Shards of 2 texts: the store holds what encode() gives for all texts at once; a run killed
   in its third shard resumes there (the first two shards are not encoded again)."""
   from optical_jax.retrieval import index  # pylint: disable=import-outside-toplevel
+
   kw = dict(prefix="", max_length=16, batch_size=2, progress=False)
   whole = index.encode(model, STORE_TEXTS, kind, **kw)
   calls, real = [], index.encode
@@ -104,6 +116,7 @@ def test_store_equals_encoding_and_resumes_after_a_kill(model, tmp_path, kind, m
 @pytest.mark.parametrize("kind", ["dense", "maxsim"])
 def test_truncated_store_is_rebuilt(model, tmp_path, kind, caplog):
   from optical_jax.retrieval.index import encode_cached  # pylint: disable=import-outside-toplevel
+
   caplog.set_level("INFO", logger="optical_jax.retrieval")
   texts = ["a first text", "the second one", "three"]
   kw = dict(prefix="", max_length=16, batch_size=2, progress=False)
@@ -120,13 +133,15 @@ def test_cache_of_the_earlier_npz_format(model, tmp_path, kind, caplog):
   """A cache written as one .npz (before the store) is still read; a truncated one is rebuilt
   instead of raising BadZipFile."""
   from optical_jax.retrieval import index  # pylint: disable=import-outside-toplevel
+
   caplog.set_level("INFO", logger="optical_jax.retrieval.index")
   texts = ["a first text", "the second one", "three"]
   kw = dict(prefix="", max_length=16, batch_size=2, progress=False)
   reps = index.encode(model, texts, kind, **kw)
   path = tmp_path / f"{kind}-{index._cache_key(model, texts, kind, kw)}.npz"  # pylint: disable=protected-access
-  fields = {"vectors": reps.vectors} if kind == "dense" else {"tokens": reps.tokens,
-                                                              "mask": reps.mask}
+  fields = (
+    {"vectors": reps.vectors} if kind == "dense" else {"tokens": reps.tokens, "mask": reps.mask}
+  )
   np.savez(path, **fields)
   _same(index.encode_cached(model, texts, kind, tmp_path, **kw), reps)
   assert "cache hit" in caplog.text and not list(tmp_path.glob(f"{kind}-*/"))
@@ -137,12 +152,20 @@ def test_cache_of_the_earlier_npz_format(model, tmp_path, kind, caplog):
 
 def test_disk_rows_read_like_an_array(tmp_path):
   from optical_jax.retrieval.store import DiskRows  # pylint: disable=import-outside-toplevel
+
   x = np.random.default_rng(0).normal(size=(9, 3, 2)).astype(np.float16)
   np.save(tmp_path / "x.npy", x)
   rows = DiskRows(tmp_path / "x.npy")
   assert rows.shape == x.shape and rows.dtype == x.dtype and len(rows) == 9
-  for index in (np.array([4, 2, 2, 8]), slice(2, 7), slice(None, None, 3), np.array([-1]),
-                np.arange(9) % 2 == 0, np.array([8, 0, 1, 0]), np.array([0, 8])):  # scattered too
+  for index in (
+    np.array([4, 2, 2, 8]),
+    slice(2, 7),
+    slice(None, None, 3),
+    np.array([-1]),
+    np.arange(9) % 2 == 0,
+    np.array([8, 0, 1, 0]),
+    np.array([0, 8]),
+  ):  # scattered too
     np.testing.assert_array_equal(rows[index], x[index])
   np.testing.assert_array_equal(np.asarray(rows), x)
   with pytest.raises(IndexError):

@@ -19,10 +19,10 @@ def _tokens(rng, n, length, dim):
 def test_budgeted_maxsim_equals_one_block():
   rng = np.random.default_rng(0)
   q, d = _tokens(rng, 13, 7, 16), _tokens(rng, 101, 33, 16)
-  big = search(q, d, k=20, chunk_size=1024, query_batch=256, progress=False,
-               memory_budget=2**40)
-  small = search(q, d, k=20, chunk_size=1024, query_batch=256, progress=False,
-                 memory_budget=8 * 7 * 33 * 4 * 3)  # three query-document pairs of 8 docs
+  big = search(q, d, k=20, chunk_size=1024, query_batch=256, progress=False, memory_budget=2**40)
+  small = search(
+    q, d, k=20, chunk_size=1024, query_batch=256, progress=False, memory_budget=8 * 7 * 33 * 4 * 3
+  )  # three query-document pairs of 8 docs
   np.testing.assert_array_equal(big[1], small[1])
   np.testing.assert_allclose(big[0], small[0], rtol=1e-6)
 
@@ -43,6 +43,7 @@ def test_rerank_equals_masked_search(tmp_path, kind):
   included: repeated documents), same scores; queries with fewer candidates than k pad -1."""
   from optical_jax.retrieval.search import rerank
   from optical_jax.retrieval.store import build_store
+
   rng = np.random.default_rng(4)
   n, nq = 50, 7
   if kind == "dense":
@@ -51,22 +52,24 @@ def test_rerank_equals_masked_search(tmp_path, kind):
     qv = rng.normal(size=(nq, 6)).astype(np.float32)
     queries = Representations("dense", vectors=qv / np.linalg.norm(qv, axis=1, keepdims=True))
     parts = lambda a, b: (v[a:b],)
-    arrays = build_store(tmp_path / "s", "dense", n, 6, 0, parts, "t", shard_size=16,
-                         progress=False)
+    arrays = build_store(
+      tmp_path / "s", "dense", n, 6, 0, parts, "t", shard_size=16, progress=False
+    )
   else:
     half = _tokens(rng, n // 2, 9, 5)
     tokens = np.concatenate([half.tokens] * 2).astype(np.float16)
     mask = np.concatenate([half.mask] * 2)
     queries = _tokens(rng, nq, 4, 5)
     parts = lambda a, b: (tokens[a:b], mask[a:b])
-    arrays = build_store(tmp_path / "s", "maxsim", n, tokens.shape[2], 9, parts, "t",
-                         shard_size=16, progress=False)
+    arrays = build_store(
+      tmp_path / "s", "maxsim", n, tokens.shape[2], 9, parts, "t", shard_size=16, progress=False
+    )
   docs = Representations(kind, **arrays)
   candidates = np.full((nq, 12), -1)
   allowed = np.zeros((nq, n), bool)
   for qi in range(nq):
     c = rng.choice(n, size=rng.integers(1, 13), replace=False)
-    candidates[qi, :len(c)] = c
+    candidates[qi, : len(c)] = c
     allowed[qi, c] = True
   want = search(queries, docs, k=10, allowed=allowed, progress=False)
   got = rerank(queries, docs, candidates, k=10, query_batch=3, progress=False)
@@ -82,8 +85,9 @@ def test_length_sorted_maxsim_equals_every_padded_pair():
   same documents, ties (repeated documents) to the lower index, for any budget."""
   rng = np.random.default_rng(7)
   half = _tokens(rng, 60, 70, 8)
-  docs = Representations("maxsim", tokens=np.concatenate([half.tokens] * 2),
-                         mask=np.concatenate([half.mask] * 2))
+  docs = Representations(
+    "maxsim", tokens=np.concatenate([half.tokens] * 2), mask=np.concatenate([half.mask] * 2)
+  )
   queries = _tokens(rng, 11, 30, 8)
   sim = np.einsum("qip,djp->qdij", queries.tokens, docs.tokens)
   sim = np.where(docs.mask[None, :, None, :], sim, -np.inf).max(-1)
@@ -101,6 +105,7 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
   device merge's (run here by pretending the backend is a GPU): same documents in the same
   order, ties (repeated and rounded vectors) to the lower index, with and without a mask."""
   from optical_jax.retrieval import search as search_module
+
   rng = np.random.default_rng(n)
   v = np.round(rng.standard_normal((n // 2, 16)) * 2) / 2
   v = np.concatenate([v, v]).astype(np.float32)
@@ -109,11 +114,15 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
   docs, queries = Representations("dense", vectors=v), Representations("dense", vectors=q)
   allowed = rng.random((37, n)) < 0.3
   monkeypatch.setattr(search_module, "HOST_SELECT_CHUNK", chunk)
-  host = [search(queries, docs, k=k, progress=False),
-          search(queries, docs, k=k, allowed=allowed, progress=False)]
+  host = [
+    search(queries, docs, k=k, progress=False),
+    search(queries, docs, k=k, allowed=allowed, progress=False),
+  ]
   monkeypatch.setattr(search_module.jax, "default_backend", lambda: "gpu")
-  device = [search(queries, docs, k=k, progress=False),
-            search(queries, docs, k=k, allowed=allowed, progress=False)]
+  device = [
+    search(queries, docs, k=k, progress=False),
+    search(queries, docs, k=k, allowed=allowed, progress=False),
+  ]
   for (hs, hi), (ds, di) in zip(host, device):
     np.testing.assert_array_equal(hi, di)
     np.testing.assert_allclose(hs, ds, rtol=1e-5, atol=1e-6)

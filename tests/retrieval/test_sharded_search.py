@@ -15,8 +15,10 @@ def _unit(x):
 
 def _dense(n, q, dim=16, seed=0):
   rng = np.random.default_rng(seed)
-  return (Representations("dense", vectors=_unit(rng.normal(size=(q, dim)))),
-          Representations("dense", vectors=_unit(rng.normal(size=(n, dim)))))
+  return (
+    Representations("dense", vectors=_unit(rng.normal(size=(q, dim)))),
+    Representations("dense", vectors=_unit(rng.normal(size=(n, dim)))),
+  )
 
 
 def _maxsim(n, q, lq=5, ld=9, dim=8, seed=0):
@@ -27,8 +29,10 @@ def _maxsim(n, q, lq=5, ld=9, dim=8, seed=0):
   dm[:, 0] = True
   qt = _unit(rng.normal(size=(q, lq, dim))) * qm[..., None]
   dt = (_unit(rng.normal(size=(n, ld, dim))) * dm[..., None]).astype(np.float16)
-  return (Representations("maxsim", tokens=qt, mask=qm),
-          Representations("maxsim", tokens=dt, mask=dm))
+  return (
+    Representations("maxsim", tokens=qt, mask=qm),
+    Representations("maxsim", tokens=dt, mask=dm),
+  )
 
 
 def _same(a, b):
@@ -44,8 +48,9 @@ def test_dense_sharded_equals_one_device(mesh_shape, n, k, chunk):
   mesh = sharding.make_mesh(*mesh_shape)
   queries, docs = _dense(n, 13)
   one = search(queries, docs, k=k, chunk_size=chunk, query_batch=5, progress=False)
-  _same(search_sharded(queries, docs, mesh, k=k, chunk_size=chunk, query_batch=5, progress=False),
-        one)
+  _same(
+    search_sharded(queries, docs, mesh, k=k, chunk_size=chunk, query_batch=5, progress=False), one
+  )
   assert one[1].shape == (13, min(k, n))
 
 

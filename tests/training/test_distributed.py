@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_initialize_kwargs_from_environment():
   assert initialize_kwargs({}) == {}  # TPU pods and SLURM: JAX detects them itself
   assert initialize_kwargs({"JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}) == {
-      "num_processes": 4, "process_id": 3}
+    "num_processes": 4,
+    "process_id": 3,
+  }
   with pytest.raises(ValueError, match="set both JAX_NUM_PROCESSES and JAX_PROCESS_ID"):
     initialize_kwargs({"JAX_NUM_PROCESSES": "4"})
   with pytest.raises(ValueError, match="must be integers"):
@@ -40,16 +42,27 @@ def test_two_processes_match_one(tmp_path):
   over the 4 devices, each process feeding its half of every batch: the 3-step loss
   trajectory equals one process's within 1e-5 relative."""
   from train_fixtures import run_steps, single_device_mesh
+
   _, reference = run_steps(single_device_mesh(), "optical", steps=3)
   out = tmp_path / "losses.json"
   port = _free_port()
   procs = []
   for pid in range(2):
-    env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
-               JAX_PROCESS_ID=str(pid))
-    procs.append(subprocess.Popen([sys.executable, str(REPO / "tests" / "multihost_worker.py"),
-                                   str(out)], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    env = dict(
+      os.environ,
+      JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+      JAX_NUM_PROCESSES="2",
+      JAX_PROCESS_ID=str(pid),
+    )
+    procs.append(
+      subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "multihost_worker.py"), str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+      )
+    )
   logs = []
   for p in procs:
     try:

@@ -36,9 +36,13 @@ def test_check_names_every_difference_and_writes_nothing(tmp_path):
   identity.check(tmp_path, config, DATA, "m1")  # the same run
   other = default.get_config()
   other.method, other.train.learning_rate = "kd_sentence", 3e-4
-  with pytest.raises(identity.IdentityError, match=(
+  with pytest.raises(
+    identity.IdentityError,
+    match=(
       r"holds a run with another config \(method: 'optical' -> 'kd_sentence'; "
-      r"train\.learning_rate: 2e-05 -> 0\.0003\); use another --workdir, or delete ")):
+      r"train\.learning_rate: 2e-05 -> 0\.0003\); use another --workdir, or delete "
+    ),
+  ):
     identity.check(tmp_path, other)
   with pytest.raises(identity.IdentityError, match=r"another training data \(train_sha256: 'a"):
     identity.check(tmp_path, data={**DATA, "train_sha256": "c" * 64})
@@ -71,24 +75,40 @@ def test_checkpoints_without_identity_are_refused(tmp_path):
 @pytest.mark.slow
 def test_train_py_refuses_another_runs_dir(tmp_path):
   from hf_fixtures import make_checkpoint  # pylint: disable=import-outside-toplevel
+
   ckpt = tmp_path / "model"
   make_checkpoint(ckpt, "bert")
   work = tmp_path / "work"
 
   def train(*extra):
-    cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
-           f"--config.model={ckpt}", f"--workdir={work}", "--config.train.num_steps=4",
-           "--config.train.checkpoint_every=2", *extra]
-    return subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                          capture_output=True, text=True, timeout=600)
+    cmd = [
+      sys.executable,
+      str(REPO / "train.py"),
+      f"--config={REPO / 'configs' / 'tiny.py'}",
+      f"--config.model={ckpt}",
+      f"--workdir={work}",
+      "--config.train.num_steps=4",
+      "--config.train.checkpoint_every=2",
+      *extra,
+    ]
+    return subprocess.run(
+      cmd,
+      cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=str(REPO)),
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
 
   assert train().returncode == 0
   snapshot = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
   proc = train("--config.method=kd_sentence")
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
-  assert lines[-1].startswith(f"train: error: {work} holds a run with another config (method: "
-                              "'optical' -> 'kd_sentence'); use another --workdir")
+  assert lines[-1].startswith(
+    f"train: error: {work} holds a run with another config (method: "
+    "'optical' -> 'kd_sentence'); use another --workdir"
+  )
   assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == snapshot
   assert json.loads((work / "config.json").read_text())["method"] == "optical"
   proc = train("--config.train.log_every=1")  # operational: the same run, resumed
@@ -99,6 +119,7 @@ def test_train_py_refuses_another_runs_dir(tmp_path):
 def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
   from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+
   config = gap_study.get_config()
   identity.record(tmp_path, config, operational=identity.STUDY_OPERATIONAL)
   more = gap_study.get_config()
@@ -110,7 +131,9 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ntrex_study.run_study(other, str(tmp_path))  # refused before any collection or model loads
 
 
-@pytest.mark.parametrize("field, value, message", [
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
     ("train.num_steps", -3, r"train\.num_steps=-3: must be >= 0"),
     ("train.learning_rate", 0.0, r"train\.learning_rate=0\.0: must be > 0"),
     ("data.test_fraction", 1.0, r"data\.test_fraction=1\.0: must be in \[0, 1\)"),
@@ -122,10 +145,12 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("data.buckets", (16, 0), r"data\.buckets=\(16, 0\): expected token lengths"),
     ("ot.threshold", -1.0, r"ot\.threshold=-1\.0: must be > 0"),
     ("ot.inner_iterations", 0, r"ot\.inner_iterations=0: must be >= 1"),
-])
+  ],
+)
 def test_validate_names_the_field(field, value, message):
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   config = default.get_config()
   validate(config)
   section, _, name = field.rpartition(".")
@@ -137,6 +162,7 @@ def test_validate_names_the_field(field, value, message):
 def test_validate_a_teacher_of_another_model_at_the_last_layer_only():
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+
   config = default.get_config()
   config.teacher.model = "pypi:all-mpnet-base-v2"
   validate(config)
@@ -147,6 +173,7 @@ def test_validate_a_teacher_of_another_model_at_the_last_layer_only():
 
 def test_validate_refuses_an_untrained_student_but_not_zero_shot():
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
+
   config = default.get_config()
   config.train.num_steps, config.train.num_epochs = 0, 0
   with pytest.raises(ValueError, match=r"would export an untrained student"):
@@ -158,6 +185,7 @@ def test_validate_refuses_an_untrained_student_but_not_zero_shot():
 def test_a_language_both_low_and_high_is_refused(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
   from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+
   config = gap_study.get_config()
   config.high = config.high + ",swa"
   with pytest.raises(ValueError, match=r"config\.low and config\.high both name \['swa'\]"):
@@ -165,7 +193,9 @@ def test_a_language_both_low_and_high_is_refused(tmp_path):
   assert not (tmp_path / "s").exists()  # refused before anything is written
 
 
-@pytest.mark.parametrize("field, value, message", [
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
     ("eval.metric", "NDCG@7", r"eval\.metric='NDCG@7': expected one of the measures evaluated"),
     ("eval.bootstrap_samples", 0, r"eval\.bootstrap_samples=0: must be >= 1"),
     ("eval.bootstrap_samples", -5, r"eval\.bootstrap_samples=-5: must be >= 1"),
@@ -177,14 +207,15 @@ def test_a_language_both_low_and_high_is_refused(tmp_path):
     ("eval.ranker", "bm25", r"eval\.ranker='bm25': expected one of"),
     ("eval.doc_max_length", 1, r"eval\.doc_max_length=1: must be >= 2"),
     ("collection.builder", "folder", r"collection\.builder='folder': expected 'ntrex' or 'dir'"),
-])
-def test_a_gap_study_config_is_checked_before_anything_is_written(tmp_path, field, value,
-                                                                  message):
+  ],
+)
+def test_a_gap_study_config_is_checked_before_anything_is_written(tmp_path, field, value, message):
   """study.py's own fields (not its training runs'): a metric that is not evaluated was a
   KeyError after every cell had run; bootstrap_samples <= 0 and low='' wrote a report of NaN
   intervals or without a gap."""
   from configs import gap_study  # pylint: disable=import-outside-toplevel
   from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+
   config = gap_study.get_config()
   node, _, leaf = field.rpartition(".")
   (config[node] if node else config)[leaf] = value
@@ -199,19 +230,23 @@ def test_a_study_of_a_collection_edited_in_place_is_refused(tmp_path, toy_collec
   from configs import gap_study  # pylint: disable=import-outside-toplevel
   from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
   from optical_jax.data.collection_format import collection_fingerprint  # pylint: disable=import-outside-toplevel
+
   coll = toy_collection(tmp_path)
   config = gap_study.get_config()
   config.collection.builder, config.collection.source = "dir", str(coll)
   work = tmp_path / "s"
-  identity.record(work, config, data=collection_fingerprint(coll),
-                  operational=identity.STUDY_OPERATIONAL)
+  identity.record(
+    work, config, data=collection_fingerprint(coll), operational=identity.STUDY_OPERATIONAL
+  )
   recorded = (work / identity.FILE).read_text()
   (coll / "qrels.txt").write_text((coll / "qrels.txt").read_text().replace("d1 1", "d2 1"))
-  with pytest.raises(identity.IdentityError,
-                     match=r"holds a run with another collection \(collection/qrels\.txt: '"):
+  with pytest.raises(
+    identity.IdentityError, match=r"holds a run with another collection \(collection/qrels\.txt: '"
+  ):
     ntrex_study.run_study(config, str(work))
   assert (work / identity.FILE).read_text() == recorded and sorted(
-      p.name for p in work.iterdir()) == [identity.FILE]
+    p.name for p in work.iterdir()
+  ) == [identity.FILE]
 
 
 def test_distill_layer_beyond_the_model_is_refused():
@@ -219,6 +254,7 @@ def test_distill_layer_beyond_the_model_is_refused():
   silently distilled the last layer."""
   from configs import tiny  # pylint: disable=import-outside-toplevel
   from optical_jax.config_checks import validate_for_model  # pylint: disable=import-outside-toplevel
+
   config = tiny.get_config()
   for ok in (-1, 0, 1, 2):
     config.distill.layer = ok

@@ -25,12 +25,20 @@ from hf_fixtures import make_checkpoint
 from train_fixtures import CFG, random_batch, run_steps, single_device_mesh
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 def test_eight_devices_available():
   assert jax.device_count() == 8, "tests/conftest.py sets XLA_FLAGS for 8 CPU devices"
 
 
-@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence",
-                                       pytest.param("kd_token", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "objective",
+  [
+    pytest.param("optical", marks=pytest.mark.slow),
+    "kd_sentence",
+    pytest.param("kd_token", marks=pytest.mark.slow),
+  ],
+)
 def test_sharded_step_equals_single_device(objective):
   """data=8: the loss trajectory of 3 steps within 1e-5 relative of one device, parameters
   within 2e-6 (float32 reductions in another order)."""
@@ -57,8 +65,9 @@ def test_bank_step_sharded_equals_single_device():
   """The English bank split over fsdp (data=4 x fsdp=2, every array sharded) and the batch's
   bank_index over data: the same steps as one device."""
   p1, l1 = run_steps(single_device_mesh(), "kd_sentence", steps=3, bank=True)
-  p2, l2 = run_steps(sharding.make_mesh(data=4, fsdp=2), "kd_sentence", steps=3, fsdp_min_size=1,
-                bank=True)
+  p2, l2 = run_steps(
+    sharding.make_mesh(data=4, fsdp=2), "kd_sentence", steps=3, fsdp_min_size=1, bank=True
+  )
   np.testing.assert_allclose(l1, l2, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
     np.testing.assert_allclose(a, b, atol=2e-6)
@@ -92,6 +101,7 @@ def test_check_finite_names_step_and_metric():
 
 # --- the main job, end to end, as a subprocess -----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory):
   d = tmp_path_factory.mktemp("xlmr")
@@ -101,9 +111,16 @@ def small_ckpt(tmp_path_factory):
 
 def _train(workdir, ckpt, *extra, env_extra=None, check=True, config="tiny.py"):
   env = dict(os.environ, PYTHONPATH=str(REPO), **(env_extra or {}))
-  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / config}",
-         f"--config.model={ckpt}", f"--workdir={workdir}", "--config.train.num_steps=8",
-         "--config.train.checkpoint_every=2", *extra]
+  cmd = [
+    sys.executable,
+    str(REPO / "train.py"),
+    f"--config={REPO / 'configs' / config}",
+    f"--config.model={ckpt}",
+    f"--workdir={workdir}",
+    "--config.train.num_steps=8",
+    "--config.train.checkpoint_every=2",
+    *extra,
+  ]
   proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   if check and proc.returncode != 0:
     raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -112,6 +129,7 @@ def _train(workdir, ckpt, *extra, env_extra=None, check=True, config="tiny.py"):
 
 def _student_params(workdir):
   from safetensors.numpy import load_file
+
   return load_file(str(Path(workdir) / "student" / "model.safetensors"))
 
 
@@ -124,8 +142,9 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, small_ckpt, kill_at, as
   _train(ref, small_ckpt)
   work = tmp_path / "killed"
   args = (f"--config.train.async_checkpointing={async_save}",)
-  proc = _train(work, small_ckpt, *args, env_extra={"OPTICAL_JAX_KILL_AT_STEP": str(kill_at)},
-                check=False)
+  proc = _train(
+    work, small_ckpt, *args, env_extra={"OPTICAL_JAX_KILL_AT_STEP": str(kill_at)}, check=False
+  )
   assert proc.returncode == -9, proc.stderr[-2000:]
   assert not (work / "student").exists()
   proc = _train(work, small_ckpt, *args)
@@ -142,13 +161,16 @@ def test_train_step_compiles_once_per_bucket(tmp_path, small_ckpt):
   """8 steps over the tiny config's two length buckets compile the train step at most twice
   (one program per bucket, none per step): JAX's own compile log, counted."""
   proc = _train(tmp_path, small_ckpt, env_extra={"JAX_LOG_COMPILES": "1"})
-  compiles = [line for line in proc.stderr.splitlines()
-              if "Compiling" in line and "train_step" in line]
+  compiles = [
+    line for line in proc.stderr.splitlines() if "Compiling" in line and "train_step" in line
+  ]
   assert 1 <= len(compiles) <= 2, "\n".join(compiles)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("base,mesh", [("gpu", {"data": 8, "fsdp": 1}), ("tpu_pod", {"data": 2, "fsdp": 4})])
+@pytest.mark.parametrize(
+  "base,mesh", [("gpu", {"data": 8, "fsdp": 1}), ("tpu_pod", {"data": 2, "fsdp": 4})]
+)
 def test_accelerator_configs_train_tiny_on_eight_devices(tmp_path, small_ckpt, base, mesh):
   """configs/gpu.py and configs/tpu_pod.py, made tiny (``configs/tiny.py:<base>``), train and
   evaluate on 8 simulated devices with their own settings (bf16, remat and one compiled block for
@@ -170,8 +192,14 @@ def test_accelerator_configs_train_tiny_on_eight_devices(tmp_path, small_ckpt, b
 
 @pytest.mark.slow
 def test_nan_stops_with_clear_error(tmp_path, small_ckpt):
-  proc = _train(tmp_path, small_ckpt, "--config.train.learning_rate=1e30",
-                "--config.train.grad_clip=0", "--config.method=kd_sentence", check=False)
+  proc = _train(
+    tmp_path,
+    small_ckpt,
+    "--config.train.learning_rate=1e30",
+    "--config.train.grad_clip=0",
+    "--config.method=kd_sentence",
+    check=False,
+  )
   assert proc.returncode != 0
   assert "FloatingPointError: non-finite metrics at step" in proc.stderr
 
@@ -182,25 +210,44 @@ def test_exported_student_loads_everywhere(tmp_path, small_ckpt):
   torch = pytest.importorskip("torch")
   import transformers
   from optical_jax.loading import load_encoder
+
   _train(tmp_path, small_ckpt, "--config.method=kd_token")
   student = load_encoder(str(tmp_path))
   assert student.meta["method"] == "kd_token" and student.meta["teacher"] == str(small_ckpt)
   batch = student.tokenizer(["aa bb cc", "dd"])
-  ours = np.asarray(student.module.apply(student.params, batch.input_ids,
-                                         batch.attention_mask).last_hidden_state)
+  ours = np.asarray(
+    student.module.apply(student.params, batch.input_ids, batch.attention_mask).last_hidden_state
+  )
   ref = transformers.XLMRobertaModel.from_pretrained(str(tmp_path / "student")).eval()
   with torch.no_grad():
-    theirs = ref(input_ids=torch.tensor(batch.input_ids, dtype=torch.long),
-                 attention_mask=torch.tensor(batch.attention_mask)).last_hidden_state.numpy()
+    theirs = ref(
+      input_ids=torch.tensor(batch.input_ids, dtype=torch.long),
+      attention_mask=torch.tensor(batch.attention_mask),
+    ).last_hidden_state.numpy()
   assert np.abs(ours - theirs)[batch.attention_mask.astype(bool)].max() <= 1e-4
   teacher = load_encoder(str(small_ckpt))
-  diff = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
-          zip(jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(teacher.params))]
+  diff = [
+    np.abs(np.asarray(a) - np.asarray(b)).max()
+    for a, b in zip(
+      jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(teacher.params)
+    )
+  ]
   assert max(diff) > 0  # it was trained
   from optical_jax import encode
+
   (tmp_path / "in.txt").write_text("aa bb cc\ndd\n")
-  assert encode.main(["encode", f"--model={tmp_path}", f"--input={tmp_path / 'in.txt'}",
-                      f"--output={tmp_path / 'e.npy'}", "--pooling=mean"]) == 0
+  assert (
+    encode.main(
+      [
+        "encode",
+        f"--model={tmp_path}",
+        f"--input={tmp_path / 'in.txt'}",
+        f"--output={tmp_path / 'e.npy'}",
+        "--pooling=mean",
+      ]
+    )
+    == 0
+  )
   m = batch.attention_mask[..., None]
   np.testing.assert_allclose(np.load(tmp_path / "e.npy"), (ours * m).sum(1) / m.sum(1), atol=1e-5)
 
@@ -209,6 +256,7 @@ def test_exported_student_loads_everywhere(tmp_path, small_ckpt):
 def test_teacher_finetune_then_distill(tmp_path, small_ckpt):
   """English triples fine-tune a ColBERT teacher (with a head), which the student then copies."""
   import random
+
   rng = random.Random(0)
   words = [chr(97 + i % 26) * (1 + i // 26) for i in range(60)]
   lines = []
@@ -218,13 +266,21 @@ def test_teacher_finetune_then_distill(tmp_path, small_ckpt):
   triples = tmp_path / "triples.tsv"
   triples.write_text("\n".join(lines) + "\n")
   work = tmp_path / "work"
-  _train(work, small_ckpt, f"--config.teacher.triples={triples}", "--config.teacher.num_steps=6",
-         "--config.teacher.batch_size=8", "--config.teacher.projection_dim=16",
-         "--config.teacher.learning_rate=1e-3", "--config.train.log_every=1",
-         "--config.teacher.ranker=maxsim")
+  _train(
+    work,
+    small_ckpt,
+    f"--config.teacher.triples={triples}",
+    "--config.teacher.num_steps=6",
+    "--config.teacher.batch_size=8",
+    "--config.teacher.projection_dim=16",
+    "--config.teacher.learning_rate=1e-3",
+    "--config.train.log_every=1",
+    "--config.teacher.ranker=maxsim",
+  )
   logged = [json.loads(l) for l in (work / "teacher" / "metrics.jsonl").read_text().splitlines()]
   assert logged[-1]["contrastive"] < logged[0]["contrastive"]
   from optical_jax.loading import load_encoder
+
   teacher = load_encoder(str(work / "teacher" / "model"))
   student = load_encoder(str(work))
   assert teacher.head["kernel"].shape == (32, 16) and student.head["kernel"].shape == (32, 16)
@@ -234,6 +290,7 @@ def test_teacher_finetune_then_distill(tmp_path, small_ckpt):
 
 def test_triples_reader_errors(tmp_path):
   from optical_jax.data.triples import read_triples
+
   good = tmp_path / "t.jsonl"
   good.write_text('{"query": "q", "positive": "p", "negative": ["n1", "n2"]}\n')
   assert read_triples(good)[0].negatives == ("n1", "n2")
@@ -251,48 +308,76 @@ def test_triples_reader_errors(tmp_path):
     read_triples(listj)
 
 
-@pytest.mark.parametrize("config_arg, override, expected", [
+@pytest.mark.parametrize(
+  "config_arg, override, expected",
+  [
     # With --config given, ml_collections applies overrides inside app.run ...
-    pytest.param("tiny", "--config.train.nope=1",
-                 "train: error: --config.train.nope: the config has no key 'nope' (see the config "
-                 "file for the available fields)", marks=pytest.mark.slow),
+    pytest.param(
+      "tiny",
+      "--config.train.nope=1",
+      "train: error: --config.train.nope: the config has no key 'nope' (see the config "
+      "file for the available fields)",
+      marks=pytest.mark.slow,
+    ),
     # ... without it, while defining the flag (import time); ml_collections adds a suggestion.
-    (None, "--config.train.num_step=5",
-     "train: error: --config.train.num_step: the config has no key 'num_step' (did you mean "
-     "'num_steps'?)"),
-])
+    (
+      None,
+      "--config.train.num_step=5",
+      "train: error: --config.train.num_step: the config has no key 'num_step' (did you mean "
+      "'num_steps'?)",
+    ),
+  ],
+)
 def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, expected):
   args = [f"--config={REPO / 'configs' / 'tiny.py'}"] if config_arg else []
-  proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args, override,
-                         f"--workdir={tmp_path}"], cwd=REPO,
-                        capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+  proc = subprocess.run(
+    [sys.executable, str(REPO / "train.py"), *args, override, f"--workdir={tmp_path}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [expected]
 
 
-@pytest.mark.parametrize("args, expected", [
+@pytest.mark.parametrize(
+  "args, expected",
+  [
     # A config file that raises while building the config: absl printed its traceback.
-    ([f"--config={REPO / 'configs' / 'tiny.py'}:nope"],
-     f"train: error: flag --config={REPO / 'configs' / 'tiny.py'}:nope: Error whilst parsing config "
-     "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod; for the gap study "
-     "use configs/gap_study_tiny.py (--helpshort lists the flags)"),
+    (
+      [f"--config={REPO / 'configs' / 'tiny.py'}:nope"],
+      f"train: error: flag --config={REPO / 'configs' / 'tiny.py'}:nope: Error whilst parsing config "
+      "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod; for the gap study "
+      "use configs/gap_study_tiny.py (--helpshort lists the flags)",
+    ),
     # A value of the wrong type: absl's "FATAL Flags parsing error" block (in process in
     # tests/test_cli.py; here through train.py).
-    pytest.param([f"--config={REPO / 'configs' / 'tiny.py'}", "--config.train.num_steps=abc"],
-                 "train: error: flag --config.train.num_steps=abc: invalid literal for int() with "
-                 "base 10: 'abc' (--helpshort lists the flags)", marks=pytest.mark.slow),
-])
+    pytest.param(
+      [f"--config={REPO / 'configs' / 'tiny.py'}", "--config.train.num_steps=abc"],
+      "train: error: flag --config.train.num_steps=abc: invalid literal for int() with "
+      "base 10: 'abc' (--helpshort lists the flags)",
+      marks=pytest.mark.slow,
+    ),
+  ],
+)
 def test_a_bad_flag_is_a_one_line_error(tmp_path, args, expected):
-  proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args, f"--workdir={tmp_path}"],
-                        cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+  proc = subprocess.run(
+    [sys.executable, str(REPO / "train.py"), *args, f"--workdir={tmp_path}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [expected]
 
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   from optical_jax.training.checkpoints import Checkpointer, abstract_like
+
   ck = Checkpointer(tmp_path / "ck", every=2, keep=3, async_save=False)
   states = {s: {"w": jnp.full((4, 3), float(s)), "step": jnp.asarray(s)} for s in (2, 4)}
   for s, st in states.items():
@@ -314,6 +399,7 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
   """Stopping the embedding gradient in the loss gives the same step as letting the
   optimiser discard it (and the table stays unchanged)."""
   from optical_jax.training.steps import freeze_word_embeddings
+
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   teacher = {"encoder": enc}
@@ -323,20 +409,25 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
   out = []
   for loss_fn in (make_loss(module, spec), make_loss(module, spec, freeze_embeddings=True)):
     state = TrainState.create(jax.tree_util.tree_map(jnp.copy, {"encoder": enc}), opt, seed=0)
-    state, _ = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=opt))(state, batch, teacher)
+    state, _ = jax.jit(functools.partial(train_step, loss_fn=loss_fn, optimizer=opt))(
+      state, batch, teacher
+    )
     out.append(jax.device_get(state.params))
   emb = lambda p: p["encoder"]["params"]["embeddings"]["word_embeddings"]["embedding"]
   np.testing.assert_array_equal(emb(out[1]), emb(teacher))
   np.testing.assert_array_equal(emb(out[0]), emb(teacher))
   for a, b in zip(jax.tree_util.tree_leaves(out[0]), jax.tree_util.tree_leaves(out[1])):
     np.testing.assert_allclose(a, b, atol=1e-6)
-  g = jax.jit(jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0]))(teacher)
+  g = jax.jit(
+    jax.grad(lambda p: freeze_word_embeddings(make_loss(module, spec))(p, teacher, batch, None)[0])
+  )(teacher)
   assert not np.any(np.asarray(emb(g)))
 
 
 def test_weight_interpolation():
   """config.train.interpolation (WiSE-FT): 0 is the teacher, 1 the student, linear between."""
   from optical_jax.training.state import interpolate
+
   teacher = {"a": np.zeros((2, 3), np.float32), "b": {"c": np.full(4, 2.0, np.float32)}}
   student = {"a": np.ones((2, 3), np.float32), "b": {"c": np.full(4, 4.0, np.float32)}}
   assert interpolate(teacher, student, 1.0) is student
@@ -350,12 +441,15 @@ def test_weight_interpolation():
     interpolate(teacher, student, 1.5)
 
 
-@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence"])
+@pytest.mark.parametrize(
+  "objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence"]
+)
 def test_contrastive_term_adds_to_the_objective(objective):
   """loss = objective_weight * objective + contrastive_weight * in-batch contrastive term, on the
   last layer's pooled states; objective_weight 0 leaves the term alone."""
   from optical_jax.losses.kd import sentence_contrastive  # pylint: disable=import-outside-toplevel
   from optical_jax.models.scoring import hidden_states  # pylint: disable=import-outside-toplevel
+
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
@@ -389,14 +483,16 @@ def test_bank_negatives_in_the_step():
   bank_index; with the batch's own teacher vectors as the bank it equals the in-batch term."""
   from optical_jax.models.pooling import l2_normalize, pool  # pylint: disable=import-outside-toplevel
   from optical_jax.models.scoring import hidden_states  # pylint: disable=import-outside-toplevel
+
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
   student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
   batch = {k: jnp.asarray(v) for k, v in random_batch(3).items()}
   t = hidden_states(module, enc, batch["teacher_ids"], batch["teacher_mask"], -1)
   own = l2_normalize(pool(t, batch["teacher_mask"], "mean"))
-  extra = l2_normalize(jnp.asarray(np.random.default_rng(0).normal(size=(5, own.shape[1])),
-                                   jnp.float32))
+  extra = l2_normalize(
+    jnp.asarray(np.random.default_rng(0).normal(size=(5, own.shape[1])), jnp.float32)
+  )
   base = dict(objective="kd_sentence", contrastive_weight=1.0, contrastive_temperature=0.1)
   batch_loss, _ = make_loss(module, DistillSpec(**base))(student, {"encoder": enc}, batch, None)
   bank_spec = DistillSpec(**base, contrastive_negatives="bank")
@@ -408,26 +504,43 @@ def test_bank_negatives_in_the_step():
   assert "bank_top1" in m
   # More negatives: the loss can only grow.
   bigger, _ = make_loss(module, bank_spec)(
-      student, {"encoder": enc, "english_bank": jnp.concatenate([own, extra])}, with_index, None)
+    student, {"encoder": enc, "english_bank": jnp.concatenate([own, extra])}, with_index, None
+  )
   assert float(bigger) > float(same)
 
 
 def test_distinct_english_shares_rows():
   from optical_jax.experiment import distinct_english  # pylint: disable=import-outside-toplevel
+
   texts, index = distinct_english([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
   assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]
 
 
-@pytest.mark.parametrize("objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence",
-                                       pytest.param("kd_token", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "objective",
+  [
+    pytest.param("optical", marks=pytest.mark.slow),
+    "kd_sentence",
+    pytest.param("kd_token", marks=pytest.mark.slow),
+  ],
+)
 def test_teacher_of_another_model_trains_the_projection(objective):
   """A teacher of another family and width (MPNet, d=48) and a student (BERT, d=32) with an
   output projection 32 -> 48: every objective (with the bank term) trains student and
   projection, never the teacher, and fits a fixed batch."""
   student_cfg = CFG.replace(output_dim=48)
-  teacher_cfg = EncoderConfig(family="mpnet", vocab_size=90, hidden_size=48, num_layers=2,
-                              num_heads=4, intermediate_size=64, max_position_embeddings=40,
-                              type_vocab_size=0, pad_token_id=1, relative_attention_num_buckets=8)
+  teacher_cfg = EncoderConfig(
+    family="mpnet",
+    vocab_size=90,
+    hidden_size=48,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=40,
+    type_vocab_size=0,
+    pad_token_id=1,
+    relative_attention_num_buckets=8,
+  )
   student, teacher = Encoder(student_cfg), Encoder(teacher_cfg)
   ones = np.ones((2, 4), np.int32)
   s_params = student.init(jax.random.PRNGKey(0), ones, ones)
@@ -436,11 +549,17 @@ def test_teacher_of_another_model_trains_the_projection(objective):
   assert out.last_hidden_state.shape == (2, 4, 48) and out.hidden_states.shape[-1] == 32
   rng = np.random.default_rng(3)
   bank = rng.normal(size=(20, 48)).astype(np.float32)
-  frozen = {"encoder": teacher.init(jax.random.PRNGKey(1), ones, ones),
-            "english_bank": bank / np.linalg.norm(bank, axis=1, keepdims=True)}
+  frozen = {
+    "encoder": teacher.init(jax.random.PRNGKey(1), ones, ones),
+    "english_bank": bank / np.linalg.norm(bank, axis=1, keepdims=True),
+  }
   batch = dict(random_batch(0, b=8), bank_index=np.arange(8, dtype=np.int32))
-  spec = DistillSpec(objective=objective, sinkhorn=SinkhornConfig(max_iterations=100),
-                     contrastive_weight=1.0, contrastive_negatives="bank")
+  spec = DistillSpec(
+    objective=objective,
+    sinkhorn=SinkhornConfig(max_iterations=100),
+    contrastive_weight=1.0,
+    contrastive_negatives="bank",
+  )
   loss_fn = make_loss(student, spec, teacher_module=teacher)
   opt, _ = make_optimizer(3e-3, 30, 0, 0.0, 1.0)
   state = TrainState.create({"encoder": s_params}, opt, seed=0)
@@ -464,6 +583,7 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   from optical_jax import experiment
   from optical_jax.encode import encode_texts
   from optical_jax.loading import load_encoder
+
   config = tiny.get_config()
   assert config.model == "random:tiny"
   out = experiment.train_and_evaluate(config, str(tmp_path))
@@ -471,19 +591,25 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in logged] == [2, 4, 6]
   assert all(np.isfinite(r["loss"]) for r in logged)
-  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
-                if p.name.isdigit())[-1] == 6
+  assert (
+    sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())[-1] == 6
+  )
   student, start = load_encoder(str(tmp_path)), load_encoder("random:tiny")
   assert student.meta["method"] == "optical" and student.meta["teacher"] == "random:tiny"
-  moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
-           zip(jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(start.params))]
+  moved = [
+    np.abs(np.asarray(a) - np.asarray(b)).max()
+    for a, b in zip(
+      jax.tree_util.tree_leaves(student.params), jax.tree_util.tree_leaves(start.params)
+    )
+  ]
   assert max(moved) > 0
   vecs = encode_texts(student, ["Habari ya asubuhi", "Guten Morgen"], progress=False)
   assert vecs.shape == (2, 32) and np.all(np.isfinite(vecs))
   again = experiment.train_and_evaluate(config, str(tmp_path))
   assert again["training"]["resumed_from"] == 6
   np.testing.assert_array_equal(
-      encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1])
+    encode_texts(load_encoder(str(tmp_path)), ["Habari ya asubuhi"], progress=False), vecs[:1]
+  )
 
 
 @pytest.mark.slow
@@ -492,17 +618,29 @@ def test_bad_input_is_one_line_and_the_env_var_shows_the_traceback(tmp_path):
   OPTICAL_JAX_TRACEBACK=1 shows the traceback instead."""
   for lang in ("sw", "de"):
     (tmp_path / f"{lang}.tsv").write_text("only one field\n")
-  cmd = [sys.executable, str(REPO / "train.py"), f"--config={REPO / 'configs' / 'tiny.py'}",
-         "--config.data.source=tsv", f"--config.data.path={tmp_path}/{{lang}}.tsv",
-         f"--workdir={tmp_path / 'w'}"]
+  cmd = [
+    sys.executable,
+    str(REPO / "train.py"),
+    f"--config={REPO / 'configs' / 'tiny.py'}",
+    "--config.data.source=tsv",
+    f"--config.data.path={tmp_path}/{{lang}}.tsv",
+    f"--workdir={tmp_path / 'w'}",
+  ]
   env = dict(os.environ, PYTHONPATH=str(REPO))
   env.pop("OPTICAL_JAX_TRACEBACK", None)
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
   assert proc.returncode == 1, proc.stderr[-2000:]
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith(f"train: error: {tmp_path / 'sw.tsv'}:1: ") or last.startswith(
-      f"train: error: {tmp_path / 'de.tsv'}:1: "), last
+    f"train: error: {tmp_path / 'de.tsv'}:1: "
+  ), last
   assert "Traceback" not in proc.stderr
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env=dict(env, OPTICAL_JAX_TRACEBACK="1"))
+  proc = subprocess.run(
+    cmd,
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=dict(env, OPTICAL_JAX_TRACEBACK="1"),
+  )
   assert proc.returncode == 1 and "Traceback" in proc.stderr
