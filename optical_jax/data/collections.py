@@ -36,6 +36,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from optical_jax.data import bitext
+from optical_jax.data.corpora import FLORES_CODES
 from optical_jax.data.collection_format import Collection, write_collection
 
 PathLike = Union[str, os.PathLike]
@@ -228,28 +229,32 @@ def build_ntrex(
   return out
 
 
-#: FLORES-200 file stem per query language (ISO 639-3, as the other collections name them).
+#: FLORES-200 file stem per query language (ISO 639-3, as the other collections name them), in
+#: the order the collection writes them; the codes are corpora.FLORES_CODES.
 FLORES_FILES = {
-  "swa": "swh_Latn",
-  "som": "som_Latn",
-  "yor": "yor_Latn",
-  "hau": "hau_Latn",
-  "ibo": "ibo_Latn",
-  "zul": "zul_Latn",
-  "kin": "kin_Latn",
-  "tgl": "tgl_Latn",
-  "mar": "mar_Deva",
-  "twi": "twi_Latn",
-  "bem": "bem_Latn",
-  "amh": "amh_Ethi",
-  "xho": "xho_Latn",
-  "deu": "deu_Latn",
-  "fra": "fra_Latn",
-  "rus": "rus_Cyrl",
-  "zho": "zho_Hans",
-  "arb": "arb_Arab",
-  "hin": "hin_Deva",
-  "spa": "spa_Latn",
+  lang: FLORES_CODES[lang]
+  for lang in (
+    "swa",
+    "som",
+    "yor",
+    "hau",
+    "ibo",
+    "zul",
+    "kin",
+    "tgl",
+    "mar",
+    "twi",
+    "bem",
+    "amh",
+    "xho",
+    "deu",
+    "fra",
+    "rus",
+    "zho",
+    "arb",
+    "hin",
+    "spa",
+  )
 }
 
 
