@@ -76,6 +76,19 @@ def _refuse_a_file_above(path: pathlib.Path, what: str) -> None:
       return
 
 
+def _probe(path: pathlib.Path, what: str, folder: pathlib.Path, create: bool) -> None:
+  """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when no file can be made in
+  ``folder`` (made first with ``create``): a probe file is written there and removed at once."""
+  try:
+    if create:
+      folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: {folder})") from None
+
+
 def check_output_file(path: PathLike, what: str = "output") -> None:
   """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when :func:`atomic_file`
   could not write it (a folder there, a file where a folder is needed, no permission), before
@@ -84,15 +97,7 @@ def check_output_file(path: PathLike, what: str = "output") -> None:
   if path.is_dir():
     raise UsageError(f"{what} {path}: is a folder; expected a file path")
   _refuse_a_file_above(path, what)
-  try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
-    os.close(fd)
-    os.unlink(tmp)
-  except OSError as e:
-    raise UsageError(
-      f"{what} {path}: cannot write there ({e.strerror}: {e.filename or path.parent})"
-    ) from None
+  _probe(path, what, path.parent, create=True)
 
 
 def check_output_folder(path: PathLike, what: str = "output") -> None:
@@ -102,32 +107,19 @@ def check_output_folder(path: PathLike, what: str = "output") -> None:
   if path.is_file():
     raise UsageError(f"{what} {path}: is a file; expected a folder")
   _refuse_a_file_above(path, what)
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
-  except OSError as e:
-    raise UsageError(
-      f"{what} {path}: cannot write there ({e.strerror}: {e.filename or path})"
-    ) from None
+  _probe(path, what, path, create=True)
 
 
 def check_work_folder(path: PathLike, what: str = "--workdir") -> None:
   """Raises :class:`optical_jax.errors.UsageError` naming ``path`` when it cannot become a folder
   this process writes in (a file there or above it, no permission). Creates nothing: the probe
-  file it writes in the nearest existing folder is removed at once."""
+  is made in the nearest existing folder."""
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
     raise UsageError(f"{what} {path}: is a file; expected a folder")
   _refuse_a_file_above(path, what)
   existing = path if path.is_dir() else next(p for p in path.parents if p.is_dir())
-  try:
-    fd, tmp = tempfile.mkstemp(dir=existing, prefix=".probe.", suffix=".tmp")
-    os.close(fd)
-    os.unlink(tmp)
-  except OSError as e:
-    raise UsageError(f"{what} {path}: cannot write there ({e.strerror}: {existing})") from None
+  _probe(path, what, existing, create=False)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

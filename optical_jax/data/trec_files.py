@@ -37,6 +37,18 @@ _TOPIC_LABEL = re.compile(r"^\s*(number|description|narrative)\s*:", re.IGNORECA
 _TOPIC_TAG = re.compile(r"<(/?)(top|num|title|desc|narr)>", re.IGNORECASE)
 
 
+def _fields(path: pathlib.Path, lineno: int, line: str, layout: str) -> List[str]:
+  """The whitespace-separated fields of a TREC line; ValueError naming the file and line when
+  there are not as many as ``layout`` names."""
+  fields = line.split()
+  if len(fields) != len(layout.split()):
+    raise ValueError(
+      f"{path}:{lineno}: expected {len(layout.split())} whitespace-separated fields "
+      f"'{layout}', got {len(fields)}"
+    )
+  return fields
+
+
 def read_qrels(path: PathLike) -> Qrels:
   """TREC qrels ``qid iteration doc_id relevance``.
 
@@ -47,13 +59,7 @@ def read_qrels(path: PathLike) -> Qrels:
   path = pathlib.Path(path)
   qrels: Qrels = {}
   for lineno, line in iter_lines(path):
-    fields = line.split()
-    if len(fields) != 4:
-      raise ValueError(
-        f"{path}:{lineno}: expected 4 whitespace-separated fields "
-        f"'qid iteration doc_id relevance', got {len(fields)}"
-      )
-    qid, _, doc_id, rel = fields
+    qid, _, doc_id, rel = _fields(path, lineno, line, "qid iteration doc_id relevance")
     try:
       relevance = int(rel)
     except ValueError:
@@ -80,13 +86,7 @@ def read_trec_run(path: PathLike) -> Run:
   path = pathlib.Path(path)
   run: Run = {}
   for lineno, line in iter_lines(path):
-    fields = line.split()
-    if len(fields) != 6:
-      raise ValueError(
-        f"{path}:{lineno}: expected 6 whitespace-separated fields "
-        f"'qid Q0 doc_id rank score tag', got {len(fields)}"
-      )
-    qid, _, doc_id, rank, score, _ = fields
+    qid, _, doc_id, rank, score, _ = _fields(path, lineno, line, "qid Q0 doc_id rank score tag")
     try:
       int(rank)
       value = float(score)
