@@ -68,8 +68,7 @@ flags.mark_flags_as_required(["query_model", "collection", "output"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.parse_flags refuses positional arguments, with one line
   logging.set_verbosity(logging.INFO)
   if _DIST.value:
     from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel

@@ -7,7 +7,7 @@ rerunning resumes.
 
 from pathlib import Path
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from optical_jax import afriqa_study, cli, ntrex_study
 
@@ -16,8 +16,7 @@ _CONFIG = cli.config_flag("configs/gap_study.py", "Study config.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.parse_flags refuses positional arguments, with one line
   logging.set_verbosity(logging.INFO)
   if _CONFIG.value.get("kind", "gap") == "afriqa":
     afriqa_study.run_afriqa_study(_CONFIG.value, _WORKDIR.value)

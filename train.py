@@ -6,7 +6,7 @@ notebook can import too.
 
 import logging as std_logging
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from optical_jax import cli, experiment
 
@@ -22,8 +22,7 @@ class _QuietLibraries(std_logging.Filter):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.parse_flags refuses positional arguments, with one line
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if _CONFIG.value.distributed:

@@ -107,19 +107,19 @@ def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
       sub.teachers = ""
       sub.train.teacher.model = model
     subs[model] = (sub, work / folder if folder else work)
-  for model, (sub, sub_work) in subs.items():  # every run's config, before the first trains
-    _plan_runs(sub, sub_work)
+  # every run's config and identity, before anything is written or the first run trains
+  planned = {model: _plan_runs(sub, sub_work) for model, (sub, sub_work) in subs.items()}
   work.mkdir(parents=True, exist_ok=True)
   atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
   if len(plan) == 1 and next(iter(plan.values())) == "":
-    return _run_one(config, work)
+    return _run_one(config, work, planned[""])
   analyses = {}
   for model, (sub, sub_work) in subs.items():
     log.info("study: teacher %s -> %s", model or "(the student's own model)", sub_work)
     sub_work.mkdir(parents=True, exist_ok=True)
     if sub_work != work:
       atomic_write_text(sub_work / "config.json", sub.to_json_best_effort(indent=2))
-    analyses[model] = _run_one(sub, sub_work)
+    analyses[model] = _run_one(sub, sub_work, planned[model])
   atomic_write_text(work / "teachers.md", teachers_table(analyses, config))
   return {"teachers": analyses}
 
@@ -171,9 +171,9 @@ def _plan_runs(config, work: Path):
   return runs
 
 
-def _run_one(config, work: Path) -> dict:
-  """One teacher's study in ``work``: trains what is missing, then writes its report."""
-  runs = _plan_runs(config, work)
+def _run_one(config, work: Path, runs) -> dict:
+  """One teacher's study in ``work`` (``runs``: its :func:`_plan_runs`): trains what is
+  missing, then writes its report."""
   for method, run_dir, cfg in runs:
     if (run_dir / "results.json").is_file():
       log.info("%s: done", run_dir)

@@ -84,7 +84,7 @@ def parse_flags(argv, flag_values=None):
   from absl import flags  # pylint: disable=import-outside-toplevel
 
   try:
-    rest = (flag_values or flags.FLAGS)(argv)
+    rest = (flags.FLAGS if flag_values is None else flag_values)(argv)
   except flags.Error as e:
     if _traceback_wanted():
       raise
