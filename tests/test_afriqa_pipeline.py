@@ -208,8 +208,9 @@ def _zero(shared, small_bert):
   return config
 
 
-def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_path):
-  """A bitext source that repeats AfriQA dev questions: one-line error naming source and count."""
+def _bitext_repeating_two_dev_questions(shared, small_bert):
+  """configs/afriqa_tiny.py on ``shared`` whose AfriQA hau train file repeats two dev
+  questions (42 pairs in all, uncapped), overlap 'error'."""
   dev = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "dev")
   train = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "train")
   repeats = [
@@ -217,17 +218,39 @@ def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_
   ]
   train.write_text(train.read_text() + "".join(json.dumps(r) + "\n" for r in repeats))
   config = _tiny(shared, small_bert)
-  config.model = str(tmp_path / "no_such_model")  # never reached
   config.data.cap = 0  # all 42 pairs (the cap would draw a subset before the guard)
   config.data.overlap = "error"  # configs/afriqa.py drops and counts them
+  return config
+
+
+def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_path):
+  """A bitext source that repeats AfriQA dev questions: one-line error naming source and count;
+  with overlap 'drop', the manifest counts the pairs dropped."""
+  config = _bitext_repeating_two_dev_questions(shared, small_bert)
+  config.model = str(tmp_path / "no_such_model")  # never reached
   with pytest.raises(ValueError, match=r"afriqa:train language hau: 2 of 42 pairs"):
     experiment.train_and_evaluate(config, str(tmp_path / "run"))
   config.data.overlap = "drop"
   config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
-  # What train_and_evaluate writes as bitext_manifest.json (with no retrieval checks, the guard
-  # has no collections of its own to add).
+  # What train_and_evaluate writes as bitext_manifest.json (test_overlap_dropped_in_a_run; with
+  # no retrieval checks, the guard has no collections of its own to add).
   _, manifest = load_splits_with_manifest(config, [])
+  row = next(r for r in manifest["sources"] if r["corpus"] == "afriqa")
+  assert row["overlap_removed"] == 2
+
+
+@pytest.mark.slow
+def test_overlap_dropped_in_a_run(shared, small_bert, tmp_path):
+  """overlap 'drop' with the guard reading data.overlap_collections: a run trains and its
+  bitext_manifest.json counts the 2 pairs dropped."""
+  config = _bitext_repeating_two_dev_questions(shared, small_bert)
+  config.data.overlap = "drop"
+  config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
+  config.data.overlap_collections = "afriqa"
+  config.train.num_steps = 1
+  experiment.train_and_evaluate(config, str(tmp_path / "run2"))
+  manifest = json.loads((tmp_path / "run2" / "bitext_manifest.json").read_text())
   row = next(r for r in manifest["sources"] if r["corpus"] == "afriqa")
   assert row["overlap_removed"] == 2
 
