@@ -68,12 +68,14 @@ def atomic_file(path: PathLike, mode: str = "wb"):
   _fsync_dir(path.parent)
 
 
-def _refuse_a_file_above(path: pathlib.Path, what: str) -> None:
+def _refuse_a_file_above(path: pathlib.Path, what: str) -> pathlib.Path:
+  """The nearest existing folder above ``path``; UsageError when what exists there is a file."""
   for parent in path.parents:
     if parent.exists():
       if not parent.is_dir():
         raise UsageError(f"{what} {path}: {parent} is a file, not a folder")
-      return
+      return parent
+  return pathlib.Path(".")  # unreachable for real paths (the root or '.' exists)
 
 
 def _probe(path: pathlib.Path, what: str, folder: pathlib.Path, create: bool) -> None:
@@ -117,9 +119,8 @@ def check_work_folder(path: PathLike, what: str = "--workdir") -> None:
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
     raise UsageError(f"{what} {path}: is a file; expected a folder")
-  _refuse_a_file_above(path, what)
-  existing = path if path.is_dir() else next(p for p in path.parents if p.is_dir())
-  _probe(path, what, existing, create=False)
+  above = _refuse_a_file_above(path, what)
+  _probe(path, what, path if path.is_dir() else above, create=False)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
