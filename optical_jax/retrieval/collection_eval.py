@@ -32,7 +32,7 @@ from optical_jax.retrieval.ann import (
   build_index,
   recall_against,
 )
-from optical_jax.retrieval.index import encode, encode_cached, vector_width
+from optical_jax.retrieval.index import concat_reps, encode, encode_cached, vector_width
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
 
@@ -223,25 +223,39 @@ def evaluate_collection(
   faiss_index = None
   if index != "exact":
     faiss_index = build_index(docs.vectors, dataclasses.replace(ann or AnnConfig(), kind=index))
-  results = {}
+  encoded = {}
   for lang in langs:
     qids = list(collection.queries[lang])
     texts = [collection.queries[lang][q] for q in qids]
-    queries = encode(
-      query_model,
-      texts,
-      ranker,
-      prefix=query_model.query_prefix,
-      max_length=max_length,
-      batch_size=batch_size,
-      progress=progress,
-      desc=f"queries {lang}",
+    encoded[lang] = (
+      qids,
+      encode(
+        query_model,
+        texts,
+        ranker,
+        prefix=query_model.query_prefix,
+        max_length=max_length,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"queries {lang}",
+      ),
     )
+  together = {}  # exact search: every language's queries in one pass over the documents
+  if not first_stage and faiss_index is None and len(langs) > 1:
+    together = _split_results(
+      exact_search(concat_reps([r for _, r in encoded.values()]), docs, k=k, progress=progress),
+      {lang: len(qids) for lang, (qids, _) in encoded.items()},
+    )
+  results = {}
+  for lang in langs:
+    qids, queries = encoded[lang]
     if first_stage:  # only the first stage's documents are scored
       candidates = candidates_from_run(first_runs[lang], qids, collection.doc_ids)
       scores, idx = rerank(queries, docs, candidates, k=k, progress=progress)
     elif faiss_index is None:
-      scores, idx = exact_search(queries, docs, k=k, progress=progress)
+      scores, idx = (
+        together[lang] if together else exact_search(queries, docs, k=k, progress=progress)
+      )
     else:
       scores, idx = ann_search(faiss_index, queries.vectors, k)
       if index_recall is not None:
@@ -262,6 +276,15 @@ def evaluate_collection(
       len(res.missing_queries),
     )
   return results
+
+
+def _split_results(found, counts: Dict[str, int]) -> Dict[str, tuple]:
+  """(scores, indices) of the concatenated queries -> per language, in ``counts``' order."""
+  out, start = {}, 0
+  for lang, n in counts.items():
+    out[lang] = found[0][start : start + n], found[1][start : start + n]
+    start += n
+  return out
 
 
 def run_eval(

@@ -46,6 +46,21 @@ class Representations:
     return len(self.vectors if self.kind == "dense" else self.tokens)
 
 
+def concat_reps(parts: Sequence[Representations]) -> Representations:
+  """The texts of several :class:`Representations` of one kind as one, in order (token arrays
+  padded to the widest part)."""
+  kind = parts[0].kind
+  if kind == "dense":
+    return Representations("dense", vectors=np.concatenate([p.vectors for p in parts]))
+  width = max(p.tokens.shape[1] for p in parts)
+  pad = lambda a: np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+  return Representations(
+    "maxsim",
+    tokens=np.concatenate([pad(np.asarray(p.tokens)) for p in parts]),
+    mask=np.concatenate([pad(np.asarray(p.mask)) for p in parts]),
+  )
+
+
 def fingerprint(model: LoadedEncoder) -> str:
   """A hash of the model's parameters (every leaf's bytes), for cache keys."""
   h = hashlib.sha256(model.source.encode())
@@ -62,6 +77,14 @@ def vector_width(model: LoadedEncoder, kind: str) -> int:
   return model.config.output_size
 
 
+@functools.lru_cache(maxsize=16)
+def _token_fn(module):
+  """Jitted ``(params, ids, mask, segment_ids [R, L]) -> [R, L, p]``, one per encoder module, so
+  the programs compile once per row shape, not once per call (a store is encoded shard by
+  shard)."""
+  return jax.jit(lambda p, ids, mask, seg: token_embeddings(module, p, ids, mask, segment_ids=seg))
+
+
 def _token_reps(
   model: LoadedEncoder,
   texts: Sequence[str],
@@ -76,12 +99,7 @@ def _token_reps(
   params = model.retrieval_params()
   if params["head"] is None:
     params = {"encoder": params["encoder"]}
-  fn = functools.partial(
-    jax.jit(
-      lambda p, ids, mask, seg: token_embeddings(model.module, p, ids, mask, segment_ids=seg)
-    ),
-    params,
-  )
+  fn = functools.partial(_token_fn(model.module), params)
   ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
   width = max((len(x) for x in ids), default=1)
   dim = vector_width(model, "maxsim")

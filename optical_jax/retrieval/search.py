@@ -232,14 +232,66 @@ def _bucket(length: int, width: int) -> int:
   return max(1, min(b, width))
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _merge_topk_lower_index(vals, idx, new_vals, new_idx, k):
-  """Running top-k where a tie goes to the lower document index whatever order the documents
-  come in: sorted by (score descending, index ascending)."""
-  v = jnp.concatenate([vals, new_vals], axis=1)
-  i = jnp.concatenate([idx, new_idx], axis=1)
-  neg, i = jax.lax.sort((-v, i), dimension=1, num_keys=2)
-  return -neg[:, :k], i[:, :k]
+@jax.jit
+def _maxsim_block(q, q_mask, d, d_mask):
+  """MaxSim of a query batch against a document block as one matmul: q [B, Lq, p], d [C, Ld, p]
+  (masks [B, Lq], [C, Ld]) -> [B, C] float32. The token similarities are one
+  ``[B*Lq, p] x [p, C*Ld]`` product (the shape the CPU's GEMM runs fastest; the einsum of
+  :func:`maxsim_scores` ran 25-35% slower here, ``docs/PERFORMANCE.md``), then a masked max over
+  each document's tokens and a masked sum over the query's, fused by XLA with the product's
+  output. Same scores as :func:`maxsim_scores` (a document without tokens scores 0)."""
+  b, lq, p = q.shape
+  c, ld, _ = d.shape
+  sim = jax.lax.dot_general(
+    q.reshape(b * lq, p), d.reshape(c * ld, p), (((1,), (1,)), ((), ()))
+  ).reshape(b * lq, c, ld)
+  best = jnp.max(jnp.where(d_mask.astype(bool)[None], sim, -jnp.inf), axis=-1)  # [B*Lq, C]
+  best = jnp.where(jnp.isfinite(best), best, 0.0).reshape(b, lq, c)
+  return jnp.sum(jnp.where(q_mask.astype(bool)[:, :, None], best, 0.0), axis=1)
+
+
+class _HostTopK:
+  """The ``k`` best documents of every query row, kept on the host while blocks of scores arrive
+  in any document order: by (score descending, document index ascending), so a tie goes to the
+  lower index whatever order the documents come in. Only a score at or above a row's current
+  k-th best can enter; the candidates are cut back to the k best when they pass ``4 k`` per row
+  on average, so memory is O(rows * k) whatever the collection's size. A -inf score (not
+  allowed) never enters."""
+
+  def __init__(self, num_rows: int, k: int):
+    self.n, self.k = num_rows, k
+    self.kth = np.full(num_rows, -np.inf, np.float32)
+    self.parts, self.held = [], 0
+
+  def add(self, rows: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
+    """rows int [B] (which query rows), ids int [C] (which documents), scores [B, C]."""
+    r, c = np.nonzero((scores >= self.kth[rows][:, None]) & np.isfinite(scores))
+    self.parts.append((rows[r], scores[r, c].astype(np.float32), ids[c].astype(np.int64)))
+    self.held += len(r)
+    if self.held > 4 * self.n * self.k:
+      self._compact()
+
+  def _compact(self):
+    rows, scores, ids = (np.concatenate(x) for x in zip(*self.parts))
+    order = np.lexsort((ids, -scores, rows))
+    rows, scores, ids = rows[order], scores[order], ids[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(self.n))[rows]
+    keep = rank < self.k
+    rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
+    last = rank == self.k - 1
+    self.kth[rows[last]] = scores[last]
+    self.parts, self.held = [(rows, scores, ids)], len(rows)
+    return rows, scores, ids, rank
+
+  def result(self) -> (np.ndarray, np.ndarray):
+    """(scores [rows, k], ids [rows, k]) best first; -inf and -1 where a row has fewer."""
+    out_s = np.full((self.n, self.k), -np.inf, np.float32)
+    out_i = np.full((self.n, self.k), -1, np.int64)
+    if self.parts:
+      rows, scores, ids, rank = self._compact()
+      out_s[rows, rank] = scores
+      out_i[rows, rank] = ids
+    return out_s, out_i
 
 
 def _maxsim_search(
@@ -252,11 +304,15 @@ def _maxsim_search(
   progress: bool,
   memory_budget: int,
 ) -> (np.ndarray, np.ndarray):
-  """:func:`search` for MaxSim without scoring padding. Token arrays are padded to the longest
-  text, which for passages is mostly padding (``docs/PERFORMANCE.md``, the AfriQA run), so queries and documents are taken in order of length and each block is cut to its longest
-  text (:func:`_bucket`): shorter documents come in larger chunks within the same budget.
-  Scores, documents and their order (a tie to the lower index) are those of scoring every
-  padded pair."""
+  """:func:`search` for MaxSim without scoring padding, reading the documents once. Token arrays
+  are padded to the longest text, which for passages is mostly padding (``docs/PERFORMANCE.md``,
+  the AfriQA run), so queries and documents are taken in order of length and each block is cut
+  to its longest text (:func:`_bucket`): shorter documents come in larger chunks within the same
+  budget. Every query batch stays on the device while the document blocks stream past once
+  (a budget too small for all the queries' tokens splits them into passes); each block is scored
+  against every batch by :func:`_maxsim_block` and the top-k kept on the host
+  (:class:`_HostTopK`). Scores, documents and their order (a tie to the lower index) are those
+  of scoring every padded pair."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   n, nq = len(docs), len(queries)
@@ -283,59 +339,47 @@ def _maxsim_search(
       size *= 2
     blocks.append((s, size, _bucket(int(d_len[d_order[min(s + size, n) - 1]]), d_width)))
     s += size
-  out_s = np.full((nq, kk), -np.inf, np.float32)
-  out_i = np.full((nq, kk), -1, np.int64)
-  # Every query batch of a pass stays on the device while the documents stream past once, so the
-  # store is read once per pass (not once per query batch); a pass holds at most memory_budget
-  # bytes of query tokens and running top-k (for most collections all queries are one pass). For each query batch
-  # the blocks still come in the same order, so the merged top-k is the same.
   batches = []  # (rows, width)
   for qs in range(0, nq, qb):
     rows = q_order[qs : qs + qb]
     batches.append((rows, _bucket(int(q_len[rows].max(initial=1)), q_width)))
   passes, cur, used = [], [], 0
   for rows, width in batches:
-    size = len(rows) * (width * queries.tokens.shape[2] * 4 + kk * 8)  # tokens, running top-k
+    size = len(rows) * width * queries.tokens.shape[2] * 4  # the batch's tokens on the device
     if cur and used + size > memory_budget:
       passes.append(cur)
       cur, used = [], 0
     cur.append((rows, width))
     used += size
   passes.append(cur)
+  top = _HostTopK(nq, kk)
   bar = tqdm(
     total=n * len(passes), desc="search", unit="doc", disable=not progress, file=sys.stderr
   )
   for group in passes:
-    state = []  # per query batch: [q, q mask, top-k scores, top-k ids]
-    for rows, width in group:
-      state.append(
-        [
-          jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
-          jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
-          jnp.full((len(rows), kk), -jnp.inf),
-          jnp.full((len(rows), kk), -1, jnp.int32),
-        ]
+    on_device = [
+      (
+        rows,
+        jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
+        jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
       )
+      for rows, width in group
+    ]
     for start, size, rows_d in blocks:
       pos = np.arange(start, start + size)
-      valid = pos < n
-      sl = d_order[np.minimum(pos, n - 1)]
+      real = int((pos < n).sum())
+      sl = d_order[np.minimum(pos, n - 1)]  # the last block repeats a document, then cuts it
       d = jnp.asarray(np.asarray(docs.tokens[sl][:, :rows_d], np.float32))
       dm = jnp.asarray(np.asarray(docs.mask[sl][:, :rows_d]))
-      valid_j, ids_row = jnp.asarray(valid), jnp.asarray(sl, jnp.int32)
-      for (rows, _), st in zip(group, state):
-        sc = _chunk_scores("maxsim", st[0], st[1], d, dm, valid_j)
+      ids = sl[:real]
+      for rows, q, qm in on_device:
+        sc = np.asarray(_maxsim_block(q, qm, d, dm))[:, :real]
         if allowed is not None:
-          sc = jnp.where(jnp.asarray(allowed[rows][:, sl] & valid[None]), sc, -jnp.inf)
-        ids = jnp.broadcast_to(ids_row, sc.shape)
-        st[2], st[3] = _merge_topk_lower_index(st[2], st[3], sc, ids, kk)
-      bar.update(int(valid.sum()))
-    for (rows, _), st in zip(group, state):
-      vals, idx = np.asarray(st[2]), np.asarray(st[3])
-      out_s[rows] = vals
-      out_i[rows] = np.where(np.isfinite(vals), idx, -1)
+          sc = np.where(allowed[rows][:, ids], sc, -np.inf)
+        top.add(rows, ids, sc)
+      bar.update(real)
   bar.close()
-  return out_s, out_i
+  return top.result()
 
 
 def to_run(
