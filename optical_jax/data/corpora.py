@@ -427,7 +427,9 @@ def read_afriqa_questions(root: PathLike, lang: str, split: str = "train") -> bt
     bt.BitextPair(en, native, "", f"{path.name}:{line_of.get(r.id, 0)}")
     for (en, native), r in zip(pairs, rows)
   ]
-  return bt.BitextData(out, skipped["question_not_a_string"], str(path))
+  return bt.BitextData(
+    out, skipped["question_not_a_string"] + skipped["repeats_test_question"], str(path)
+  )
 
 
 READERS: Dict[str, Callable[..., bt.BitextData]] = {
