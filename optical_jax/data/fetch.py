@@ -293,9 +293,13 @@ def main(argv) -> None:
   f = flags.FLAGS
   if f.retries < 0:
     raise UsageError(f"--retries={f.retries}: must be >= 0")
-  reports = fetch(argv[1:], f.root, f.base_url, retries=f.retries)
-  for r in reports.values():
-    print(f"{r.name}: {r.fetched} fetched ({r.bytes} bytes), {r.kept} already there -> {r.folder}")
+  check_base_url(f.base_url)
+  for name in resolve_names(argv[1:]):  # one line as each dataset is done
+    r = fetch([name], f.root, f.base_url, retries=f.retries)[name]
+    print(
+      f"{r.name}: {r.fetched} fetched ({r.bytes} bytes), {r.kept} already there -> {r.folder}",
+      flush=True,
+    )
 
 
 if __name__ == "__main__":

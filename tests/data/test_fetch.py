@@ -56,7 +56,8 @@ def _synthetic_test_file(shared: Path, lang: str) -> bytes:
 def mirror_of(shared: Path):
   """(files for :class:`Mirror`, the manifest with their hashes): the shared files under their
   upstream paths. AfriQA's shared train/dev files are filtered copies and it has no test split,
-  so those are served with their own hashes and synthetic test files (:func:`_synthetic_test_file`)."""
+  so those are served with their own hashes, beside synthetic test files
+  (:func:`_synthetic_test_file`)."""
   files, datasets = {}, {}
   for name, d in DATASETS.items():
     specs = []
@@ -208,6 +209,21 @@ def test_a_wrong_part_fails_the_checksum_and_is_removed(mirrored, tmp_path):
     assert not part.exists() and not (tmp_path / "hornmt" / "eng.txt").exists()
     fetch.fetch(["hornmt"], tmp_path, m.url, datasets=datasets)  # the next run starts afresh
   assert (tmp_path / "hornmt" / "eng.txt").is_file()
+
+
+def test_the_command_fetches_and_says_so(mirrored, tmp_path):
+  """The command with the real manifest (hornmt's shared files are the upstream bytes)."""
+  files, _ = mirrored
+  with Mirror(files) as m:
+    proc = _cli("hornmt", "ciral_queries", "--root", str(tmp_path), "--base_url", m.url + "/")
+  assert proc.returncode == 0, proc.stderr
+
+  def line(name, folder):
+    size = sum(len(m.body(_path(DATASETS[name], s))) for s in DATASETS[name].files)
+    n = len(DATASETS[name].files)
+    return f"{name}: {n} fetched ({size} bytes), 0 already there -> {tmp_path / folder}"
+
+  assert proc.stdout.splitlines() == [line("hornmt", "hornmt"), line("ciral", "ciral_queries")]
 
 
 def test_checksum_mismatch_is_one_line(mirrored, tmp_path):
