@@ -8,6 +8,8 @@ pairs. Override any field from the command line, e.g.
 
 import ml_collections
 
+from optical_jax.data import roots
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -90,9 +92,11 @@ def get_config() -> ml_collections.ConfigDict:
   # 'mafand:train+dev:hau, menyo20k:train:yor, flores200:dev:all'; see data/mixture.py.
   # config.data.langs is not used for a mixture.
   config.data.mixture = ""
-  # Folder holding the shared corpora (flores200, mafand_mt, menyo20k, hornmt, wmt24pp,
-  # ciral_queries, afriqa_dev), relative to the working directory.
-  config.data.shared_root = "../shared/data"
+  # The data root: the folder holding the corpora and collections (flores200, mafand_mt,
+  # menyo20k, hornmt, wmt24pp, ciral_queries, afriqa_dev, tatoeba, ...), relative to the working
+  # directory: $OPTICAL_JAX_DATA, else ../shared/data (optical_jax/data/roots.py). Fill one with
+  # `python -m optical_jax.data.fetch all --root DIR`.
+  config.data.shared_root = roots.data_root()
   # Mixture: pairs per (corpus, language) before deduplication, a seeded subset (0 = all).
   config.data.cap = 0
   # Mixture: sampling exponent, language weight ~ n_pairs**alpha (1 = natural proportions,

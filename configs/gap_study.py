@@ -13,6 +13,7 @@ translations (one relevant document per query), not pooled judgments.
 import ml_collections
 
 from configs import default
+from optical_jax.data import roots
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -34,8 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 'ntrex' builds the NTREX-128 known-item collection from `source`; 'dir' reads a
   # prebuilt collection (docs.jsonl, qrels.txt, queries/<lang>.tsv) at `source`.
   config.collection.builder = "ntrex"
-  # NTREX-128 root (../shared/data/ntrex128 on this team's machines) or a collection dir.
-  config.collection.source = "../shared/data/ntrex128"
+  # NTREX-128 root (<data root>/ntrex128: $OPTICAL_JAX_DATA or ../shared/data, see
+  # optical_jax/data/roots.py) or a collection dir.
+  config.collection.source = roots.folder("ntrex128")
   # Documents are the English article bodies (headline left out), as DESIGN.md's test asks;
   # with the headline in, a query would just be a translation of its document's title.
   config.collection.with_title = False

@@ -8,6 +8,7 @@ exit 1 for bad input found while working (a malformed file, a missing one). Set
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -76,11 +77,12 @@ def flag_error_line(e: Exception) -> str:
   return re.sub(r"\s*\n\s*", " ", text)
 
 
-def parse_flags(argv, flag_values=None):
+def parse_flags(argv, flag_values=None, positional: bool = False):
   """absl's flag parsing, with a bad flag (a wrong type or enum value, a missing required flag,
   a config file that raises) or a positional argument as one line ``<cli>: error: ...`` and
   exit 2 in place of absl's "FATAL Flags parsing error" block. ``flag_values``: absl's
-  ``flags.FLAGS`` unless given (tests pass their own)."""
+  ``flags.FLAGS`` unless given (tests pass their own). ``positional``: the command takes
+  positional arguments (``python -m optical_jax.data.fetch NAME...``), returned after argv[0]."""
   from absl import flags  # pylint: disable=import-outside-toplevel
 
   try:
@@ -90,7 +92,9 @@ def parse_flags(argv, flag_values=None):
       raise
     print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)", file=sys.stderr)
     sys.exit(2)
-  if len(rest) > 1:  # the entry points take flags only; a stray word is a typo, not an input
+  if (
+    len(rest) > 1 and not positional
+  ):  # the entry points take flags only; a stray word is a typo, not an input
     print(
       f"{_prog()}: error: unexpected arguments {rest[1:]}: every input is a --flag "
       "(--helpshort lists them)",
@@ -100,16 +104,16 @@ def parse_flags(argv, flag_values=None):
   return rest
 
 
-def run(main: Callable) -> None:
+def run(main: Callable, positional: bool = False) -> None:
   """``app.run(main)``, turning an unknown ``--config.<key>`` override and any
   :class:`optical_jax.errors.UsageError` into a one-line error (exit 2), and a ``ValueError`` or
   ``OSError`` (the readers' errors, which name the file and line; a missing file; a work dir
   that cannot be created or written) into one (exit 1), instead of a traceback (module
-  docstring)."""
+  docstring). ``positional``: ``main`` takes positional arguments (:func:`parse_flags`)."""
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
 
   try:
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=functools.partial(parse_flags, positional=positional))
   except AttributeError as e:
     _exit_on_unknown_key(e)
     raise

@@ -68,6 +68,17 @@ def atomic_file(path: PathLike, mode: str = "wb"):
   _fsync_dir(path.parent)
 
 
+def publish_file(part: PathLike, target: PathLike) -> None:
+  """Renames the finished file ``part`` (written, e.g. downloaded in pieces, beside ``target``
+  in the same folder) over ``target``: its bytes are ``fsync``-ed first and the rename made
+  durable, so a reader sees the old ``target`` or the whole new one, as with :func:`atomic_file`."""
+  part, target = pathlib.Path(part), pathlib.Path(target)
+  with open(part, "rb+") as f:
+    os.fsync(f.fileno())
+  os.replace(part, target)
+  _fsync_dir(target.parent)
+
+
 def _refuse_a_file_above(path: pathlib.Path, what: str) -> pathlib.Path:
   """The nearest existing folder above ``path``; UsageError when what exists there is a file."""
   for parent in path.parents:

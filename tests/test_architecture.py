@@ -14,8 +14,10 @@ PACKAGE = ROOT / "optical_jax"
 #: Layers from the bottom: a unit (a subpackage or top-level module of optical_jax) may import
 #: units of its own layer or below. evaluation (metrics, statistics, reports) holds no model
 #: code, so the retrieval pipeline and the studies sit above it.
+#: cli (the commands' flag and one-line error handling; it imports errors only) is at the bottom,
+#: so that any module with a command (python -m optical_jax.data.fetch) can use it.
 LAYERS = (
-  ("errors", "io"),
+  ("errors", "io", "cli"),
   ("tokenization", "packing"),
   ("models",),
   ("losses", "loading"),
@@ -28,7 +30,6 @@ LAYERS = (
   ("config_checks",),
   ("experiment",),
   ("ntrex_study", "afriqa_study"),
-  ("cli",),
 )
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 

@@ -45,6 +45,14 @@ def test_a_bad_command_line_is_one_line_and_exit_2(monkeypatch, capsys, argv, ex
   assert capsys.readouterr().err.strip().splitlines() == [expected]
 
 
+def test_a_command_with_positional_arguments_gets_them():
+  """``python -m optical_jax.data.fetch NAME...``: positional=True returns them after argv[0]."""
+  values = _flags()
+  argv = ["fetch", "afriqa", "--steps=3", "hornmt"]
+  assert cli.parse_flags(argv, values, positional=True) == ["fetch", "afriqa", "hornmt"]
+  assert values.steps == 3
+
+
 def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():
   text = (
     "Error whilst parsing config file:\nTraceback (most recent call last):\n  File "

@@ -105,3 +105,11 @@ def test_publish_folder_keeps_the_first_writer(tmp_path):
   assert io.publish_folder(first, target) is True
   assert io.publish_folder(second, target) is False  # another process got there first
   assert (target / "manifest.json").read_text() == "first" and second.is_dir()
+
+
+def test_publish_file_renames_a_part_over_its_target(tmp_path):
+  target, part = tmp_path / "f.txt", tmp_path / "f.txt.part"
+  target.write_text("old")
+  part.write_bytes(b"new, written in pieces")
+  io.publish_file(part, target)
+  assert target.read_bytes() == b"new, written in pieces" and not part.exists()

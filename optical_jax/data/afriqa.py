@@ -1,10 +1,17 @@
 """AfriQA (Ogundepo et al., 2023) as a cross-lingual retrieval collection and as query-style bitext.
 
-The files (``../shared/data/afriqa_dev``, CC BY 4.0) are JSON lines
+The files (``<data root>/afriqa_dev``, CC BY 4.0) are JSON lines
 ``<root>/<lang>/gold_span_passages.afriqa.<lang>.en.<split>.json``; each row holds a question
 written in an African language (``question_lang``), its human English translation
 (``question_translated``) and the English Wikipedia passage that answers it (``title``,
 ``context``). Splits: ``train`` and ``dev`` for bem hau ibo kin twi zul; ``train`` only for yor.
+
+**Upstream's test split** (``<lang>/...<lang>.en.test.json``; what ``python -m
+optical_jax.data.fetch afriqa`` fetches beside train and dev, swa included; this team's
+``../shared/data/afriqa_dev`` has none and already lacks the 47 repeats) is never read as data:
+where it is under the root, every train or dev row whose native question repeats a test question
+verbatim (any language's test file, stripped) is dropped, counted (``repeats_test_question``) and
+logged, so no training or dev split holds a test question. Without test files nothing changes.
 
 The collection (:func:`afriqa_collection`):
 
@@ -31,12 +38,13 @@ overlap guard (``data/overlap.py``) refuses bitext that repeats any query or pas
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
 import pathlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from optical_jax.io import iter_lines
 
@@ -46,6 +54,10 @@ PathLike = Union[str, os.PathLike]
 
 #: Languages with AfriQA train/dev files here (ISO 639-3; ``twi`` is Akan/Twi).
 LANGS = ("bem", "hau", "ibo", "kin", "twi", "yor", "zul")
+#: Upstream's test split: never read as data; train/dev rows repeating its questions are dropped.
+HELD_OUT = "test"
+#: Languages whose upstream test file may be under the root (Swahili has only a test split).
+HELD_OUT_LANGS = LANGS + ("swa",)
 #: Which split is a language's test split in the dev collection (default ``dev``).
 TEST_SPLIT = {"yor": "train"}
 #: The English reference query of native query ``q`` is ``q + ENGLISH_SUFFIX`` in ``queries/en.tsv``.
@@ -91,7 +103,9 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
   """Rows of one file (file order), and counts of what was skipped.
 
   Returns ``(rows, skipped)``: ``rows`` are the rows with both questions as strings;
-  ``skipped["question_not_a_string"]`` counts the others. Rows without a passage are kept with
+  ``skipped["question_not_a_string"]`` counts the others, ``skipped["repeats_test_question"]``
+  the rows dropped because their native question is one of upstream's test questions (0 when no
+  test file is under ``root``; module docstring). Rows without a passage are kept with
   ``context == ''`` (:func:`afriqa_collection` does not make them queries).
   Raises ``FileNotFoundError`` naming the file, ``ValueError`` naming file and line for bad JSON.
   """
@@ -100,8 +114,51 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
     have = splits_of(root, lang) if (pathlib.Path(root) / lang).is_dir() else []
     raise FileNotFoundError(
       f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
-      f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev)"
+      f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev, which "
+      "`python -m optical_jax.data.fetch afriqa --root DIR` writes as DIR/afriqa_dev)"
     )
+  rows, skipped = _parse(path, lang, split)
+  skipped["repeats_test_question"] = 0
+  held_out = held_out_questions(root) if split != HELD_OUT else frozenset()
+  if held_out:
+    kept = [r for r in rows if r.native not in held_out]
+    skipped["repeats_test_question"] = len(rows) - len(kept)
+    if len(kept) < len(rows):
+      log.info(
+        "%s: dropped %d rows whose question repeats an AfriQA test question (e.g. %r)",
+        path,
+        len(rows) - len(kept),
+        next(r.native for r in rows if r.native in held_out),
+      )
+    rows = kept
+  return rows, skipped
+
+
+def held_out_files(root: PathLike) -> List[pathlib.Path]:
+  """Upstream's test files under ``root`` (none in this team's ``../shared/data/afriqa_dev``)."""
+  paths = (afriqa_file(root, lang, HELD_OUT) for lang in HELD_OUT_LANGS)
+  return [p for p in paths if p.is_file()]
+
+
+def held_out_questions(root: PathLike) -> FrozenSet[str]:
+  """The native questions (stripped) of every test file under ``root``; empty without any."""
+  out = set()
+  for path in held_out_files(root):
+    st = path.stat()
+    out |= _questions_of(str(path.resolve()), st.st_mtime_ns, st.st_size)
+  return frozenset(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _questions_of(path: str, mtime_ns: int, size: int) -> FrozenSet[str]:
+  """The native questions of one file (cached while its mtime and size stay the same)."""
+  del mtime_ns, size  # the cache key only
+  lang = pathlib.Path(path).parent.name
+  return frozenset(r.native for r in _parse(pathlib.Path(path), lang, HELD_OUT)[0])
+
+
+def _parse(path: pathlib.Path, lang: str, split: str) -> Tuple[List[AfriqaRow], Dict[str, int]]:
+  """Rows of one existing file, and ``{"question_not_a_string": n}`` (:func:`read_afriqa`)."""
   rows, skipped, seen = [], {"question_not_a_string": 0}, set()
   for lineno, line in iter_lines(path):
     if not line.strip():
@@ -183,6 +240,7 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
   english: Dict[str, str] = {}
   qrels: Dict[str, Dict[str, int]] = {}
   counts = {}
+  held_out = held_out_files(root)
   missing = [l for l in langs if not splits_of(root, l)]
   if missing:
     raise FileNotFoundError(
@@ -209,11 +267,13 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
           qrels[r.qid] = {d: 1}
           qrels[r.qid + ENGLISH_SUFFIX] = {d: 1}
       counts[f"{lang}.{split}"] = {
-        "rows": len(rows) + skipped["question_not_a_string"],
+        "rows": len(rows) + skipped["question_not_a_string"] + skipped["repeats_test_question"],
         "question_not_a_string": skipped["question_not_a_string"],
         "no_passage": no_passage,
         "queries": len(queries.get(lang, {})) if lang in langs and split == test_split(lang) else 0,
       }
+      if held_out:  # upstream's test split is under the root (module docstring)
+        counts[f"{lang}.{split}"]["repeats_test_question"] = skipped["repeats_test_question"]
       if skipped["question_not_a_string"] or (no_passage and split == test_split(lang)):
         log.info(
           "AfriQA %s %s: skipped %d rows whose question is not a string, %d without a passage",
@@ -236,6 +296,9 @@ def afriqa_collection(root: PathLike, langs: Optional[Sequence[str]] = None):
     "counts": counts,
     "documents": len(doc_ids),
   }
+  if held_out:  # only then, so a root without test files keeps its meta.json as before
+    meta["upstream_test_files"] = [f"{p.parent.name}/{p.name}" for p in held_out]
+    meta["repeats_test_question"] = sum(c.get("repeats_test_question", 0) for c in counts.values())
   return Collection(
     name="afriqa_dev",
     doc_ids=doc_ids,

@@ -1,4 +1,5 @@
-"""Readers for the shared bitext corpora (``../shared/data``), one API for all of them.
+"""Readers for the shared bitext corpora, one API for all of them; they live under the data root
+(:func:`roots.data_root`: ``$OPTICAL_JAX_DATA``, else ``../shared/data``).
 
 Every reader takes ``(root, lang, split)`` and returns a :class:`bitext.BitextData` whose pairs
 hold the English side first, ``source = "<file>:<line>"`` (the foreign file's line, 1-based, as
@@ -44,7 +45,7 @@ import os
 import pathlib
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from optical_jax.data import afriqa
+from optical_jax.data import afriqa, roots
 from optical_jax.data import bitext as bt
 from optical_jax.io import existing_file, iter_lines
 
@@ -57,8 +58,9 @@ _pair = bt._pair  # pylint: disable=protected-access
 
 PathLike = Union[str, os.PathLike]
 
-#: Where ``../shared/data`` is from the repository root (the working directory of train.py).
-DEFAULT_SHARED_ROOT = "../shared/data"
+#: The data root when ``$OPTICAL_JAX_DATA`` is unset (``roots.DEFAULT``); a reader given no root
+#: asks :func:`roots.data_root`.
+DEFAULT_SHARED_ROOT = roots.DEFAULT
 
 #: Every ISO 639-3 code this module knows, with its FLORES-200 code.
 FLORES_CODES = {
@@ -190,8 +192,9 @@ def corpus_info(name: str) -> CorpusInfo:
   return CORPORA[name]
 
 
-def default_root(name: str, shared_root: PathLike = DEFAULT_SHARED_ROOT) -> pathlib.Path:
-  """Where corpus ``name`` lives under ``shared_root``."""
+def default_root(name: str, shared_root: Optional[PathLike] = None) -> pathlib.Path:
+  """Where corpus ``name`` lives under ``shared_root`` (None: :func:`roots.data_root`)."""
+  shared_root = roots.data_root() if shared_root is None else shared_root
   return pathlib.Path(shared_root) / corpus_info(name).directory
 
 
@@ -427,7 +430,9 @@ def read_afriqa_questions(root: PathLike, lang: str, split: str = "train") -> bt
     bt.BitextPair(en, native, "", f"{path.name}:{line_of.get(r.id, 0)}")
     for (en, native), r in zip(pairs, rows)
   ]
-  return bt.BitextData(out, skipped["question_not_a_string"], str(path))
+  return bt.BitextData(
+    out, skipped["question_not_a_string"] + skipped["repeats_test_question"], str(path)
+  )
 
 
 READERS: Dict[str, Callable[..., bt.BitextData]] = {
@@ -446,7 +451,7 @@ def read_corpus(
   root: Optional[PathLike],
   lang: str,
   split: Optional[str] = None,
-  shared_root: PathLike = DEFAULT_SHARED_ROOT,
+  shared_root: Optional[PathLike] = None,
 ) -> bt.BitextData:
   """Reads one (corpus, language, split).
 
@@ -455,13 +460,14 @@ def read_corpus(
     root: the corpus folder; None = :func:`default_root` (``shared_root/<directory>``).
     lang: ISO 639-3 code.
     split: None = the corpus's ``default_split``.
-    shared_root: where the shared corpora are (used when ``root`` is None).
+    shared_root: the data root (used when ``root`` is None; None = :func:`roots.data_root`).
   """
   info = corpus_info(name)
   root = default_root(name, shared_root) if root is None else pathlib.Path(root)
   if not root.is_dir():
     raise FileNotFoundError(
-      f"{root}: no such directory (corpus {name}; set the shared data "
-      "root, config.data.shared_root)"
+      f"{root}: no such directory (corpus {name}; set the data root, "
+      f"config.data.shared_root or ${roots.ENV}, or fetch it: python -m "
+      f"optical_jax.data.fetch {name} --root DIR)"
     )
   return READERS[name](root, lang, info.default_split if split is None else split)

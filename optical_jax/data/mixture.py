@@ -53,7 +53,7 @@ import numpy as np
 
 from optical_jax.data import corpora
 from optical_jax.data import overlap as ov
-from optical_jax.data.corpora import DEFAULT_SHARED_ROOT
+from optical_jax.data.roots import data_root
 from optical_jax.io import sha256_lines
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def add_english_pairs(
 
 def build_mixture(
   spec: str,
-  shared_root=DEFAULT_SHARED_ROOT,
+  shared_root=None,
   cap: int = 0,
   alpha: float = 1.0,
   english_pairs: float = 0.0,
@@ -321,7 +321,7 @@ def build_mixture(
 
   Args:
     spec: the mixture spec.
-    shared_root: the folder holding the corpora (``../shared/data``).
+    shared_root: the folder holding the corpora (None: :func:`optical_jax.data.roots.data_root`).
     cap: pairs per (corpus, language) before deduplication; 0 = all.
     alpha: sampling temperature exponent (1 = natural proportions).
     english_pairs: fraction of the final training total that is (English, English), in [0, 1).
@@ -350,6 +350,7 @@ def build_mixture(
     raise ValueError(f"overlap={overlap!r}; expected one of {ov.MODES}")
   temperature_weights({}, alpha)  # validates alpha
   sources = parse_spec(spec)
+  shared_root = data_root() if shared_root is None else shared_root
   roots = roots or {}
   rows = []  # one dict per source, becomes the manifest entry
   pairs_of: List[list] = []

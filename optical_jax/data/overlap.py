@@ -36,7 +36,7 @@ import sys
 import unicodedata
 from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from optical_jax.data.corpora import DEFAULT_SHARED_ROOT
+from optical_jax.data import roots
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def check_overlap(
   pairs_by_source: Mapping[Hashable, Sequence],
   collections: Sequence,
   mode: str = "error",
-  shared_root: PathLike = DEFAULT_SHARED_ROOT,
+  shared_root: Optional[PathLike] = None,
   flag: str = "config.data.overlap",
 ):
   """Compares bitext with evaluation collections (module docstring).
@@ -177,7 +177,7 @@ def check_overlap(
     collections: folder paths, ``"afriqa"``, or ``Collection`` objects; a string with commas
       is split into several.
     mode: ``error``, ``drop`` or ``allow``.
-    shared_root: where ``afriqa_dev`` is, for ``"afriqa"``.
+    shared_root: where ``afriqa_dev`` is, for ``"afriqa"`` (None: :func:`roots.data_root`).
     flag: the config field named in the error message.
 
   Returns:
@@ -192,6 +192,7 @@ def check_overlap(
     raise ValueError(f"{flag}={mode!r}; expected one of {MODES}")
   if isinstance(collections, (str, os.PathLike)):
     collections = [c.strip() for c in str(collections).split(",") if c.strip()]
+  shared_root = roots.data_root() if shared_root is None else shared_root
   indexes = [_Index(*_load(c, shared_root)) for c in collections]
   # Every distinct side once: its words, then where it matches.
   side_words: Dict[str, List[str]] = {}

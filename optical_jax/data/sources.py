@@ -36,6 +36,7 @@ from typing import Dict, List, Tuple
 from optical_jax.data import bitext as bt
 from optical_jax.data import mixture as mx
 from optical_jax.data import overlap as ov
+from optical_jax.data import roots
 from optical_jax.data.cldr import cldr_bitext, split_pairs
 from optical_jax.errors import UsageError
 
@@ -97,7 +98,7 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
   mode = _field(d, "overlap", "error")
   if mode not in ov.MODES:
     raise UsageError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
-  shared_root = _field(d, "shared_root", mx.DEFAULT_SHARED_ROOT)
+  shared_root = _field(d, "shared_root", "") or roots.data_root()
   if d.source == "mixture":
     return _load_mixture(config, collections, mode, shared_root)
   langs = [l.strip() for l in d.langs.split(",") if l.strip()]

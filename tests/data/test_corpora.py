@@ -249,7 +249,10 @@ def test_afriqa_question_pairs_and_refusals(shared):
 def test_unknown_corpus_and_missing_root(tmp_path):
   with _raises(ValueError, f"unknown corpus 'opus'; available: {sorted(corpora.CORPORA)}"):
     corpora.read_corpus("opus", None, "hau", "train")
-  with pytest.raises(FileNotFoundError, match="no such directory .corpus hornmt; set the shared"):
+  with pytest.raises(
+    FileNotFoundError,
+    match="no such directory .corpus hornmt; set the data root.*optical_jax.data.fetch hornmt",
+  ):
     corpora.read_corpus("hornmt", None, "som", shared_root=tmp_path)
 
 
