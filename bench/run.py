@@ -74,6 +74,9 @@ BENCHMARKS: Dict[str, Bench] = {
   "maxsim_rerank": Bench(
     "bench.maxsim_rerank:ours", (("torch", "bench.maxsim_rerank:torch_colbert"),)
   ),
+  "maxsim_search": Bench(
+    "bench.maxsim_search:ours", (("torch", "bench.maxsim_search:torch_colbert"),)
+  ),
   "gpu_mfu": Bench("bench.gpu_mfu:ours", (("torch", "bench.gpu_mfu:torch_bf16"),)),
 }
 #: Wall-clock limit of one side (a hung child is killed and reported).

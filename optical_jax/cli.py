@@ -77,6 +77,29 @@ def flag_error_line(e: Exception) -> str:
   return re.sub(r"\s*\n\s*", " ", text)
 
 
+#: Environment variable: folder of XLA's persistent compilation cache for the commands (default
+#: :data:`XLA_CACHE_DEFAULT`); ``off`` disables it.
+XLA_CACHE_ENV = "OPTICAL_JAX_XLA_CACHE"
+XLA_CACHE_DEFAULT = "~/.cache/optical_jax/xla"
+
+
+def enable_compile_cache() -> str | None:
+  """Turns on JAX's persistent compilation cache for this process (programs that took at least
+  JAX's ``jax_persistent_cache_min_compile_time_secs``, 1 s by default, to compile), in
+  ``$OPTICAL_JAX_XLA_CACHE`` or :data:`XLA_CACHE_DEFAULT`: a command's second run reuses the
+  encoder's and the search's compiled programs instead of compiling them again (seconds each on
+  a CPU; ``docs/PERFORMANCE.md``). Called by :func:`parse_flags`, so by every command; touches no
+  device. Returns the folder, or None when the variable is ``off``."""
+  folder = os.environ.get(XLA_CACHE_ENV, XLA_CACHE_DEFAULT)
+  if folder.strip().lower() in ("off", "0", "none", ""):
+    return None
+  import jax  # pylint: disable=import-outside-toplevel
+
+  folder = str(Path(folder).expanduser())
+  jax.config.update("jax_compilation_cache_dir", folder)
+  return folder
+
+
 def parse_flags(argv, flag_values=None, positional: bool = False):
   """absl's flag parsing, with a bad flag (a wrong type or enum value, a missing required flag,
   a config file that raises) or a positional argument as one line ``<cli>: error: ...`` and
@@ -92,6 +115,7 @@ def parse_flags(argv, flag_values=None, positional: bool = False):
       raise
     print(f"{_prog()}: error: {flag_error_line(e)} (--helpshort lists the flags)", file=sys.stderr)
     sys.exit(2)
+  enable_compile_cache()
   if (
     len(rest) > 1 and not positional
   ):  # the entry points take flags only; a stray word is a typo, not an input

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_run_writes_documented_rows(tmp_path):
   out = tmp_path / "bench.json"
-  names = "sinkhorn_loss_grad,sinkhorn_loss_grad_unbucketed,scoring_1000x1000"
+  names = "sinkhorn_loss_grad,sinkhorn_loss_grad_unbucketed,scoring_1000x1000,maxsim_search"
   proc = subprocess.run(
     [sys.executable, "bench/run.py", "--tiny", "--only", names, "--json", str(out)],
     cwd=REPO,
@@ -37,6 +37,7 @@ def test_bench_run_writes_documented_rows(tmp_path):
     sink["reference_loss"], rel=1e-3
   )  # same problems solved
   assert "| sinkhorn_loss_grad |" in proc.stdout
+  assert rows[3]["params"]["same_top10_fraction"] == 1.0  # MaxSim search: the same runs as torch
 
 
 def test_unknown_benchmark_exits_2():

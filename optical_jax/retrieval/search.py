@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optical_jax.models.scoring import maxsim_scores
+from optical_jax.retrieval.host_select import HostTopK, dense_search_host_select
 from optical_jax.retrieval.index import Representations
 
 
@@ -84,8 +85,8 @@ def search(
     memory_budget: MaxSim only: bytes of the float32 similarity block of one (query batch,
       document chunk); ``query_batch`` and ``chunk_size`` shrink to fit (:func:`maxsim_blocks`).
 
-  Dense search on a CPU backend takes its own block sizes (:data:`HOST_SELECT_CHUNK`,
-  :data:`HOST_SELECT_QUERIES`; :func:`_dense_search_host_select`); on accelerators
+  Dense search on a CPU backend takes its own block sizes (``host_select.HOST_SELECT_CHUNK``,
+  ``HOST_SELECT_QUERIES``; ``host_select.dense_search_host_select``); on accelerators
   ``chunk_size`` and ``query_batch`` apply.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
@@ -98,7 +99,7 @@ def search(
   if docs.kind == "maxsim":
     return _maxsim_search(queries, docs, kk, chunk, allowed, query_batch, progress, memory_budget)
   if jax.default_backend() == "cpu":
-    return _dense_search_host_select(queries, docs, kk, allowed, progress)
+    return dense_search_host_select(queries, docs, kk, allowed, progress)
   all_s, all_i = [], []
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), query_batch):
@@ -134,94 +135,6 @@ def search(
   return np.concatenate(all_s), np.concatenate(all_i)
 
 
-#: Dense search on a CPU backend: documents per scored block and queries per pass (the
-#: [queries, documents] float32 block is 32 MiB).
-HOST_SELECT_CHUNK = 8192
-HOST_SELECT_QUERIES = 1024
-
-
-def _descending_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-  """uint64 keys that sort by row ascending, then score descending (float32 bit tricks: the
-  order of the floats as unsigned integers, inverted)."""
-  bits = np.ascontiguousarray(scores, np.float32).view(np.int32)
-  ascending = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000)
-  return (rows.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
-
-
-def _keep_best(rows, scores, ids, nq: int, kk: int):
-  """The ``kk`` best candidates of every query row by (score descending, index ascending):
-  candidates come in ascending index order within equal scores, which the stable sort keeps.
-  -> (rows, scores, ids, rank) kept, sorted by row then rank, and each row's kk-th score
-  (-inf where it has fewer)."""
-  order = np.argsort(_descending_keys(rows, scores), kind="stable")
-  rows, scores, ids = rows[order], scores[order], ids[order]
-  rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(nq))[rows]
-  keep = rank < kk
-  rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
-  kth = np.full(nq, -np.inf, np.float32)
-  last = rank == kk - 1
-  kth[rows[last]] = scores[last]
-  return rows, scores, ids, rank, kth
-
-
-def _dense_search_host_select(
-  queries: Representations,
-  docs: Representations,
-  kk: int,
-  allowed: Optional[np.ndarray],
-  progress: bool,
-) -> (np.ndarray, np.ndarray):
-  """:func:`search`, dense, on a CPU backend: the scores of each block of documents come from
-  the jitted matmul; the top-k is kept on the host by a threshold. XLA's top-k on the CPU is a
-  partial sort of every score (a multiple of the matmul's cost for k = 1,000; measured in
-  ``docs/PERFORMANCE.md``), but only a document above a query's current k-th best score can enter its list, and after the first
-  block few do: those are kept (``np.nonzero``) and the candidates cut back to the k best
-  (:func:`_keep_best`) when they reach a few k per query. The first block sets the threshold
-  (``np.partition``). Same run as the device merge: same scores, same documents, ties to the
-  lower index (documents are taken in index order and an equal score does not pass the
-  threshold)."""
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-
-  n, chunk = len(docs), min(HOST_SELECT_CHUNK, len(docs))
-  out_s = np.full((len(queries), kk), -np.inf, np.float32)
-  out_i = np.full((len(queries), kk), -1, np.int64)
-  bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
-  for qs in range(0, len(queries), HOST_SELECT_QUERIES):
-    qv = np.asarray(queries.vectors[qs : qs + HOST_SELECT_QUERIES], np.float32)
-    nq = len(qv)
-    q = jnp.asarray(qv)
-    kth = np.full(nq, -np.inf, np.float32)
-    parts, held = [], 0
-    for ds in range(0, n, chunk):
-      stop = min(ds + chunk, n)
-      block = np.asarray(docs.vectors[ds:stop], np.float32)
-      valid = np.ones(chunk, bool)
-      if stop - ds < chunk:  # the last block, padded to the compiled shape and masked
-        valid[stop - ds :] = False
-        block = np.concatenate([block, np.zeros((chunk - (stop - ds), block.shape[1]), np.float32)])
-      s = np.asarray(_chunk_scores("dense", q, None, jnp.asarray(block), None, jnp.asarray(valid)))
-      if allowed is not None:
-        s = np.where(allowed[qs : qs + nq, ds:stop], s[:, : stop - ds], -np.inf)
-      if ds == 0 and s.shape[1] > kk:  # the first block's kk-th best is the first threshold
-        first = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk]
-        r, c = np.nonzero((s >= first[:, None]) & np.isfinite(s))
-        kth = first.astype(np.float32)  # later documents must beat it (a tie loses)
-      else:
-        r, c = np.nonzero(s > kth[:, None])
-      parts.append((r, s[r, c].astype(np.float32), (ds + c).astype(np.int64)))
-      held += len(r)
-      if held > 4 * nq * kk:
-        rows, scores, ids, _, kth = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
-        parts, held = [(rows, scores, ids)], len(rows)
-    if parts:
-      rows, scores, ids, rank, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
-      out_s[qs + rows, rank] = scores
-      out_i[qs + rows, rank] = ids
-    bar.update(nq)
-  bar.close()
-  return out_s, out_i
-
-
 def _bucket(length: int, width: int) -> int:
   """Token rows a block of texts of at most ``length`` tokens is cut to: the next of 16, 24,
   32, 48, 64, 96, 128, 192, ... (steps of at most 1.5x, so few shapes are compiled), at most
@@ -250,50 +163,6 @@ def _maxsim_block(q, q_mask, d, d_mask):
   return jnp.sum(jnp.where(q_mask.astype(bool)[:, :, None], best, 0.0), axis=1)
 
 
-class _HostTopK:
-  """The ``k`` best documents of every query row, kept on the host while blocks of scores arrive
-  in any document order: by (score descending, document index ascending), so a tie goes to the
-  lower index whatever order the documents come in. Only a score at or above a row's current
-  k-th best can enter; the candidates are cut back to the k best when they pass ``4 k`` per row
-  on average, so memory is O(rows * k) whatever the collection's size. A -inf score (not
-  allowed) never enters."""
-
-  def __init__(self, num_rows: int, k: int):
-    self.n, self.k = num_rows, k
-    self.kth = np.full(num_rows, -np.inf, np.float32)
-    self.parts, self.held = [], 0
-
-  def add(self, rows: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
-    """rows int [B] (which query rows), ids int [C] (which documents), scores [B, C]."""
-    r, c = np.nonzero((scores >= self.kth[rows][:, None]) & np.isfinite(scores))
-    self.parts.append((rows[r], scores[r, c].astype(np.float32), ids[c].astype(np.int64)))
-    self.held += len(r)
-    if self.held > 4 * self.n * self.k:
-      self._compact()
-
-  def _compact(self):
-    rows, scores, ids = (np.concatenate(x) for x in zip(*self.parts))
-    order = np.lexsort((ids, -scores, rows))
-    rows, scores, ids = rows[order], scores[order], ids[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(self.n))[rows]
-    keep = rank < self.k
-    rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
-    last = rank == self.k - 1
-    self.kth[rows[last]] = scores[last]
-    self.parts, self.held = [(rows, scores, ids)], len(rows)
-    return rows, scores, ids, rank
-
-  def result(self) -> (np.ndarray, np.ndarray):
-    """(scores [rows, k], ids [rows, k]) best first; -inf and -1 where a row has fewer."""
-    out_s = np.full((self.n, self.k), -np.inf, np.float32)
-    out_i = np.full((self.n, self.k), -1, np.int64)
-    if self.parts:
-      rows, scores, ids, rank = self._compact()
-      out_s[rows, rank] = scores
-      out_i[rows, rank] = ids
-    return out_s, out_i
-
-
 def _maxsim_search(
   queries: Representations,
   docs: Representations,
@@ -311,7 +180,7 @@ def _maxsim_search(
   budget. Every query batch stays on the device while the document blocks stream past once
   (a budget too small for all the queries' tokens splits them into passes); each block is scored
   against every batch by :func:`_maxsim_block` and the top-k kept on the host
-  (:class:`_HostTopK`). Scores, documents and their order (a tie to the lower index) are those
+  (:class:`~optical_jax.retrieval.host_select.HostTopK`). Scores, documents and their order (a tie to the lower index) are those
   of scoring every padded pair."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
@@ -352,7 +221,7 @@ def _maxsim_search(
     cur.append((rows, width))
     used += size
   passes.append(cur)
-  top = _HostTopK(nq, kk)
+  top = HostTopK(nq, kk)
   bar = tqdm(
     total=n * len(passes), desc="search", unit="doc", disable=not progress, file=sys.stderr
   )

@@ -104,6 +104,7 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
   """On a CPU backend dense search keeps its top-k on the host by a threshold; the run is the
   device merge's (run here by pretending the backend is a GPU): same documents in the same
   order, ties (repeated and rounded vectors) to the lower index, with and without a mask."""
+  from optical_jax.retrieval import host_select
   from optical_jax.retrieval import search as search_module
 
   rng = np.random.default_rng(n)
@@ -113,7 +114,8 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
   q = rng.standard_normal((37, 16)).astype(np.float32)
   docs, queries = Representations("dense", vectors=v), Representations("dense", vectors=q)
   allowed = rng.random((37, n)) < 0.3
-  monkeypatch.setattr(search_module, "HOST_SELECT_CHUNK", chunk)
+  monkeypatch.setattr(host_select, "HOST_SELECT_CHUNK", chunk)
+  monkeypatch.setattr(host_select, "HOST_SELECT_GROUP", 8)  # groups whose best passes, or not
   host = [
     search(queries, docs, k=k, progress=False),
     search(queries, docs, k=k, allowed=allowed, progress=False),
@@ -169,14 +171,14 @@ def test_host_topk_keeps_the_best_whatever_the_order():
   """_HostTopK: documents in any order, in blocks, many ties and -inf (not allowed) scores; the
   result is the (score descending, index ascending) top-k of the whole matrix, also when the
   candidates are cut back (k small against the collection)."""
-  from optical_jax.retrieval.search import _HostTopK
+  from optical_jax.retrieval.host_select import HostTopK
 
   rng = np.random.default_rng(5)
   scores = rng.integers(0, 6, size=(9, 300)).astype(np.float32)  # ties everywhere
   scores[rng.random(scores.shape) < 0.1] = -np.inf
   scores[8] = -np.inf  # a query with nothing allowed
   for k in (1, 7, 300):
-    top = _HostTopK(9, k)
+    top = HostTopK(9, k)
     perm = rng.permutation(300)
     for s in range(0, 300, 37):
       ids = perm[s : s + 37]

@@ -1,0 +1,188 @@
+"""Top-k selection on the host for exact search on a CPU backend.
+
+XLA's top-k on the CPU is a partial sort of every score, a multiple of the scoring's cost for
+k = 1,000 (``docs/PERFORMANCE.md``); a threshold on the host does the same selection for little:
+only a score above a query's current k-th best can enter its list.
+
+* :func:`dense_search_host_select`: dense search, documents in index order.
+* :class:`HostTopK`: scores arriving in any document order (MaxSim's length-sorted blocks).
+
+Both give the run of a full sort by (score descending, document index ascending).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optical_jax.retrieval.index import Representations
+
+
+#: Dense search on a CPU backend: documents per scored block and queries per pass (the
+#: [queries, documents] float32 block is 32 MiB).
+HOST_SELECT_CHUNK = 8192
+HOST_SELECT_QUERIES = 1024
+
+
+def _descending_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """uint64 keys that sort by row ascending, then score descending (float32 bit tricks: the
+  order of the floats as unsigned integers, inverted)."""
+  bits = np.ascontiguousarray(scores, np.float32).view(np.int32)
+  ascending = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000)
+  return (rows.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+
+
+def _keep_best(rows, scores, ids, nq: int, kk: int):
+  """The ``kk`` best candidates of every query row by (score descending, index ascending):
+  candidates come in ascending index order within equal scores, which the stable sort keeps.
+  -> (rows, scores, ids, rank) kept, sorted by row then rank, and each row's kk-th score
+  (-inf where it has fewer)."""
+  order = np.argsort(_descending_keys(rows, scores), kind="stable")
+  rows, scores, ids = rows[order], scores[order], ids[order]
+  rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(nq))[rows]
+  keep = rank < kk
+  rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
+  kth = np.full(nq, -np.inf, np.float32)
+  last = rank == kk - 1
+  kth[rows[last]] = scores[last]
+  return rows, scores, ids, rank, kth
+
+
+#: Documents per group whose best score per query the device returns beside the block's scores
+#: (:func:`_dense_block`): the host looks only into groups whose best beats a query's threshold.
+HOST_SELECT_GROUP = 256
+
+
+@functools.partial(jax.jit, static_argnames=("group",))
+def _dense_block(q, d, d_valid, group):
+  """q [Q, p], d [C, p] (C a multiple of :data:`HOST_SELECT_GROUP`), d_valid [C] -> (scores
+  [Q, C] with -inf at invalid documents, each group's best [Q, C / group])."""
+  s = jnp.where(d_valid[None, :], q @ d.T, -jnp.inf)
+  return s, s.reshape(s.shape[0], -1, group).max(axis=-1)
+
+
+def dense_search_host_select(
+  queries: Representations,
+  docs: Representations,
+  kk: int,
+  allowed: Optional[np.ndarray],
+  progress: bool,
+) -> (np.ndarray, np.ndarray):
+  """:func:`search`, dense, on a CPU backend: the scores of each block of documents come from
+  the jitted matmul; the top-k is kept on the host by a threshold. XLA's top-k on the CPU is a
+  partial sort of every score (a multiple of the matmul's cost for k = 1,000; measured in
+  ``docs/PERFORMANCE.md``), but only a document above a query's current k-th best score can
+  enter its list, and after the first blocks few do. The device returns, beside the scores,
+  each group of :data:`HOST_SELECT_GROUP` documents' best score per query; the host looks only
+  into the groups whose best beats the query's threshold, keeps the documents above it
+  (``np.nonzero``) and cuts the candidates back to the k best (:func:`_keep_best`) when they
+  reach a few k per query. The next block's matmul is dispatched before the host filters the
+  current one, so the two overlap. The first block sets the threshold (``np.partition``). Same
+  run as the device merge: same scores, same documents, ties to the lower index (documents are
+  taken in index order and an equal score does not pass the threshold)."""
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
+  n = len(docs)
+  group = HOST_SELECT_GROUP
+  chunk = -(-min(HOST_SELECT_CHUNK, n) // group) * group
+  out_s = np.full((len(queries), kk), -np.inf, np.float32)
+  out_i = np.full((len(queries), kk), -1, np.int64)
+
+  def dispatch(q, ds):
+    stop = min(ds + chunk, n)
+    block = np.asarray(docs.vectors[ds:stop], np.float32)
+    valid = np.ones(chunk, bool)
+    if stop - ds < chunk:  # the last block, padded to the compiled shape and masked
+      valid[stop - ds :] = False
+      block = np.concatenate([block, np.zeros((chunk - (stop - ds), block.shape[1]), np.float32)])
+    return ds, stop, _dense_block(q, jnp.asarray(block), jnp.asarray(valid), group=group)
+
+  bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
+  for qs in range(0, len(queries), HOST_SELECT_QUERIES):
+    qv = np.asarray(queries.vectors[qs : qs + HOST_SELECT_QUERIES], np.float32)
+    nq = len(qv)
+    q = jnp.asarray(qv)
+    kth = np.full(nq, -np.inf, np.float32)
+    parts, held = [], 0
+    pending = dispatch(q, 0)
+    while pending is not None:
+      ds, stop, (s_dev, best_dev) = pending
+      pending = dispatch(q, stop) if stop < n else None  # runs while this block is filtered
+      s = np.asarray(s_dev)[:, : stop - ds]
+      if allowed is not None:
+        s = np.where(allowed[qs : qs + nq, ds:stop], s, -np.inf)
+      if ds == 0 and s.shape[1] > kk:  # the first block's kk-th best is the first threshold
+        first = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk]
+        r, c = np.nonzero((s >= first[:, None]) & np.isfinite(s))
+        kth = first.astype(np.float32)  # later documents must beat it (a tie loses)
+        v = s[r, c]
+      elif allowed is not None or ds == 0:
+        r, c = np.nonzero(s > kth[:, None])
+        v = s[r, c]
+      else:  # only the groups whose best beats the threshold
+        gq, gg = np.nonzero(np.asarray(best_dev) > kth[:, None])
+        full = np.asarray(s_dev)
+        sub = full.reshape(nq, -1, group)[gq, gg]  # [hits, group]
+        hr, hc = np.nonzero(sub > kth[gq][:, None])
+        r, c, v = gq[hr], gg[hr] * group + hc, sub[hr, hc]
+      parts.append((r, v.astype(np.float32), (ds + c).astype(np.int64)))
+      held += len(r)
+      if held > 4 * nq * kk:
+        rows, scores, ids, _, kth = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
+        parts, held = [(rows, scores, ids)], len(rows)
+    if parts:
+      rows, scores, ids, rank, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
+      out_s[qs + rows, rank] = scores
+      out_i[qs + rows, rank] = ids
+    bar.update(nq)
+  bar.close()
+  return out_s, out_i
+
+
+class HostTopK:
+  """The ``k`` best documents of every query row, kept on the host while blocks of scores arrive
+  in any document order: by (score descending, document index ascending), so a tie goes to the
+  lower index whatever order the documents come in. Only a score at or above a row's current
+  k-th best can enter; the candidates are cut back to the k best when they pass ``4 k`` per row
+  on average, so memory is O(rows * k) whatever the collection's size. A -inf score (not
+  allowed) never enters."""
+
+  def __init__(self, num_rows: int, k: int):
+    self.n, self.k = num_rows, k
+    self.kth = np.full(num_rows, -np.inf, np.float32)
+    self.parts, self.held = [], 0
+
+  def add(self, rows: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> None:
+    """rows int [B] (which query rows), ids int [C] (which documents), scores [B, C]."""
+    r, c = np.nonzero((scores >= self.kth[rows][:, None]) & np.isfinite(scores))
+    self.parts.append((rows[r], scores[r, c].astype(np.float32), ids[c].astype(np.int64)))
+    self.held += len(r)
+    if self.held > 4 * self.n * self.k:
+      self._compact()
+
+  def _compact(self):
+    rows, scores, ids = (np.concatenate(x) for x in zip(*self.parts))
+    order = np.lexsort((ids, -scores, rows))
+    rows, scores, ids = rows[order], scores[order], ids[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(self.n))[rows]
+    keep = rank < self.k
+    rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
+    last = rank == self.k - 1
+    self.kth[rows[last]] = scores[last]
+    self.parts, self.held = [(rows, scores, ids)], len(rows)
+    return rows, scores, ids, rank
+
+  def result(self) -> (np.ndarray, np.ndarray):
+    """(scores [rows, k], ids [rows, k]) best first; -inf and -1 where a row has fewer."""
+    out_s = np.full((self.n, self.k), -np.inf, np.float32)
+    out_i = np.full((self.n, self.k), -1, np.int64)
+    if self.parts:
+      rows, scores, ids, rank = self._compact()
+      out_s[rows, rank] = scores
+      out_i[rows, rank] = ids
+    return out_s, out_i
