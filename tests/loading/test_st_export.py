@@ -1,6 +1,7 @@
 """The export as a sentence-transformers model (optical_jax/loading/st_files.py) and its model
 card (optical_jax/loading/model_card.py): ``SentenceTransformer(dir)`` gives the vectors of
-``optical_jax.encode`` with the model's prefix, pooling, projection and normalisation, to 1e-5."""
+``optical_jax.encode`` with the model's prefix, pooling, projection and normalisation, to 1e-5.
+Importing sentence-transformers alone takes ~9 s here, so every test that loads one is slow."""
 
 import json
 
@@ -68,6 +69,7 @@ def _check_same_vectors(directory, texts=TEXTS, atol=1e-5):
     np.testing.assert_allclose(theirs, ours, atol=atol)
 
 
+@pytest.mark.slow
 def test_e5_style_student_loads_in_sentence_transformers(tmp_path):
   """Prefixes become the prompts query / passage; mean pooling; Normalize; the files say so."""
   out = _export_tiny(tmp_path, qp="query: ", dp="passage: ")
@@ -92,12 +94,14 @@ def test_e5_style_student_loads_in_sentence_transformers(tmp_path):
   assert np.abs(q - p).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_cross_model_student_keeps_its_projection(tmp_path):
-  """A student with an output projection (EncoderConfig.output_dim): 2_Dense holds it as
-  linear.weight [out, in], bias-free, identity activation; CLS pooling; vectors to 1e-5."""
+  """A student with an output projection (EncoderConfig.output_dim) and E5's prefixes: 2_Dense
+  holds it as linear.weight [out, in], bias-free, identity activation; CLS pooling; every
+  prompt's vectors to 1e-5."""
   from safetensors.numpy import load_file
 
-  out = _export_tiny(tmp_path, output_dim=48, pooling="cls")
+  out = _export_tiny(tmp_path, output_dim=48, pooling="cls", qp="query: ", dp="passage: ")
   modules = json.loads((out / "modules.json").read_text())
   assert [m["path"] for m in modules] == ["", "1_Pooling", "2_Dense", "3_Normalize"]
   dense = json.loads((out / "2_Dense" / "config.json").read_text())
