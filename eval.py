@@ -3,10 +3,12 @@
   python eval.py --query_model M --collection DIR --output OUT [--doc_model M2]
                  [--langs swa,som,...] [--ranker auto|dense|maxsim] [--k 1000]
                  [--first_stage 'runs/run.{lang}.trec'] [--index exact|flat|ivf|hnsw]
+                 [--measures AP,nDCG@10,R@100,RR,P@10]
 
 Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
 defaults to the teacher recorded in a student's work directory. Writes
-OUT/run.<lang>.trec, OUT/metrics.json and OUT/report.md.
+OUT/run.<lang>.trec (tagged with the query model's name), OUT/per_query.<lang>.tsv (qid,
+measure, value: the trec_eval -q view), OUT/metrics.json and OUT/report.md.
 """
 
 import sys
@@ -14,6 +16,7 @@ import sys
 from absl import app, flags, logging
 
 from optical_jax import cli
+from optical_jax.evaluation.metrics import check_measures
 from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.ann import AnnConfig
 
@@ -45,6 +48,25 @@ _NPROBE = flags.DEFINE_integer("nprobe", 16, "IVF: cells visited per query.")
 _NLIST = flags.DEFINE_integer("nlist", 0, "IVF: cells (0 = 4 sqrt(N)).")
 _EF = flags.DEFINE_integer("ef_search", 128, "HNSW: candidate list per query.")
 _FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
+_MEASURES = flags.DEFINE_list(
+  "measures",
+  None,
+  "ir_measures names (AP, nDCG@10, R@100, RR, P@10, ...; trec_eval -c semantics); default "
+  "MAP, nDCG@10, nDCG@20, P@10, R@100, MRR.",
+)
+
+
+def _known_measures(names) -> bool:
+  """Flag validator: every --measures name is one ir_measures computes (checked at parsing,
+  before any work; cli.parse_flags prints the error as one line, exit 2)."""
+  try:
+    check_measures(names or ())
+  except ValueError as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
+
+
+flags.register_validator("measures", _known_measures)
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Texts per forward pass.")
 _MAXLEN = flags.DEFINE_integer("max_length", None, "Query token limit (default: the model's).")
 _DOCLEN = flags.DEFINE_integer(
@@ -103,6 +125,7 @@ def main(argv):
       ),
       measure_index_recall=_RECALL.value,
       mesh=mesh,
+      measures=_MEASURES.value,
     )
   except (ValueError, OSError) as e:  # OSError: a missing file, an output that cannot be written
     print(f"eval: error: {e}", file=sys.stderr)

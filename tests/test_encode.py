@@ -159,3 +159,43 @@ def test_cli_refuses_before_the_model_loads(tmp_path, capsys, case):
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and err[-1].startswith(f"encode: error: {message}"), err
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "t.txt"]
+
+
+@pytest.fixture(scope="module")
+def e5_like(tmp_path_factory):
+  """random:tiny exported with E5's prefixes, as a student of an E5 teacher records them."""
+  from optical_jax.loading.export import save_hf_directory
+
+  tiny = load_encoder("random:tiny")
+  out = tmp_path_factory.mktemp("e5like") / "student"
+  save_hf_directory(
+    out, tiny.config, tiny.params, tiny.tokenizer, pooling="mean", query_prefix="query: ",
+    doc_prefix="passage: ",
+  )  # fmt: skip
+  return out
+
+
+def test_cli_side_applies_the_recorded_prefix(e5_like, tmp_path, capsys):
+  """--side query|passage: the model's prefix of that side and its pooling (the vectors of
+  encode_texts with that prefix); --prefix alone overrides; both together are one line, exit 2;
+  neither says that the recorded prefix was not applied."""
+  inp = tmp_path / "in.txt"
+  inp.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+  model = load_encoder(str(e5_like))
+  base = ["encode", f"--model={e5_like}", f"--input={inp}"]
+  for side, prefix in (("query", "query: "), ("passage", "passage: ")):
+    assert encode.main([*base, f"--output={tmp_path / side}.npy", f"--side={side}"]) == 0
+    assert f"{side} side: prefix {prefix!r}, mean pooling" in capsys.readouterr().err
+    want = encode.encode_texts(model, TEXTS, prefix=prefix, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / f"{side}.npy"), want)
+    np.testing.assert_array_equal(
+      encode.encode_texts(model, TEXTS, side=side, progress=False), want
+    )
+  assert encode.main([*base, f"--output={tmp_path / 'none.npy'}"]) == 0
+  assert "no prefix applied; the model records query 'query: '" in capsys.readouterr().err
+  rc = encode.main([*base, f"--output={tmp_path / 'both.npy'}", "--side=query", "--prefix=q: "])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 2 and len(err) == 1 and "give one of them" in err[0], err
+  assert not (tmp_path / "both.npy").exists()
+  with pytest.raises(ValueError, match="give no prefix"):
+    encode.encode_texts(model, TEXTS, side="query", prefix="x", progress=False)

@@ -12,6 +12,7 @@ import pytest
 
 from hf_fixtures import make_checkpoint
 from optical_jax.data.trec_files import read_trec_run
+from optical_jax.evaluation.per_query import read_per_query
 
 REPO = Path(__file__).resolve().parents[1]
 pytrec_eval = pytest.importorskip("pytrec_eval")
@@ -90,8 +91,36 @@ def test_metrics_equal_pytrec_eval_on_written_runs(setup, tmp_path, ranker):
     )
     assert got["mean"]["P@10"] == pytest.approx(sum(per_q[q]["P_10"] for q in per_q) / 16, abs=1e-6)
     assert got["missing_queries"] == ["q_unasked"] and got["queries_scored"] == 16  # in the mean
+    # the trec_eval -q view beside metrics.json: every judged query (q_unasked at 0), the means
+    per_query = read_per_query(out / f"per_query.{lang}.tsv")
+    assert set(per_query) == set(got["mean"]) and len(per_query["MAP"]) == 17  # 16 + all
+    assert per_query["MAP"]["q_unasked"] == 0.0 and per_query["MAP"]["all"] == got["mean"]["MAP"]
+    for q in per_q:
+      assert per_query["MRR"][q] == pytest.approx(per_q[q]["recip_rank"], abs=1e-12)
+    tags = {line.split()[5] for line in (out / f"run.{lang}.trec").read_text().splitlines()}
+    assert tags == {str(setup / "model")}  # the run tag is the query model's name
   report = (out / "report.md").read_text()
   assert "| swa |" in report and "trec_eval -c" in report
+
+
+@pytest.mark.slow
+def test_measures_take_ir_measures_names(setup, tmp_path):
+  """--measures AP,nDCG@10,RR: those, in metrics.json and per_query.<lang>.tsv."""
+  out = tmp_path / "out"
+  proc = _eval(setup, out, "--ranker=dense", "--k=10", "--langs=swa", "--measures=AP,nDCG@10,RR")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  mean = json.loads((out / "metrics.json").read_text())["languages"]["swa"]["mean"]
+  assert list(mean) == ["AP", "nDCG@10", "RR"]
+  lines = (out / "per_query.swa.tsv").read_text().splitlines()
+  assert lines[0].split("\t")[:2] == ["q0", "AP"] and lines[-1].startswith("all\tRR\t")
+
+
+def test_unknown_measure_is_refused_at_parsing(setup, tmp_path):
+  """An unknown --measures name: one line, exit 2, before anything is read or written."""
+  bad = _eval(setup, tmp_path / "bad", "--measures=AP,nDCG@x")
+  assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+  err = bad.stderr.strip().splitlines()
+  assert len(err) == 1 and "unknown measure 'nDCG@x'" in err[0], bad.stderr
 
 
 @pytest.mark.slow

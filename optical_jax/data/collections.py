@@ -28,7 +28,6 @@ source's code or that name:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import pathlib
@@ -38,6 +37,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from optical_jax.data import bitext
 from optical_jax.data.corpora import FLORES_CODES
 from optical_jax.data.collection_format import Collection, write_collection
+from optical_jax.errors import UsageError, run_command
 
 PathLike = Union[str, os.PathLike]
 
@@ -231,31 +231,8 @@ def build_ntrex(
 
 #: FLORES-200 file stem per query language (ISO 639-3, as the other collections name them), in
 #: the order the collection writes them; the codes are corpora.FLORES_CODES.
-FLORES_FILES = {
-  lang: FLORES_CODES[lang]
-  for lang in (
-    "swa",
-    "som",
-    "yor",
-    "hau",
-    "ibo",
-    "zul",
-    "kin",
-    "tgl",
-    "mar",
-    "twi",
-    "bem",
-    "amh",
-    "xho",
-    "deu",
-    "fra",
-    "rus",
-    "zho",
-    "arb",
-    "hin",
-    "spa",
-  )
-}
+_FLORES_LANGS = "swa som yor hau ibo zul kin tgl mar twi bem amh xho deu fra rus zho arb hin spa"
+FLORES_FILES = {lang: FLORES_CODES[lang] for lang in _FLORES_LANGS.split()}
 
 
 def flores_collection(
@@ -448,57 +425,63 @@ def build_tico19(
   return coll
 
 
+#: The flags of one collection only -> that collection.
+_OWN_FLAGS = dict(
+  split="flores", direction="ntrex", no_title="ntrex", window="tico19", stride="tico19"
+)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """The command line (module docstring); prints what it wrote."""
-  parser = argparse.ArgumentParser(
-    prog="python -m optical_jax.data.collections", description=__doc__.split("\n", 1)[0]
+  """The command line (module docstring; ``argv``: the arguments after the program name, default
+  ``sys.argv[1:]``); prints what it wrote. Errors are one line (``errors.run_command``)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+
+  f = flags.FlagValues()
+  define = dict(flag_values=f)
+  flags.DEFINE_string(
+    "source", None, "The corpus root (or TICO-19's folder of TMX zips).", **define
   )
-  sub = parser.add_subparsers(dest="collection", required=True)
-  for name, source in (
-    ("ntrex", "the NTREX-128 root"),
-    ("tico19", "the folder of TMX zips"),
-    ("flores", "the FLORES-200 root (dev/, devtest/)"),
-    ("afriqa", "the AfriQA root (<lang>/*.json)"),
-  ):
-    p = sub.add_parser(name)
-    p.add_argument("--source", required=True, help=source)
-    p.add_argument("--out", required=True, help="the collection folder to write")
-    p.add_argument(
-      "--langs",
-      required=name in ("ntrex", "tico19"),
-      default="",
-      help="comma-separated language codes (flores, afriqa: default all)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-  sub.choices["flores"].add_argument("--split", default="devtest", choices=("dev", "devtest"))
-  sub.choices["ntrex"].add_argument(
-    "--direction", default="foreign_query", choices=("foreign_query", "english_query")
+  flags.DEFINE_string("out", None, "The collection folder to write.", **define)
+  flags.DEFINE_string(
+    "langs", "", "Comma-separated language codes (ntrex, tico19: required; else all).", **define
   )
-  sub.choices["ntrex"].add_argument(
-    "--no_title", action="store_true", help="documents without their headline"
+  flags.DEFINE_bool("overwrite", False, "Replace an existing --out.", **define)
+  flags.DEFINE_enum("split", "devtest", ["dev", "devtest"], "flores: the split.", **define)
+  flags.DEFINE_enum(
+    "direction", "foreign_query", ["foreign_query", "english_query"], "ntrex only.", **define
   )
-  sub.choices["tico19"].add_argument("--window", type=int, default=5)
-  sub.choices["tico19"].add_argument("--stride", type=int, default=5)
-  args = parser.parse_args(argv)
-  langs = [x.strip() for x in args.langs.split(",") if x.strip()]
-  if args.collection in ("flores", "afriqa"):
-    if args.collection == "flores":
-      coll = flores_collection(args.source, langs or tuple(FLORES_FILES), args.split)
+  flags.DEFINE_bool("no_title", False, "ntrex: documents without their headline.", **define)
+  flags.DEFINE_integer("window", 5, "tico19: sentences per document.", **define)
+  flags.DEFINE_integer("stride", 5, "tico19: sentences between document starts.", **define)
+  flags.mark_flags_as_required(["source", "out"], flag_values=f)
+  return run_command("collections", f, sys.argv[1:] if argv is None else argv, _command)
+
+
+def _command(f, rest) -> int:
+  names = ("ntrex", "tico19", "flores", "afriqa")
+  if len(rest) != 1 or rest[0] not in names:
+    raise UsageError(f"expected one collection name, one of {names}, before the flags; got {rest}")
+  name = rest[0]
+  for flag, owner in _OWN_FLAGS.items():
+    if f[flag].present and owner != name:
+      raise UsageError(f"--{flag} is a flag of {owner}, not of {name}")
+  langs = [x.strip() for x in f.langs.split(",") if x.strip()]
+  if name in ("ntrex", "tico19") and not langs:
+    raise UsageError(f"{name}: --langs is required")
+  if name in ("flores", "afriqa"):
+    if name == "flores":
+      coll = flores_collection(f.source, langs or tuple(FLORES_FILES), f.split)
     else:
       from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
 
-      coll = afriqa_collection(args.source, langs or None)
-    write_collection(coll, args.out, overwrite=args.overwrite)
-    written = {args.out: coll}
-  elif args.collection == "ntrex":
-    written = build_ntrex(
-      args.source, args.out, langs, args.direction, not args.no_title, args.overwrite
-    )
+      coll = afriqa_collection(f.source, langs or None)
+    write_collection(coll, f.out, overwrite=f.overwrite)
+    written = {f.out: coll}
+  elif name == "ntrex":
+    written = build_ntrex(f.source, f.out, langs, f.direction, not f.no_title, f.overwrite)
   else:
     written = {
-      args.out: build_tico19(
-        args.source, args.out, langs, args.window, args.stride, overwrite=args.overwrite
-      )
+      f.out: build_tico19(f.source, f.out, langs, f.window, f.stride, overwrite=f.overwrite)
     }
   for path, coll in written.items():
     print(

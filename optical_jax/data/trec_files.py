@@ -186,6 +186,12 @@ def check_id(where: str, kind: str, value: str) -> None:
     )
 
 
+def run_tag(name: str) -> str:
+  """A TREC run tag (column 6) from a model name or path: its whitespace runs replaced by ``_``;
+  ``"optical_jax"`` for an empty name."""
+  return "_".join(str(name).split()) or "optical_jax"
+
+
 def write_trec_run(path: PathLike, run: Mapping[str, Mapping[str, float]], tag: str) -> None:
   """Writes ``run`` (qid -> doc_id -> score) as a 6-column TREC run, atomically.
 

@@ -14,7 +14,8 @@ backend (trec_eval's own C code), with trec_eval ``-c`` semantics:
 Measure names are stable: ``MAP`` (trec_eval ``map``), ``nDCG@10``,
 ``nDCG@20`` (``ndcg_cut``), ``P@10``, ``R@100`` (``recall``), ``MRR``
 (``recip_rank``). Any other ``ir_measures`` name the pytrec_eval backend
-supports may be passed too and keeps its ``ir_measures`` spelling.
+supports may be passed too and keeps its ``ir_measures`` spelling (``AP``, ``RR``, ``AP@100``,
+``nDCG@5``...); :func:`check_measures` validates a list of names before any work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+from optical_jax.errors import UsageError
 
 DEFAULT_MEASURES = ("MAP", "nDCG@10", "nDCG@20", "P@10", "R@100", "MRR")
 #: Our stable names -> ir_measures names.
@@ -58,14 +61,30 @@ def _parse_measures(measures: Sequence[str]):
   for name in measures:
     try:
       measure = ir_measures.parse_measure(_IR_MEASURES_NAME.get(name, name))
-    except (NameError, ValueError, SyntaxError) as e:
-      raise ValueError(
-        f"unknown measure {name!r} ({e}); expected one of {DEFAULT_MEASURES} or an ir_measures name"
+    except (NameError, ValueError, SyntaxError, TypeError) as e:
+      reason = " ".join(str(e).split())
+      raise UsageError(
+        f"unknown measure {name!r} ({reason}); expected an ir_measures name such as AP, "
+        f"nDCG@10, R@100, RR or P@10, or one of {', '.join(DEFAULT_MEASURES)}"
       ) from None
     if not ir_measures.pytrec_eval.supports(measure):
-      raise ValueError(f"measure {name!r} is not computed by the pytrec_eval backend")
+      raise UsageError(
+        f"measure {name!r} is not computed by the pytrec_eval backend (trec_eval's measures: "
+        "AP, nDCG@k, P@k, R@k, RR, ...)"
+      )
+    if name in parsed or measure in parsed.values():
+      raise UsageError(f"measure {name!r} ({measure}) is asked for twice")
     parsed[name] = measure
   return parsed
+
+
+def check_measures(measures: Sequence[str]) -> tuple:
+  """The measure names as a tuple, each checked as :func:`evaluate` will parse it; a
+  :class:`UsageError` naming the first unknown (or unsupported, or repeated) one. Empty: the
+  defaults."""
+  names = tuple(m.strip() for m in measures if m.strip()) or DEFAULT_MEASURES
+  _parse_measures(names)
+  return names
 
 
 def evaluate(

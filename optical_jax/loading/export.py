@@ -8,6 +8,11 @@ HF files cannot: pooling, prefixes, the teacher it was distilled from, and
 whether a retrieval head (``head.safetensors``) exists, and the width of an output projection
 into a teacher's space (``projection.safetensors``, ``EncoderConfig.output_dim``): HF classes do
 not have one, so ``transformers`` loads such a student without it.
+
+The same directory is a sentence-transformers model (``loading/st_files.py``: modules, pooling,
+the projection as a Dense module, normalisation, the prefixes as prompts), so
+``SentenceTransformer(directory)`` gives our sentence vectors, and carries a model card
+(``README.md``, ``loading/model_card.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 
 from optical_jax.io import new_folder_beside, replace_folder
 from optical_jax.loading.hf import RELATIVE_BIAS, layer_names
+from optical_jax.loading.model_card import render_model_card
+from optical_jax.loading.st_files import write_sentence_transformers_files
 from optical_jax.models.config import EncoderConfig
 
 META_FILE = "optical_jax.json"
@@ -95,8 +102,13 @@ def save_hf_directory(
   doc_prefix: str = "",
   head: Optional[dict] = None,
   extra_meta: Optional[dict] = None,
+  normalize: bool = True,
 ) -> Path:
-  """Writes the directory atomically (a temporary sibling renamed into place)."""
+  """Writes the directory atomically (a temporary sibling renamed into place).
+
+  ``normalize``: whether the model's sentence vectors are L2-normalised (every retrieval model
+  here is scored by cosine), recorded in ``optical_jax.json`` and as the sentence-transformers
+  Normalize module."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
 
   target = Path(directory)
@@ -112,14 +124,27 @@ def save_hf_directory(
       "max_length": tokenizer.max_length,
       "head": head is not None,
       "output_dim": cfg.output_dim,
+      "normalize": bool(normalize),
       **(extra_meta or {}),
     }
+    kernel = None
     if cfg.output_dim:
-      kernel = params["params"]["output_projection"]["kernel"]
-      save_file({"kernel": np.asarray(kernel, np.float32)}, str(tmp / "projection.safetensors"))
+      kernel = np.asarray(params["params"]["output_projection"]["kernel"], np.float32)
+      save_file({"kernel": kernel}, str(tmp / "projection.safetensors"))
+    write_sentence_transformers_files(
+      tmp,
+      cfg,
+      tokenizer,
+      pooling=pooling,
+      query_prefix=query_prefix,
+      doc_prefix=doc_prefix,
+      normalize=normalize,
+      projection=kernel,
+    )
     if head is not None:
       save_file({"kernel": np.asarray(head["kernel"], np.float32)}, str(tmp / "head.safetensors"))
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    (tmp / "README.md").write_text(render_model_card(meta), encoding="utf-8")
     replace_folder(tmp, target)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)

@@ -3,8 +3,9 @@ model, queries by the query-side (student) model, exact search, TREC runs,
 trec_eval-identical metrics.
 
 Used by ``eval.py`` and ``study.py``. Writes, under ``out_dir``:
-``run.<lang>.trec`` (6-column TREC runs), and returns per-language
-:class:`optical_jax.evaluation.metrics.EvalResult`.
+``run.<lang>.trec`` (6-column TREC runs, tagged with the query model's name) and
+``per_query.<lang>.tsv`` (the ``trec_eval -q`` view, ``evaluation/per_query.py``), and returns
+per-language :class:`optical_jax.evaluation.metrics.EvalResult`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import jax
 from optical_jax.encode import check_token_limit
 from optical_jax.errors import UsageError
 from optical_jax.data.collection_format import Collection
-from optical_jax.evaluation.metrics import evaluate
-from optical_jax.data.trec_files import read_trec_run, write_trec_run
+from optical_jax.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
+from optical_jax.evaluation.per_query import write_per_query
+from optical_jax.data.trec_files import read_trec_run, run_tag, write_trec_run
 from optical_jax.io import atomic_write_text, check_output_folder, write_json_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.ann import (
@@ -166,12 +168,13 @@ def evaluate_collection(
   batch_size: int = 32,
   max_length: Optional[int] = None,
   doc_max_length: Optional[int] = None,
-  tag: str = "optical_jax",
+  tag: Optional[str] = None,
   progress: bool = True,
   index: str = "exact",
   ann: Optional[AnnConfig] = None,
   index_recall: Optional[Dict[str, float]] = None,
   mesh=None,
+  measures: Sequence[str] = DEFAULT_MEASURES,
 ) -> Dict[str, object]:
   """Retrieves for every language and scores the runs.
 
@@ -181,6 +184,7 @@ def evaluate_collection(
     k: depth of each run (at least 1).
     cache_dir: where document representations are cached (None = no cache).
     first_stage: optional TREC run path with ``{lang}``: re-rank only its documents.
+    tag: the runs' tag (TREC column 6); default the query model's source, whitespace removed.
     max_length / doc_max_length: token limits (default the models').
     index: ``"exact"`` (search.py) or a FAISS index over the dense ranker's vectors (``"flat"``,
       ``"ivf"``, ``"hnsw"``; ``retrieval/ann.py``), with settings ``ann``.
@@ -188,6 +192,7 @@ def evaluate_collection(
       search (which then also runs); None = not measured.
     mesh: exact search splits the documents over this mesh's devices (and hosts) when it has
       more than one (``retrieval/sharded_search.py``; the same runs as one device).
+    measures: measure names (``evaluation/metrics.py``), also in ``per_query.<lang>.tsv``.
   Returns lang -> EvalResult.
   """
   ranker = resolve_ranker(ranker, doc_model)
@@ -265,8 +270,9 @@ def evaluate_collection(
           "%s: %s index recall@%d against exact search %.4f", lang, index, k, index_recall[lang]
         )
     run = to_run(qids, collection.doc_ids, scores, idx)
-    write_trec_run(out_dir / f"run.{lang}.trec", run, tag)
-    res = evaluate(run, _judged_for(collection, lang), doc_ids=set(collection.doc_ids))
+    write_trec_run(out_dir / f"run.{lang}.trec", run, tag or run_tag(query_model.source))
+    res = evaluate(run, _judged_for(collection, lang), measures, set(collection.doc_ids))
+    write_per_query(out_dir / f"per_query.{lang}.tsv", res)
     results[lang] = res
     log.info(
       "%s: %s (%d queries, %d missing)",
@@ -305,6 +311,7 @@ def run_eval(
   ann: Optional[AnnConfig] = None,
   measure_index_recall: bool = False,
   mesh=None,
+  measures: Optional[Sequence[str]] = None,
 ) -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
@@ -314,8 +321,10 @@ def run_eval(
   ``doc_model_name`` defaults to the teacher recorded in a student's work
   directory, else the query model itself. ``ranker="auto"``: :func:`default_ranker` of the
   document model (the one used is written to ``metrics.json``). ``mesh``: exact search over
-  its devices (:func:`evaluate_collection`).
+  its devices (:func:`evaluate_collection`). ``measures``: ir_measures names (default
+  :data:`DEFAULT_MEASURES`), checked first. Runs are tagged with ``query_model_name``.
   """
+  measures = check_measures(measures or ())  # before anything is read
   if ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
   from optical_jax.data.collection_format import load_collection  # pylint: disable=import-outside-toplevel
@@ -355,6 +364,7 @@ def run_eval(
       ann,
       measure_index_recall,
       mesh,
+      measures,
     )
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
@@ -419,6 +429,7 @@ def _run_eval_into(
   ann,
   measure_index_recall,
   mesh,
+  measures,
 ) -> dict:
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
@@ -447,6 +458,8 @@ def _run_eval_into(
     ann=ann,
     index_recall=recall,
     mesh=mesh,
+    tag=run_tag(query_model_name),
+    measures=measures,
   )
   metrics = {
     "query_model": query_model_name,

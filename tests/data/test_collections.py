@@ -547,3 +547,27 @@ def test_tfds_tico19_builds_from_manual_dir(shared_data, tmp_path):
   }
   assert queries[0]["text"].decode() == built.queries["tgl"]["CMU_1:1"]
   assert queries[0]["relevant"] == [b"CMU_1:0-4"]
+
+
+@pytest.mark.parametrize(
+  "argv, code, message",
+  [
+    (["flores", "--out=O"], 2, "Flag --source must have a value other than None"),
+    (["--source=S", "--out=O"], 2, "expected one collection name"),
+    (["movies", "--source=S", "--out=O"], 2, "expected one collection name"),
+    (["flores", "--source=S", "--out=O", "--window=3"], 2, "--window is a flag of tico19"),
+    (["ntrex", "--source=S", "--out=O"], 2, "ntrex: --langs is required"),
+    (["flores", "--source=S", "--out=O", "--split=test"], 2, "flag --split=test"),
+    (["flores", "--source=S", "--out=O"], 1, "no such file"),
+  ],
+)
+def test_command_line_errors_are_one_line(tmp_path, capsys, argv, code, message):
+  """python -m optical_jax.data.collections: absl flags, a collection name before or after
+  them; a bad flag, a flag of another collection or a missing input is one line."""
+  argv = [
+    a.replace("=S", f"={tmp_path / 'none'}").replace("=O", f"={tmp_path / 'o'}") for a in argv
+  ]
+  assert collections.main(argv) == code
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("collections: error: ") and message in err[0], err
+  assert not (tmp_path / "o").exists()
