@@ -34,6 +34,7 @@ from optical_jax.retrieval.ann import (
   build_index,
   recall_against,
 )
+from optical_jax.retrieval.output_set import staging_dir as _staging_dir, swap_in as _swap_in
 from optical_jax.retrieval.index import concat_reps, encode, encode_cached, vector_width
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
@@ -374,39 +375,6 @@ def run_eval(
   else:
     _swap_in(staging, out, keep_cache=cache_dir is None)
   return metrics
-
-
-def _staging_dir(out: Path, process: int = 0) -> Path:
-  if out.exists() and not out.is_dir():
-    raise UsageError(f"--output {out}: exists and is not a folder")
-  # The set replaces the folder whole, so only an earlier output set (it has metrics.json) or an
-  # empty folder may be replaced: never a collection, a work dir or anything else.
-  if out.is_dir() and any(out.iterdir()) and not (out / "metrics.json").is_file():
-    raise UsageError(
-      f"--output {out}: a folder that is not an earlier eval.py output (no "
-      "metrics.json) would be replaced; give a new or empty folder"
-    )
-  staging = out.parent / (f".{out.name}.partial" + (f".{process}" if process else ""))
-  try:
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-  except OSError as e:
-    raise UsageError(f"--output {out}: cannot write there ({e.strerror})") from e
-  return staging
-
-
-def _swap_in(staging: Path, out: Path, keep_cache: bool) -> None:
-  """Replaces the folder ``out`` by ``staging`` as a whole (the default cache moves along)."""
-  if out.exists():
-    if keep_cache and (out / "cache").is_dir():
-      (out / "cache").rename(staging / "cache")
-    old = out.parent / f".{out.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    staging.rename(out)
 
 
 def _run_eval_into(
