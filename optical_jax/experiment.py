@@ -40,6 +40,7 @@ from optical_jax.io import (
   write_json_atomic,
 )
 from optical_jax.loading import LoadedEncoder, load_encoder
+from optical_jax.loading.load import folder_file_hashes
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.retrieval.index import fingerprint
 from optical_jax.errors import Preempted
@@ -497,9 +498,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
     student_base = load_encoder(config.model, **_model_options(config))
     model_hash = f"{model_hash}+{fingerprint(student_base)}"
   validate_for_model(config, student_base.config.num_layers)
+  # HF folders given by path: their files' sha256 (hashed once per size and mtime)
+  files = folder_file_hashes([config.model, config.teacher.get("model", "")])
   if lead:  # the run is known to be this dir's: only now is anything written
     work.mkdir(parents=True, exist_ok=True)
-    identity.record(work, config, data, model_hash)
+    identity.record(work, config, data, model_hash, files=files)
     atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
     write_json_atomic(work / "bitext_manifest.json", manifest)
   if config.teacher.triples:
