@@ -129,8 +129,9 @@ def test_work_lock_refuses_a_second_holder_and_names_it(tmp_path):
     assert line.startswith(f"--output {tmp_path / 'runs' / '.' / 'w'}: in use by another run")
     with io.work_lock(tmp_path / "runs" / "other"):  # another folder: its own lock
       pass
-  with io.work_lock(work):  # released at the end of the block
+  with io.work_lock(work):  # released at the end of the block, and its file removed
     pass
+  assert not io.lock_path(work).exists()
   with io.work_lock(work, active=False) as path:  # a multi-host job's other processes
     assert path is None
 
@@ -154,5 +155,7 @@ def test_work_lock_of_a_killed_holder_is_not_stale(tmp_path):
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
+  assert io.lock_path(work).is_file()  # left by the killed holder, unlocked
   with io.work_lock(work):
     assert f"pid={os.getpid()} " in io.lock_path(work).read_text()
+  assert not io.lock_path(work).exists()
