@@ -58,7 +58,7 @@ def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():
 @pytest.mark.parametrize(
   "script,flag",
   [
-    ("train.py", "--workdir"),
+    pytest.param("train.py", "--workdir", marks=pytest.mark.slow),  # the lock: tests/test_io.py
     pytest.param("study.py", "--workdir", marks=pytest.mark.slow),
     pytest.param("eval.py", "--output", marks=pytest.mark.slow),
   ],
