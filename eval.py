@@ -17,6 +17,7 @@ from absl import app, flags, logging
 
 from optical_jax import cli
 from optical_jax.evaluation.metrics import check_measures
+from optical_jax.io import work_lock
 from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.ann import AnnConfig
 
@@ -96,37 +97,18 @@ def main(argv):
     from optical_jax.training import distributed  # pylint: disable=import-outside-toplevel
 
     distributed.initialize()
+  import jax  # pylint: disable=import-outside-toplevel
+
   mesh = None
   if _SHARD.value:
-    import jax  # pylint: disable=import-outside-toplevel
     from optical_jax.training import sharding  # pylint: disable=import-outside-toplevel
 
     mesh = sharding.make_mesh() if jax.device_count() > 1 else None
   try:
-    metrics = run_eval(
-      _QUERY.value,
-      _DOC.value,
-      _COLLECTION.value,
-      _OUTPUT.value,
-      _LANGS.value,
-      _RANKER.value,
-      _K.value,
-      _FIRST.value,
-      _BATCH.value,
-      _MAXLEN.value,
-      _DOCLEN.value,
-      _CACHE.value,
-      _DTYPE.value,
-      index=_INDEX.value,
-      ann=None
-      if _INDEX.value == "exact"
-      else AnnConfig(
-        kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
-      ),
-      measure_index_recall=_RECALL.value,
-      mesh=mesh,
-      measures=_MEASURES.value,
-    )
+    # One eval.py per output set: the lock is beside OUT (.OUT.lock), so the swap of the whole
+    # set stays atomic; a second run is refused with one line before anything loads.
+    with work_lock(_OUTPUT.value, "--output", active=jax.process_index() == 0):
+      metrics = _run(mesh)
   except (ValueError, OSError) as e:  # OSError: a missing file, an output that cannot be written
     print(f"eval: error: {e}", file=sys.stderr)
     return 1
@@ -137,6 +119,34 @@ def main(argv):
       f"missing {len(r['missing_queries'])}",
     )
   return 0
+
+
+def _run(mesh) -> dict:
+  """``run_eval`` with the flags' values."""
+  return run_eval(
+    _QUERY.value,
+    _DOC.value,
+    _COLLECTION.value,
+    _OUTPUT.value,
+    _LANGS.value,
+    _RANKER.value,
+    _K.value,
+    _FIRST.value,
+    _BATCH.value,
+    _MAXLEN.value,
+    _DOCLEN.value,
+    _CACHE.value,
+    _DTYPE.value,
+    index=_INDEX.value,
+    ann=None
+    if _INDEX.value == "exact"
+    else AnnConfig(
+      kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
+    ),
+    measure_index_recall=_RECALL.value,
+    mesh=mesh,
+    measures=_MEASURES.value,
+  )
 
 
 if __name__ == "__main__":

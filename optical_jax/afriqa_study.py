@@ -33,7 +33,7 @@ import numpy as np
 from optical_jax import dev_eval, experiment
 from optical_jax.evaluation import oracle_gap
 from optical_jax.errors import UsageError
-from optical_jax.io import atomic_write_text, check_work_folder
+from optical_jax.io import atomic_write_text, check_work_folder, work_lock
 from optical_jax.config_checks import validate
 from optical_jax.training import identity
 
@@ -93,12 +93,19 @@ def teachers(config) -> Dict[str, str]:
 def run_afriqa_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains what is missing, then writes the report. Returns the analysis; with several
   ``config.teachers``, ``{"teachers": {model: analysis}}`` and a ``teachers.md`` beside the
-  reports of each (the first teacher's in the work dir, each other's in its own folder)."""
+  reports of each (the first teacher's in the work dir, each other's in its own folder). One
+  study per work dir (``io.work_lock``, taken before anything is read)."""
   work = Path(workdir)
   if config.bootstrap_samples < 1:  # the intervals are bootstrap percentiles
     raise UsageError(f"config: bootstrap_samples={config.bootstrap_samples}: must be >= 1")
   _alphas(config)  # every setting is checked before anything is written or trained
   check_work_folder(work)
+  with work_lock(work):
+    return _run_afriqa_study(config, work)
+
+
+def _run_afriqa_study(config: ml_collections.ConfigDict, work: Path) -> dict:
+  """:func:`run_afriqa_study` holding the work dir's lock."""
   plan = teachers(config)
   subs = {}
   for model, folder in plan.items():

@@ -1,9 +1,13 @@
 """Small helpers shared by the entry points (train.py, eval.py, study.py).
 
 Errors reach the user as one line, ``<cli>: error: <what, with the file and line or the bad
-value>``: exit 2 for a usage error (a bad flag or config value, a work dir of another run),
-exit 1 for bad input found while working (a malformed file, a missing one). Set
-``OPTICAL_JAX_TRACEBACK=1`` to see the traceback instead.
+value>``: exit 2 for a usage error (a bad flag or config value, a work dir of another run or
+held by a live one), exit 1 for bad input found while working (a malformed file, a missing one).
+Set ``OPTICAL_JAX_TRACEBACK=1`` to see the traceback instead.
+
+Training stopped by SIGTERM/SIGINT after saving its checkpoint is not an error: one line,
+``<cli>: preempted at step N; rerun the same command to resume``, and exit 75
+(``errors.PREEMPTED_EXIT``).
 """
 
 from __future__ import annotations
@@ -134,13 +138,17 @@ def run(main: Callable, positional: bool = False) -> None:
   ``OSError`` (the readers' errors, which name the file and line; a missing file; a work dir
   that cannot be created or written) into one (exit 1), instead of a traceback (module
   docstring). ``positional``: ``main`` takes positional arguments (:func:`parse_flags`)."""
-  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from optical_jax.errors import PREEMPTED_EXIT, Preempted, UsageError
 
   try:
     app.run(main, flags_parser=functools.partial(parse_flags, positional=positional))
   except AttributeError as e:
     _exit_on_unknown_key(e)
     raise
+  except Preempted as e:  # a checkpoint of the step was saved: the same command resumes
+    print(f"{_prog()}: {e}", file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT)
   except UsageError as e:
     if _traceback_wanted():
       raise

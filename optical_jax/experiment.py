@@ -32,12 +32,20 @@ from optical_jax.data.triples import TripleBatcher, read_triples
 from optical_jax.encode import encode_texts
 from optical_jax.config_checks import validate, validate_for_model
 from optical_jax.evaluation.matching import matching_accuracy
-from optical_jax.io import atomic_write_text, check_work_folder, save_npy_atomic, write_json_atomic
+from optical_jax.io import (
+  atomic_write_text,
+  check_work_folder,
+  save_npy_atomic,
+  work_lock,
+  write_json_atomic,
+)
 from optical_jax.loading import LoadedEncoder, load_encoder
+from optical_jax.loading.load import folder_file_hashes
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.loading.model_card import write_model_card
 from optical_jax.retrieval.index import fingerprint
-from optical_jax.training import identity, sharding
+from optical_jax.errors import Preempted
+from optical_jax.training import identity, preemption, sharding
 from optical_jax.training.checkpoints import Checkpointer, abstract_like
 from optical_jax.training.jitted_step import sharded_step
 from optical_jax.training.metric_log import MetricWriter, Progress, check_finite
@@ -148,6 +156,9 @@ def fit(
     batch_fn: ``step -> dict of host arrays`` (a pure function of the step).
     total: number of steps.
   Returns ``{"params", "steps", "resumed_from", "final"}``.
+  Raises:
+    optical_jax.errors.Preempted: a SIGTERM or SIGINT arrived (``training/preemption.py``): the
+      step it ended is checkpointed, on every process the same step, and the log is closed.
   """
   t = config.train
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
@@ -172,27 +183,39 @@ def fit(
   log.info("%s: %d steps (starting at %d), mesh %s", name, total, start, dict(mesh.shape))
   progress = Progress(total, start)
   last, pending = {}, []
-  for step in range(start, total):
-    batch = batch_fn(step)
-    sharding.global_batch_size_ok(next(iter(batch.values())).shape[0], mesh)
-    state, metrics = step_fn(state, _to_global(batch, batch_shard), frozen_params)
-    pending.append((step + 1, metrics))
-    logs = (step + 1) % t.log_every == 0 or step + 1 == total
-    if logs or (step + 1) % ckpt.every == 0:
-      # Metrics stay on the device between log and checkpoint steps, so the host builds the
-      # next batch while the device computes (no sync per step); fetched here, every pending
-      # step is checked, so a non-finite value names its own step and is never checkpointed.
-      for k, m in jax.device_get(pending):
-        check_finite(k, {n: float(v) for n, v in m.items()}, str(workdir))
-      last = {n: float(v) for n, v in jax.device_get(metrics).items()}
-      last["learning_rate"] = float(schedule(step))
-      pending = []
-    if logs:
-      writer.write(step + 1, last)
-      log.info("%s %s", name, progress.line(step + 1, last))
-    ckpt.save(step + 1, state)
-    if os.environ.get(KILL_ENV) == str(step + 1):
-      os.kill(os.getpid(), signal.SIGKILL)
+  with preemption.StopOnSignal() as stop:  # SIGTERM/SIGINT: save this step, raise Preempted
+    for step in range(start, total):
+      batch = batch_fn(step)
+      sharding.global_batch_size_ok(next(iter(batch.values())).shape[0], mesh)
+      state, metrics = step_fn(state, _to_global(batch, batch_shard), frozen_params)
+      pending.append((step + 1, metrics))
+      logs = (step + 1) % t.log_every == 0 or step + 1 == total
+      synced = logs or (step + 1) % ckpt.every == 0
+      if synced:
+        # Metrics stay on the device between log and checkpoint steps, so the host builds the
+        # next batch while the device computes (no sync per step); fetched here, every pending
+        # step is checked, so a non-finite value names its own step and is never checkpointed.
+        for k, m in jax.device_get(pending):
+          check_finite(k, {n: float(v) for n, v in m.items()}, str(workdir))
+        last = {n: float(v) for n, v in jax.device_get(metrics).items()}
+        last["learning_rate"] = float(schedule(step))
+        pending = []
+      if logs:
+        writer.write(step + 1, last)
+        log.info("%s %s", name, progress.line(step + 1, last))
+      ckpt.save(step + 1, state)
+      if os.environ.get(KILL_ENV) == str(step + 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+      preemption.inject(step + 1)
+      if stop.reached(step + 1, synced) and step + 1 < total:
+        for k, m in jax.device_get(pending):  # never checkpoint a non-finite step
+          check_finite(k, {n: float(v) for n, v in m.items()}, str(workdir))
+        if ckpt.manager.latest_step() != step + 1:
+          ckpt.save(step + 1, state, force=True)
+        ckpt.close()  # waits for the save
+        writer.close()
+        log.warning("%s: preempted: step %d saved under %s", name, step + 1, ckpt.directory)
+        raise Preempted(step + 1)
   if total > start and ckpt.manager.latest_step() != total:
     ckpt.save(total, state, force=True)
   ckpt.close()
@@ -446,12 +469,22 @@ def finetune_teacher(config, base: LoadedEncoder, workdir: Path) -> LoadedEncode
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the configured job; writes ``results.json``, ``results.md`` and (when
-  training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results."""
+  training) ``student/``, ``metrics.jsonl``, ``checkpoints/``. Returns the results.
+
+  One run per work dir: process 0 holds ``io.work_lock`` on it (taken after the config's
+  checks, before anything is read); a second run is refused with one line naming the holder.
+  A SIGTERM or SIGINT while training saves and raises ``errors.Preempted`` (:func:`fit`)."""
   validate(config)  # every field rule, before anything is read or written
   work = Path(workdir)
   check_work_folder(work)
-  lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
   identity.check(work, config)  # before anything is read, written or deleted
+  with work_lock(work, active=jax.process_index() == 0):
+    return _train_and_evaluate(config, work)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
+  """:func:`train_and_evaluate` holding the work dir's lock."""
+  lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
   start = time.time()
   checks = []
   if config.retrieval.collections:  # the overlap guard also covers the retrieval checks' text
@@ -466,9 +499,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     student_base = load_encoder(config.model, **_model_options(config))
     model_hash = f"{model_hash}+{fingerprint(student_base)}"
   validate_for_model(config, student_base.config.num_layers)
+  # HF folders given by path: their files' sha256 (hashed once per size and mtime)
+  files = folder_file_hashes([config.model, config.teacher.get("model", "")])
   if lead:  # the run is known to be this dir's: only now is anything written
     work.mkdir(parents=True, exist_ok=True)
-    identity.record(work, config, data, model_hash)
+    identity.record(work, config, data, model_hash, files=files)
     atomic_write_text(work / "config.json", config.to_json_best_effort(indent=2))
     write_json_atomic(work / "bitext_manifest.json", manifest)
   if config.teacher.triples:

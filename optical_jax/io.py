@@ -1,4 +1,5 @@
-"""Files: atomic writes (of a file or a whole folder), UTF-8 line reading and hashing.
+"""Files: atomic writes (of a file or a whole folder), UTF-8 line reading, hashing, and the lock
+that gives a work dir or an output folder to one run at a time (:func:`work_lock`).
 
 Every file the package writes goes through here, so each write is atomic the same way: a
 temporary file in the target's folder, flushed and ``fsync``-ed, then ``os.replace``-d over the
@@ -13,12 +14,15 @@ a byte-order mark at the start dropped, an undecodable line reported with the fi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
+import time
 from typing import Iterable, Iterator, Tuple, Union
 
 import numpy as np
@@ -258,3 +262,75 @@ def sha256_file(path: PathLike, block: int = 1 << 20) -> str:
 def sha256_lines(lines: Iterable[str]) -> str:
   """Hex sha256 of ``lines`` joined by newlines (UTF-8)."""
   return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+class LockHeld(UsageError):
+  """Another live process holds the work dir or output folder (:func:`work_lock`)."""
+
+
+def lock_path(target: PathLike) -> pathlib.Path:
+  """The lock file of ``target``: ``.<name>.lock`` beside it (its resolved path), outside the
+  folder, so that a folder swapped in whole (eval.py's output set) keeps its lock."""
+  target = pathlib.Path(target).expanduser().resolve()
+  return target.parent / f".{target.name}.lock"
+
+
+@contextlib.contextmanager
+def work_lock(target: PathLike, what: str = "--workdir", active: bool = True):
+  """``with work_lock(dir):`` the block runs holding an exclusive ``fcntl.flock`` on
+  :func:`lock_path` of ``dir`` (the folders above it are made if missing). The kernel drops the
+  lock when the holder's file is closed, so a process that dies (``kill -9`` included) leaves
+  nothing stale: its file stays, unlocked, and the next run takes it over. A run that ends
+  removes the file (while still holding it; an opener that raced with the removal finds another
+  inode at the path and opens it again). The file holds the holder's pid, host and start time,
+  for the refusal. ``active=False``: no lock (the processes of a
+  multi-host job but process 0, which holds it for all).
+
+  Raises:
+    LockHeld: another process holds it (one line naming its pid and host).
+    UsageError: the lock file cannot be made there (no permission, a file above it).
+  """
+  target = pathlib.Path(target)
+  if not active:
+    yield None
+    return
+  path = lock_path(target)
+  _refuse_a_file_above(path, what)
+  while True:
+    fd = _open_lock(path, target, what)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").split()
+      os.close(fd)
+      who = dict(item.split("=", 1) for item in holder if "=" in item)
+      raise LockHeld(
+        f"{what} {target}: in use by another run (pid {who.get('pid', '?')} on host "
+        f"{who.get('host', '?')}, since {who.get('since', '?')}; lock {path}); wait for it to "
+        f"end, or use another {what}"
+      ) from None
+    mine = os.fstat(fd)
+    try:
+      now = os.stat(path)
+    except FileNotFoundError:
+      now = None
+    if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+      break
+    os.close(fd)  # a finishing holder removed the file after this one opened it: open it anew
+  try:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid={os.getpid()} host={socket.gethostname()} since={stamp}\n".encode(), 0)
+    yield path
+  finally:
+    with contextlib.suppress(OSError):
+      os.unlink(path)  # while still held: a waiting opener sees another inode and retries
+    os.close(fd)  # releases the lock
+
+
+def _open_lock(path: pathlib.Path, target: pathlib.Path, what: str) -> int:
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise UsageError(f"{what} {target}: cannot make its lock {path} ({e.strerror})") from None

@@ -21,7 +21,7 @@ from optical_jax.evaluation import report
 from optical_jax.data.collection_format import collection_fingerprint, load_collection
 from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.loading import load_encoder
-from optical_jax.io import atomic_write_text, check_work_folder, write_json_atomic
+from optical_jax.io import atomic_write_text, check_work_folder, work_lock, write_json_atomic
 from optical_jax.config_checks import validate, validate_gap_study
 from optical_jax.errors import UsageError
 from optical_jax.training import identity
@@ -61,12 +61,19 @@ def _run_config(config, enc: str, method: str):
 
 
 def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs every missing cell, then writes results.csv, report.md and gap.png."""
+  """Runs every missing cell, then writes results.csv, report.md and gap.png. One study per work
+  dir (``io.work_lock``, taken before anything is read)."""
   work = Path(workdir)
-  # Cells are reused by (encoder, method, language): only in a study of the same collection
-  # (the sha256 of its files), ranker and training settings (training/identity.py).
   validate_gap_study(config)  # what is compared and how, before anything is read or written
   check_work_folder(work)
+  with work_lock(work):
+    return _run_study(config, work)
+
+
+def _run_study(config: ml_collections.ConfigDict, work: Path) -> dict:
+  """:func:`run_study` holding the work dir's lock."""
+  # Cells are reused by (encoder, method, language): only in a study of the same collection
+  # (the sha256 of its files), ranker and training settings (training/identity.py).
   low, high = _split(config.low), _split(config.high)
   both = sorted(set(low) & set(high))
   if both:

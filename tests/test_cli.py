@@ -81,3 +81,45 @@ def test_compile_cache_folder_from_the_environment(monkeypatch, tmp_path):
     assert jax.config.jax_compilation_cache_dir == before
   finally:
     jax.config.update("jax_compilation_cache_dir", before)
+
+
+@pytest.mark.parametrize(
+  "script,flag",
+  [
+    pytest.param("train.py", "--workdir", marks=pytest.mark.slow),  # the lock: tests/test_io.py
+    pytest.param("study.py", "--workdir", marks=pytest.mark.slow),
+    pytest.param("eval.py", "--output", marks=pytest.mark.slow),
+  ],
+)
+def test_a_folder_held_by_a_live_run_is_refused_before_any_work(tmp_path, script, flag):
+  """A second run on a held work dir (or eval.py output) exits 2 with one line naming the
+  holder's pid and host, before anything is read or created."""
+  import os
+  import socket
+  import subprocess
+  from pathlib import Path
+
+  from optical_jax import io
+
+  repo = Path(__file__).resolve().parents[1]
+  target = tmp_path / "held"
+  args = {
+    "train.py": ["--config=configs/tiny.py"],
+    "study.py": ["--config=configs/gap_study_tiny.py"],
+    "eval.py": ["--query_model=random:tiny", f"--collection={tmp_path / 'no_collection'}"],
+  }[script]
+  with io.work_lock(target):
+    proc = subprocess.run(
+      [sys.executable, script, f"{flag}={target}", *args],
+      cwd=repo,
+      env=dict(os.environ, PYTHONPATH=str(repo)),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
+  prog = script[:-3]
+  assert proc.returncode == (1 if script == "eval.py" else 2), proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"{prog}: error: {flag} {target}: in use by another run"), last
+  assert f"(pid {os.getpid()} on host {socket.gethostname()}" in last
+  assert not target.exists() and "Traceback" not in proc.stderr

@@ -1,14 +1,22 @@
-"""optical_jax/io.py: atomic files and folders, the one line reader, hashing."""
+"""optical_jax/io.py: atomic files and folders, the one line reader, hashing, work-dir locks."""
 
 import hashlib
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from optical_jax import io
 from optical_jax.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_atomic_writes_round_trip_and_leave_no_temporary(tmp_path):
@@ -113,3 +121,49 @@ def test_publish_file_renames_a_part_over_its_target(tmp_path):
   part.write_bytes(b"new, written in pieces")
   io.publish_file(part, target)
   assert target.read_bytes() == b"new, written in pieces" and not part.exists()
+
+
+def test_work_lock_refuses_a_second_holder_and_names_it(tmp_path):
+  """A second holder (another open file, as another process would have) is refused with one line
+  naming the first one's pid and host; the lock is beside the folder, which it does not create."""
+  work = tmp_path / "runs" / "w"
+  with io.work_lock(work) as path:
+    assert path == tmp_path / "runs" / ".w.lock" and not work.exists()
+    with pytest.raises(io.LockHeld) as e:
+      with io.work_lock(tmp_path / "runs" / "." / "w", "--output"):  # the same folder
+        pass
+    line = str(e.value)
+    assert "\n" not in line and f"pid {os.getpid()} on host {socket.gethostname()}" in line
+    assert line.startswith(f"--output {tmp_path / 'runs' / '.' / 'w'}: in use by another run")
+    with io.work_lock(tmp_path / "runs" / "other"):  # another folder: its own lock
+      pass
+  with io.work_lock(work):  # released at the end of the block, and its file removed
+    pass
+  assert not io.lock_path(work).exists()
+  with io.work_lock(work, active=False) as path:  # a multi-host job's other processes
+    assert path is None
+
+
+def test_work_lock_of_a_killed_holder_is_not_stale(tmp_path):
+  """kill -9 of the holder: the kernel drops its lock, and the next run takes it at once."""
+  work = tmp_path / "w"
+  code = (
+    "import sys, time\nfrom optical_jax import io\n"
+    f"with io.work_lock({str(work)!r}):\n  print('held', flush=True)\n  time.sleep(60)\n"
+  )
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  holder = subprocess.Popen(
+    [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+  )
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(io.LockHeld, match=f"pid {holder.pid} on host"):
+      with io.work_lock(work):
+        pass
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  assert io.lock_path(work).is_file()  # left by the killed holder, unlocked
+  with io.work_lock(work):
+    assert f"pid={os.getpid()} " in io.lock_path(work).read_text()
+  assert not io.lock_path(work).exists()

