@@ -145,22 +145,52 @@ def _bucket(length: int, width: int) -> int:
   return max(1, min(b, width))
 
 
+#: MaxSim's token similarities are computed in tiles of at most this many query-token rows x
+#: document-token columns (float32, 12 MiB: the product's output stays in the CPU's cache before
+#: the masked max reads it; one [B*Lq, C*Ld] product ran at 90 GFLOP/s, these tiles at 150-159 on
+#: the 2-core AMD machine, ``docs/PERFORMANCE.md``).
+MAXSIM_TILE = (1536, 2048)
+
+
+def _tile_scores(q2, q_mask, d, d_mask):
+  """q2 [b*Lq, p] (b queries' tokens), q_mask [b, Lq], d [c, Ld, p], d_mask [c, Ld] -> [b, c]."""
+  b, lq = q_mask.shape
+  c, ld, p = d.shape
+  sim = jax.lax.dot_general(q2, d.reshape(c * ld, p), (((1,), (1,)), ((), ())))
+  best = jnp.max(jnp.where(d_mask[None], sim.reshape(b * lq, c, ld), -jnp.inf), axis=-1)
+  best = jnp.where(jnp.isfinite(best), best, 0.0).reshape(b, lq, c)
+  return jnp.sum(jnp.where(q_mask[:, :, None], best, 0.0), axis=1)
+
+
+def _pad_to(x, n: int):
+  """x padded with zeros (False) along axis 0 to ``n`` rows."""
+  return jnp.pad(x, [(0, n - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+
+
 @jax.jit
 def _maxsim_block(q, q_mask, d, d_mask):
-  """MaxSim of a query batch against a document block as one matmul: q [B, Lq, p], d [C, Ld, p]
-  (masks [B, Lq], [C, Ld]) -> [B, C] float32. The token similarities are one
-  ``[B*Lq, p] x [p, C*Ld]`` product (the shape the CPU's GEMM runs fastest; the einsum of
-  :func:`maxsim_scores` ran 25-35% slower here, ``docs/PERFORMANCE.md``), then a masked max over
-  each document's tokens and a masked sum over the query's, fused by XLA with the product's
-  output. Same scores as :func:`maxsim_scores` (a document without tokens scores 0)."""
-  b, lq, p = q.shape
-  c, ld, _ = d.shape
-  sim = jax.lax.dot_general(
-    q.reshape(b * lq, p), d.reshape(c * ld, p), (((1,), (1,)), ((), ()))
-  ).reshape(b * lq, c, ld)
-  best = jnp.max(jnp.where(d_mask.astype(bool)[None], sim, -jnp.inf), axis=-1)  # [B*Lq, C]
-  best = jnp.where(jnp.isfinite(best), best, 0.0).reshape(b, lq, c)
-  return jnp.sum(jnp.where(q_mask.astype(bool)[:, :, None], best, 0.0), axis=1)
+  """MaxSim of a query batch against a document block: q [B, Lq, p], d [C, Ld, p] (masks
+  [B, Lq], [C, Ld]) -> [B, C] float32. The token similarities are ``[b*Lq, p] x [p, c*Ld]``
+  products over tiles of :data:`MAXSIM_TILE` (padding queries and documents, masked, to whole
+  tiles), each followed by the masked max over a document's tokens and the masked sum over a
+  query's, so no ``[B, C, Lq, Ld]`` block is ever held. Same scores as :func:`maxsim_scores`
+  (a document without tokens scores 0)."""
+  bq, lq, p = q.shape
+  cd, ld, _ = d.shape
+  qb = max(1, min(bq, MAXSIM_TILE[0] // lq))
+  sub = max(1, min(cd, MAXSIM_TILE[1] // ld))
+  nq, nd = -(-bq // qb), -(-cd // sub)
+  qs = _pad_to(q, nq * qb).reshape(nq, qb * lq, p)
+  qms = _pad_to(q_mask.astype(bool), nq * qb).reshape(nq, qb, lq)
+  ds = _pad_to(d, nd * sub).reshape(nd, sub, ld, p)
+  dms = _pad_to(d_mask.astype(bool), nd * sub).reshape(nd, sub, ld)
+
+  def per_queries(args):
+    q2, qm2 = args
+    out = jax.lax.map(lambda a: _tile_scores(q2, qm2, a[0], a[1]), (ds, dms))  # [nd, qb, sub]
+    return out.transpose(1, 0, 2).reshape(qb, nd * sub)
+
+  return jax.lax.map(per_queries, (qs, qms)).reshape(nq * qb, nd * sub)[:bq, :cd]
 
 
 def _maxsim_search(
