@@ -64,8 +64,8 @@ def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():
 
 
 def test_compile_cache_folder_from_the_environment(monkeypatch, tmp_path):
-  """Every command turns on JAX's persistent compilation cache in $OPTICAL_JAX_XLA_CACHE (or the
-  default folder); 'off' leaves JAX's setting alone."""
+  """Every command turns on JAX's persistent compilation cache in $OPTICAL_JAX_XLA_CACHE when it
+  is set; unset or 'off' leaves JAX's setting alone."""
   import jax
 
   from optical_jax import cli as cli_module
@@ -77,6 +77,8 @@ def test_compile_cache_folder_from_the_environment(monkeypatch, tmp_path):
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
     monkeypatch.setenv(cli_module.XLA_CACHE_ENV, "off")
     jax.config.update("jax_compilation_cache_dir", before)
+    assert cli_module.enable_compile_cache() is None
+    monkeypatch.delenv(cli_module.XLA_CACHE_ENV)
     assert cli_module.enable_compile_cache() is None
     assert jax.config.jax_compilation_cache_dir == before
   finally:

@@ -101,7 +101,9 @@ def test_padding_gives_unpadded_answer_and_no_padding_dependence(pads):
     tp = jnp.concatenate([t, _emb(rng, 1, pad_t, 8)], 1)
     ws, wt = _mask([5], 5 + pad_s), _mask([3], 3 + pad_t)
     loss, _ = LOSS(sp, tp, ws, wt, cfg)
-    np.testing.assert_allclose(loss, loss0, atol=1e-6)
+    # float32 sums over padded vs unpadded rows: 1.6e-6 apart (2.4e-6 relative) on the AVX2 AMD
+    # machine of 2026-12-07, under 1e-6 on AVX-512 ones
+    np.testing.assert_allclose(loss, loss0, rtol=1e-5, atol=1e-6)
     g = GRAD(sp, tp, ws, wt, cfg)
     np.testing.assert_allclose(g[:, :5], g0, atol=1e-5)
     assert np.all(np.asarray(g[:, 5:]) == 0)
