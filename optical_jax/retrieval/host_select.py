@@ -113,7 +113,8 @@ def dense_search_host_select(
     while pending is not None:
       ds, stop, (s_dev, best_dev) = pending
       pending = dispatch(q, stop) if stop < n else None  # runs while this block is filtered
-      s = np.asarray(s_dev)[:, : stop - ds]
+      full = np.asarray(s_dev)  # [nq, chunk], fetched once
+      s = full[:, : stop - ds]
       if allowed is not None:
         s = np.where(allowed[qs : qs + nq, ds:stop], s, -np.inf)
       if ds == 0 and s.shape[1] > kk:  # the first block's kk-th best is the first threshold
@@ -126,7 +127,6 @@ def dense_search_host_select(
         v = s[r, c]
       else:  # only the groups whose best beats the threshold
         gq, gg = np.nonzero(np.asarray(best_dev) > kth[:, None])
-        full = np.asarray(s_dev)
         sub = full.reshape(nq, -1, group)[gq, gg]  # [hits, group]
         hr, hc = np.nonzero(sub > kth[gq][:, None])
         r, c, v = gq[hr], gg[hr] * group + hc, sub[hr, hc]
