@@ -298,9 +298,9 @@ def _candidate_topk(kind, k, q, q_mask, d, d_mask, valid, ids):
   goes to the lower document index, as in :func:`search`."""
   if kind == "dense":
     s = jnp.einsum("qp,qkp->qk", q, d)
-  else:
-    s = jax.vmap(lambda a, am, b, bm: maxsim_scores(a[None], am[None], b, bm)[0])(
-      q, q_mask, d, d_mask
+  else:  # one query at a time through the tiled block (XLA CPU ran the vmapped einsum slowly)
+    s = jax.lax.map(
+      lambda a: _maxsim_block(a[0][None], a[1][None], a[2], a[3])[0], (q, q_mask, d, d_mask)
     )
   s = jnp.where(valid, s, -jnp.inf)
   v, pos = jax.lax.top_k(s, k)
@@ -320,8 +320,9 @@ def rerank(
   -1 = none) -> (scores [Q, k'], doc indices [Q, k']) as :func:`search` returns them with
   ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer), but the cost
   grows with K, not with the collection: the candidates' vectors are gathered per query batch
-  (read from disk for a store), whose size keeps MaxSim's similarity block within
-  ``memory_budget`` bytes."""
+  and, for MaxSim, per slice of the candidates (read from disk for a store), cut to the longest
+  candidate, so that the gathered float32 token vectors stay within ``memory_budget`` bytes;
+  the slices' top-k are merged with ties to the lower document index."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   if queries.kind != docs.kind:
@@ -331,9 +332,11 @@ def rerank(
   cand = np.sort(cand, axis=1)  # ascending ids, -1 (now max) last
   cand = np.where(cand == np.iinfo(np.int64).max, -1, cand)
   width = cand.shape[1]
+  cols = max(width, 1)
   if docs.kind == "maxsim":
-    per_query = max(width, 1) * queries.tokens.shape[1] * docs.tokens.shape[1] * 4
-    query_batch = max(1, min(query_batch, memory_budget // max(per_query, 1)))
+    per_cand = docs.tokens.shape[1] * (docs.tokens.shape[2] + queries.tokens.shape[1]) * 4
+    cols = max(1, min(cols, memory_budget // per_cand))
+    query_batch = max(1, min(query_batch, memory_budget // (cols * per_cand)))
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
   bar = tqdm(
@@ -341,35 +344,56 @@ def rerank(
   )
   for qs in range(0, len(queries), query_batch):
     qsl = slice(qs, qs + query_batch)
-    c = cand[qsl]
-    valid = c >= 0
-    rows = np.maximum(c, 0).reshape(-1)
     if docs.kind == "dense":
       q, qm = jnp.asarray(queries.vectors[qsl], jnp.float32), None
-      d = np.asarray(docs.vectors[rows], np.float32).reshape(c.shape + (-1,))
-      dm = None
     else:
       q, qm = jnp.asarray(queries.tokens[qsl], jnp.float32), jnp.asarray(queries.mask[qsl])
-      d = np.asarray(docs.tokens[rows], np.float32).reshape(c.shape + docs.tokens.shape[1:])
-      dm = np.asarray(docs.mask[rows]).reshape(c.shape + docs.mask.shape[1:])
-    take = min(kk, width)
-    if take:
-      v, i = _candidate_topk(
-        docs.kind,
-        take,
-        q,
-        qm,
-        jnp.asarray(d),
-        None if dm is None else jnp.asarray(dm),
-        jnp.asarray(valid),
-        jnp.asarray(np.maximum(c, 0), jnp.int32),
-      )
-      v, i = np.asarray(v), np.asarray(i)
-      out_s[qsl, :take] = v
-      out_i[qsl, :take] = np.where(np.isfinite(v), i, -1)
-    bar.update(c.shape[0])
+    best_s, best_i = out_s[qsl, :0], out_i[qsl, :0]
+    for cs in range(0, width, cols):
+      c = cand[qsl, cs : cs + cols]
+      if not (c >= 0).any():
+        break  # -1 pads come last
+      v, i = _rerank_slice(docs, q, qm, c, min(kk, c.shape[1]))
+      best_s, best_i = _merge_host(best_s, best_i, v, i, kk)
+    out_s[qsl, : best_s.shape[1]] = best_s
+    out_i[qsl, : best_i.shape[1]] = np.where(np.isfinite(best_s), best_i, -1)
+    bar.update(q.shape[0])
   bar.close()
   return out_s, out_i
+
+
+def _rerank_slice(docs: Representations, q, qm, c: np.ndarray, take: int):
+  """Top-``take`` of one query batch over its candidates ``c`` [B, K] (-1 = none)."""
+  valid = c >= 0
+  rows = np.maximum(c, 0).reshape(-1)
+  if docs.kind == "dense":
+    d, dm = np.asarray(docs.vectors[rows], np.float32).reshape(c.shape + (-1,)), None
+  else:
+    dm = np.asarray(docs.mask[rows]).reshape(c.shape + docs.mask.shape[1:])
+    # cut to the longest candidate (a bucket of it, so few shapes compile), as search does
+    cut = _bucket(int(dm.any(axis=(0, 1)).nonzero()[0].max(initial=0)) + 1, dm.shape[-1])
+    dm = dm[..., :cut]
+    d = np.asarray(docs.tokens[rows][:, :cut], np.float32).reshape(c.shape + (cut, -1))
+  v, i = _candidate_topk(
+    docs.kind,
+    take,
+    q,
+    qm,
+    jnp.asarray(d),
+    None if dm is None else jnp.asarray(dm),
+    jnp.asarray(valid),
+    jnp.asarray(np.maximum(c, 0), jnp.int32),
+  )
+  return np.asarray(v), np.asarray(i).astype(np.int64)
+
+
+def _merge_host(vals, idx, new_vals, new_idx, k: int):
+  """Running top-k on the host: (vals, idx) [B, a] and a later slice's [B, b] (higher document
+  indices) -> the best ``min(k, a + b)`` per row, ties to the earlier (lower) index."""
+  v = np.concatenate([vals, new_vals], axis=1)
+  i = np.concatenate([idx, new_idx], axis=1)
+  order = np.argsort(-v, axis=1, kind="stable")[:, :k]
+  return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
 
 
 def candidates_from_run(

@@ -72,11 +72,16 @@ def test_rerank_equals_masked_search(tmp_path, kind):
     candidates[qi, : len(c)] = c
     allowed[qi, c] = True
   want = search(queries, docs, k=10, allowed=allowed, progress=False)
-  got = rerank(queries, docs, candidates, k=10, query_batch=3, progress=False)
-  np.testing.assert_array_equal(got[1], want[1])
-  # the same float32 dot products, summed in another order (gathered rows vs the whole matrix)
-  np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-6)
-  assert (got[1] == -1).any()
+  # MaxSim: also under a budget of two candidates per slice (slices merged on the host)
+  budgets = (2**40, 2 * 9 * (5 + 4) * 4) if kind == "maxsim" else (2**40,)
+  for budget in budgets:
+    got = rerank(
+      queries, docs, candidates, k=10, query_batch=3, progress=False, memory_budget=budget
+    )
+    np.testing.assert_array_equal(got[1], want[1])
+    # the same float32 dot products, summed in another order (gathered rows vs whole matrix)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-6)
+    assert (got[1] == -1).any()
 
 
 def test_length_sorted_maxsim_equals_every_padded_pair():
