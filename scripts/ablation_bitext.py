@@ -1,6 +1,6 @@
 """The bitext of the first ablations in docs/RESEARCH.md, as TSV files per recipe and language.
 
-  python docs/research/ablation_bitext.py OUT [CAP]     # OUT/{q,s,qs}/<lang>.tsv
+  python scripts/ablation_bitext.py OUT [CAP]     # OUT/{q,s,qs}/<lang>.tsv
 
 These runs predate the `mixture` source; the same sources are now a `config.data.mixture` spec
 (docs/RESEARCH.md gives both). Recipes:
@@ -20,12 +20,12 @@ import re
 import sys
 import unicodedata
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from optical_jax.data.afriqa import afriqa_collection, read_afriqa  # noqa: E402
 from optical_jax.data.collections import flores_collection  # noqa: E402
 
-S = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
+S = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 FLORES = {
   "hau": "hau_Latn",
   "ibo": "ibo_Latn",

@@ -1,7 +1,7 @@
 """Diagnosis for docs/RESEARCH.md: how much of the oracle gap does a student close on the very
 questions it was trained on? (Fit, against generalisation to the dev questions.)
 
-  python docs/research/train_fit.py RUN_DIR [RUN_DIR ...]
+  python scripts/train_fit.py RUN_DIR [RUN_DIR ...]
 
 Builds a second AfriQA collection with the same passage pool as the dev collection but the
 *train* split questions of bem hau ibo kin twi zul (native, and their English translations) as
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ml_collections
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optical_jax import dev_eval  # noqa: E402
 from optical_jax.data import afriqa  # noqa: E402

@@ -1,6 +1,6 @@
 """Bad inputs and faults across the four user-facing commands, and how each one ends (issue 14).
 
-  nice -n 19 python bench/bad_inputs.py --out docs/results/reliability/bad_inputs.json \\
+  nice -n 19 python tools/reliability_sweep.py --out docs/results/reliability/bad_inputs.json \\
       [--md docs/results/reliability/bad_inputs.md] [--only SUBSTRING] [--timeout 300] [--list]
 
 Not a benchmark: a re-count of "nothing silent". It builds every input in a temporary folder (a
@@ -1658,7 +1658,7 @@ def main() -> int:
     counts = {k: v for k, v in counts.items() if v or k in CLASSES}
     header = (
       f"# Bad inputs and faults: how each command ends\n\n"
-      f"Command: `nice -n 19 python bench/bad_inputs.py --out {a.out}"
+      f"Command: `nice -n 19 python tools/reliability_sweep.py --out {a.out}"
       f"{' --md ' + a.md if a.md else ''}"
       f"{' --only ' + shlex.quote(a.only) if a.only else ''}"
       f"{' --machine ' + shlex.quote(a.machine) if a.machine else ''}`; "

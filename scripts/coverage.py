@@ -1,7 +1,7 @@
 """Diagnosis for docs/RESEARCH.md: does a student gain on AfriQA questions whose words its bitext
 covered, and only there?
 
-  python docs/research/coverage.py RUN_DIR [RUN_DIR ...]
+  python scripts/coverage.py RUN_DIR [RUN_DIR ...]
 
 For each finished train.py run (configs/afriqa.py or a variant): rebuild its training bitext from
 its config.json (data/sources.py, same seed) and compute, for every AfriQA test question, the share
@@ -19,7 +19,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optical_jax import dev_eval  # noqa: E402
 from optical_jax.data.afriqa import ENGLISH_SUFFIX  # noqa: E402

@@ -1,6 +1,6 @@
 """Diagnosis for docs/RESEARCH.md: how hard are the contrastive term's negatives?
 
-  python docs/research/negatives.py [AFRIQA_ROOT] [--batch=32]
+  python scripts/negatives.py [AFRIQA_ROOT] [--batch=32]
 
 Embeds the distinct English AfriQA *train* questions of bem hau ibo kin twi zul (the bulk of
 configs/afriqa.py's bitext) with zero-shot multilingual-e5-small ("query: " prefix, mean
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optical_jax.data import afriqa  # noqa: E402
 from optical_jax.encode import encode_texts  # noqa: E402
