@@ -175,6 +175,9 @@ def run(
   argv = list(sys.argv[1:] if argv is None else argv)
 
   def call():
+    if any(a in _HELP for a in argv):  # own FlagValues have no help flags: absl's app adds those
+      print(f"{prog}:\n{flag_values.get_help()}")
+      return 0
     rest = parse_flags([prog, *argv], flag_values, positional=positional, prog=prog)
     return main(flag_values, rest[1:])
 
@@ -182,6 +185,10 @@ def run(
     return _handled(prog, call, input_errors)
   except SystemExit as e:  # the one-line errors above exit; an in-process command returns
     return e.code
+
+
+#: The help flags of absl's app, answered by :func:`run` for commands with their own FlagValues.
+_HELP = ("--help", "--helpshort", "--helpfull", "-h", "-?")
 
 
 def _handled(prog: str, call: Callable, input_errors: Tuple[type, ...]):
