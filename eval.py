@@ -13,12 +13,13 @@ measure, value: the trec_eval -q view), OUT/metrics.json and OUT/report.md.
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from optical_jax import cli
 from optical_jax.evaluation.metrics import check_measures
 from optical_jax.io import work_lock
 from optical_jax.retrieval.collection_eval import run_eval
+from optical_jax.retrieval.eval_settings import EvalSettings
 from optical_jax.retrieval.ann import AnnConfig
 
 _QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")
@@ -121,33 +122,36 @@ def main(argv):
   return 0
 
 
+def settings_from_flags() -> EvalSettings:
+  """The evaluation's settings, from the flags."""
+  ann = None
+  if _INDEX.value != "exact":
+    ann = AnnConfig(
+      kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
+    )
+  return EvalSettings(
+    langs=tuple(_LANGS.value) if _LANGS.value else None,
+    ranker=_RANKER.value,
+    k=_K.value,
+    first_stage=_FIRST.value,
+    batch_size=_BATCH.value,
+    max_length=_MAXLEN.value,
+    doc_max_length=_DOCLEN.value,
+    cache_dir=_CACHE.value,
+    dtype=_DTYPE.value,
+    index=_INDEX.value,
+    ann=ann,
+    index_recall=_RECALL.value,
+    measures=tuple(_MEASURES.value) if _MEASURES.value else None,
+  )
+
+
 def _run(mesh) -> dict:
   """``run_eval`` with the flags' values."""
   return run_eval(
-    _QUERY.value,
-    _DOC.value,
-    _COLLECTION.value,
-    _OUTPUT.value,
-    _LANGS.value,
-    _RANKER.value,
-    _K.value,
-    _FIRST.value,
-    _BATCH.value,
-    _MAXLEN.value,
-    _DOCLEN.value,
-    _CACHE.value,
-    _DTYPE.value,
-    index=_INDEX.value,
-    ann=None
-    if _INDEX.value == "exact"
-    else AnnConfig(
-      kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
-    ),
-    measure_index_recall=_RECALL.value,
-    mesh=mesh,
-    measures=_MEASURES.value,
+    _QUERY.value, _DOC.value, _COLLECTION.value, _OUTPUT.value, settings_from_flags(), mesh=mesh
   )
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)  # a bad flag: one line, exit 2
+  cli.run(main)  # a bad flag: one line, exit 2; eval's own errors: main's one line, exit 1

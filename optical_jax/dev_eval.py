@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from optical_jax.errors import UsageError, run_command
+from optical_jax.errors import UsageError
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.dev_tables import format_markdown  # noqa: F401  (results.md's tables)
 from optical_jax.io import atomic_write_text, new_folder_beside, replace_folder
@@ -380,10 +380,10 @@ def main(argv=None) -> int:
   the retrieval checks of a finished train.py run again, with other rankers or collections
   (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot). ``argv``: the
   arguments after the program name (default ``sys.argv[1:]``); errors are one line
-  (:func:`optical_jax.errors.run_command`)."""
-  import sys  # pylint: disable=import-outside-toplevel
-
+  (:func:`optical_jax.cli.run`)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
+
+  from optical_jax import cli  # pylint: disable=import-outside-toplevel
 
   f = flags.FlagValues()
   flags.DEFINE_string(
@@ -398,14 +398,14 @@ def main(argv=None) -> int:
     "WORKDIR/interpolation_<a>/retrieval.",
     flag_values=f,
   )
-  return run_command("dev_eval", f, sys.argv[1:] if argv is None else argv, _command)
+  return cli.run(_command, prog="dev_eval", flag_values=f, argv=argv)
 
 
 def _command(f, rest) -> int:
+  """The command's work, on the parsed flags ``f`` (``rest``: none, cli.run refuses them)."""
+  del rest
   import ml_collections  # pylint: disable=import-outside-toplevel
 
-  if rest:
-    raise UsageError(f"unexpected arguments {rest}: every input is a --flag")
   work = Path(f.workdir)
   if not (work / "config.json").is_file():
     raise UsageError(f"--workdir {work}: no config.json; expected a train.py work directory")

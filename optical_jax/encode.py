@@ -237,8 +237,12 @@ def _say_prefix(model: LoadedEncoder, side: Optional[str], prefix: str, pooling)
 
 
 def main(argv=None) -> int:
+  """``python -m optical_jax.encode`` (module docstring); ``argv``: the command line, program
+  name first (default ``sys.argv``). Errors are one line (:func:`optical_jax.cli.run`): exit 2
+  for a bad flag or value, 1 for a bad or missing input or a model that cannot load."""
   from absl import flags  # pylint: disable=import-outside-toplevel
-  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+
+  from optical_jax import cli  # pylint: disable=import-outside-toplevel
 
   f = flags.FlagValues()
   flags.DEFINE_string(
@@ -282,44 +286,44 @@ def main(argv=None) -> int:
     flag_values=f,
   )
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.", flag_values=f)
-  argv = sys.argv if argv is None else argv
-  try:
-    f(argv)
-    f.validate_all_flags()
-  except flags.Error as e:
-    print("encode: error: " + " ".join(str(e).split()), file=sys.stderr)
-    return 2
-  try:
-    check_token_limit("max_length", f.max_length)
-    if f.batch_size < 1:
-      raise UsageError(f"--batch_size={f.batch_size}: must be >= 1")
-    if f.side and f["prefix"].present:
-      raise UsageError(
-        f"--side={f.side} applies the model's recorded prefix and --prefix={f.prefix!r} "
-        "another: give one of them"
-      )
-    check_output_file(f.output, "--output")  # before the model loads and the texts encode
-    texts = [line for _, line in iter_lines(f.input)]
-    model = load_encoder(f.model, dtype=f.dtype)
-    _say_prefix(model, f.side, f.prefix, f.pooling)
-    emb = encode_texts(
-      model,
-      texts,
-      pooling=f.pooling,
-      max_length=f.max_length,
-      prefix=f.prefix,
-      side=f.side,
-      batch_size=f.batch_size,
-      normalize=f.normalize,
-      pack=f.pack,
+  return cli.run(
+    _command,
+    prog="encode",
+    flag_values=f,
+    argv=None if argv is None else argv[1:],
+    input_errors=(ModuleNotFoundError, RuntimeError),  # a hub model without transformers
+  )
+
+
+def _command(f, rest) -> int:
+  """The command's work on the parsed flags ``f`` (``rest``: none, cli.run refuses them)."""
+  del rest
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+
+  check_token_limit("max_length", f.max_length)
+  if f.batch_size < 1:
+    raise UsageError(f"--batch_size={f.batch_size}: must be >= 1")
+  if f.side and f["prefix"].present:
+    raise UsageError(
+      f"--side={f.side} applies the model's recorded prefix and --prefix={f.prefix!r} "
+      "another: give one of them"
     )
-    save_npy_atomic(f.output, emb)
-  except UsageError as e:
-    print(f"encode: error: {e}", file=sys.stderr)
-    return 2
-  except (ValueError, OSError, ModuleNotFoundError, RuntimeError) as e:
-    print(f"encode: error: {e}", file=sys.stderr)
-    return 1
+  check_output_file(f.output, "--output")  # before the model loads and the texts encode
+  texts = [line for _, line in iter_lines(f.input)]
+  model = load_encoder(f.model, dtype=f.dtype)
+  _say_prefix(model, f.side, f.prefix, f.pooling)
+  emb = encode_texts(
+    model,
+    texts,
+    pooling=f.pooling,
+    max_length=f.max_length,
+    prefix=f.prefix,
+    side=f.side,
+    batch_size=f.batch_size,
+    normalize=f.normalize,
+    pack=f.pack,
+  )
+  save_npy_atomic(f.output, emb)
   print(f"encode: wrote {emb.shape[0]} x {emb.shape[1]} float32 to {f.output}", file=sys.stderr)
   return 0
 

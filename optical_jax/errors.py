@@ -1,7 +1,7 @@
 """Errors that are the user's to fix (a bad flag, config, input or work dir).
 
-The entry points (``cli.run``) print them as one line and exit 2 instead of a traceback; they
-subclass ValueError, so code that catches ValueError still does.
+Every command's error handler (``cli.run``) prints them as one line and exits 2 instead of a
+traceback; they subclass ValueError, so code that catches ValueError still does.
 """
 
 
@@ -23,41 +23,3 @@ class Preempted(Exception):
   def __init__(self, step: int):
     super().__init__(f"preempted at step {step}; rerun the same command to resume")
     self.step = step
-
-
-def run_command(prog: str, flag_values, argv, body) -> int:
-  """The one-line error handling of the package's ``python -m`` commands, as ``cli.run`` gives
-  the entry points: parses ``argv`` (the arguments after the program name) with the absl
-  ``flag_values`` and returns ``body(flag_values, positional_arguments)``. A bad or missing flag
-  and a :class:`UsageError` print ``<prog>: error: <what>`` and return 2; a ``ValueError`` or
-  ``OSError`` (a malformed or missing file) one line and 1. ``OPTICAL_JAX_TRACEBACK=1`` raises
-  instead."""
-  import os  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-
-  from absl import flags  # pylint: disable=import-outside-toplevel
-
-  trace = os.environ.get("OPTICAL_JAX_TRACEBACK", "") not in ("", "0")
-
-  def say(e) -> None:
-    print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
-
-  try:
-    rest = flag_values([prog, *argv])
-  except flags.Error as e:
-    if trace:
-      raise
-    say(f"{e} (--helpshort lists the flags)")
-    return 2
-  try:
-    return body(flag_values, rest[1:])
-  except UsageError as e:
-    if trace:
-      raise
-    say(e)
-    return 2
-  except (ValueError, OSError) as e:
-    if trace:
-      raise
-    say(e)
-    return 1

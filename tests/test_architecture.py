@@ -117,6 +117,20 @@ def test_module_names_are_unique():
   assert not repeated, repeated
 
 
+#: STYLE.md: modules stay under ~500 lines and are split by concept.
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+  """Every module of the package (``__init__.py`` included) has at most 500 lines."""
+  long = {}
+  for f in MODULES.values():
+    n = len(f.read_text(encoding="utf-8").splitlines())
+    if n > MAX_MODULE_LINES:
+      long[str(f.relative_to(ROOT))] = n
+  assert not long, f"over {MAX_MODULE_LINES} lines (split by concept): {long}"
+
+
 def test_no_test_module_imports_another():
   """Shared test code lives in conftest.py (fixtures) or a support module, not in a test_*.py."""
   tests = {f.stem for f in (ROOT / "tests").rglob("test_*.py")}

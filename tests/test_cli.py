@@ -1,4 +1,5 @@
-"""optical_jax/cli.py: how the entry points (train.py, eval.py, study.py) report bad flags."""
+"""optical_jax/cli.py: how the commands (train.py, eval.py, study.py and the ``python -m``
+commands) report bad flags and errors."""
 
 import sys
 
@@ -51,6 +52,50 @@ def test_a_command_with_positional_arguments_gets_them():
   argv = ["fetch", "afriqa", "--steps=3", "hornmt"]
   assert cli.parse_flags(argv, values, positional=True) == ["fetch", "afriqa", "hornmt"]
   assert values.steps == 3
+
+
+def _body(f, rest):
+  """A command body: its error is chosen by --fail."""
+  from optical_jax.errors import UsageError
+
+  errors = {"usage": UsageError("--steps: bad\nvalue"), "input": ValueError("f.tsv:3: broken")}
+  if f.fail in errors:
+    raise errors[f.fail]
+  return 0 if not rest else len(rest)
+
+
+def _command_flags():
+  values = _flags()
+  flags.DEFINE_string("fail", "", "Which error to raise.", flag_values=values)
+  return values
+
+
+@pytest.mark.parametrize(
+  "argv, positional, code, expected",
+  [
+    (["--steps=3"], False, 0, None),
+    (["--steps=3", "a", "b"], True, 2, None),  # the body's return value: 2 positional arguments
+    (["--steps=abc"], False, 2, "cmd: error: flag --steps=abc: invalid literal for int() with "),
+    (["extra"], False, 2, "cmd: error: unexpected arguments ['extra']: every input is a --flag"),
+    (["--fail=usage"], False, 2, "cmd: error: --steps: bad value"),
+    (["--fail=input"], False, 1, "cmd: error: f.tsv:3: broken (OPTICAL_JAX_TRACEBACK=1 shows"),
+  ],
+)
+def test_a_command_with_its_own_flags_returns_its_exit_code(
+  monkeypatch, capsys, argv, positional, code, expected
+):
+  """``cli.run(body, prog=..., flag_values=...)``: the handler of the entry points, for the
+  ``python -m`` commands tests call in-process: one line, and the exit code returned."""
+  monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
+  got = cli.run(_body, positional, prog="cmd", flag_values=_command_flags(), argv=argv)
+  assert got == code
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [] if expected is None else len(err) == 1 and err[0].startswith(expected), err
+
+
+def test_a_command_with_its_own_flags_answers_help(capsys):
+  assert cli.run(_body, prog="cmd", flag_values=_command_flags(), argv=["--helpshort"]) == 0
+  assert "--steps" in capsys.readouterr().out
 
 
 def test_flag_error_line_keeps_the_exception_of_a_config_file_traceback():

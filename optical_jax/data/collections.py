@@ -37,7 +37,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from optical_jax.data import bitext
 from optical_jax.data.corpora import FLORES_CODES
 from optical_jax.data.collection_format import Collection, write_collection
-from optical_jax.errors import UsageError, run_command
+from optical_jax import cli
+from optical_jax.errors import UsageError
 
 PathLike = Union[str, os.PathLike]
 
@@ -433,7 +434,7 @@ _OWN_FLAGS = dict(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """The command line (module docstring; ``argv``: the arguments after the program name, default
-  ``sys.argv[1:]``); prints what it wrote. Errors are one line (``errors.run_command``)."""
+  ``sys.argv[1:]``); prints what it wrote. Errors are one line (``cli.run``)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
 
   f = flags.FlagValues()
@@ -454,7 +455,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   flags.DEFINE_integer("window", 5, "tico19: sentences per document.", **define)
   flags.DEFINE_integer("stride", 5, "tico19: sentences between document starts.", **define)
   flags.mark_flags_as_required(["source", "out"], flag_values=f)
-  return run_command("collections", f, sys.argv[1:] if argv is None else argv, _command)
+  return cli.run(_command, positional=True, prog="collections", flag_values=f, argv=argv)
 
 
 def _command(f, rest) -> int:

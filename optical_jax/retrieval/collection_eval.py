@@ -34,6 +34,7 @@ from optical_jax.retrieval.ann import (
   build_index,
   recall_against,
 )
+from optical_jax.retrieval.eval_settings import EvalSettings
 from optical_jax.retrieval.output_set import staging_dir as _staging_dir, swap_in as _swap_in
 from optical_jax.retrieval.index import concat_reps, encode, encode_cached, vector_width
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
@@ -161,41 +162,31 @@ def evaluate_collection(
   collection: Collection,
   langs: Sequence[str],
   out_dir,
+  settings: Optional[EvalSettings] = None,
   *,
-  ranker: str = "auto",
-  k: int = 1000,
-  cache_dir=None,
-  first_stage: Optional[str] = None,
-  batch_size: int = 32,
-  max_length: Optional[int] = None,
-  doc_max_length: Optional[int] = None,
   tag: Optional[str] = None,
   progress: bool = True,
-  index: str = "exact",
-  ann: Optional[AnnConfig] = None,
-  index_recall: Optional[Dict[str, float]] = None,
+  recall_into: Optional[Dict[str, float]] = None,
   mesh=None,
-  measures: Sequence[str] = DEFAULT_MEASURES,
+  **fields,
 ) -> Dict[str, object]:
-  """Retrieves for every language and scores the runs.
+  """Retrieves for every language of ``langs`` and scores the runs.
 
   Args:
-    ranker: ``"dense"`` (pooled vectors), ``"maxsim"`` (late interaction) or ``"auto"``
-      (:func:`default_ranker`).
-    k: depth of each run (at least 1).
-    cache_dir: where document representations are cached (None = no cache).
-    first_stage: optional TREC run path with ``{lang}``: re-rank only its documents.
+    settings: how (:class:`EvalSettings`: ranker, k, first stage, batch size, token limits, cache
+      folder, index, measures; its ``langs`` and ``dtype`` are not used here); ``fields``: some
+      of its fields instead or on top (``ranker="dense", k=100``). ``cache_dir`` None: no cache.
     tag: the runs' tag (TREC column 6); default the query model's source, whitespace removed.
-    max_length / doc_max_length: token limits (default the models').
-    index: ``"exact"`` (search.py) or a FAISS index over the dense ranker's vectors (``"flat"``,
-      ``"ivf"``, ``"hnsw"``; ``retrieval/ann.py``), with settings ``ann``.
-    index_recall: a dict to fill with each language's recall@k of the FAISS run against exact
-      search (which then also runs); None = not measured.
+    recall_into: with a FAISS index, a dict to fill with each language's recall@k of the FAISS
+      run against exact search (which then also runs); None = not measured.
     mesh: exact search splits the documents over this mesh's devices (and hosts) when it has
       more than one (``retrieval/sharded_search.py``; the same runs as one device).
-    measures: measure names (``evaluation/metrics.py``), also in ``per_query.<lang>.tsv``.
   Returns lang -> EvalResult.
   """
+  s = dataclasses.replace(settings or EvalSettings(), **fields)
+  ranker, k, first_stage, index = s.ranker, s.k, s.first_stage, s.index
+  batch_size, max_length, doc_max_length = s.batch_size, s.max_length, s.doc_max_length
+  measures = s.measures or DEFAULT_MEASURES
   ranker = resolve_ranker(ranker, doc_model)
   first_runs = check_request(collection, langs, k, first_stage, ranker, index)
   check_token_limit("max_length", max_length)
@@ -216,7 +207,7 @@ def evaluate_collection(
     doc_model,
     doc_texts,
     ranker,
-    cache_dir,
+    s.cache_dir,
     prefix=doc_model.doc_prefix,
     max_length=doc_max_length,
     batch_size=batch_size,
@@ -228,7 +219,7 @@ def evaluate_collection(
     exact_search = functools.partial(search_sharded, mesh=mesh)
   faiss_index = None
   if index != "exact":
-    faiss_index = build_index(docs.vectors, dataclasses.replace(ann or AnnConfig(), kind=index))
+    faiss_index = build_index(docs.vectors, dataclasses.replace(s.ann or AnnConfig(), kind=index))
   encoded = {}
   for lang in langs:
     qids = list(collection.queries[lang])
@@ -264,11 +255,11 @@ def evaluate_collection(
       )
     else:
       scores, idx = ann_search(faiss_index, queries.vectors, k)
-      if index_recall is not None:
+      if recall_into is not None:
         _, exact = exact_search(queries, docs, k=k, progress=progress)
-        index_recall[lang] = recall_against(idx, exact)
+        recall_into[lang] = recall_against(idx, exact)
         log.info(
-          "%s: %s index recall@%d against exact search %.4f", lang, index, k, index_recall[lang]
+          "%s: %s index recall@%d against exact search %.4f", lang, index, k, recall_into[lang]
         )
     run = to_run(qids, collection.doc_ids, scores, idx)
     write_trec_run(out_dir / f"run.{lang}.trec", run, tag or run_tag(query_model.source))
@@ -299,20 +290,10 @@ def run_eval(
   doc_model_name: str | None,
   collection_path: str,
   output: str,
-  langs: Sequence[str] | None = None,
-  ranker: str = "auto",
-  k: int = 1000,
-  first_stage: str | None = None,
-  batch_size: int = 32,
-  max_length: int | None = None,
-  doc_max_length: int | None = None,
-  cache_dir: str | None = None,
-  dtype: str = "float32",
-  index: str = "exact",
-  ann: Optional[AnnConfig] = None,
-  measure_index_recall: bool = False,
+  settings: Optional[EvalSettings] = None,
+  *,
   mesh=None,
-  measures: Optional[Sequence[str]] = None,
+  **fields,
 ) -> dict:
   """What ``eval.py`` does: load, retrieve, score; write runs, ``metrics.json``, ``report.md``.
 
@@ -320,52 +301,36 @@ def run_eval(
   a run that fails leaves the previous set (if any) as it was.
 
   ``doc_model_name`` defaults to the teacher recorded in a student's work
-  directory, else the query model itself. ``ranker="auto"``: :func:`default_ranker` of the
-  document model (the one used is written to ``metrics.json``). ``mesh``: exact search over
-  its devices (:func:`evaluate_collection`). ``measures``: ir_measures names (default
-  :data:`DEFAULT_MEASURES`), checked first. Runs are tagged with ``query_model_name``.
+  directory, else the query model itself. ``settings``: :class:`EvalSettings` (default its
+  defaults), ``fields`` some of its fields instead or on top (``k=10, langs=["swa"]``);
+  ``ranker="auto"``: :func:`default_ranker` of the document model (the one used is written to
+  ``metrics.json``); ``measures`` are checked first; ``cache_dir`` None: ``output/cache``.
+  ``mesh``: exact search over its devices (:func:`evaluate_collection`). Runs are tagged with
+  ``query_model_name``.
   """
-  measures = check_measures(measures or ())  # before anything is read
-  if ranker not in RANKER_CHOICES:
-    raise UsageError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
+  s = dataclasses.replace(settings or EvalSettings(), **fields)
+  s = dataclasses.replace(s, measures=check_measures(s.measures or ()))  # before anything is read
+  if s.ranker not in RANKER_CHOICES:
+    raise UsageError(f"ranker {s.ranker!r} not in {RANKER_CHOICES}")
   from optical_jax.data.collection_format import load_collection  # pylint: disable=import-outside-toplevel
 
-  collection = load_collection(collection_path, langs=list(langs) if langs else None)
-  langs = list(langs) if langs else sorted(collection.queries)
+  collection = load_collection(collection_path, langs=list(s.langs) if s.langs else None)
+  langs = list(s.langs) if s.langs else sorted(collection.queries)
   # Before any model loads (evaluate_collection repeats it, with the ranker resolved).
-  check_request(collection, langs, k, first_stage, ranker, index)
-  check_token_limit("max_length", max_length)
-  check_token_limit("doc_max_length", doc_max_length)
-  if batch_size < 1:
-    raise UsageError(f"--batch_size={batch_size}: must be >= 1")
-  if cache_dir is not None:  # the default, OUT/cache, is made with the output set
-    check_output_folder(cache_dir, "--cache_dir")
+  check_request(collection, langs, s.k, s.first_stage, s.ranker, s.index)
+  check_token_limit("max_length", s.max_length)
+  check_token_limit("doc_max_length", s.doc_max_length)
+  if s.batch_size < 1:
+    raise UsageError(f"--batch_size={s.batch_size}: must be >= 1")
+  if s.cache_dir is not None:  # the default, OUT/cache, is made with the output set
+    check_output_folder(s.cache_dir, "--cache_dir")
   out = Path(output)
   # Under jax.distributed every process searches its share of the documents; process 0 writes.
   process = jax.process_index()
   staging = _staging_dir(out, process)  # also proves the output's folder is writable
   try:
     metrics = _run_eval_into(
-      staging,
-      out,
-      query_model_name,
-      doc_model_name,
-      collection,
-      collection_path,
-      langs,
-      ranker,
-      k,
-      first_stage,
-      batch_size,
-      max_length,
-      doc_max_length,
-      cache_dir,
-      dtype,
-      index,
-      ann,
-      measure_index_recall,
-      mesh,
-      measures,
+      staging, out, query_model_name, doc_model_name, collection, collection_path, langs, s, mesh
     )
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)  # the previous set, if any, stays as it was
@@ -373,61 +338,42 @@ def run_eval(
   if process:
     shutil.rmtree(staging, ignore_errors=True)
   else:
-    _swap_in(staging, out, keep_cache=cache_dir is None)
+    _swap_in(staging, out, keep_cache=s.cache_dir is None)
   return metrics
 
 
 def _run_eval_into(
   staging: Path,
   out: Path,
-  query_model_name,
-  doc_model_name,
-  collection,
-  collection_path,
-  langs,
-  ranker,
-  k,
-  first_stage,
-  batch_size,
-  max_length,
-  doc_max_length,
-  cache_dir,
-  dtype,
-  index,
-  ann,
-  measure_index_recall,
+  query_model_name: str,
+  doc_model_name: Optional[str],
+  collection: Collection,
+  collection_path: str,
+  langs: Sequence[str],
+  s: EvalSettings,
   mesh,
-  measures,
 ) -> dict:
   """run_eval's work, writing the output set into ``staging`` (cache: ``out/cache`` unless
   given)."""
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
 
-  query_model = load_encoder(query_model_name, dtype=dtype)
+  query_model = load_encoder(query_model_name, dtype=s.dtype)
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
-  doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=dtype)
-  ranker = resolve_ranker(ranker, doc_model)
+  doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=s.dtype)
+  ranker = resolve_ranker(s.ranker, doc_model)
   log.info("ranker %s", ranker)
-  recall = {} if measure_index_recall and index != "exact" else None
+  k, first_stage, index = s.k, s.first_stage, s.index
+  recall = {} if s.index_recall and index != "exact" else None
   results = evaluate_collection(
     query_model,
     doc_model,
     collection,
     langs,
     staging,
-    ranker=ranker,
-    k=k,
-    cache_dir=cache_dir or (out / "cache"),
-    first_stage=first_stage,
-    batch_size=batch_size,
-    max_length=max_length,
-    doc_max_length=doc_max_length,
-    index=index,
-    ann=ann,
-    index_recall=recall,
+    dataclasses.replace(s, ranker=ranker, cache_dir=s.cache_dir or (out / "cache")),
+    recall_into=recall,
     mesh=mesh,
     tag=run_tag(query_model_name),
-    measures=measures,
   )
   metrics = {
     "query_model": query_model_name,
@@ -439,7 +385,7 @@ def _run_eval_into(
     "first_stage": first_stage,
     "index": index,
     "index_settings": (
-      dataclasses.asdict(dataclasses.replace(ann or AnnConfig(), kind=index))
+      dataclasses.asdict(dataclasses.replace(s.ann or AnnConfig(), kind=index))
       if index != "exact"
       else None
     ),

