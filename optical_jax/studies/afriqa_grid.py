@@ -180,7 +180,7 @@ def write_outputs(config: ml_collections.ConfigDict, work: Path, p: runner.Plan)
     analyses[model] = analyse(sub, sub_work)
     report.write_afriqa_report(analyses[model], dev_eval.split_list(sub.focus_langs), sub_work)
   if _one_teacher(config):
-    return analyses[""]
+    return next(iter(analyses.values()))
   focus = dev_eval.split_list(config.focus_langs)
   table = report.afriqa_teachers_table(analyses, focus, config.distill.model)
   atomic_write_text(work / "teachers.md", table)

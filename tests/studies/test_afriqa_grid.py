@@ -71,3 +71,17 @@ def test_afriqa_study_refused_keeps_the_work_dirs_config(tmp_path, override, mes
     runner.run(afriqa_grid.STUDY, config, str(tmp_path))
   assert (tmp_path / "config.json").read_text() == '{"previous": "study"}'
   assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_a_study_of_another_models_teacher_alone_reports_in_the_work_dir(tmp_path, monkeypatch):
+  """config.distill.teacher.model set and config.teachers='': one teacher, config.distill's own,
+  whose report goes in the work dir and whose analysis the study returns (no teachers.md)."""
+  config = afriqa_study.get_config()
+  config.distill.teacher.model = "pypi:all-mpnet-base-v2"
+  config.methods = "zero_shot"
+  p = afriqa_grid.plan(config, tmp_path)
+  assert list(p.context["subs"]) == ["pypi:all-mpnet-base-v2"]
+  monkeypatch.setattr(afriqa_grid, "analyse", lambda cfg, work: {"work": work})
+  monkeypatch.setattr(afriqa_grid.report, "write_afriqa_report", lambda a, focus, work: None)
+  assert afriqa_grid.write_outputs(config, tmp_path, p) == {"work": tmp_path}
+  assert not (tmp_path / "teachers.md").exists()
