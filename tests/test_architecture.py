@@ -29,7 +29,7 @@ LAYERS = (
   ("dev_eval",),
   ("config_checks",),
   ("experiment",),
-  ("ntrex_study", "afriqa_study"),
+  ("studies",),
 )
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 

@@ -152,7 +152,7 @@ def test_a_folder_held_by_a_live_run_is_refused_before_any_work(tmp_path, script
   target = tmp_path / "held"
   args = {
     "train.py": ["--config=configs/tiny.py"],
-    "study.py": ["--config=configs/gap_study_tiny.py"],
+    "study.py": ["--config=configs/tiny.py:gap_study"],
     "eval.py": ["--query_model=random:tiny", f"--collection={tmp_path / 'no_collection'}"],
   }[script]
   with io.work_lock(target):

@@ -1,4 +1,5 @@
-"""The gap study runner: cells, resumption, results.csv / report.md / gap.png."""
+"""study.py on the gap study (optical_jax/studies/): cells, resumption, results.csv / report.md /
+gap.png."""
 
 import csv
 import subprocess
@@ -20,7 +21,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, toy_collection):
   cmd = [
     sys.executable,
     str(REPO / "study.py"),
-    f"--config={REPO / 'configs' / 'gap_study_tiny.py'}",
+    f"--config={REPO / 'configs' / 'tiny.py'}:gap_study",
     f"--workdir={work}",
     f"--config.encoders={tmp_path / 'model'}",
     "--config.collection.builder=dir",
@@ -60,7 +61,7 @@ def test_a_study_stops_cleanly_on_sigterm_and_resumes(tmp_path, toy_collection):
   cmd = [
     sys.executable,
     str(REPO / "study.py"),
-    f"--config={REPO / 'configs' / 'gap_study_tiny.py'}",
+    f"--config={REPO / 'configs' / 'tiny.py'}:gap_study",
     f"--workdir={work}",
     "--config.encoders=random:tiny",
     "--config.methods=zero_shot,optical",

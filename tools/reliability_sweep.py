@@ -8,7 +8,7 @@ toy collection and broken copies of it, bitext TSVs, texts to encode, triples, f
 a random HF checkpoint of another width, a trained tiny work dir and a finished tiny study), then
 runs each case, one after another, as a subprocess of ``python train.py``
 (``configs/tiny.py``, the built-in ``random:tiny`` encoder, 2 steps), ``python eval.py``
-(``random:tiny`` on the toy collection), ``python study.py`` (``configs/gap_study_tiny.py`` with
+(``random:tiny`` on the toy collection), ``python study.py`` (``configs/tiny.py:gap_study`` with
 ``random:tiny`` on the toy collection) or ``python -m optical_jax.encode``, with
 ``JAX_PLATFORMS=cpu`` and a timeout. Each case is classified:
 
@@ -1234,7 +1234,7 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
   def study_args(
     w: Path,
     config: Optional[dict] = None,
-    cfg_file: str = "configs/gap_study_tiny.py",
+    cfg_file: str = "configs/tiny.py:gap_study",
     coll: Optional[Path] = None,
     distill: bool = False,
   ) -> List[str]:
@@ -1259,7 +1259,7 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
     workdir: Optional[Path] = None,
     expect: str = "refuse",
     check=None,
-    cfg_file: str = "configs/gap_study_tiny.py",
+    cfg_file: str = "configs/tiny.py:gap_study",
     coll: Optional[Path] = None,
     distill: bool = False,
     **kw,
@@ -1347,9 +1347,9 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
     cfg_file="configs/afriqa_study.py",
   )
   study(
-    "afriqa study: train.ot.epsilon=0",
+    "afriqa study: distill.ot.epsilon=0",
     g,
-    {"train.ot.epsilon": 0.0},
+    {"distill.ot.epsilon": 0.0},
     cfg_file="configs/afriqa_study.py",
   )
   w_af = T / "study_copies" / "afriqa_refused"

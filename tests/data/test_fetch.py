@@ -298,7 +298,7 @@ def test_fetched_afriqa_drops_questions_that_repeat_a_test_question(
 @pytest.mark.slow
 def test_fetch_all_then_train_without_shared(shared_data, mirrored, tmp_path):
   """The issue's done-when at tiny size: a copy of the repository with no ../shared beside it,
-  `fetch all` from the mirror, then train.py with configs/afriqa_tiny.py on the fetched root
+  `fetch all` from the mirror, then train.py with configs/tiny.py:afriqa on the fetched root
   ($OPTICAL_JAX_DATA)."""
   files, datasets = mirrored
   clone = tmp_path / "clone"
@@ -316,7 +316,7 @@ def test_fetch_all_then_train_without_shared(shared_data, mirrored, tmp_path):
     [
       sys.executable,
       "train.py",
-      "--config=configs/afriqa_tiny.py",
+      "--config=configs/tiny.py:afriqa",
       "--config.model=random:tiny",
       f"--config.retrieval.cache_dir={tmp_path / 'cache'}",
       f"--workdir={tmp_path / 'run'}",

@@ -118,7 +118,7 @@ def test_train_py_refuses_another_runs_dir(tmp_path):
 
 def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.studies import gap_grid, runner  # pylint: disable=import-outside-toplevel
 
   config = gap_study.get_config()
   identity.record(tmp_path, config, operational=identity.STUDY_OPERATIONAL)
@@ -128,7 +128,7 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
   other = gap_study.get_config()
   other.eval.ranker = "maxsim" if config.eval.ranker != "maxsim" else "dense"
   with pytest.raises(identity.IdentityError, match=r"another config \(eval\.ranker: "):
-    ntrex_study.run_study(other, str(tmp_path))  # refused before any collection or model loads
+    runner.run(gap_grid.STUDY, other, str(tmp_path))  # refused before any collection or model loads
 
 
 @pytest.mark.parametrize(
@@ -184,12 +184,12 @@ def test_validate_refuses_an_untrained_student_but_not_zero_shot():
 
 def test_a_language_both_low_and_high_is_refused(tmp_path):
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.studies import gap_grid, runner  # pylint: disable=import-outside-toplevel
 
   config = gap_study.get_config()
   config.high = config.high + ",swa"
   with pytest.raises(ValueError, match=r"config\.low and config\.high both name \['swa'\]"):
-    ntrex_study.run_study(config, str(tmp_path / "s"))
+    runner.run(gap_grid.STUDY, config, str(tmp_path / "s"))
   assert not (tmp_path / "s").exists()  # refused before anything is written
 
 
@@ -214,13 +214,13 @@ def test_a_gap_study_config_is_checked_before_anything_is_written(tmp_path, fiel
   KeyError after every cell had run; bootstrap_samples <= 0 and low='' wrote a report of NaN
   intervals or without a gap."""
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.studies import gap_grid, runner  # pylint: disable=import-outside-toplevel
 
   config = gap_study.get_config()
   node, _, leaf = field.rpartition(".")
   (config[node] if node else config)[leaf] = value
   with pytest.raises(UsageError, match=message):
-    ntrex_study.run_study(config, str(tmp_path / "s"))
+    runner.run(gap_grid.STUDY, config, str(tmp_path / "s"))
   assert not (tmp_path / "s").exists()
 
 
@@ -228,7 +228,7 @@ def test_a_study_of_a_collection_edited_in_place_is_refused(tmp_path, toy_collec
   """Cells of a study keyed by the collection's path were reused after its qrels changed; the
   study's identity now holds the sha256 of the collection's files."""
   from configs import gap_study  # pylint: disable=import-outside-toplevel
-  from optical_jax import ntrex_study  # pylint: disable=import-outside-toplevel
+  from optical_jax.studies import gap_grid, runner  # pylint: disable=import-outside-toplevel
   from optical_jax.data.collection_format import collection_fingerprint  # pylint: disable=import-outside-toplevel
 
   coll = toy_collection(tmp_path)
@@ -243,7 +243,7 @@ def test_a_study_of_a_collection_edited_in_place_is_refused(tmp_path, toy_collec
   with pytest.raises(
     identity.IdentityError, match=r"holds a run with another collection \(collection/qrels\.txt: '"
   ):
-    ntrex_study.run_study(config, str(work))
+    runner.run(gap_grid.STUDY, config, str(work))
   assert (work / identity.FILE).read_text() == recorded and sorted(
     p.name for p in work.iterdir()
   ) == [identity.FILE]

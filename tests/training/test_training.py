@@ -349,8 +349,8 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, 
     (
       [f"--config={REPO / 'configs' / 'tiny.py'}:nope"],
       f"train: error: flag --config={REPO / 'configs' / 'tiny.py'}:nope: Error whilst parsing config "
-      "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod; for the gap study "
-      "use configs/gap_study_tiny.py (--helpshort lists the flags)",
+      "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod, afriqa, gap_study, "
+      "afriqa_study (--helpshort lists the flags)",
     ),
     # A value of the wrong type: absl's "FATAL Flags parsing error" block (in process in
     # tests/test_cli.py; here through train.py).
