@@ -2,7 +2,7 @@
 
   python eval.py --query_model M --collection DIR --output OUT [--doc_model M2]
                  [--langs swa,som,...] [--ranker auto|dense|maxsim] [--k 1000]
-                 [--first_stage 'runs/run.{lang}.trec'] [--index exact|flat|ivf|hnsw]
+                 [--first_stage 'runs/run.{lang}.trec'] [--index exact|flat|ivf|hnsw|plaid]
                  [--measures AP,nDCG@10,R@100,RR,P@10]
 
 Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
@@ -21,6 +21,7 @@ from optical_jax.io import work_lock
 from optical_jax.retrieval.collection_eval import run_eval
 from optical_jax.retrieval.eval_settings import EvalSettings
 from optical_jax.retrieval.ann import AnnConfig
+from optical_jax.retrieval.plaid import PlaidConfig
 
 _QUERY = flags.DEFINE_string("query_model", None, "Query-side model (a student work dir, ...).")
 _DOC = flags.DEFINE_string(
@@ -40,15 +41,33 @@ _K = flags.DEFINE_integer("k", 1000, "Run depth.")
 _INDEX = flags.DEFINE_enum(
   "index",
   "exact",
-  ["exact", "flat", "ivf", "hnsw"],
-  "Dense ranker: exact search, or a FAISS index (faiss-cpu).",
+  ["exact", "flat", "ivf", "hnsw", "plaid"],
+  "exact search; for the dense ranker a FAISS index (flat, ivf, hnsw; faiss-cpu); for MaxSim "
+  "plaid, a PLAID-style first stage (centroids of the token vectors, saved beside the token "
+  "store; optical_jax/retrieval/plaid.py).",
 )
 _RECALL = flags.DEFINE_bool(
-  "index_recall", False, "Also run exact search and report the FAISS run's recall@k against it."
+  "index_recall", False, "Also run exact search and report the index's recall@k against it."
 )
 _NPROBE = flags.DEFINE_integer("nprobe", 16, "IVF: cells visited per query.")
 _NLIST = flags.DEFINE_integer("nlist", 0, "IVF: cells (0 = 4 sqrt(N)).")
 _EF = flags.DEFINE_integer("ef_search", 128, "HNSW: candidate list per query.")
+_PLAID = PlaidConfig()
+_PLAID_PROBE = flags.DEFINE_integer(
+  "plaid_nprobe", _PLAID.nprobe, "PLAID: centroids per query token whose documents are candidates."
+)
+_PLAID_THRESHOLD = flags.DEFINE_float(
+  "plaid_threshold",
+  _PLAID.centroid_threshold,
+  "PLAID: document tokens whose centroid scores below this for every query token are pruned "
+  "from the approximate score.",
+)
+_PLAID_NDOCS = flags.DEFINE_integer(
+  "plaid_ndocs", _PLAID.ndocs, "PLAID: candidates scored by exact MaxSim per query."
+)
+_PLAID_CENTROIDS = flags.DEFINE_integer(
+  "plaid_centroids", 0, "PLAID: centroids (0 = 2^floor(log2(16 sqrt(tokens)))); a change rebuilds."
+)
 _FIRST = flags.DEFINE_string("first_stage", None, "Re-rank this TREC run ('{lang}' is replaced).")
 _MEASURES = flags.DEFINE_list(
   "measures",
@@ -124,8 +143,15 @@ def main(argv):
 
 def settings_from_flags() -> EvalSettings:
   """The evaluation's settings, from the flags."""
-  ann = None
-  if _INDEX.value != "exact":
+  ann = plaid = None
+  if _INDEX.value == "plaid":
+    plaid = PlaidConfig(
+      num_centroids=_PLAID_CENTROIDS.value,
+      nprobe=_PLAID_PROBE.value,
+      centroid_threshold=_PLAID_THRESHOLD.value,
+      ndocs=_PLAID_NDOCS.value,
+    )
+  elif _INDEX.value != "exact":
     ann = AnnConfig(
       kind=_INDEX.value, nlist=_NLIST.value, nprobe=_NPROBE.value, ef_search=_EF.value
     )
@@ -141,6 +167,7 @@ def settings_from_flags() -> EvalSettings:
     dtype=_DTYPE.value,
     index=_INDEX.value,
     ann=ann,
+    plaid=plaid,
     index_recall=_RECALL.value,
     measures=tuple(_MEASURES.value) if _MEASURES.value else None,
   )

@@ -315,3 +315,45 @@ def test_documents_split_over_8_devices_give_the_same_runs(setup, tmp_path):
     assert metrics[one]["languages"][lang]["mean"] == pytest.approx(
       metrics[eight]["languages"][lang]["mean"], abs=1e-9
     )
+
+
+@pytest.mark.slow
+def test_plaid_index_with_nothing_pruned_returns_the_runs_of_exact_maxsim(setup, tmp_path):
+  """eval.py --ranker maxsim --index plaid: with every centroid probed, no pruning and every
+  document scored exactly, the runs are exact MaxSim's (recall 1 recorded); the index is saved
+  beside the token store and reused by the next run (tests/retrieval/test_plaid.py checks the
+  approximate stages in process)."""
+  pytest.importorskip("faiss")
+  exact, approx = tmp_path / "exact", tmp_path / "plaid"
+  cache = tmp_path / "cache"
+  proc = _eval(setup, exact, "--ranker=maxsim", "--k=40", f"--cache_dir={cache}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  wide = ["--plaid_nprobe=100000", "--plaid_threshold=-inf", "--plaid_ndocs=40"]
+  for attempt in range(2):
+    proc = _eval(
+      setup, approx, "--ranker=maxsim", "--k=40", "--index=plaid", "--index_recall",
+      f"--cache_dir={cache}", *wide,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = [p for p in cache.iterdir() if p.name.endswith(".plaid")]
+    assert len(saved) == 1 and (saved[0] / "plaid.json").is_file()
+    if attempt == 0:
+      stamp = (saved[0] / "codes.npy").stat().st_mtime_ns
+  assert (saved[0] / "codes.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
+  m = json.loads((approx / "metrics.json").read_text())
+  assert m["index"] == "plaid" and m["index_settings"]["ndocs"] == 40
+  assert m["index_recall_against_exact"] == {"deu": 1.0, "swa": 1.0}
+  for lang in ("swa", "deu"):
+    a, b = read_trec_run(exact / f"run.{lang}.trec"), read_trec_run(approx / f"run.{lang}.trec")
+    assert a.keys() == b.keys()
+    for q in a:
+      assert a[q].keys() == b[q].keys()
+      np.testing.assert_allclose([a[q][d] for d in a[q]], [b[q][d] for d in a[q]], atol=1e-5)
+
+
+def test_plaid_index_needs_the_maxsim_ranker(setup, tmp_path):
+  proc = _eval(setup, tmp_path / "out", "--ranker=dense", "--index=plaid")
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "index 'plaid' is a first stage over token vectors" in last, last
+  assert not (tmp_path / "out").exists()

@@ -37,11 +37,16 @@ from optical_jax.retrieval.ann import (
 from optical_jax.retrieval.eval_settings import EvalSettings
 from optical_jax.retrieval.output_set import staging_dir as _staging_dir, swap_in as _swap_in
 from optical_jax.retrieval.index import concat_reps, encode, encode_cached, vector_width
+from optical_jax.retrieval.plaid import PlaidConfig, index_for, plaid_search
 from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
 
 
 log = logging.getLogger(__name__)
+
+#: ``exact`` (search.py), the FAISS indexes of the dense ranker (ann.py) and MaxSim's PLAID-style
+#: first stage (plaid.py).
+INDEXES = INDEX_KINDS + ("plaid",)
 
 
 def _judged_for(collection: Collection, lang: str) -> dict:
@@ -87,12 +92,17 @@ def check_request(
   language's first-stage run (its own queries only; ``{}`` without a first stage)."""
   if k < 1:
     raise UsageError(f"k={k}: the run depth must be at least 1")
-  if index not in INDEX_KINDS:
-    raise UsageError(f"index {index!r}: expected one of {INDEX_KINDS}")
-  if index != "exact" and (ranker == "maxsim" or first_stage):
+  if index not in INDEXES:
+    raise UsageError(f"index {index!r}: expected one of {INDEXES}")
+  if index == "plaid" and (ranker != "maxsim" or first_stage):
     raise UsageError(
-      f"index {index!r} searches the dense ranker's vectors; for MaxSim, write an "
-      "approximate dense run first and re-rank it with first_stage"
+      "index 'plaid' is a first stage over token vectors: use it with --ranker maxsim and "
+      "without first_stage"
+    )
+  if index not in ("exact", "plaid") and (ranker == "maxsim" or first_stage):
+    raise UsageError(
+      f"index {index!r} searches the dense ranker's vectors; for MaxSim use --index plaid, or "
+      "write an approximate dense run first and re-rank it with first_stage"
     )
   if first_stage and len(langs) > 1 and "{lang}" not in first_stage:
     raise UsageError(
@@ -218,7 +228,7 @@ def evaluate_collection(
   if mesh is not None and mesh.devices.size > 1:
     exact_search = functools.partial(search_sharded, mesh=mesh)
   faiss_index = None
-  if index != "exact":
+  if index not in ("exact", "plaid"):
     faiss_index = build_index(docs.vectors, dataclasses.replace(s.ann or AnnConfig(), kind=index))
   encoded = {}
   for lang in langs:
@@ -238,10 +248,13 @@ def evaluate_collection(
       ),
     )
   together = {}  # exact search: every language's queries in one pass over the documents
-  if not first_stage and faiss_index is None and len(langs) > 1:
+  counts = {lang: len(qids) for lang, (qids, _) in encoded.items()}
+  if index == "plaid":
+    together = _plaid_runs(docs, encoded, counts, s, exact_search, recall_into, progress)
+  elif not first_stage and faiss_index is None and len(langs) > 1:
     together = _split_results(
       exact_search(concat_reps([r for _, r in encoded.values()]), docs, k=k, progress=progress),
-      {lang: len(qids) for lang, (qids, _) in encoded.items()},
+      counts,
     )
   results = {}
   for lang in langs:
@@ -274,6 +287,29 @@ def evaluate_collection(
       len(res.missing_queries),
     )
   return results
+
+
+def _plaid_runs(docs, encoded, counts, s: EvalSettings, exact_search, recall_into, progress):
+  """Every language's queries through the PLAID index of ``docs`` (built or reused beside the
+  token store) -> per language (scores, indices); with ``recall_into``, each language's
+  recall@k against exact search (which then also runs) and the candidate counts."""
+  cfg = s.plaid or PlaidConfig()
+  index = index_for(docs, cfg, progress)
+  queries = concat_reps([r for _, r in encoded.values()])
+  scores, idx, stats = plaid_search(index, queries, docs, s.k, cfg, progress)
+  log.info(
+    "PLAID: %d centroids; per query %.0f candidates from the centroids, %.0f scored exactly",
+    index.meta["num_centroids"],
+    stats["candidates_stage1"],
+    stats["candidates_exact"],
+  )
+  found = _split_results((scores, idx), counts)
+  if recall_into is not None:
+    exact = _split_results(exact_search(queries, docs, k=s.k, progress=progress), counts)
+    for lang in counts:
+      recall_into[lang] = recall_against(found[lang][1], exact[lang][1])
+      log.info("%s: plaid recall@%d against exact search %.4f", lang, s.k, recall_into[lang])
+  return found
 
 
 def _split_results(found, counts: Dict[str, int]) -> Dict[str, tuple]:
@@ -385,7 +421,9 @@ def _run_eval_into(
     "first_stage": first_stage,
     "index": index,
     "index_settings": (
-      dataclasses.asdict(dataclasses.replace(s.ann or AnnConfig(), kind=index))
+      dataclasses.asdict(s.plaid or PlaidConfig())
+      if index == "plaid"
+      else dataclasses.asdict(dataclasses.replace(s.ann or AnnConfig(), kind=index))
       if index != "exact"
       else None
     ),

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from optical_jax.retrieval.ann import AnnConfig
+from optical_jax.retrieval.plaid import PlaidConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +27,11 @@ class EvalSettings:
   cache_dir: where document representations are cached (``run_eval``: None = ``OUT/cache``;
     ``evaluate_collection``: None = no cache).
   dtype: compute dtype of the models ``run_eval`` loads (``float32`` or ``bfloat16``).
-  index: ``"exact"`` or a FAISS index over the dense ranker's vectors (``flat``, ``ivf``,
-    ``hnsw``; ``retrieval/ann.py``), with settings ``ann`` (None = :class:`AnnConfig`'s).
-  index_recall: also run exact search and report the FAISS run's recall@k against it.
+  index: ``"exact"``, a FAISS index over the dense ranker's vectors (``flat``, ``ivf``,
+    ``hnsw``; ``retrieval/ann.py``) with settings ``ann`` (None = :class:`AnnConfig`'s), or
+    ``plaid``, MaxSim's first stage (``retrieval/plaid.py``) with settings ``plaid`` (None =
+    :class:`PlaidConfig`'s).
+  index_recall: also run exact search and report the index's recall@k against it.
   measures: ir_measures names (None or empty = ``evaluation.metrics.DEFAULT_MEASURES``).
   """
 
@@ -43,5 +46,6 @@ class EvalSettings:
   dtype: str = "float32"
   index: str = "exact"
   ann: Optional[AnnConfig] = None
+  plaid: Optional[PlaidConfig] = None
   index_recall: bool = False
   measures: Optional[Tuple[str, ...]] = None
