@@ -90,7 +90,7 @@ def _problems(config) -> List[str]:
   for n in names:
     if n not in DEV_CHECKS:
       out.append(f"retrieval.collections: {n!r} is not one of {DEV_CHECKS}")
-  for rk in [x.strip() for x in r.rankers.split(",") if x.strip()]:
+  for rk in parse_names(r.rankers):
     if rk not in RANKERS:
       out.append(f"retrieval.rankers: {rk!r} is not one of {RANKERS}")
   if names and r.k < 1:
@@ -123,8 +123,10 @@ def validate_for_model(config, num_layers: int) -> None:
     )
 
 
-def _split(s: str) -> List[str]:
-  return [x.strip() for x in str(s).split(",") if x.strip()]
+def _split(s) -> List[str]:
+  from optical_jax.testsets.registry import parse_names  # pylint: disable=import-outside-toplevel
+
+  return list(parse_names(s))
 
 
 def validate_gap_study(config) -> None:

@@ -51,9 +51,10 @@ PROJECTION_START = "projection_start.npy"
 METRIC = "MAP"
 
 
-def split_list(s: str) -> List[str]:
-  """A comma-separated config field -> its stripped, non-empty items."""
-  return [x.strip() for x in s.split(",") if x.strip()]
+def split_list(s) -> List[str]:
+  """A config list field (a tuple, or a comma string) -> its stripped, non-empty items
+  (:func:`optical_jax.testsets.registry.parse_names`)."""
+  return list(registry.parse_names(s))
 
 
 def cache_dir(config) -> Path:
