@@ -68,6 +68,6 @@ def get_config():
   config.train.warmup_steps = 20
   config.train.checkpoint_every = 100
   config.train.tensorboard = False
-  config.retrieval.collections = "afriqa,flores_devtest,tatoeba"
+  config.retrieval.collections = ("afriqa", "flores_devtest", "tatoeba")
   config.retrieval.rankers = "dense"
   return config

@@ -234,27 +234,28 @@ def get_config() -> ml_collections.ConfigDict:
   # development collections, documents by the teacher. Off by default (the main job runs
   # offline without shared data); configs/afriqa.py turns them on.
   config.retrieval = ml_collections.ConfigDict()
-  # Comma-separated: 'afriqa' (question -> passage, with the English-question oracle gap),
-  # 'flores_devtest' (sentence retrieval in 20 languages; a known-item test), 'tatoeba'
-  # (bitext-matching accuracy, the sentence-level do-no-harm check); '' = none.
-  config.retrieval.collections = ""
+  # A tuple of names (optical_jax/testsets/registry.py): 'afriqa' (question -> passage, with the
+  # English-question oracle gap), 'flores_devtest' (sentence retrieval in 20 languages; a
+  # known-item test), 'tatoeba' (bitext-matching accuracy, the sentence-level do-no-harm check);
+  # () = none. On the command line: --config.retrieval.collections=afriqa,tatoeba.
+  config.retrieval.collections = ()
   # Rankers, comma-separated: 'dense' (mean-pooled, what e5 is trained for) and/or 'maxsim'.
   config.retrieval.rankers = "dense"
   # AfriQA root (train/dev JSON lines per language; '' = <data.shared_root>/afriqa_dev) and its
   # query languages.
   config.retrieval.afriqa_root = ""
-  config.retrieval.afriqa_langs = "bem,hau,ibo,kin,twi,yor,zul"
+  config.retrieval.afriqa_langs = ("bem", "hau", "ibo", "kin", "twi", "yor", "zul")
   # FLORES-200 root ('' = <data.shared_root>/flores200), its query languages, and which of them
   # are high-resource.
   config.retrieval.flores_root = ""
-  config.retrieval.flores_langs = (
-    "swa,som,yor,hau,ibo,zul,kin,tgl,mar,twi,bem,amh,xho,deu,fra,rus,zho,arb,hin,spa"
+  config.retrieval.flores_langs = tuple(
+    "swa som yor hau ibo zul kin tgl mar twi bem amh xho deu fra rus zho arb hin spa".split()
   )
-  config.retrieval.flores_high = "deu,fra,rus,zho,arb,hin,spa"
+  config.retrieval.flores_high = ("deu", "fra", "rus", "zho", "arb", "hin", "spa")
   # Tatoeba (LASER test sets) folder ('' = <data.shared_root>/tatoeba/v1) and languages for the
   # 'tatoeba' matching check.
   config.retrieval.tatoeba_root = ""
-  config.retrieval.tatoeba_langs = "swh,tgl,mar"
+  config.retrieval.tatoeba_langs = ("swh", "tgl", "mar")
   # Run depth, passage token limit (e5 allows 512), bootstrap resamples for the intervals.
   config.retrieval.k = 100
   config.retrieval.doc_max_length = 512

@@ -66,10 +66,10 @@ def _afriqa(config):
   config.train.async_checkpointing = False
   config.ot.max_iterations = 50
   config.eval.batch_size = 8
-  config.retrieval.afriqa_langs = "hau,yor"
-  config.retrieval.flores_langs = "hau,yor,deu"
-  config.retrieval.flores_high = "deu"
-  config.retrieval.tatoeba_langs = "swh"
+  config.retrieval.afriqa_langs = ("hau", "yor")
+  config.retrieval.flores_langs = ("hau", "yor", "deu")
+  config.retrieval.flores_high = ("deu",)
+  config.retrieval.tatoeba_langs = ("swh",)
   config.retrieval.doc_max_length = 64
   config.retrieval.bootstrap_samples = 50
   return config

@@ -16,8 +16,8 @@ DTYPES = ("float32", "bfloat16")
 
 def _problems(config) -> List[str]:
   # pylint: disable=import-outside-toplevel
-  from optical_jax.dev_eval import COLLECTIONS
   from optical_jax.models.scoring import RANKERS
+  from optical_jax.testsets.registry import DEV_CHECKS, parse_names
   from optical_jax.training.steps import OBJECTIVES, DistillSpec
 
   METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as experiment.METHODS
@@ -86,11 +86,11 @@ def _problems(config) -> List[str]:
   if tc.get("model", "") and tc.get("projection_fit_texts", 1) < 1:
     out.append(f"teacher.projection_fit_texts={tc.projection_fit_texts}: must be >= 1")
   r = config.retrieval
-  names = [x.strip() for x in r.collections.split(",") if x.strip()]
+  names = parse_names(r.collections)
   for n in names:
-    if n not in COLLECTIONS:
-      out.append(f"retrieval.collections: {n!r} is not one of {COLLECTIONS}")
-  for rk in [x.strip() for x in r.rankers.split(",") if x.strip()]:
+    if n not in DEV_CHECKS:
+      out.append(f"retrieval.collections: {n!r} is not one of {DEV_CHECKS}")
+  for rk in parse_names(r.rankers):
     if rk not in RANKERS:
       out.append(f"retrieval.rankers: {rk!r} is not one of {RANKERS}")
   if names and r.k < 1:
@@ -123,8 +123,10 @@ def validate_for_model(config, num_layers: int) -> None:
     )
 
 
-def _split(s: str) -> List[str]:
-  return [x.strip() for x in str(s).split(",") if x.strip()]
+def _split(s) -> List[str]:
+  from optical_jax.testsets.registry import parse_names  # pylint: disable=import-outside-toplevel
+
+  return list(parse_names(s))
 
 
 def validate_gap_study(config) -> None:
@@ -135,6 +137,7 @@ def validate_gap_study(config) -> None:
   # pylint: disable=import-outside-toplevel
   from optical_jax.evaluation.metrics import DEFAULT_MEASURES
   from optical_jax.retrieval.collection_eval import RANKER_CHOICES
+  from optical_jax.testsets.registry import STUDY_BUILDERS
   from optical_jax.training.steps import OBJECTIVES
 
   methods = ("zero_shot",) + OBJECTIVES
@@ -163,6 +166,6 @@ def validate_gap_study(config) -> None:
   for name, low in (("k", 1), ("batch_size", 1), ("doc_max_length", 2)):
     if e[name] < low:
       out.append(f"eval.{name}={e[name]}: must be >= {low}")
-  if config.collection.builder not in ("ntrex", "dir"):
+  if config.collection.builder not in STUDY_BUILDERS:
     out.append(f"collection.builder={config.collection.builder!r}: expected 'ntrex' or 'dir'")
   _raise(out)

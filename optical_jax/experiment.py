@@ -52,6 +52,7 @@ from optical_jax.training.metric_log import MetricWriter, Progress, check_finite
 from optical_jax.training.state import TrainState, interpolate, make_optimizer
 from optical_jax.models.encoder import Encoder
 from optical_jax.models.scoring import init_head
+from optical_jax.testsets import registry
 from optical_jax.training.steps import (
   OBJECTIVES,
   DistillSpec,
@@ -487,9 +488,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
   lead = jax.process_index() == 0  # only process 0 writes outputs (orbax coordinates checkpoints)
   start = time.time()
   checks = []
-  if config.retrieval.collections:  # the overlap guard also covers the retrieval checks' text
-    checks = dev_eval.guard_collections(config)
-  splits, manifest = load_splits_with_manifest(config, checks)
+  if registry.dev_checks(config):  # the overlap guard also covers the retrieval checks' text
+    checks = registry.guard_collections(config)
+  splits, manifest = load_splits_with_manifest(config, checks, registry.guard_collection)
   data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
   identity.check(work, data=data)  # before any model loads
   teacher = load_encoder(config.teacher.get("model", "") or config.model, **_model_options(config))
@@ -551,7 +552,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
       )
     training = {k: v for k, v in summary.items() if k != "params"}
   retrieval = None
-  if config.retrieval.collections:
+  if registry.dev_checks(config):
     retrieval = dev_eval.evaluate_dev(
       student if config.method != "zero_shot" else teacher,
       teacher,

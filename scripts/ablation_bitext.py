@@ -22,8 +22,9 @@ import unicodedata
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from optical_jax.data.afriqa import afriqa_collection, read_afriqa  # noqa: E402
-from optical_jax.data.collections import flores_collection  # noqa: E402
+from optical_jax.data.afriqa import read_afriqa  # noqa: E402
+from optical_jax.testsets.afriqa_passages import afriqa_collection  # noqa: E402
+from optical_jax.testsets.builders import flores_collection  # noqa: E402
 
 S = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 FLORES = {

@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optical_jax import dev_eval  # noqa: E402
 from optical_jax.data.afriqa import ENGLISH_SUFFIX  # noqa: E402
 from optical_jax.data.overlap import words  # noqa: E402
 from optical_jax.data.sources import load_splits  # noqa: E402
 from optical_jax.loading import load_encoder  # noqa: E402
+from optical_jax.testsets import registry  # noqa: E402
 
 BINS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.01)
 
@@ -44,7 +44,7 @@ def main(run_dirs):
       for _, f in s["train"]:
         seen_words.update(words(f))
     stored = json.loads((run / "retrieval" / "afriqa.dense.json").read_text())
-    coll, langs, _ = dev_eval.load_dev_collection("afriqa", config)
+    coll, langs, _ = registry.load_dev_collection("afriqa", config)
     special = set(tok.encode_ids([""], 8, "")[0][0])
     rows = []
     for lang in langs:

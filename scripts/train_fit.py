@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optical_jax import dev_eval  # noqa: E402
 from optical_jax.data import afriqa  # noqa: E402
 from optical_jax.evaluation import oracle_gap  # noqa: E402
-from optical_jax.data.collection_format import Collection  # noqa: E402
+from optical_jax.testsets import afriqa_passages, registry  # noqa: E402
+from optical_jax.testsets.collection_format import Collection  # noqa: E402
 from optical_jax.loading import load_encoder  # noqa: E402
 from optical_jax.training.state import interpolate  # noqa: E402
 
@@ -32,7 +33,7 @@ LANGS = ("bem", "hau", "ibo", "kin", "twi", "zul")
 
 
 def train_collection(root):
-  dev = afriqa.afriqa_collection(root, list(LANGS))
+  dev = afriqa_passages.afriqa_collection(root, list(LANGS))
   queries, qrels = {l: {} for l in LANGS}, {}
   queries["en"] = {}
   for lang in LANGS:
@@ -42,7 +43,7 @@ def train_collection(root):
         continue
       queries[lang][r.qid] = r.native
       queries["en"][r.qid + afriqa.ENGLISH_SUFFIX] = r.english
-      doc = afriqa.doc_id_of(r.title, r.context)
+      doc = afriqa_passages.doc_id_of(r.title, r.context)
       qrels[r.qid] = {doc: 1}
       qrels[r.qid + afriqa.ENGLISH_SUFFIX] = {doc: 1}
   return Collection(
@@ -57,7 +58,7 @@ def train_collection(root):
 
 def main(runs, alpha=None):
   config = ml_collections.ConfigDict(json.loads((Path(runs[0]) / "config.json").read_text()))
-  coll = train_collection(dev_eval.root(config, "afriqa"))
+  coll = train_collection(registry.root(config, "afriqa"))
   teacher = load_encoder(config.model, dtype=config.dtype)
   langs = list(LANGS) + ["en"]
   out = Path("/tmp/train_fit")

@@ -12,8 +12,10 @@ from configs import tiny
 from optical_jax import experiment
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data import afriqa
-from optical_jax.data.collections import flores_collection, main as collections_main
-from optical_jax.data.collection_format import load_collection
+from optical_jax.testsets import afriqa_passages
+from optical_jax.testsets.build import main as collections_main
+from optical_jax.testsets.builders import flores_collection
+from optical_jax.testsets.registry import guard_collection, load_collection
 from hf_fixtures import make_checkpoint
 
 WORDS = "aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp".split()
@@ -83,15 +85,15 @@ def make_shared(root):
 
 
 def test_afriqa_collection_queries_pool_and_skips(shared):
-  coll = afriqa.afriqa_collection(shared / "afriqa_dev", ["hau", "yor"])
+  coll = afriqa_passages.afriqa_collection(shared / "afriqa_dev", ["hau", "yor"])
   # hau dev: 12 rows, one question NaN (skipped), one without a passage (not a query)
   assert len(coll.queries["hau"]) == 10
   assert len(coll.queries["yor"]) == 10  # Yoruba's test split is its train split
   assert all(q.startswith("yor-train-") for q in coll.queries["yor"])
   assert len(coll.queries["en"]) == 20
   for qid, text in coll.queries["hau"].items():
-    assert coll.queries["en"][afriqa.english_of(qid)].startswith("en ")
-    assert coll.qrels[qid] == coll.qrels[afriqa.english_of(qid)]
+    assert coll.queries["en"][afriqa_passages.english_of(qid)].startswith("en ")
+    assert coll.qrels[qid] == coll.qrels[afriqa_passages.english_of(qid)]
   # the pool holds the train passages too: 10 hau dev + 40 hau train + 10 yor train
   assert len(coll.doc_ids) == 60
   counts = coll.meta["counts"]
@@ -231,11 +233,11 @@ def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_
   with pytest.raises(ValueError, match=r"afriqa:train language hau: 2 of 42 pairs"):
     experiment.train_and_evaluate(config, str(tmp_path / "run"))
   config.data.overlap = "drop"
-  config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
+  config.retrieval.collections = ()  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
   # What train_and_evaluate writes as bitext_manifest.json (test_overlap_dropped_in_a_run; with
   # no retrieval checks, the guard has no collections of its own to add).
-  _, manifest = load_splits_with_manifest(config, [])
+  _, manifest = load_splits_with_manifest(config, [], guard_collection)
   row = next(r for r in manifest["sources"] if r["corpus"] == "afriqa")
   assert row["overlap_removed"] == 2
 
@@ -246,7 +248,7 @@ def test_overlap_dropped_in_a_run(shared, small_bert, tmp_path):
   bitext_manifest.json counts the 2 pairs dropped."""
   config = _bitext_repeating_two_dev_questions(shared, small_bert)
   config.data.overlap = "drop"
-  config.retrieval.collections = ""  # no checks: the guard then reads data.overlap_collections
+  config.retrieval.collections = ()  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
   config.train.num_steps = 1
   experiment.train_and_evaluate(config, str(tmp_path / "run2"))
@@ -256,7 +258,7 @@ def test_overlap_dropped_in_a_run(shared, small_bert, tmp_path):
 
 
 def test_real_afriqa_collection(shared_data):
-  coll = afriqa.afriqa_collection(shared_data / "afriqa_dev")
+  coll = afriqa_passages.afriqa_collection(shared_data / "afriqa_dev")
   counts = coll.meta["counts"]
   assert counts["twi.dev"]["question_not_a_string"] == 1  # the NaN row
   assert sum(c["question_not_a_string"] for c in counts.values()) == 1
@@ -283,7 +285,7 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   config = tiny.get_config("afriqa_study")  # focus languages hau, yor; 50 bootstrap samples
   config.methods = "zero_shot,kd_sentence:0+1,optical:0"
   config.distill = _tiny(shared, small_bert)
-  config.distill.retrieval.collections = "afriqa,flores_devtest"
+  config.distill.retrieval.collections = ("afriqa", "flores_devtest")
   a = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert {m: r["seeds"] for m, r in a["methods"].items()} == {
     "zero_shot": 1,
@@ -341,7 +343,7 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   config.methods = "zero_shot,kd_sentence:0,optical:0"
   config.teachers = f"self,{mpnet}"
   config.distill = _tiny(shared, small_bert)
-  config.distill.retrieval.collections = "afriqa"
+  config.distill.retrieval.collections = ("afriqa",)
   out = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert set(out["teachers"]) == {"", str(mpnet)}
   for a in out["teachers"].values():

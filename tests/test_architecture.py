@@ -16,12 +16,14 @@ PACKAGE = ROOT / "optical_jax"
 #: code, so the retrieval pipeline and the studies sit above it.
 #: cli (the commands' flag and one-line error handling; it imports errors only) is at the bottom,
 #: so that any module with a command (python -m optical_jax.data.fetch) can use it.
+#: testsets (the test collections and their registry) builds collections from data's readers.
 LAYERS = (
   ("errors", "io", "cli"),
   ("tokenization", "packing"),
   ("models",),
   ("losses", "loading"),
   ("data",),
+  ("testsets",),
   ("evaluation",),
   ("encode",),
   ("training",),
@@ -164,12 +166,12 @@ def test_the_walk_sees_lazy_imports(tmp_path):
   f = tmp_path / "m.py"
   f.write_text(
     "def f():\n  from optical_jax.retrieval import search\n  import optical_jax.io\n"
-    "  from optical_jax.data.trec_files import read_qrels\n"
+    "  from optical_jax.testsets.trec_files import read_qrels\n"
   )
   assert _imports(f, MODULES) == {
     "optical_jax.retrieval.search",
     "optical_jax.io",
-    "optical_jax.data.trec_files",
+    "optical_jax.testsets.trec_files",
   }
 
 

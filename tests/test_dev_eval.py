@@ -5,7 +5,7 @@ import ml_collections
 import pytest
 
 from optical_jax import dev_eval
-from optical_jax.data.collection_format import load_collection
+from optical_jax.testsets.registry import load_collection
 from optical_jax.loading import load_encoder
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hf_fixtures import make_checkpoint
-from optical_jax.data.trec_files import read_trec_run
+from optical_jax.testsets.trec_files import read_trec_run
 from optical_jax.evaluation.per_query import read_per_query
 
 REPO = Path(__file__).resolve().parents[1]

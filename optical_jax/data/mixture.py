@@ -237,8 +237,8 @@ def build_mixture(
     english_pairs: fraction of the final training total that is (English, English), in [0, 1).
     test_fraction: held-out share per language, in [0, 1].
     seed: seed of the cap, the split, the sampling and the English pairs.
-    overlap_collections: evaluation collections for the overlap guard (paths, ``afriqa``,
-      ``Collection`` objects, or one comma-separated string); empty = no guard.
+    overlap_collections: evaluation collections for the overlap guard (``Collection`` objects,
+      as :func:`optical_jax.testsets.registry.guard_collection` resolves them); empty = no guard.
     overlap: the guard's mode, ``error``, ``drop`` or ``allow``.
     roots: corpus name -> folder, overriding ``shared_root/<directory>``.
 
@@ -323,9 +323,7 @@ def build_mixture(
     row["overlap"], row["overlap_removed"] = 0, 0
   if overlap_collections:
     by_key = {(f"{s.corpus}:{s.split}", s.lang): pairs_of[k] for k, s in enumerate(sources)}
-    kept_by_key, report = ov.check_overlap(
-      by_key, overlap_collections, overlap, shared_root=shared_root
-    )
+    kept_by_key, report = ov.check_overlap(by_key, overlap_collections, overlap)
     for k, s in enumerate(sources):
       key = (f"{s.corpus}:{s.split}", s.lang)
       r = report[key]

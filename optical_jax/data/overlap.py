@@ -17,12 +17,11 @@ collection:
   dict, each document's 8-word windows are looked up in it, and only hits are compared in full
   (50k pairs against 3k passages of 300k words: about a second).
 
-``collections`` are folders in the layout :func:`optical_jax.data.collection_format.load_collection`
-reads (``docs.jsonl``, ``queries/<lang>.tsv``, ``qrels.txt``), the string ``afriqa`` for
-:func:`optical_jax.data.afriqa.afriqa_collection` of ``<shared_root>/afriqa_dev`` (built in
-memory), or ``Collection`` objects. Modes: ``error`` (default) raises one line naming source,
-language, collection, count and an example; ``drop`` removes the overlapping pairs; ``allow``
-keeps them. Every mode returns the counts, for the run's manifest.
+``collections`` are ``Collection`` objects (``testsets/collection_format.py``); the names that
+configs give (``config.data.overlap_collections``: folders, ``irds:`` ids, ``afriqa``) are
+resolved by :func:`optical_jax.testsets.registry.guard_collection` before they get here.
+Modes: ``error`` (default) raises one line naming source, language, collection, count and an
+example; ``drop`` removes the overlapping pairs; ``allow`` keeps them. Every mode returns the counts, for the run's manifest.
 """
 
 from __future__ import annotations
@@ -30,23 +29,17 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pathlib
 import re
 import sys
 import unicodedata
-from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
-
-from optical_jax.data import roots
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 MODES = ("error", "drop", "allow")
 #: A bitext side needs this many words to be looked for inside documents.
 MIN_SUBSTRING_WORDS = 8
-#: The collection name that means the in-memory AfriQA dev collection.
-AFRIQA = "afriqa"
 
 
 def normalize(text: str) -> str:
@@ -98,20 +91,6 @@ def _sides(pair) -> Tuple[str, str]:
 def _where(pair, i: int) -> str:
   source = getattr(pair, "source", "")
   return source or f"pair #{i + 1}"
-
-
-def _load(spec, shared_root: PathLike):
-  """(display name, Collection) for a path, ``afriqa`` or a Collection."""
-  if not isinstance(spec, (str, os.PathLike)):
-    return getattr(spec, "name", "collection"), spec
-  # pylint: disable=import-outside-toplevel
-  if str(spec) == AFRIQA:
-    from optical_jax.data.afriqa import afriqa_collection
-
-    return AFRIQA, afriqa_collection(pathlib.Path(shared_root) / "afriqa_dev")
-  from optical_jax.data.collection_format import load_collection
-
-  return str(spec), load_collection(spec)
 
 
 class _Index:
@@ -166,7 +145,6 @@ def check_overlap(
   pairs_by_source: Mapping[Hashable, Sequence],
   collections: Sequence,
   mode: str = "error",
-  shared_root: Optional[PathLike] = None,
   flag: str = "config.data.overlap",
 ):
   """Compares bitext with evaluation collections (module docstring).
@@ -174,10 +152,9 @@ def check_overlap(
   Args:
     pairs_by_source: ``{(source, lang): pairs}``; pairs are ``BitextPair`` or
       ``(english, foreign)`` tuples. A key that is not a 2-tuple is shown as is.
-    collections: folder paths, ``"afriqa"``, or ``Collection`` objects; a string with commas
-      is split into several.
+    collections: ``Collection`` objects (module docstring); each one's ``name`` is what the
+      report and the messages call it.
     mode: ``error``, ``drop`` or ``allow``.
-    shared_root: where ``afriqa_dev`` is, for ``"afriqa"`` (None: :func:`roots.data_root`).
     flag: the config field named in the error message.
 
   Returns:
@@ -190,10 +167,13 @@ def check_overlap(
   """
   if mode not in MODES:
     raise ValueError(f"{flag}={mode!r}; expected one of {MODES}")
-  if isinstance(collections, (str, os.PathLike)):
-    collections = [c.strip() for c in str(collections).split(",") if c.strip()]
-  shared_root = roots.data_root() if shared_root is None else shared_root
-  indexes = [_Index(*_load(c, shared_root)) for c in collections]
+  named = [c for c in collections if isinstance(c, (str, os.PathLike))]
+  if named:
+    raise TypeError(
+      f"check_overlap: {named} are names; resolve them with "
+      "optical_jax.testsets.registry.guard_collection first"
+    )
+  indexes = [_Index(getattr(c, "name", "collection"), c) for c in collections]
   # Every distinct side once: its words, then where it matches.
   side_words: Dict[str, List[str]] = {}
   side_norm: Dict[str, str] = {}

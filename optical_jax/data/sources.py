@@ -62,21 +62,26 @@ def _field(d, name: str, default):
   return d.get(name, default) if hasattr(d, "get") else getattr(d, name, default)
 
 
-def load_splits(config) -> Dict[str, dict]:
+def load_splits(config, resolve=None) -> Dict[str, dict]:
   """Reads ``config.data`` (source, path, langs, test_fraction, max_pairs_per_lang, seed, and
-  for ``mixture`` the mixture fields) -> ``{lang: {"train", "test", "info"}}``."""
-  return load_splits_with_manifest(config)[0]
+  for ``mixture`` the mixture fields) -> ``{lang: {"train", "test", "info"}}`` (``resolve``:
+  as :func:`load_splits_with_manifest`)."""
+  return load_splits_with_manifest(config, resolve=resolve)[0]
 
 
-def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, dict], dict]:
+def load_splits_with_manifest(
+  config, extra_collections=(), resolve=None
+) -> Tuple[Dict[str, dict], dict]:
   """:func:`load_splits` and the manifest of the data used (module docstring).
 
-  ``extra_collections``: more collections for the overlap guard (``Collection`` objects or what
-  ``config.data.overlap_collections`` takes); the trainer passes those its retrieval checks use.
+  ``extra_collections``: more collections for the overlap guard (``Collection`` objects); the
+  trainer passes those its retrieval checks use. ``resolve``: ``(name, shared_root) ->
+  Collection`` for the names of ``config.data.overlap_collections``
+  (:func:`optical_jax.testsets.registry.guard_collection`; needed only when it names any).
 
   Raises ValueError when a language ends with no training pair or fewer than 2 test pairs (a
   matching accuracy over 0 or 1 pairs says nothing), before any model is loaded."""
-  out, manifest = _load(config, extra_collections)
+  out, manifest = _load(config, extra_collections, resolve)
   for lang, s in out.items():
     if not s["train"] or len(s["test"]) < 2:
       raise UsageError(
@@ -88,17 +93,18 @@ def load_splits_with_manifest(config, extra_collections=()) -> Tuple[Dict[str, d
   return out, manifest
 
 
-def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
+def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   if d.source not in SOURCES:
     raise UsageError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
-  collections = [
-    c.strip() for c in str(_field(d, "overlap_collections", "")).split(",") if c.strip()
-  ] + list(extra_collections)
+  names = [c.strip() for c in str(_field(d, "overlap_collections", "")).split(",") if c.strip()]
   mode = _field(d, "overlap", "error")
   if mode not in ov.MODES:
     raise UsageError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
   shared_root = _field(d, "shared_root", "") or roots.data_root()
+  if names and resolve is None:
+    raise TypeError("config.data.overlap_collections names collections: pass resolve")
+  collections = [resolve(c, shared_root) for c in names] + list(extra_collections)
   if d.source == "mixture":
     return _load_mixture(config, collections, mode, shared_root)
   langs = [l.strip() for l in d.langs.split(",") if l.strip()]
@@ -118,7 +124,6 @@ def _load(config, extra_collections) -> Tuple[Dict[str, dict], dict]:
       {(d.source, lang): read[lang][0] for lang in langs},
       collections,
       mode,
-      shared_root=shared_root,
     )
     read = {lang: (kept[(d.source, lang)],) + read[lang][1:] for lang in langs}
   out, rows = {}, []

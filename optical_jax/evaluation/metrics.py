@@ -1,4 +1,4 @@
-"""trec_eval-identical retrieval metrics (the files they read: ``data/trec_files.py``).
+"""trec_eval-identical retrieval metrics (the files they read: ``testsets/trec_files.py``).
 
 :func:`evaluate` scores a run with ``ir_measures`` on its ``pytrec_eval``
 backend (trec_eval's own C code), with trec_eval ``-c`` semantics:

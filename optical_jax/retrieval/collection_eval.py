@@ -21,10 +21,10 @@ import jax
 
 from optical_jax.encode import check_token_limit
 from optical_jax.errors import UsageError
-from optical_jax.data.collection_format import Collection
+from optical_jax.testsets.collection_format import Collection
 from optical_jax.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
 from optical_jax.evaluation.per_query import write_per_query
-from optical_jax.data.trec_files import read_trec_run, run_tag, write_trec_run
+from optical_jax.testsets.trec_files import read_trec_run, run_tag, write_trec_run
 from optical_jax.io import atomic_write_text, check_output_folder, write_json_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.retrieval.ann import (
@@ -348,7 +348,7 @@ def run_eval(
   s = dataclasses.replace(s, measures=check_measures(s.measures or ()))  # before anything is read
   if s.ranker not in RANKER_CHOICES:
     raise UsageError(f"ranker {s.ranker!r} not in {RANKER_CHOICES}")
-  from optical_jax.data.collection_format import load_collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets.registry import load_collection  # pylint: disable=import-outside-toplevel
 
   collection = load_collection(collection_path, langs=list(s.langs) if s.langs else None)
   langs = list(s.langs) if s.langs else sorted(collection.queries)

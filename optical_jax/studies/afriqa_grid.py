@@ -190,8 +190,8 @@ def write_outputs(config: ml_collections.ConfigDict, work: Path, p: runner.Plan)
 def _afriqa_check(run_dir: Path, ranker: str):
   """A finished run's config with its retrieval checks cut to AfriQA with ``ranker``."""
   cfg = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
-  with cfg.unlocked():
-    cfg.retrieval.collections = "afriqa"
+  with cfg.unlocked(), cfg.ignore_type():  # a tuple now; a string in runs recorded before
+    cfg.retrieval.collections = ("afriqa",)
     cfg.retrieval.rankers = ranker
   return cfg
 

@@ -24,7 +24,9 @@ from typing import Dict, Sequence
 import ml_collections
 
 from optical_jax.evaluation import report, stats
-from optical_jax.data.collection_format import collection_fingerprint, load_collection
+from optical_jax.testsets import registry
+from optical_jax.testsets.collection_format import collection_fingerprint
+from optical_jax.testsets.registry import load_collection
 from optical_jax.retrieval.collection_eval import evaluate_collection
 from optical_jax.loading import load_encoder
 from optical_jax.io import atomic_write_text, write_json_atomic
@@ -45,19 +47,7 @@ def slug(name: str) -> str:
 
 
 def _collection_dir(config, work: Path, langs) -> Path:
-  c = config.collection
-  if c.builder == "dir":
-    return Path(c.source)
-  if c.builder != "ntrex":
-    raise ValueError(f"config.collection.builder={c.builder!r}; expected 'ntrex' or 'dir'")
-  out = work / "collection"
-  if not (out / "qrels.txt").is_file():
-    from optical_jax.data.collections import build_ntrex  # pylint: disable=import-outside-toplevel
-
-    if not Path(c.source).is_dir():
-      raise FileNotFoundError(f"NTREX-128 not found at {c.source} (config.collection.source)")
-    build_ntrex(c.source, out, langs, with_title=c.with_title)
-  return out
+  return registry.study_collection_dir(config.collection, work / "collection", langs)
 
 
 def _run_config(config, enc: str, method: str):

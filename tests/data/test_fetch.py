@@ -20,6 +20,7 @@ from mirror_server import Mirror
 from optical_jax.data import afriqa, corpora, fetch
 from optical_jax.data.fetch_manifest import DATASETS
 from optical_jax.errors import UsageError
+from optical_jax.testsets import afriqa_passages
 
 REPO = Path(__file__).resolve().parents[2]
 #: Files of the shared folders that are not upstream bytes, or whose upstream path no
@@ -286,11 +287,11 @@ def test_fetched_afriqa_drops_questions_that_repeat_a_test_question(
   assert skipped["repeats_test_question"] == 2 and ref_skipped["repeats_test_question"] == 0
   assert [r.native for r in rows] == [r.native for r in ref[2:]]
   assert not {q for _, q in afriqa.question_pairs(root, ["hau"])["hau"]} & held_out
-  coll = afriqa.afriqa_collection(root, ["hau", "yor"])
+  coll = afriqa_passages.afriqa_collection(root, ["hau", "yor"])
   assert coll.meta["repeats_test_question"] >= 2 * 7
   assert coll.meta["counts"]["hau.train"]["repeats_test_question"] == 2
   assert not set(coll.queries["hau"].values()) & held_out
-  shared_meta = afriqa.afriqa_collection(shared_data / "afriqa_dev", ["hau"]).meta
+  shared_meta = afriqa_passages.afriqa_collection(shared_data / "afriqa_dev", ["hau"]).meta
   assert "repeats_test_question" not in shared_meta
   assert "repeats_test_question" not in shared_meta["counts"]["hau.train"]
 

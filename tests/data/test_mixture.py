@@ -9,7 +9,8 @@ import pytest
 from configs import default
 from optical_jax.data import mixture, overlap, sources
 from optical_jax.data.bitext import BitextPair
-from optical_jax.data.collection_format import Collection
+from optical_jax.testsets.collection_format import Collection
+from optical_jax.testsets.registry import guard_collection
 
 SPEC = "menyo20k:train:yor, mafand:train+dev:hau+yor, flores200:dev:hau+yor, mafand:train:swa"
 
@@ -329,15 +330,17 @@ def test_single_source_manifest_and_guard(tmp_path):
   (coll / "queries/hau.tsv").write_text("q\tFassara 3 hau\n", encoding="utf-8")
   (coll / "qrels.txt").write_text("q 0 d 1\n", encoding="utf-8")
   config.data.overlap_collections = str(coll)
-  with pytest.raises(ValueError, match=r"^overlap guard: source tsv language hau: 1 of 20 pairs"):
+  with pytest.raises(TypeError, match=r"names collections: pass resolve"):
     sources.load_splits(config)
+  with pytest.raises(ValueError, match=r"^overlap guard: source tsv language hau: 1 of 20 pairs"):
+    sources.load_splits(config, resolve=guard_collection)
   config.data.overlap = "drop"
-  splits, manifest = sources.load_splits_with_manifest(config)
+  splits, manifest = sources.load_splits_with_manifest(config, resolve=guard_collection)
   assert len(splits["hau"]["train"]) + len(splits["hau"]["test"]) == 19
   assert manifest["sources"][0]["overlap_removed"] == 1
   assert len(splits["yor"]["train"]) + len(splits["yor"]["test"]) == 20
   config.data.english_pairs = 0.5  # anchors for a single source too: as many as foreign pairs
-  splits, manifest = sources.load_splits_with_manifest(config)
+  splits, manifest = sources.load_splits_with_manifest(config, resolve=guard_collection)
   assert len(splits["eng"]["train"]) == len(splits["hau"]["train"]) + len(splits["yor"]["train"])
   assert all(e == f for e, f in splits["eng"]["train"]) and manifest["english"]["fraction"] == 0.5
 

@@ -10,7 +10,8 @@ import pytest
 
 from optical_jax.data import corpora, overlap
 from optical_jax.data.bitext import BitextPair
-from optical_jax.data.collection_format import Collection
+from optical_jax.testsets.collection_format import Collection
+from optical_jax.testsets.registry import guard_collection
 
 PASSAGE = (
   "Kano is a city in northern Nigeria. It was founded more than a thousand years ago "
@@ -66,7 +67,7 @@ def test_normalize_and_words():
 
 def test_error_mode_names_source_language_collection_and_count(collection_dir):
   with pytest.raises(ValueError) as e:
-    overlap.check_overlap(_pairs(), [str(collection_dir)])
+    overlap.check_overlap(_pairs(), [guard_collection(str(collection_dir), "")])
   message = str(e.value)
   assert "\n" not in message
   assert re.match(
@@ -81,7 +82,7 @@ def test_error_mode_names_source_language_collection_and_count(collection_dir):
 
 def test_drop_mode_removes_exactly_the_overlapping_pairs(collection_dir):
   pairs = _pairs()
-  kept, report = overlap.check_overlap(pairs, str(collection_dir), mode="drop")
+  kept, report = overlap.check_overlap(pairs, [guard_collection(collection_dir, "")], mode="drop")
   assert [p.source for p in kept[("mafand:train", "hau")]] == [
     "train.hau:1",
     "train.hau:4",
@@ -105,13 +106,17 @@ def test_drop_mode_removes_exactly_the_overlapping_pairs(collection_dir):
 def test_allow_mode_counts_and_keeps(collection_dir, caplog):
   pairs = _pairs()
   with caplog.at_level(logging.WARNING):
-    kept, report = overlap.check_overlap(pairs, [str(collection_dir)], mode="allow")
+    kept, report = overlap.check_overlap(
+      pairs, [guard_collection(str(collection_dir), "")], mode="allow"
+    )
   assert kept == {k: list(v) for k, v in pairs.items()}
   assert report[("mafand:train", "hau")]["overlapping"] == 2
   assert report[("mafand:train", "hau")]["removed"] == 0
   assert "2 of 5 pairs overlap" in caplog.text
   _, report = overlap.check_overlap(
-    {"src": pairs[("mafand:train", "hau")][2:]}, [str(collection_dir)], mode="allow"
+    {"src": pairs[("mafand:train", "hau")][2:]},
+    [guard_collection(collection_dir, "")],
+    mode="allow",
   )
   assert report["src"]["example"].endswith(" = " + str(collection_dir) + " inside document d1")
 
@@ -125,6 +130,11 @@ def test_substring_needs_eight_words_and_tuples_work():
   )
   assert report[("s", "hau")]["overlapping"] == 2
   assert report[("s", "hau")]["collections"] == {"c": 2}
+
+
+def test_names_are_resolved_by_the_registry_first(collection_dir):
+  with pytest.raises(TypeError, match=r"resolve them with optical_jax\.testsets\.registry"):
+    overlap.check_overlap(_pairs(), [str(collection_dir)])
 
 
 def test_bad_mode():
@@ -187,7 +197,7 @@ def _brute_force(pairs, collection):
 def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
   """AfriQA train questions repeat dev queries (same or other language's English reference)
   or sit inside a passage: 26 of 1,608 pairs (bem 1, hau 2, ibo 3, kin 3, twi 17, zul 0)."""
-  from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets.afriqa_passages import afriqa_collection  # pylint: disable=import-outside-toplevel
 
   langs = ("bem", "hau", "ibo", "kin", "twi", "zul")
   pairs = {
@@ -196,7 +206,9 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
     ).pairs
     for l in langs
   }
-  kept, report = overlap.check_overlap(pairs, ["afriqa"], mode="drop", shared_root=shared_data)
+  kept, report = overlap.check_overlap(
+    pairs, [guard_collection("afriqa", shared_data)], mode="drop"
+  )
   counts = {k[1]: r["overlapping"] for k, r in report.items()}
   coll = afriqa_collection(shared_data / "afriqa_dev")
   assert counts == {k[1]: _brute_force(v, coll) for k, v in pairs.items()}
@@ -208,7 +220,7 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
       match=r"^overlap guard: source afriqa:train language \w+: "
       r"\d+ of \d+ pairs repeat text of collection afriqa ",
     ):
-      overlap.check_overlap(pairs, "afriqa", shared_root=shared_data)
+      overlap.check_overlap(pairs, [guard_collection("afriqa", shared_data)])
 
 
 def test_real_flores_dev_vs_devtest(shared_data):

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from optical_jax.data import trec_files
+from optical_jax.testsets import trec_files
 from optical_jax.evaluation import metrics
 
 pytrec_eval = pytest.importorskip("pytrec_eval")

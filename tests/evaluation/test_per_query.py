@@ -2,7 +2,7 @@
 
 import pytest
 
-from optical_jax.data.trec_files import run_tag
+from optical_jax.testsets.trec_files import run_tag
 from optical_jax.errors import UsageError
 from optical_jax.evaluation.metrics import DEFAULT_MEASURES, check_measures, evaluate
 from optical_jax.evaluation.per_query import per_query_lines, read_per_query, write_per_query

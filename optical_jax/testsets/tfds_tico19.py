@@ -9,7 +9,7 @@ https://github.com/tico-19/tico-19.github.io. One builder config per language
 The dataset is written as ``array_record`` and meant to be read with
 ``tfds.data_source`` (random access, plain numpy/bytes, no TensorFlow)::
 
-  from optical_jax.data import tfds_tico19  # registers "tico19"
+  from optical_jax.testsets import tfds_tico19  # registers "tico19"
   import tensorflow_datasets as tfds
   builder = tfds_tico19.Tico19(config="sw", data_dir=DATA_DIR)
   builder.download_and_prepare(
@@ -156,7 +156,7 @@ class Tico19(tfds.core.GeneratorBasedBuilder):
   Optional. Put the upstream TMX zips (`all.en-sw.tmx.zip`, `all.en-es-LA.tmx.zip`,
   ...; from https://github.com/tico-19/tico-19.github.io, folder `data/TM/`) in one
   folder and pass it as `download_config=tfds.download.DownloadConfig(manual_dir=...)`
-  (`optical_jax.data.tfds_tico19.prepare(lang, data_dir, manual_dir)` does this), or
+  (`optical_jax.testsets.tfds_tico19.prepare(lang, data_dir, manual_dir)` does this), or
   as `--manual_dir` to the `tfds build` CLI (needs TensorFlow); on this team's
   machines that folder is `../shared/data/tico19/original_zips`. Without it the zip
   is downloaded from GitHub.

@@ -1,9 +1,9 @@
 """NTREX-128 and TICO-19 retrieval collections as tensorflow-datasets builders (no TensorFlow).
 
-The same known-item collections as :mod:`optical_jax.data.collections`, one
+The same known-item collections as :mod:`optical_jax.testsets.builders`, one
 builder per source and one config per query language (named by its query file
-name, :data:`~optical_jax.data.collections.NTREX_QUERY_LANG` /
-:data:`~optical_jax.data.collections.TICO_QUERY_LANG`):
+name, :data:`~optical_jax.testsets.builders.NTREX_QUERY_LANG` /
+:data:`~optical_jax.testsets.builders.TICO_QUERY_LANG`):
 
 * ``ntrex_clir/<lang>``: English NTREX documents (title = headline), queries
   the ``<lang>`` headlines (``direction="foreign_query"``, with titles).
@@ -15,14 +15,14 @@ Two splits share one feature set: ``documents`` (``id``, ``title``, ``text``;
 query, ``relevant`` = relevant doc ids, ``relevance`` = their grades). Written
 as ``array_record`` and read with ``tfds.data_source``::
 
-  from optical_jax.data import tfds_collections
+  from optical_jax.testsets import tfds_collections
   tfds_collections.prepare("ntrex_clir", "swa", DATA_DIR, manual_dir="../shared/data/ntrex128")
   docs = tfds.data_source("ntrex_clir/swa", data_dir=DATA_DIR)["documents"]
 
 Downloads (without a manual dir holding the files) come from the upstream
 repositories at pinned commits and are checked against sha256 sums; files in a
 manual dir are read with a warning when their sum differs. As with
-:mod:`optical_jax.data.tfds_tico19`, use :func:`prepare` rather than the
+:mod:`optical_jax.testsets.tfds_tico19`, use :func:`prepare` rather than the
 ``tfds build`` CLI, which needs TensorFlow.
 """
 
@@ -37,20 +37,20 @@ from typing import Dict, Optional, Union
 import numpy as np
 import tensorflow_datasets as tfds
 
-from optical_jax.data import collections, tfds_tico19
-from optical_jax.data.collection_format import Collection
+from optical_jax.testsets import builders, tfds_tico19
+from optical_jax.testsets.collection_format import Collection
 
 logger = logging.getLogger(__name__)
 
 _NTREX_URL = (
-  f"https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/{collections.NTREX_COMMIT}/{{path}}"
+  f"https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/{builders.NTREX_COMMIT}/{{path}}"
 )
 _TICO_URL = (
   f"https://raw.githubusercontent.com/tico-19/tico-19.github.io/"
   f"{tfds_tico19.UPSTREAM_COMMIT}/data/TM/{{name}}"
 )
 
-#: sha256 at :data:`collections.NTREX_COMMIT` (as ../shared/data/ntrex128/SHA256SUMS).
+#: sha256 at :data:`builders.NTREX_COMMIT` (as ../shared/data/ntrex128/SHA256SUMS).
 NTREX_SHA256 = {
   "DOCUMENT_IDS.tsv": "88a8b0ff1eae47e83f60dcde01075b8c87d75ced59ca09e0af1eb539958e05d5",
   "NTREX-128/newstest2019-src.eng.txt": "389e8f5796c66db4f646dfad33e1ec622d74767af5ef112b42a1f2cd814df3cc",
@@ -159,9 +159,9 @@ class _CollectionBuilder(tfds.core.GeneratorBasedBuilder):
 class NtrexClir(_CollectionBuilder):
   """NTREX-128 headline -> English document known-item test, one config per query language."""
 
-  RELEASE_NOTES = {"1.0.0": f"NTREX commit {collections.NTREX_COMMIT[:12]}."}
+  RELEASE_NOTES = {"1.0.0": f"NTREX commit {builders.NTREX_COMMIT[:12]}."}
   BUILDER_CONFIGS = [
-    CollectionConfig(code=c, name=collections.NTREX_QUERY_LANG.get(c, c), source="NTREX-128")
+    CollectionConfig(code=c, name=builders.NTREX_QUERY_LANG.get(c, c), source="NTREX-128")
     for c in NTREX_LANGUAGES
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -192,7 +192,7 @@ class NtrexClir(_CollectionBuilder):
           dl_manager, rel, _NTREX_URL.format(path=rel), NTREX_SHA256[rel]
         )
         os.symlink(src.resolve(), pathlib.Path(tmp) / rel)
-      return collections.ntrex_collection(tmp, [code])[""]
+      return builders.ntrex_collection(tmp, [code])[""]
 
 
 class Tico19Clir(_CollectionBuilder):
@@ -200,7 +200,7 @@ class Tico19Clir(_CollectionBuilder):
 
   RELEASE_NOTES = {"1.0.0": f"TMX zips from upstream commit {tfds_tico19.UPSTREAM_COMMIT[:12]}."}
   BUILDER_CONFIGS = [
-    CollectionConfig(code=c, name=collections.TICO_QUERY_LANG.get(c, c), source="TICO-19")
+    CollectionConfig(code=c, name=builders.TICO_QUERY_LANG.get(c, c), source="TICO-19")
     for c in tfds_tico19.LANGUAGES
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = tfds_tico19.Tico19.MANUAL_DOWNLOAD_INSTRUCTIONS
@@ -215,14 +215,14 @@ class Tico19Clir(_CollectionBuilder):
 
   def _collection(self, dl_manager) -> Collection:
     paths: Dict[str, pathlib.Path] = {}
-    for code in dict.fromkeys([self.builder_config.code, collections.TICO_ENGLISH_FROM]):
+    for code in dict.fromkeys([self.builder_config.code, builders.TICO_ENGLISH_FROM]):
       name = tfds_tico19.zip_name(code)
       paths[code] = tfds_tico19.fetch_pinned(
         dl_manager, name, _TICO_URL.format(name=name), tfds_tico19.SHA256[code]
       )
-    return collections.tico19_collection(
+    return builders.tico19_collection(
       {self.builder_config.code: paths[self.builder_config.code]},
-      paths[collections.TICO_ENGLISH_FROM],
+      paths[builders.TICO_ENGLISH_FROM],
     )
 
 

@@ -6,15 +6,16 @@ import sys
 
 import pytest
 
-from optical_jax.data import bitext, collections
+from optical_jax.data import bitext
 from optical_jax.evaluation import metrics
-from optical_jax.data.collection_format import (
+from optical_jax.testsets import build, builders
+from optical_jax.testsets.collection_format import (
   Collection,
   is_language_code,
-  load_collection,
   read_trec_topics,
   write_collection,
 )
+from optical_jax.testsets.registry import load_collection
 
 #: the study's languages, as NTREX names its files
 NTREX_LANGS = [
@@ -334,7 +335,7 @@ def test_irds_not_downloaded_names_what_is_missing():
 @pytest.fixture(scope="module")
 def ntrex(shared_data, tmp_path_factory):
   out = tmp_path_factory.mktemp("ntrex")
-  written = collections.build_ntrex(shared_data / "ntrex128", out, NTREX_LANGS)
+  written = builders.build_ntrex(shared_data / "ntrex128", out, NTREX_LANGS)
   return out, written[str(out)]
 
 
@@ -377,7 +378,7 @@ def test_ntrex_foreign_query(shared_data, ntrex):
   assert sum(lines.values()) == 1997
   assert all(c.docs[d].count(" ") > 0 for d in lines)
   assert "known-item test built from translations" in c.meta["description"].lower()
-  assert c.meta["license"] == "CC BY-SA 4.0" and collections.NTREX_COMMIT in c.meta["source"]
+  assert c.meta["license"] == "CC BY-SA 4.0" and builders.NTREX_COMMIT in c.meta["source"]
   assert c.meta["query_languages"]["zho"] == "zho-CN"
   perfect = {q: {q: 1.0} for q in c.queries["swa"]}
   assert (
@@ -387,7 +388,7 @@ def test_ntrex_foreign_query(shared_data, ntrex):
 
 
 def test_ntrex_english_query_and_language_names(shared_data, tmp_path):
-  written = collections.build_ntrex(
+  written = builders.build_ntrex(
     shared_data / "ntrex128", tmp_path, ["swa", "zho"], direction="english_query", with_title=False
   )
   assert sorted(written) == [str(tmp_path / "swa"), str(tmp_path / "zho")]
@@ -398,16 +399,16 @@ def test_ntrex_english_query_and_language_names(shared_data, tmp_path):
   assert c.docs["bbc.381790"].startswith(zho[1].foreign)  # body only: line 2 onwards
   assert c.meta["document_language"] == "zho-CN"
   with pytest.raises(ValueError, match=r"no language 'klingon'; expected one of \['amh', "):
-    collections.build_ntrex(shared_data / "ntrex128", tmp_path / "x", ["klingon"])
+    builders.build_ntrex(shared_data / "ntrex128", tmp_path / "x", ["klingon"])
   with pytest.raises(ValueError, match=r"ntrex128: no languages requested; expected some of"):
-    collections.ntrex_collection(shared_data / "ntrex128", [])
+    builders.ntrex_collection(shared_data / "ntrex128", [])
   with pytest.raises(ValueError, match=r"\['zho', 'zho-CN'\] names a language twice"):
-    collections.ntrex_collection(shared_data / "ntrex128", ["zho", "zho-CN"])
+    builders.ntrex_collection(shared_data / "ntrex128", ["zho", "zho-CN"])
 
 
 def test_tico19_passages(shared_data, tmp_path):
   zips = shared_data / "tico19" / "original_zips"
-  c = collections.build_tico19(zips, tmp_path / "t", ["sw", "so", "ha", "tl", "fr", "zh", "ar"])
+  c = builders.build_tico19(zips, tmp_path / "t", ["sw", "so", "ha", "tl", "fr", "zh", "ar"])
   assert load_collection(tmp_path / "t").docs == c.docs
   assert sorted(c.queries) == ["arb", "fra", "hau", "som", "swa", "tgl", "zho"]
   assert len(c.doc_ids) == 624 and c.doc_ids[:2] == ["CMU_1:0-4", "CMU_1:5-9"]
@@ -421,24 +422,24 @@ def test_tico19_passages(shared_data, tmp_path):
   assert c.queries["tgl"]["CMU_1:1"] == "mga gaano na katagal ang mga sintomas na ito?"
   assert c.meta["segments_unquoted"]["tgl"] == 137 and c.meta["segments_unquoted"]["swa"] == 0
   assert c.meta["license"] == "CC0 1.0" and "known-item" in c.meta["description"].lower()
-  overlapping = collections.tico19_collection(
+  overlapping = builders.tico19_collection(
     {"sw": zips / "all.en-sw.tmx.zip"}, zips / "all.en-fr.tmx.zip", window=5, stride=2
   )
   assert {len(r) for r in overlapping.qrels.values()} == {1, 2, 3}
   assert overlapping.qrels["CMU_1:5"] == {"CMU_1:0-4": 1, "CMU_1:2-6": 1, "CMU_1:4-8": 1}
   with pytest.raises(ValueError, match=r"window=2, stride=3; expected 1 <= stride <= window"):
-    collections.tico19_collection({}, zips / "all.en-fr.tmx.zip", window=2, stride=3)
+    builders.tico19_collection({}, zips / "all.en-fr.tmx.zip", window=2, stride=3)
 
 
 def test_unquote_csv():
-  assert collections.unquote_csv('" a ""b"", c "') == 'a "b", c'
-  assert collections.unquote_csv('"a" and "b"') == '"a" and "b"'
-  assert collections.unquote_csv('""') == '""' and collections.unquote_csv("plain") == "plain"
+  assert builders.unquote_csv('" a ""b"", c "') == 'a "b", c'
+  assert builders.unquote_csv('"a" and "b"') == '"a" and "b"'
+  assert builders.unquote_csv('""') == '""' and builders.unquote_csv("plain") == "plain"
 
 
 def test_cli(shared_data, tmp_path, capsys):
   assert (
-    collections.main(
+    build.main(
       [
         "ntrex",
         "--source",
@@ -453,7 +454,7 @@ def test_cli(shared_data, tmp_path, capsys):
   )
   assert "123 documents, queries {'swa': 123, 'zho': 123}" in capsys.readouterr().out
   assert (
-    collections.main(
+    build.main(
       [
         "tico19",
         "--source",
@@ -479,7 +480,7 @@ def test_cli(shared_data, tmp_path, capsys):
 def test_tfds_ntrex_builds_from_manual_dir_without_tensorflow(shared_data, ntrex, tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
-  from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets import tfds_collections  # pylint: disable=import-outside-toplevel
 
   tfds_collections.prepare("ntrex_clir", "zho", tmp_path, shared_data / "ntrex128")
   source = tfds.data_source("ntrex_clir/zho", data_dir=str(tmp_path))
@@ -491,26 +492,26 @@ def test_tfds_ntrex_builds_from_manual_dir_without_tensorflow(shared_data, ntrex
   assert queries[0]["text"].decode() == built.queries["zho"]["bbc.381790"]
   assert queries[0]["relevant"] == [b"bbc.381790"] and list(queries[0]["relevance"]) == [1]
   assert "tensorflow" not in sys.modules
-  assert collections.TICO_COMMIT == tfds_collections.tfds_tico19.UPSTREAM_COMMIT
+  assert builders.TICO_COMMIT == tfds_collections.tfds_tico19.UPSTREAM_COMMIT
 
 
 def test_tfds_ntrex_download_is_pinned_and_checked(shared_data, tmp_path, monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
-  from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets import tfds_collections  # pylint: disable=import-outside-toplevel
 
   urls = []
 
   def fake_download(self, url):  # pylint: disable=unused-argument
     urls.append(url)
-    rel = url.split(collections.NTREX_COMMIT + "/")[1]
+    rel = url.split(builders.NTREX_COMMIT + "/")[1]
     return (
       shared_data / "ntrex128" / ("DOCUMENT_IDS.tsv" if "som" in rel and len(urls) > 3 else rel)
     )
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
   tfds_collections.prepare("ntrex_clir", "swa", tmp_path / "a")
-  base = f"https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/{collections.NTREX_COMMIT}/"
+  base = f"https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/{builders.NTREX_COMMIT}/"
   assert sorted(urls) == [
     base + "DOCUMENT_IDS.tsv",
     base + "NTREX-128/newstest2019-ref.swa.txt",
@@ -528,14 +529,12 @@ def test_tfds_ntrex_download_is_pinned_and_checked(shared_data, tmp_path, monkey
 def test_tfds_tico19_builds_from_manual_dir(shared_data, tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   pytest.importorskip("array_record")
-  from optical_jax.data import tfds_collections  # pylint: disable=import-outside-toplevel
+  from optical_jax.testsets import tfds_collections  # pylint: disable=import-outside-toplevel
 
   zips = shared_data / "tico19" / "original_zips"
   tfds_collections.prepare("tico19_clir", "tgl", tmp_path, zips)
   source = tfds.data_source("tico19_clir/tgl", data_dir=str(tmp_path))
-  built = collections.tico19_collection(
-    {"tl": zips / "all.en-tl.tmx.zip"}, zips / "all.en-fr.tmx.zip"
-  )
+  built = builders.tico19_collection({"tl": zips / "all.en-tl.tmx.zip"}, zips / "all.en-fr.tmx.zip")
   docs, queries = source["documents"], source["queries"]
   assert len(docs) == 624 and len(queries) == 3071
   assert docs[0] == {
@@ -562,12 +561,12 @@ def test_tfds_tico19_builds_from_manual_dir(shared_data, tmp_path):
   ],
 )
 def test_command_line_errors_are_one_line(tmp_path, capsys, argv, code, message):
-  """python -m optical_jax.data.collections: absl flags, a collection name before or after
+  """python -m optical_jax.testsets.builders: absl flags, a collection name before or after
   them; a bad flag, a flag of another collection or a missing input is one line."""
   argv = [
     a.replace("=S", f"={tmp_path / 'none'}").replace("=O", f"={tmp_path / 'o'}") for a in argv
   ]
-  assert collections.main(argv) == code
+  assert build.main(argv) == code
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("collections: error: ") and message in err[0], err
   assert not (tmp_path / "o").exists()

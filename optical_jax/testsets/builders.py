@@ -1,17 +1,10 @@
 """Cross-lingual retrieval test collections: NTREX-128, TICO-19 and FLORES-200 (known-item tests
-built from translations), and AfriQA (a question -> passage task; ``data/afriqa.py``).
+built from translations); AfriQA (a question -> passage task) is ``testsets/afriqa_passages.py``.
+The command that writes them all is :mod:`optical_jax.testsets.build`.
 
 Both are **known-item tests** (the relevant items are the translations of the
 query, not pooled relevance judgments); ``meta.json`` says so. They are
-written in the layout of :mod:`optical_jax.data.collection_format`::
-
-  python -m optical_jax.data.collections ntrex --source ../shared/data/ntrex128 --out DIR \\
-      --langs swa,som,yor,hau,fil,mar,deu,fra,rus,zho,arb,hin,spa [--direction english_query]
-  python -m optical_jax.data.collections tico19 --source ../shared/data/tico19/original_zips \\
-      --out DIR --langs sw,so,ha,mr,tl,fr,es-LA,ru,zh,ar,hi [--window 5 --stride 5]
-  python -m optical_jax.data.collections flores --source ../shared/data/flores200 --out DIR \
-      [--split devtest] [--langs swa,som,...]
-  python -m optical_jax.data.collections afriqa --source ../shared/data/afriqa_dev --out DIR
+written in the layout of :mod:`optical_jax.testsets.collection_format`.
 
 Query files are named by ISO 639-3 codes. ``langs`` may give either the
 source's code or that name:
@@ -31,14 +24,11 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
-import sys
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 from optical_jax.data import bitext
 from optical_jax.data.corpora import FLORES_CODES
-from optical_jax.data.collection_format import Collection, write_collection
-from optical_jax import cli
-from optical_jax.errors import UsageError
+from optical_jax.testsets.collection_format import Collection, write_collection
 
 PathLike = Union[str, os.PathLike]
 
@@ -424,73 +414,3 @@ def build_tico19(
   )
   write_collection(coll, out_dir, overwrite=overwrite)
   return coll
-
-
-#: The flags of one collection only -> that collection.
-_OWN_FLAGS = dict(
-  split="flores", direction="ntrex", no_title="ntrex", window="tico19", stride="tico19"
-)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  """The command line (module docstring; ``argv``: the arguments after the program name, default
-  ``sys.argv[1:]``); prints what it wrote. Errors are one line (``cli.run``)."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
-
-  f = flags.FlagValues()
-  define = dict(flag_values=f)
-  flags.DEFINE_string(
-    "source", None, "The corpus root (or TICO-19's folder of TMX zips).", **define
-  )
-  flags.DEFINE_string("out", None, "The collection folder to write.", **define)
-  flags.DEFINE_string(
-    "langs", "", "Comma-separated language codes (ntrex, tico19: required; else all).", **define
-  )
-  flags.DEFINE_bool("overwrite", False, "Replace an existing --out.", **define)
-  flags.DEFINE_enum("split", "devtest", ["dev", "devtest"], "flores: the split.", **define)
-  flags.DEFINE_enum(
-    "direction", "foreign_query", ["foreign_query", "english_query"], "ntrex only.", **define
-  )
-  flags.DEFINE_bool("no_title", False, "ntrex: documents without their headline.", **define)
-  flags.DEFINE_integer("window", 5, "tico19: sentences per document.", **define)
-  flags.DEFINE_integer("stride", 5, "tico19: sentences between document starts.", **define)
-  flags.mark_flags_as_required(["source", "out"], flag_values=f)
-  return cli.run(_command, positional=True, prog="collections", flag_values=f, argv=argv)
-
-
-def _command(f, rest) -> int:
-  names = ("ntrex", "tico19", "flores", "afriqa")
-  if len(rest) != 1 or rest[0] not in names:
-    raise UsageError(f"expected one collection name, one of {names}, before the flags; got {rest}")
-  name = rest[0]
-  for flag, owner in _OWN_FLAGS.items():
-    if f[flag].present and owner != name:
-      raise UsageError(f"--{flag} is a flag of {owner}, not of {name}")
-  langs = [x.strip() for x in f.langs.split(",") if x.strip()]
-  if name in ("ntrex", "tico19") and not langs:
-    raise UsageError(f"{name}: --langs is required")
-  if name in ("flores", "afriqa"):
-    if name == "flores":
-      coll = flores_collection(f.source, langs or tuple(FLORES_FILES), f.split)
-    else:
-      from optical_jax.data.afriqa import afriqa_collection  # pylint: disable=import-outside-toplevel
-
-      coll = afriqa_collection(f.source, langs or None)
-    write_collection(coll, f.out, overwrite=f.overwrite)
-    written = {f.out: coll}
-  elif name == "ntrex":
-    written = build_ntrex(f.source, f.out, langs, f.direction, not f.no_title, f.overwrite)
-  else:
-    written = {
-      f.out: build_tico19(f.source, f.out, langs, f.window, f.stride, overwrite=f.overwrite)
-    }
-  for path, coll in written.items():
-    print(
-      f"{path}: {len(coll.doc_ids)} documents, queries "
-      f"{ {lang: len(q) for lang, q in coll.queries.items()} }, {len(coll.qrels)} judged"
-    )
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
