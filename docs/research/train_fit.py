@@ -26,7 +26,7 @@ from optical_jax.data import afriqa  # noqa: E402
 from optical_jax.evaluation import oracle_gap  # noqa: E402
 from optical_jax.data.collection_format import Collection  # noqa: E402
 from optical_jax.loading import load_encoder  # noqa: E402
-from optical_jax.training.state import interpolate  # noqa: E402
+from optical_jax.training.student import interpolate  # noqa: E402
 
 LANGS = ("bem", "hau", "ibo", "kin", "twi", "zul")
 

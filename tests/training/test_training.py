@@ -18,7 +18,8 @@ from optical_jax.models import Encoder, EncoderConfig
 from optical_jax.training import sharding
 from optical_jax.training.metric_log import check_finite
 from optical_jax.training.state import TrainState, make_optimizer
-from optical_jax.training.steps import DistillSpec, make_loss, train_step
+from optical_jax.losses.objectives import DistillSpec, make_loss
+from optical_jax.training.steps import train_step
 from optical_jax.losses.ot import SinkhornConfig
 
 from hf_fixtures import make_checkpoint
@@ -398,7 +399,7 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
 def test_frozen_embeddings_get_no_gradient_and_same_update():
   """Stopping the embedding gradient in the loss gives the same step as letting the
   optimiser discard it (and the table stays unchanged)."""
-  from optical_jax.training.steps import freeze_word_embeddings
+  from optical_jax.losses.objectives import freeze_word_embeddings
 
   module = Encoder(CFG)
   enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
@@ -426,7 +427,7 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
 
 def test_weight_interpolation():
   """config.train.interpolation (WiSE-FT): 0 is the teacher, 1 the student, linear between."""
-  from optical_jax.training.state import interpolate
+  from optical_jax.training.student import interpolate
 
   teacher = {"a": np.zeros((2, 3), np.float32), "b": {"c": np.full(4, 2.0, np.float32)}}
   student = {"a": np.ones((2, 3), np.float32), "b": {"c": np.full(4, 4.0, np.float32)}}
@@ -510,7 +511,7 @@ def test_bank_negatives_in_the_step():
 
 
 def test_distinct_english_shares_rows():
-  from optical_jax.experiment import distinct_english  # pylint: disable=import-outside-toplevel
+  from optical_jax.training.student import distinct_english  # pylint: disable=import-outside-toplevel
 
   texts, index = distinct_english([("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
   assert texts == ["a", "b", "c"] and index.tolist() == [0, 1, 0, 2]
