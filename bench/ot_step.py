@@ -157,7 +157,7 @@ def build_ours_step(
   config=None,
   **sinkhorn_overrides,
 ):
-  """The jitted step exactly as ``training/loop.py: fit`` builds it, on one device, with ``config``'s
+  """The jitted step exactly as ``loop.fit`` builds it, on one device, with ``config``'s
   optimiser and Sinkhorn settings (default: ``configs/default.py``; ``sinkhorn_overrides``
   replace fields of its ``config.ot``).
 

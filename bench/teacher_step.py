@@ -5,14 +5,13 @@
 
 Each teacher runs in its own child process (its peak RSS is its own): ``configs/afriqa.py``'s
 training pairs (``../shared/data``), the student multilingual-e5-small, and the step exactly as
-``training/loop.py: fit`` jits it (``training/distill.py: prepare_distill``: OPTICAL + the bank contrastive term, the
-unpadded dense layers, one device), timed on the run's first batch: warm-up calls (the first
-compiles), then ``--reps`` timed calls, each blocking on the metrics. ``self`` is the default
-teacher, the student's own copy; another name is distilled across models
-(``config.teacher.model``: output projection into the teacher's width, the teacher's own
-tokenizer on the English side). A row: median step seconds, the ratio to ``self``'s (above 1:
-slower than the self-teacher), peak RSS, the teacher's shape, the batch's token widths and the
-projection's R^2.
+``training/loop.py: fit`` jits it (``training/distill.py: prepare_distill``: OPTICAL + the bank
+contrastive term, the unpadded dense layers, one device), timed on the run's first batch: warm-up
+calls (the first compiles), then ``--reps`` timed calls, each blocking on the metrics. ``self`` is
+the default teacher, the student's own copy; another name is distilled across models
+(``config.teacher.model``: output projection into the teacher's width, the teacher's own tokenizer
+on the English side). A row: median step seconds, the ratio to ``self``'s (above 1: slower than the
+self-teacher), peak RSS, the teacher's shape, the batch's token widths and the projection's R^2.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   One run per work dir: process 0 holds ``io.work_lock`` on it (taken after the config's
   checks, before anything is read); a second run is refused with one line naming the holder.
-  A SIGTERM or SIGINT while training saves and raises ``errors.Preempted`` (``training/loop.py: fit``)."""
+  A SIGTERM or SIGINT while training saves and raises ``errors.Preempted``
+  (``training/loop.py: fit``)."""
   validate(config)  # every field rule, before anything is read or written
   work = Path(workdir)
   check_work_folder(work)
