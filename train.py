@@ -9,6 +9,7 @@ import logging as std_logging
 from absl import flags, logging
 
 from optical_jax import cli, experiment
+from optical_jax.evaluation.matching import format_table
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Where results and checkpoints go.")
 _CONFIG = cli.config_flag("configs/default.py", "Job config.")
@@ -38,7 +39,7 @@ def main(argv):
       jax.device_count(),
     )
   results = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print(experiment.format_table(results["results"]))
+  print(format_table(results["results"]))
   if results.get("retrieval"):
     from optical_jax import dev_eval  # pylint: disable=import-outside-toplevel
 

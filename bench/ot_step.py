@@ -6,7 +6,7 @@ embeddings, Sinkhorn plan, loss ``<P, C>``, global-norm clipping, AdamW update.
 
 * **Ours:** ``optical_jax.training.steps.train_step`` with
   ``make_loss(module, DistillSpec(objective="optical", ...))``, jitted as
-  ``optical_jax/experiment.py::fit`` jits it (a one-device ``(data, fsdp)`` mesh,
+  ``optical_jax/training/loop.py::fit`` jits it (a one-device ``(data, fsdp)`` mesh,
   the same in/out shardings, ``donate_argnums=0``), with the optimiser of
   ``configs/default.py`` (``make_optimizer``: AdamW, warm-up, clipping,
   frozen word embeddings). A repetition is one call plus fetching the metrics
@@ -157,7 +157,7 @@ def build_ours_step(
   config=None,
   **sinkhorn_overrides,
 ):
-  """The jitted step exactly as ``experiment.fit`` builds it, on one device, with ``config``'s
+  """The jitted step exactly as ``loop.fit`` builds it, on one device, with ``config``'s
   optimiser and Sinkhorn settings (default: ``configs/default.py``; ``sinkhorn_overrides``
   replace fields of its ``config.ot``).
 
@@ -169,7 +169,7 @@ def build_ours_step(
   import jax.numpy as jnp
   from optical_jax.training.jitted_step import sharded_step
   from optical_jax.training.state import TrainState, make_optimizer
-  from optical_jax.training.steps import DistillSpec, make_loss
+  from optical_jax.losses.objectives import DistillSpec, make_loss
 
   config = config or train_config()
   t = config.train
@@ -180,7 +180,7 @@ def build_ours_step(
     pooling=config.distill.pooling,
     sinkhorn=sinkhorn_config(differentiation, config, **sinkhorn_overrides),
   )
-  teacher_params = {"encoder": encoder_params}  # experiment.distill: retrieval_params(), no head
+  teacher_params = {"encoder": encoder_params}  # training/distill.py: retrieval_params(), no head
   iterations = per_pair_iterations(module, teacher_params, teacher_params, batch, spec.sinkhorn)
   mesh = one_device_mesh()
   optimizer, _ = make_optimizer(
@@ -196,7 +196,7 @@ def build_ours_step(
   )
   step_fn = sharded_step(
     mesh, make_loss(module, spec, t.freeze_embeddings), optimizer, state, teacher_params
-  )  # experiment.fit's factory
+  )  # training/loop.py: fit's factory
   placed, frozen = step_fn.put(state, teacher_params)
   holder = {"state": placed}
   batch_shard = step_fn.batch

@@ -5,14 +5,13 @@
 
 Each teacher runs in its own child process (its peak RSS is its own): ``configs/afriqa.py``'s
 training pairs (``../shared/data``), the student multilingual-e5-small, and the step exactly as
-``experiment.fit`` jits it (``experiment.prepare_distill``: OPTICAL + the bank contrastive term, the
-unpadded dense layers, one device), timed on the run's first batch: warm-up calls (the first
-compiles), then ``--reps`` timed calls, each blocking on the metrics. ``self`` is the default
-teacher, the student's own copy; another name is distilled across models
-(``config.teacher.model``: output projection into the teacher's width, the teacher's own
-tokenizer on the English side). A row: median step seconds, the ratio to ``self``'s (above 1:
-slower than the self-teacher), peak RSS, the teacher's shape, the batch's token widths and the
-projection's R^2.
+``training/loop.py: fit`` jits it (``training/distill.py: prepare_distill``: OPTICAL + the bank
+contrastive term, the unpadded dense layers, one device), timed on the run's first batch: warm-up
+calls (the first compiles), then ``--reps`` timed calls, each blocking on the metrics. ``self`` is
+the default teacher, the student's own copy; another name is distilled across models
+(``config.teacher.model``: output projection into the teacher's width, the teacher's own tokenizer
+on the English side). A row: median step seconds, the ratio to ``self``'s (above 1: slower than the
+self-teacher), peak RSS, the teacher's shape, the batch's token widths and the projection's R^2.
 """
 
 from __future__ import annotations
@@ -38,9 +37,9 @@ def one(teacher: str, reps: int) -> dict:
   from bench.common import num_cores, peak_rss_mb, time_calls, device_string
   from bench.ot_step import one_device_mesh
   from configs import afriqa
-  from optical_jax import experiment
   from optical_jax.data.sources import load_splits_with_manifest
   from optical_jax.loading import load_encoder
+  from optical_jax.training.distill import prepare_distill
   from optical_jax.training.jitted_step import sharded_step
   from optical_jax.training.state import TrainState, make_optimizer
 
@@ -52,16 +51,16 @@ def one(teacher: str, reps: int) -> dict:
   pairs = [p for s in splits.values() for p in s["train"]]
   student = load_encoder(config.model)
   teacher_model = student if teacher == "self" else load_encoder(teacher)
-  setup = experiment.prepare_distill(
-    config, teacher_model, pairs, None if teacher == "self" else student
-  )
+  setup = prepare_distill(config, teacher_model, pairs, None if teacher == "self" else student)
   t = config.train
   mesh = one_device_mesh()
   optimizer, _ = make_optimizer(
     t.learning_rate, setup.total, t.warmup_steps, t.weight_decay, t.grad_clip, t.freeze_embeddings
   )
   state = TrainState.create(jax.tree_util.tree_map(jnp.copy, setup.init), optimizer, config.seed)
-  step_fn = sharded_step(mesh, setup.loss_fn, optimizer, state, setup.frozen)  # as experiment.fit
+  step_fn = sharded_step(
+    mesh, setup.loss_fn, optimizer, state, setup.frozen
+  )  # as training/loop.py: fit
   placed, frozen = step_fn.put(state, setup.frozen)
   holder = {"state": placed}
   host = setup.batcher.batch(0)

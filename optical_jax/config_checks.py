@@ -18,7 +18,7 @@ def _problems(config) -> List[str]:
   # pylint: disable=import-outside-toplevel
   from optical_jax.models.scoring import RANKERS
   from optical_jax.testsets.registry import DEV_CHECKS, parse_names
-  from optical_jax.training.steps import OBJECTIVES, DistillSpec
+  from optical_jax.losses.objectives import OBJECTIVES, DistillSpec
 
   METHODS = ("zero_shot",) + OBJECTIVES  # pylint: disable=invalid-name  # as experiment.METHODS
   out = []
@@ -138,7 +138,7 @@ def validate_gap_study(config) -> None:
   from optical_jax.evaluation.metrics import DEFAULT_MEASURES
   from optical_jax.retrieval.collection_eval import RANKER_CHOICES
   from optical_jax.testsets.registry import STUDY_BUILDERS
-  from optical_jax.training.steps import OBJECTIVES
+  from optical_jax.losses.objectives import OBJECTIVES
 
   methods = ("zero_shot",) + OBJECTIVES
   out = []

@@ -381,9 +381,8 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   """The checks of ``config.retrieval`` for the student of the finished run ``work`` (the
   teacher for a zero-shot run), optionally interpolated towards the teacher by ``alpha``
   (outputs then in :func:`interpolation_dir`)."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
-  from optical_jax.training.state import interpolate  # pylint: disable=import-outside-toplevel
+  from optical_jax.training import student as students  # pylint: disable=import-outside-toplevel
 
   other = config.get("teacher", {}).get("model", "")  # a teacher of another model
   teacher = load_encoder(other or config.model, dtype=config.dtype)
@@ -396,14 +395,13 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
   exported = config.train.get("interpolation", 1.0)  # student/ is already interpolated by it
   weight = exported
   if alpha is not None:
-    start = teacher.params  # the student's start: the teacher's copy, or its own model + the
+    start = teacher  # the student's start: the teacher's copy, or its own model + the
     if other:  # fitted projection
       import numpy as np  # pylint: disable=import-outside-toplevel
 
       base = load_encoder(config.model, dtype=config.dtype)
-      kernel = np.load(Path(work) / PROJECTION_START)
-      start = {"params": dict(base.params["params"], output_projection={"kernel": kernel})}
-    student = dataclasses.replace(student, params=interpolate(start, student.params, alpha))
+      start = students.with_projection(base, teacher, np.load(Path(work) / PROJECTION_START))
+    student = students.interpolated(student, start.params, student.params, alpha, student.head)
     out = interpolation_dir(work, alpha)
     weight = alpha * exported
     if exported != 1.0:

@@ -27,7 +27,7 @@ from optical_jax.evaluation import oracle_gap  # noqa: E402
 from optical_jax.testsets import afriqa_passages, registry  # noqa: E402
 from optical_jax.testsets.collection_format import Collection  # noqa: E402
 from optical_jax.loading import load_encoder  # noqa: E402
-from optical_jax.training.state import interpolate  # noqa: E402
+from optical_jax.training.student import interpolate  # noqa: E402
 
 LANGS = ("bem", "hau", "ibo", "kin", "twi", "zul")
 

@@ -4,7 +4,7 @@ Usage: ``python tests/multihost_worker.py OUT.json`` with ``JAX_COORDINATOR_ADDR
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set. Each process has 2 CPU devices; the
 mesh spans all of them. Runs the OPTICAL step of ``test_training._run`` for 3 steps on a
 (data=-1, fsdp=2) mesh, each process contributing its rows of the batch through
-``experiment._to_global``, and writes the losses.
+``training/loop.py: _to_global``, and writes the losses.
 """
 
 import json
@@ -30,11 +30,11 @@ import numpy as np  # noqa: E402
 
 from optical_jax.losses.ot import SinkhornConfig  # noqa: E402
 from optical_jax.models import Encoder  # noqa: E402
-from optical_jax.experiment import _to_global  # noqa: E402
+from optical_jax.training.loop import _to_global  # noqa: E402
 from optical_jax.training import sharding  # noqa: E402
 from optical_jax.training.state import TrainState, make_optimizer  # noqa: E402
 from optical_jax.training.jitted_step import sharded_step  # noqa: E402
-from optical_jax.training.steps import DistillSpec, make_loss  # noqa: E402
+from optical_jax.losses.objectives import DistillSpec, make_loss  # noqa: E402
 from train_fixtures import CFG, random_batch  # noqa: E402
 
 

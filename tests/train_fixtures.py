@@ -13,7 +13,7 @@ from optical_jax.models import Encoder, EncoderConfig
 from optical_jax.training import sharding
 from optical_jax.training.jitted_step import sharded_step
 from optical_jax.training.state import TrainState, make_optimizer
-from optical_jax.training.steps import DistillSpec, make_loss
+from optical_jax.losses.objectives import DistillSpec, make_loss
 
 CFG = EncoderConfig(
   vocab_size=90,

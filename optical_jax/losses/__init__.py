@@ -1,1 +1,2 @@
-"""Distillation objectives: OT (OPTICAL) and the knowledge-distillation baselines."""
+"""Distillation objectives (``objectives.py``): OT (OPTICAL), the knowledge-distillation
+baselines, the contrastive terms, and the teacher's InfoNCE (``contrastive.py``)."""

@@ -11,13 +11,13 @@ L2-normalised.
   layer, through the head if present. Used for MaxSim and for OT distillation.
 * :func:`maxsim_scores`: ``sum_i max_j <q_i, d_j>`` over real tokens.
 * :func:`sentence_embeddings`: pooled, normalised ``[B, d]`` for the dense ranker.
-* :func:`contrastive_loss`: InfoNCE over in-batch and hard negatives, for
-  fine-tuning a teacher on English (query, positive, negative) triples.
+
+The InfoNCE loss over these scores is ``losses/contrastive.py``.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import jax
 import jax.numpy as jnp
@@ -105,17 +105,3 @@ def maxsim_scores(q: jax.Array, q_mask: jax.Array, d: jax.Array, d_mask: jax.Arr
   best = jnp.max(sim, axis=-1)  # [Bq, Bd, Tq]
   best = jnp.where(q_mask[:, None, :].astype(bool), best, 0.0)
   return jnp.sum(jnp.where(jnp.isfinite(best), best, 0.0), axis=-1)
-
-
-def contrastive_loss(
-  scores: jax.Array, temperature: float = 0.05, labels: Optional[jax.Array] = None
-):
-  """InfoNCE. scores [B, D] (query i vs every positive and negative in the batch),
-  the positive of query i at column ``labels[i]`` (default i). -> (loss, accuracy)."""
-  if labels is None:
-    labels = jnp.arange(scores.shape[0])
-  logits = scores / temperature
-  logp = jax.nn.log_softmax(logits, axis=-1)
-  loss = -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
-  acc = jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32))
-  return loss, acc

@@ -1,2 +1,3 @@
-"""Training machinery: mesh and shardings, state and optimiser, pure train
-steps per objective, checkpoints, metric writers."""
+"""Training machinery: the loop (``loop.py``), the student's start, interpolation and export
+(``student.py``), the distillation and teacher stages, mesh and shardings, state and optimiser,
+the pure train step, checkpoints, metric writers."""

@@ -1,6 +1,6 @@
 """The one place a train step is jitted with shardings over a mesh.
 
-``experiment.fit``, the benchmarks (``bench/ot_step.py``, ``bench/teacher_step.py``) and the tests
+``loop.fit``, the benchmarks (``bench/ot_step.py``, ``bench/teacher_step.py``) and the tests
 all build their step here, so what they time and test is what trains:
 ``jax.jit(partial(train_step, loss_fn=..., optimizer=...))`` with FSDP shardings of the state
 and the frozen parameters from ``jax.eval_shape`` (``sharding.param_sharding``), the batch split

@@ -1,7 +1,7 @@
 """Save on preemption: SIGTERM or SIGINT ends training at a step boundary, every host at the same one.
 
 A preempted TPU VM, a Slurm job past its time or a Kubernetes pod being evicted gets SIGTERM and a
-short grace period. :class:`StopOnSignal` (entered by ``experiment.fit`` around its step loop)
+short grace period. :class:`StopOnSignal` (entered by ``loop.fit`` around its step loop)
 turns the signal into a request; the loop asks :meth:`StopOnSignal.reached` after each step, and
 when it says yes it finishes that step, saves a checkpoint of it synchronously, closes the metric
 log and raises :class:`optical_jax.errors.Preempted`, which the entry points print as one line

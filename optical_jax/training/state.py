@@ -7,7 +7,6 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 
@@ -84,18 +83,3 @@ def make_optimizer(
       {"train": tx, "frozen": optax.set_to_zero()}, lambda p: _frozen_labels(p, True)
     )
   return tx, schedule
-
-
-def interpolate(teacher_params, student_params, alpha: float):
-  """Weight-space interpolation ``teacher + alpha * (student - teacher)`` (WiSE-FT, Wortsman et
-  al. 2022): alpha = 1 is the trained student, 0 the teacher; in between keeps part of what
-  distillation learned and part of what the teacher knew (``config.train.interpolation``)."""
-  if not 0.0 <= alpha <= 1.0:
-    raise ValueError(f"config.train.interpolation={alpha}; expected a value in [0, 1]")
-  if alpha == 1.0:
-    return student_params
-  return jax.tree_util.tree_map(
-    lambda t, s: np.asarray(t + alpha * (np.asarray(s) - t), np.asarray(s).dtype),
-    jax.device_get(teacher_params),
-    student_params,
-  )

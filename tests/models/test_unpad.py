@@ -13,7 +13,7 @@ from optical_jax.data.triples import Triple, TripleBatcher
 from optical_jax.losses.ot import SinkhornConfig
 from optical_jax.models import Encoder, EncoderConfig, unpad
 from optical_jax.tokenization import Tokenizer
-from optical_jax.training.steps import DistillSpec, make_loss
+from optical_jax.losses.objectives import DistillSpec, make_loss
 
 from hf_fixtures import _tokenizer
 
