@@ -45,7 +45,7 @@ from optical_jax.testsets import registry
 log = logging.getLogger(__name__)
 
 #: A cross-model run's fitted projection at step 0 (float32 [d_student, d_teacher]), in its
-#: work dir (written by ``experiment.distill``): where interpolations of the trained student
+#: work dir (written by ``training.student.export_student``): where interpolations of the trained student
 #: start from (:func:`reevaluate`).
 PROJECTION_START = "projection_start.npy"
 METRIC = "MAP"
