@@ -309,6 +309,8 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   report = (tmp_path / "study" / "report.md").read_text()
   assert "| kd_sentence | 2 |" in report and "FLORES-200 devtest" in report
   assert (tmp_path / "study" / "gap.png").stat().st_size > 0
+  for figure in ("dumbbell.png", "forest.png"):  # evaluation/figures.py
+    assert (tmp_path / "study" / figure).read_bytes()[:4] == b"\x89PNG"
   rows = (tmp_path / "study" / "results.csv").read_text().splitlines()
   assert len(rows) == 1 + 5 * 2  # header + methods (2 of them interpolated) x languages
   # rerunning trains nothing and reports the same

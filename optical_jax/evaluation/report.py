@@ -7,7 +7,8 @@
   high/low-resource gap with its intervals and the tests (Holm-corrected) per encoder.
 * **The AfriQA study** (``studies/afriqa_grid.py``): from its analysis (per method and language,
   the fraction of the oracle gap closed with intervals and paired tests; FLORES-200 devtest),
-  :func:`write_afriqa_report` writes ``report.md``, ``results.csv`` and ``gap.png`` (for a ranker
+  :func:`write_afriqa_report` writes ``report.md``, ``results.csv``, ``gap.png`` and the
+  figures of ``evaluation/figures.py``, ``dumbbell.png`` and ``forest.png`` (for a ranker
   other than dense ``report.<ranker>.md`` ..., :func:`afriqa_paths`), and
   :func:`afriqa_teachers_table` the teacher axis (``teachers.md``).
 """
@@ -23,6 +24,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from optical_jax.evaluation import figures
 from optical_jax.io import atomic_write_text
 
 
@@ -181,6 +183,8 @@ def afriqa_paths(work: Path, ranker: str) -> Dict[str, Path]:
     "report": work / f"report{tag}.md",
     "csv": work / f"results{tag}.csv",
     "plot": work / f"gap{tag}.png",
+    "dumbbell": work / f"dumbbell{tag}.png",
+    "forest": work / f"forest{tag}.png",
   }
 
 
@@ -353,6 +357,8 @@ def write_afriqa_report(a: dict, focus_langs: List[str], work: Path) -> None:
       )
   atomic_write_text(paths["csv"], buf.getvalue())
   _plot_afriqa(a, paths["plot"])
+  figures.plot_dumbbell(a, paths["dumbbell"])
+  figures.plot_forest(a, focus, paths["forest"], _focus)
 
 
 def _focus(r: dict, focus: List[str]) -> dict:
