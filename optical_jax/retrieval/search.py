@@ -291,20 +291,31 @@ def to_run(
   return run
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "k"))
-def _candidate_topk(kind, k, q, q_mask, d, d_mask, valid, ids):
-  """q [B, d] / [B, Lq, p]; each query's own candidates d [B, K, d] / [B, K, Ld, p], valid and
-  ids [B, K] -> top-k (scores [B, k], ids [B, k]); candidates in ascending id order, so a tie
-  goes to the lower document index, as in :func:`search`."""
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _candidate_scores(kind, q, q_mask, d, d_mask, valid):
+  """q [B, d] / [B, Lq, p]; each query's own candidates d [B, K, d] / [B, K, Ld, p] and valid
+  [B, K] -> scores [B, K] (-inf where not valid)."""
   if kind == "dense":
     s = jnp.einsum("qp,qkp->qk", q, d)
   else:  # one query at a time through the tiled block (XLA CPU ran the vmapped einsum slowly)
     s = jax.lax.map(
       lambda a: _maxsim_block(a[0][None], a[1][None], a[2], a[3])[0], (q, q_mask, d, d_mask)
     )
-  s = jnp.where(valid, s, -jnp.inf)
-  v, pos = jax.lax.top_k(s, k)
-  return v, jnp.take_along_axis(ids, pos, axis=1)
+  return jnp.where(valid, s, -jnp.inf)
+
+
+#: MaxSim re-ranking scores at most this many of a query's candidates per slice (each slice cut
+#: to its longest text, the candidates taken shortest first).
+RERANK_SLICE = 256
+
+
+def doc_lengths(docs: Representations, chunk: int = 4096) -> np.ndarray:
+  """int [N]: each document's real tokens (MaxSim representations; the mask read in chunks)."""
+  n = len(docs)
+  out = np.empty(n, np.int64)
+  for s in range(0, n, chunk):
+    out[s : s + chunk] = np.asarray(docs.mask[s : min(n, s + chunk)]).sum(axis=1)
+  return out
 
 
 def rerank(
@@ -315,28 +326,36 @@ def rerank(
   query_batch: int = 256,
   progress: bool = True,
   memory_budget: int = MAXSIM_BLOCK_BYTES,
+  lengths: Optional[np.ndarray] = None,
 ) -> (np.ndarray, np.ndarray):
   """Scores only each query's first-stage candidates. candidates int [Q, K] (document indices,
   -1 = none) -> (scores [Q, k'], doc indices [Q, k']) as :func:`search` returns them with
-  ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer), but the cost
-  grows with K, not with the collection: the candidates' vectors are gathered per query batch
-  and, for MaxSim, per slice of the candidates (read from disk for a store), cut to the longest
-  candidate, so that the gathered float32 token vectors stay within ``memory_budget`` bytes;
-  the slices' top-k are merged with ties to the lower document index."""
+  ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer; ties to the lower
+  document index), but the cost grows with K, not with the collection.
+
+  The candidates' vectors are gathered per query batch (read from disk for a store). For MaxSim
+  each query's candidates are taken shortest first, in slices cut to their longest text (as
+  :func:`search` cuts its blocks) and small enough that the gathered float32 token vectors stay
+  within ``memory_budget`` bytes; ``lengths`` (int [N], each document's real tokens; None =
+  read from the mask, :func:`doc_lengths`) orders them."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   if queries.kind != docs.kind:
     raise ValueError(f"query representations are {queries.kind}, documents {docs.kind}")
   kk = min(k, len(docs))
-  cand = np.where(candidates >= 0, candidates, np.iinfo(np.int64).max)
-  cand = np.sort(cand, axis=1)  # ascending ids, -1 (now max) last
-  cand = np.where(cand == np.iinfo(np.int64).max, -1, cand)
+  cand = np.asarray(candidates, np.int64)
   width = cand.shape[1]
   cols = max(width, 1)
   if docs.kind == "maxsim":
+    lengths = doc_lengths(docs) if lengths is None else np.asarray(lengths)
     per_cand = docs.tokens.shape[1] * (docs.tokens.shape[2] + queries.tokens.shape[1]) * 4
-    cols = max(1, min(cols, memory_budget // per_cand))
+    cols = max(1, min(cols, RERANK_SLICE, memory_budget // per_cand))
     query_batch = max(1, min(query_batch, memory_budget // (cols * per_cand)))
+    # shortest first (none last), so that each slice is cut to texts of similar length
+    key = np.where(cand >= 0, lengths[np.maximum(cand, 0)], np.iinfo(np.int64).max)
+    cand = np.take_along_axis(cand, np.argsort(key, axis=1, kind="stable"), axis=1)
+  else:
+    cand = np.take_along_axis(cand, np.argsort(cand < 0, axis=1, kind="stable"), axis=1)
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
   bar = tqdm(
@@ -348,22 +367,27 @@ def rerank(
       q, qm = jnp.asarray(queries.vectors[qsl], jnp.float32), None
     else:
       q, qm = jnp.asarray(queries.tokens[qsl], jnp.float32), jnp.asarray(queries.mask[qsl])
-    best_s, best_i = out_s[qsl, :0], out_i[qsl, :0]
+    c_all = cand[qsl]
+    scores = np.full(c_all.shape, -np.inf, np.float32)
     for cs in range(0, width, cols):
-      c = cand[qsl, cs : cs + cols]
+      c = c_all[:, cs : cs + cols]
       if not (c >= 0).any():
         break  # -1 pads come last
-      v, i = _rerank_slice(docs, q, qm, c, min(kk, c.shape[1]))
-      best_s, best_i = _merge_host(best_s, best_i, v, i, kk)
-    out_s[qsl, : best_s.shape[1]] = best_s
-    out_i[qsl, : best_i.shape[1]] = np.where(np.isfinite(best_s), best_i, -1)
+      scores[:, cs : cs + c.shape[1]] = _rerank_slice(docs, q, qm, c)
+    # best first; ties to the lower document index (empty slots: -inf, then last)
+    ids = np.where(c_all >= 0, c_all, np.iinfo(np.int64).max)
+    order = np.lexsort((ids, -scores), axis=1)[:, :kk]
+    top_s = np.take_along_axis(scores, order, axis=1)
+    top_i = np.take_along_axis(c_all, order, axis=1)
+    out_s[qsl, : top_s.shape[1]] = top_s
+    out_i[qsl, : top_i.shape[1]] = np.where(np.isfinite(top_s), top_i, -1)
     bar.update(q.shape[0])
   bar.close()
   return out_s, out_i
 
 
-def _rerank_slice(docs: Representations, q, qm, c: np.ndarray, take: int):
-  """Top-``take`` of one query batch over its candidates ``c`` [B, K] (-1 = none)."""
+def _rerank_slice(docs: Representations, q, qm, c: np.ndarray) -> np.ndarray:
+  """Scores [B, K] of one query batch against its candidates ``c`` [B, K] (-1 = none: -inf)."""
   valid = c >= 0
   rows = np.maximum(c, 0).reshape(-1)
   if docs.kind == "dense":
@@ -374,26 +398,15 @@ def _rerank_slice(docs: Representations, q, qm, c: np.ndarray, take: int):
     cut = _bucket(int(dm.any(axis=(0, 1)).nonzero()[0].max(initial=0)) + 1, dm.shape[-1])
     dm = dm[..., :cut]
     d = np.asarray(docs.tokens[rows][:, :cut], np.float32).reshape(c.shape + (cut, -1))
-  v, i = _candidate_topk(
+  s = _candidate_scores(
     docs.kind,
-    take,
     q,
     qm,
     jnp.asarray(d),
     None if dm is None else jnp.asarray(dm),
     jnp.asarray(valid),
-    jnp.asarray(np.maximum(c, 0), jnp.int32),
   )
-  return np.asarray(v), np.asarray(i).astype(np.int64)
-
-
-def _merge_host(vals, idx, new_vals, new_idx, k: int):
-  """Running top-k on the host: (vals, idx) [B, a] and a later slice's [B, b] (higher document
-  indices) -> the best ``min(k, a + b)`` per row, ties to the earlier (lower) index."""
-  v = np.concatenate([vals, new_vals], axis=1)
-  i = np.concatenate([idx, new_idx], axis=1)
-  order = np.argsort(-v, axis=1, kind="stable")[:, :k]
-  return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)
+  return np.asarray(s)
 
 
 def candidates_from_run(
