@@ -113,6 +113,10 @@ def get_config() -> ml_collections.ConfigDict:
   # What an overlap does: 'error' (refuse to run), 'drop' (remove those pairs, counted in the
   # manifest) or 'allow' (keep them, counted).
   config.data.overlap = "error"
+  # Near-duplicate rule of the guard: a bitext side whose character 5-gram Jaccard similarity
+  # with any evaluated query (its words, case and punctuation ignored) is at least this
+  # overlaps too; in [0, 1], 0 = off (exact rules only). See data/near_duplicates.py.
+  config.data.overlap_near = 0.8
 
   config.distill = ml_collections.ConfigDict()
   # Layer whose token states are distilled: -1 = last (what retrieval uses), 0 = embeddings.

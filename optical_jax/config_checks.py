@@ -59,6 +59,8 @@ def _problems(config) -> List[str]:
     out.append(f"data.max_length={d.max_length}: must be >= 2")
   if not all(isinstance(b, int) and b >= 1 for b in d.buckets):
     out.append(f"data.buckets={d.buckets!r}: expected token lengths (integers >= 1)")
+  if not 0.0 <= d.get("overlap_near", 0.0) <= 1.0:
+    out.append(f"data.overlap_near={d.overlap_near}: must be in [0, 1] (0 = off)")
   if not 0.0 <= d.get("english_pairs", 0.0) < 1.0:
     out.append(f"data.english_pairs={d.english_pairs}: must be in [0, 1)")
   if not (config.mesh.data >= 1 or config.mesh.data == -1) or config.mesh.fsdp < 1:

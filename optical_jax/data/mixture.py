@@ -225,6 +225,7 @@ def build_mixture(
   seed: int = 0,
   overlap_collections: Sequence = (),
   overlap: str = "error",
+  overlap_near: float = ov.NEAR_THRESHOLD,
   roots: Optional[Dict[str, str]] = None,
 ) -> Tuple[Dict[str, dict], dict]:
   """Builds the mixture (module docstring).
@@ -240,6 +241,7 @@ def build_mixture(
     overlap_collections: evaluation collections for the overlap guard (``Collection`` objects,
       as :func:`optical_jax.testsets.registry.guard_collection` resolves them); empty = no guard.
     overlap: the guard's mode, ``error``, ``drop`` or ``allow``.
+    overlap_near: the guard's near-duplicate threshold (Jaccard, 0 = off).
     roots: corpus name -> folder, overriding ``shared_root/<directory>``.
 
   Returns:
@@ -247,8 +249,9 @@ def build_mixture(
     "info": {...}}}`` in order of first appearance in the spec (``eng`` last). ``manifest``:
     the parameters, ``sources`` (one entry per (corpus, split, lang): license, path,
     available, skipped by the reader, capped, duplicates, overlap (matched / removed by the
-    guard), used, test, train, sampled, sha256 of the used pairs), ``languages`` (train
-    before/after sampling, weight, test), ``english`` and ``totals``.
+    guard / matched by its near-duplicate rule alone), used, test, train, sampled, sha256 of
+    the used pairs), ``languages`` (train before/after sampling, weight, test), ``english``
+    and ``totals``.
   """
   if cap < 0:
     raise ValueError(f"cap={cap!r}; expected 0 (no cap) or a positive number of pairs")
@@ -320,15 +323,17 @@ def build_mixture(
 
   # 4. overlap guard
   for row in rows:
-    row["overlap"], row["overlap_removed"] = 0, 0
+    row["overlap"], row["overlap_removed"], row["overlap_near"] = 0, 0, 0
   if overlap_collections:
     by_key = {(f"{s.corpus}:{s.split}", s.lang): pairs_of[k] for k, s in enumerate(sources)}
-    kept_by_key, report = ov.check_overlap(by_key, overlap_collections, overlap)
+    kept_by_key, report = ov.check_overlap(by_key, overlap_collections, overlap, near=overlap_near)
     for k, s in enumerate(sources):
       key = (f"{s.corpus}:{s.split}", s.lang)
       r = report[key]
       rows[k]["overlap"], rows[k]["overlap_removed"] = r["overlapping"], r["removed"]
       rows[k]["overlap_collections"] = r["collections"]
+      rows[k]["overlap_near"] = r["near_duplicates"]
+      rows[k]["overlap_near_collections"] = r["near_collections"]
       if r["removed"]:
         kept_ids = {id(p) for p in kept_by_key[key]}
         keys_of[k] = [q for p, q in zip(pairs_of[k], keys_of[k]) if id(p) in kept_ids]
@@ -402,6 +407,7 @@ def build_mixture(
       "duplicates",
       "overlap",
       "overlap_removed",
+      "overlap_near",
       "used",
       "test",
       "train",
@@ -419,7 +425,11 @@ def build_mixture(
     "test_fraction": test_fraction,
     "english_pairs": english_pairs,
     "shared_root": str(shared_root),
-    "overlap": {"mode": overlap, "collections": _collection_names(overlap_collections)},
+    "overlap": {
+      "mode": overlap,
+      "near": overlap_near,
+      "collections": _collection_names(overlap_collections),
+    },
     "sources": rows,
     "languages": languages,
     "english": english,

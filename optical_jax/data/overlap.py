@@ -15,13 +15,26 @@ collection:
   sentence-index approach (a bitext sentence copied from a passage) and also clauses that do not
   start at a sentence boundary. It is fast: the first 8 words of every bitext side go into a
   dict, each document's 8-word windows are looked up in it, and only hits are compared in full
-  (50k pairs against 3k passages of 300k words: about a second).
+  (50k pairs against 3k passages of 300k words: about a second);
+* **near duplicate of a query** (``near``, ``config.data.overlap_near``, default 0.8; 0 turns it
+  off): the Jaccard similarity of the character 5-gram sets of the side's and a query's
+  :func:`words` joined by spaces is at least ``near`` (``data/near_duplicates.py``: MinHash LSH
+  candidates, each verified exactly, so no false positives). Queries only, every language
+  including the English references; a text shorter than 5 characters there has no 5-gram, and
+  only the exact rules apply to it. A pair matched by this rule alone is counted as a near
+  duplicate (``near_duplicates``, per collection ``near_collections``) and otherwise treated as
+  any overlap.
+
+The guard runs on the bitext before the split, so it also covers what is built from it: the
+English (English, English) pairs and the bank of English training questions of the contrastive
+term (``training/student.py: distinct_english``) are the English sides of the guarded pairs.
 
 ``collections`` are ``Collection`` objects (``testsets/collection_format.py``); the names that
 configs give (``config.data.overlap_collections``: folders, ``irds:`` ids, ``afriqa``) are
 resolved by :func:`optical_jax.testsets.registry.guard_collection` before they get here.
 Modes: ``error`` (default) raises one line naming source, language, collection, count and an
-example; ``drop`` removes the overlapping pairs; ``allow`` keeps them. Every mode returns the counts, for the run's manifest.
+example (for a near duplicate, both texts and their similarity); ``drop`` removes the
+overlapping pairs; ``allow`` keeps them. Every mode returns the counts, for the run's manifest.
 """
 
 from __future__ import annotations
@@ -34,12 +47,16 @@ import sys
 import unicodedata
 from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
+from optical_jax.data import near_duplicates as nd
+
 log = logging.getLogger(__name__)
 
 
 MODES = ("error", "drop", "allow")
 #: A bitext side needs this many words to be looked for inside documents.
 MIN_SUBSTRING_WORDS = 8
+#: Default Jaccard threshold of the near-duplicate rule (``config.data.overlap_near``).
+NEAR_THRESHOLD = nd.THRESHOLD
 
 
 def normalize(text: str) -> str:
@@ -99,9 +116,12 @@ class _Index:
   def __init__(self, name: str, collection):
     self.name = name
     self.exact: Dict[str, str] = {}
+    self.queries: Dict[str, Tuple[str, str]] = {}  # word key -> (label, text), for ``near``
     for lang, queries in collection.queries.items():
       for qid, text in queries.items():
-        self._add(text, f"query {lang}/{qid}")
+        w = words(text)
+        self._add(text, f"query {lang}/{qid}", w)
+        self.queries.setdefault(" ".join(w), (f"query {lang}/{qid}", text))
     self.doc_words: List[Tuple[str, List[str]]] = []
     for doc_id in collection.doc_ids:
       text = collection.docs[doc_id]
@@ -146,6 +166,7 @@ def check_overlap(
   collections: Sequence,
   mode: str = "error",
   flag: str = "config.data.overlap",
+  near: float = NEAR_THRESHOLD,
 ):
   """Compares bitext with evaluation collections (module docstring).
 
@@ -156,17 +177,22 @@ def check_overlap(
       report and the messages call it.
     mode: ``error``, ``drop`` or ``allow``.
     flag: the config field named in the error message.
+    near: the near-duplicate rule's Jaccard threshold in [0, 1]; 0 turns the rule off.
 
   Returns:
     ``(kept, report)``: ``kept`` maps each key to its pairs (the overlapping ones removed in
     ``drop`` mode, all of them otherwise, in input order); ``report`` maps each key to
-    ``{"pairs", "overlapping", "removed", "collections": {name: count}, "example"}``.
+    ``{"pairs", "overlapping", "removed", "collections": {name: count}, "example",
+    "near_duplicates", "near_collections": {name: count}, "near_example"}``: the pairs that
+    overlap only by the near rule (in all collections, and per collection) and one of them.
 
   Raises:
-    ValueError: in ``error`` mode when any pair overlaps, or for an unknown mode.
+    ValueError: in ``error`` mode when any pair overlaps, or for an unknown mode or threshold.
   """
   if mode not in MODES:
     raise ValueError(f"{flag}={mode!r}; expected one of {MODES}")
+  if not 0.0 <= near <= 1.0:
+    raise ValueError(f"{flag}_near={near!r}; expected a Jaccard threshold in [0, 1] (0 = off)")
   named = [c for c in collections if isinstance(c, (str, os.PathLike))]
   if named:
     raise TypeError(
@@ -198,20 +224,29 @@ def check_overlap(
       if text not in matched and len(w) >= MIN_SUBSTRING_WORDS and tuple(w) in inside:
         matched[text] = f"inside document {inside[tuple(w)]}"
     hits.append(matched)
+  nears = _near(side_words, indexes, hits, near)
   kept, report = {}, {}
   for key, pairs in pairs_by_source.items():
-    keep, counts, example, overlapping = [], {}, None, 0
+    keep, counts, near_counts, overlapping, near_only = [], {}, {}, 0, 0
+    example = near_example = None
     for i, p in enumerate(pairs):
-      bad = False
-      for index, matched in zip(indexes, hits):
-        for side, text in zip(("English", "foreign"), _sides(p)):
-          if text in matched:
-            counts[index.name] = counts.get(index.name, 0) + 1
-            if example is None:
-              example = f"{_where(p, i)} {side} {text[:80]!r} = {index.name} {matched[text]}"
-            bad = True
-            break
+      bad = exact = False
+      for index, matched, close in zip(indexes, hits, nears):
+        hit = _hit(p, matched)  # an exact match in this collection first, else a near one
+        is_near = hit is None
+        hit = hit or _hit(p, close)
+        if hit is None:
+          continue
+        side, text, label = hit
+        counts[index.name] = counts.get(index.name, 0) + 1
+        what = f"{_where(p, i)} {side} {text[:80]!r} = {index.name} {label}"
+        example = example or what
+        if is_near:
+          near_counts[index.name] = near_counts.get(index.name, 0) + 1
+          near_example = near_example or what
+        bad, exact = True, exact or not is_near
       overlapping += bad
+      near_only += bad and not exact
       if not (bad and mode == "drop"):
         keep.append(p)
     kept[key] = keep
@@ -221,15 +256,19 @@ def check_overlap(
       "removed": len(pairs) - len(keep),
       "collections": counts,
       "example": example,
+      "near_duplicates": near_only,
+      "near_collections": near_counts,
+      "near_example": near_example,
     }
     if overlapping:
       log.warning(
-        "overlap guard: %s: %d of %d pairs overlap %s (%s); mode %s",
+        "overlap guard: %s: %d of %d pairs overlap %s (%s)%s; mode %s",
         _name(key),
         overlapping,
         len(pairs),
         counts,
         example,
+        _near_note(report[key]),
         mode,
       )
   if mode == "error":
@@ -241,9 +280,49 @@ def check_overlap(
       raise ValueError(
         f"overlap guard: {_name(k)}: {r['overlapping']} of {r['pairs']} pairs "
         f"repeat text of collection {name} ({count} pairs; e.g. {r['example']})"
-        f"{more}; set {flag}=drop to remove them or {flag}=allow to keep them"
+        f"{_near_note(r)}{more}; set {flag}=drop to remove them or {flag}=allow to keep them"
       )
   return kept, report
+
+
+def _hit(pair, matched: Dict[str, str]) -> Optional[Tuple[str, str, str]]:
+  """``(side name, text, what it matches)`` of the first side of ``pair`` in ``matched``."""
+  for side, text in zip(("English", "foreign"), _sides(pair)):
+    if text in matched:
+      return side, text, matched[text]
+  return None
+
+
+def _near_note(r: dict) -> str:
+  """`` (n of them near duplicates ...)`` for a report entry with near duplicates, else ''."""
+  n = r["near_duplicates"]
+  if not n:
+    return ""
+  example = "" if r["near_example"] == r["example"] else f"; e.g. {r['near_example']}"
+  return f" ({n} of them near duplicates of a query, not exact matches{example})"
+
+
+def _near(side_words, indexes, hits, near: float) -> List[Dict[str, str]]:
+  """Per collection, side text -> the query it is a near duplicate of (label, text and
+  Jaccard), for the sides the exact rules did not match in that collection."""
+  if not near or not indexes:
+    return [{} for _ in indexes]
+  texts_of: Dict[str, List[str]] = {}  # word key -> the side texts with it
+  for text, w in side_words.items():
+    texts_of.setdefault(" ".join(w), []).append(text)
+  side_keys = list(texts_of)
+  query_keys = [list(index.queries) for index in indexes]
+  found = nd.find_near_duplicates(side_keys, query_keys, near)
+  out = []
+  for index, matched, pairs, keys in zip(indexes, hits, found, query_keys):
+    close = {}
+    for s, (q, sim) in pairs.items():
+      label, query = index.queries[keys[q]]
+      for text in texts_of[side_keys[s]]:
+        if text not in matched:
+          close[text] = f"{label} {query[:80]!r} (near duplicate, Jaccard {sim:.2f})"
+    out.append(close)
+  return out
 
 
 def _name(key) -> str:

@@ -101,12 +101,13 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
   mode = _field(d, "overlap", "error")
   if mode not in ov.MODES:
     raise UsageError(f"config.data.overlap={mode!r}; expected one of {ov.MODES}")
+  near = _field(d, "overlap_near", 0.0)  # a config made before the rule: exact rules only
   shared_root = _field(d, "shared_root", "") or roots.data_root()
   if names and resolve is None:
     raise TypeError("config.data.overlap_collections names collections: pass resolve")
   collections = [resolve(c, shared_root) for c in names] + list(extra_collections)
   if d.source == "mixture":
-    return _load_mixture(config, collections, mode, shared_root)
+    return _load_mixture(config, collections, mode, shared_root, near)
   langs = [l.strip() for l in d.langs.split(",") if l.strip()]
   if not langs:
     raise UsageError("config.data.langs is empty")
@@ -124,6 +125,7 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
       {(d.source, lang): read[lang][0] for lang in langs},
       collections,
       mode,
+      near=near,
     )
     read = {lang: (kept[(d.source, lang)],) + read[lang][1:] for lang in langs}
   out, rows = {}, []
@@ -165,6 +167,8 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
         "overlap": r.get("overlapping", 0),
         "overlap_removed": r.get("removed", 0),
         "overlap_collections": r.get("collections", {}),
+        "overlap_near": r.get("near_duplicates", 0),
+        "overlap_near_collections": r.get("near_collections", {}),
         "used": len(train) + len(test),
         "test": len(test),
         "train": len(train),
@@ -185,7 +189,16 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
   )
   totals = {
     k: sum(r[k] for r in rows)
-    for k in ("available", "skipped", "overlap", "overlap_removed", "used", "test", "train")
+    for k in (
+      "available",
+      "skipped",
+      "overlap",
+      "overlap_removed",
+      "overlap_near",
+      "used",
+      "test",
+      "train",
+    )
   }
   manifest = {
     "source": d.source,
@@ -195,7 +208,11 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
     "test_fraction": d.test_fraction,
     "max_pairs_per_lang": d.max_pairs_per_lang,
     "english": english,
-    "overlap": {"mode": mode, "collections": [getattr(c, "name", str(c)) for c in collections]},
+    "overlap": {
+      "mode": mode,
+      "near": near,
+      "collections": [getattr(c, "name", str(c)) for c in collections],
+    },
     "sources": rows,
     "languages": {
       lang: {"train": len(s["train"]), "test": len(s["test"])} for lang, s in out.items()
@@ -225,7 +242,7 @@ def _read_single(d, lang: str):
 
 
 def _load_mixture(
-  config, collections: List[str], mode: str, shared_root: str
+  config, collections: List[str], mode: str, shared_root: str, near: float
 ) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   spec = _field(d, "mixture", "")
@@ -250,4 +267,5 @@ def _load_mixture(
     seed=config.seed,
     overlap_collections=collections,
     overlap=mode,
+    overlap_near=near,
   )

@@ -95,7 +95,11 @@ def _load(work: Path) -> Optional[dict]:
 #: Fields added to the config after work dirs recorded their identity, each with the value that
 #: gives the behaviour of the code before it: a dir whose identity lacks the field matches a
 #: config that holds this value (so adding a field does not orphan finished runs).
-ADDED_FIELDS = {"teacher.model": "", "teacher.projection_fit_texts": 8192}
+ADDED_FIELDS = {
+  "teacher.model": "",
+  "teacher.projection_fit_texts": 8192,
+  "data.overlap_near": 0.0,
+}
 
 
 def _differences(old: Dict[str, object], new: Dict[str, object]) -> List[str]:

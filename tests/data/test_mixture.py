@@ -247,19 +247,31 @@ def test_overlap_guard_in_a_mixture(shared):
     {"hau": {"q1": "Labarai 7"}},
     {"q1": {"d1": 1}},
   )
+  exact = dict(overlap_collections=[coll], overlap_near=0.0)  # the exact rules alone
   with pytest.raises(
     ValueError,
     match=r"^overlap guard: source mafand:train language hau: "
     r"1 of 100 pairs repeat text of collection dev_coll",
   ):
-    _build(shared, overlap_collections=[coll])
-  splits, manifest = _build(shared, overlap_collections=[coll], overlap="drop")
+    _build(shared, **exact)
+  splits, manifest = _build(shared, overlap="drop", **exact)
   row = _row(manifest, "mafand", "train", "hau")
   assert (row["overlap"], row["overlap_removed"], row["used"]) == (1, 1, 99)
   assert all(f != "Labarai 7." for s in splits.values() for _, f in s["train"] + s["test"])
-  _, allowed = _build(shared, overlap_collections=[coll], overlap="allow")
+  _, allowed = _build(shared, overlap="allow", **exact)
   row = _row(allowed, "mafand", "train", "hau")
   assert (row["overlap"], row["overlap_removed"], row["used"]) == (1, 0, 100)
+  assert (row["overlap_near"], allowed["overlap"]["near"]) == (0, 0.0)
+  # the near rule (default 0.8): the synthetic 'Labarai 70.' .. 'Labarai 79.' are 5-gram near
+  # duplicates of 'Labarai 7' (Jaccard 5/6): counted in the manifest, per source and in total
+  _, near = _build(shared, overlap_collections=[coll], overlap="allow")
+  row = _row(near, "mafand", "train", "hau")
+  assert (row["overlap"], row["overlap_near"], row["overlap_near_collections"]) == (
+    11,
+    10,
+    {"dev_coll": 10},
+  )
+  assert (near["totals"]["overlap_near"], near["overlap"]["near"]) == (10, 0.8)
 
 
 # ---------------------------------------------------------------- sources.py

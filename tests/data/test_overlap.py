@@ -100,6 +100,9 @@ def test_drop_mode_removes_exactly_the_overlapping_pairs(collection_dir):
     "removed": 0,
     "collections": {},
     "example": None,
+    "near_duplicates": 0,
+    "near_collections": {},
+    "near_example": None,
   }
 
 
@@ -119,6 +122,65 @@ def test_allow_mode_counts_and_keeps(collection_dir, caplog):
     mode="allow",
   )
   assert report["src"]["example"].endswith(" = " + str(collection_dir) + " inside document d1")
+
+
+NEAR_QUERY = "Who is the current president of the Federal Republic of Nigeria?"
+NEAR_SIDE = "who WAS the current president of the federal republic of Nigeria"  # Jaccard 0.83
+
+
+def _near_collection():
+  queries = {"en": {"q7-en": NEAR_QUERY}, "hau": {"q7": "Wane ne shugaban Najeriya na yanzu?"}}
+  return Collection("near", ["d"], {"d": PASSAGE}, queries, {"q7": {"d": 1}})
+
+
+def test_a_near_duplicate_of_a_query_overlaps_like_an_exact_match(caplog):
+  pairs = {
+    ("s", "hau"): [
+      ("Good morning.", "Barka da safiya."),
+      (NEAR_SIDE, "Wane ne shugaban Najeriya?"),  # English side: a query with one word changed
+      ("What is the largest city in northern Nigeria?", "Wane birni ne mafi girma?"),
+      ("Who leads it now?", "Wane ne shugaban Najeriya na yanzu?"),  # exact: query hau/q7
+    ]
+  }
+  with caplog.at_level(logging.WARNING):
+    kept, report = overlap.check_overlap(pairs, [_near_collection()], mode="drop")
+  assert kept[("s", "hau")] == [pairs[("s", "hau")][0], pairs[("s", "hau")][2]]
+  r = report[("s", "hau")]
+  assert (r["overlapping"], r["removed"], r["near_duplicates"]) == (2, 2, 1)
+  assert r["collections"] == {"near": 2} and r["near_collections"] == {"near": 1}
+  assert r["near_example"] == (
+    f"pair #2 English {NEAR_SIDE!r} = near query en/q7-en {NEAR_QUERY!r} "
+    "(near duplicate, Jaccard 0.83)"
+  )
+  assert "2 of 4 pairs overlap {'near': 2} (pair #2 English" in caplog.text
+  assert "(1 of them near duplicates of a query, not exact matches); mode drop" in caplog.text
+  with pytest.raises(ValueError) as e:
+    overlap.check_overlap({("s", "hau"): pairs[("s", "hau")][1:2]}, [_near_collection()])
+  assert str(e.value) == (
+    f"overlap guard: source s language hau: 1 of 1 pairs repeat text of collection near "
+    f"(1 pairs; e.g. pair #1 English {NEAR_SIDE!r} = near query en/q7-en {NEAR_QUERY!r} "
+    "(near duplicate, Jaccard 0.83)) (1 of them near duplicates of a query, not exact "
+    "matches); set config.data.overlap=drop to remove them or config.data.overlap=allow to "
+    "keep them"
+  )
+  # threshold 0: the exact rules alone; above the pair's similarity: not a near duplicate
+  for near in (0.0, 0.9):
+    _, report = overlap.check_overlap(pairs, [_near_collection()], mode="allow", near=near)
+    assert (report[("s", "hau")]["overlapping"], report[("s", "hau")]["near_duplicates"]) == (1, 0)
+  with pytest.raises(ValueError, match=r"^config\.data\.overlap_near=1\.5; expected"):
+    overlap.check_overlap(pairs, [_near_collection()], near=1.5)
+
+
+def test_threshold_zero_gives_the_exact_rules_counts(collection_dir):
+  coll = [guard_collection(collection_dir, "")]
+  _, off = overlap.check_overlap(_pairs(), coll, mode="allow", near=0.0)
+  _, on = overlap.check_overlap(_pairs(), coll, mode="allow")
+  assert {k: r["overlapping"] for k, r in off.items()} == {
+    ("mafand:train", "hau"): 2,
+    ("flores200:dev", "hau"): 1,
+    ("flores200:dev", "yor"): 0,
+  }
+  assert on == off  # nothing in _pairs() is a near duplicate
 
 
 def test_substring_needs_eight_words_and_tuples_work():
@@ -196,7 +258,8 @@ def _brute_force(pairs, collection):
 
 def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
   """AfriQA train questions repeat dev queries (same or other language's English reference)
-  or sit inside a passage: 26 of 1,608 pairs (bem 1, hau 2, ibo 3, kin 3, twi 17, zul 0)."""
+  or sit inside a passage: 26 of 1,608 pairs by the exact rules (bem 1, hau 2, ibo 3, kin 3,
+  twi 17, zul 0); the near rule at 0.8 adds 13 (bem 5, ibo 4, kin 3, twi 1; docs/RELIABILITY.md)."""
   from optical_jax.testsets.afriqa_passages import afriqa_collection  # pylint: disable=import-outside-toplevel
 
   langs = ("bem", "hau", "ibo", "kin", "twi", "zul")
@@ -207,7 +270,7 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
     for l in langs
   }
   kept, report = overlap.check_overlap(
-    pairs, [guard_collection("afriqa", shared_data)], mode="drop"
+    pairs, [guard_collection("afriqa", shared_data)], mode="drop", near=0.0
   )
   counts = {k[1]: r["overlapping"] for k, r in report.items()}
   coll = afriqa_collection(shared_data / "afriqa_dev")
@@ -221,6 +284,15 @@ def test_real_afriqa_train_questions_vs_afriqa_dev_collection(shared_data):
       r"\d+ of \d+ pairs repeat text of collection afriqa ",
     ):
       overlap.check_overlap(pairs, [guard_collection("afriqa", shared_data)])
+  _, near = overlap.check_overlap(pairs, [guard_collection("afriqa", shared_data)], mode="allow")
+  assert {k[1]: (r["overlapping"], r["near_duplicates"]) for k, r in near.items()} == {
+    "bem": (6, 5),
+    "hau": (2, 0),
+    "ibo": (7, 4),
+    "kin": (6, 3),
+    "twi": (18, 1),
+    "zul": (0, 0),
+  }
 
 
 def test_real_flores_dev_vs_devtest(shared_data):

@@ -53,14 +53,18 @@ def test_check_names_every_difference_and_writes_nothing(tmp_path):
 
 def test_a_field_added_later_matches_its_old_behaviour_only(tmp_path):
   """A dir recorded before teacher.model existed is the same run as a config with the field at
-  its old behaviour (''), and another run for any other value."""
+  its old behaviour (''), and another run for any other value (data.overlap_near: the old
+  behaviour is 0, off; the default 0.8 is another run)."""
   config = default.get_config()
+  config.data.overlap_near = 0.0
   identity.record(tmp_path, config, DATA, "m1")
   stored = json.loads((tmp_path / "identity.json").read_text())
   for key in identity.ADDED_FIELDS:
     del stored["config"][key]
   (tmp_path / "identity.json").write_text(json.dumps(stored))
   identity.check(tmp_path, config, DATA, "m1")
+  with pytest.raises(identity.IdentityError, match=r"data\.overlap_near: 0\.0 -> 0\.8"):
+    identity.check(tmp_path, default.get_config())
   config.teacher.model = "pypi:all-mpnet-base-v2"
   with pytest.raises(identity.IdentityError, match=r"teacher\.model: '' -> 'pypi:all-mpnet"):
     identity.check(tmp_path, config)
@@ -137,6 +141,7 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("train.num_steps", -3, r"train\.num_steps=-3: must be >= 0"),
     ("train.learning_rate", 0.0, r"train\.learning_rate=0\.0: must be > 0"),
     ("data.test_fraction", 1.0, r"data\.test_fraction=1\.0: must be in \[0, 1\)"),
+    ("data.overlap_near", 1.5, r"data\.overlap_near=1\.5: must be in \[0, 1\] \(0 = off\)"),
     ("ot.epsilon", 0.0, r"ot / distill: epsilon must be > 0"),
     ("method", "kd", r"method='kd': expected one of"),
     ("retrieval.collections", ("afriqa", "msmarco"), r"'msmarco' is not one of"),
