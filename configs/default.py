@@ -143,6 +143,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.distill.contrastive_soft = 0.0
   # Weight of the objective itself; 0 (with a contrastive weight) trains the term alone.
   config.distill.objective_weight = 1.0
+  # Scoring of the contrastive term: 'dense' (pooled cosine; what the dense ranker reads) or
+  # 'maxsim' (late interaction: the mean over the foreign sentence's student tokens of each
+  # one's best cosine with the English sentence's teacher tokens; what the MaxSim ranker reads;
+  # with the bank, the teacher's token matrices of every distinct English sentence, 4 bytes x
+  # N x L x p). The exported student records it as the ranker it was trained for.
+  config.distill.contrastive_ranker = "dense"
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated

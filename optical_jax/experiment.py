@@ -34,7 +34,13 @@ from optical_jax.retrieval.index import fingerprint
 from optical_jax.testsets import registry
 from optical_jax.training import identity
 from optical_jax.training.distill import distill
-from optical_jax.training.student import export_student, interpolated, model_options, text_prefix
+from optical_jax.training.student import (
+  export_student,
+  interpolated,
+  model_options,
+  text_prefix,
+  trained_ranker,
+)
 from optical_jax.training.teacher import finetune_teacher
 
 log = logging.getLogger(__name__)
@@ -105,7 +111,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
     rows[config.method] = _matching(student, teacher, splits, config)
     if lead:  # with a cross-model student's start: where later interpolations start from
       start_params = None if model is teacher else init["encoder"]
-      export_student(work, student, teacher, config.method, dev_eval.PROJECTION_START, start_params)
+      export_student(
+        work,
+        student,
+        teacher,
+        config.method,
+        dev_eval.PROJECTION_START,
+        start_params,
+        ranker=trained_ranker(config),
+      )
     training = {k: v for k, v in summary.items() if k != "params"}
   retrieval = None
   if registry.dev_checks(config):

@@ -284,6 +284,12 @@ def test_default_ranker_and_atomic_output_set(setup, tmp_path):
 
   assert default_ranker(SimpleNamespace(head=None)) == "dense"  # a retriever taken as is
   assert default_ranker(SimpleNamespace(head={"kernel": 0})) == "maxsim"  # a late-interaction head
+  # A student records the ranker it was trained for; auto follows the query model's first.
+  plain = SimpleNamespace(head=None, meta={})
+  assert default_ranker(plain, SimpleNamespace(head=None, meta={"ranker": "maxsim"})) == "maxsim"
+  headed = SimpleNamespace(head={"kernel": 0}, meta={})
+  assert default_ranker(headed, SimpleNamespace(head=None, meta={"ranker": "dense"})) == "dense"
+  assert default_ranker(SimpleNamespace(head=None, meta={"ranker": "maxsim"}), plain) == "maxsim"
   exact = tmp_path / "exact"
   _exact_run(setup, exact)
   before = {p.relative_to(exact): p.read_bytes() for p in exact.rglob("*") if p.is_file()}

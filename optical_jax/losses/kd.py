@@ -14,6 +14,10 @@
   embeddings of every distinct English sentence of the training set (the
   teacher is frozen, so the bank never goes stale): every English sentence is
   a negative, not only the batch's (a full softmax in place of a sampled one).
+* :func:`maxsim_contrastive`: the contrastive term at the token level, for a student that
+  retrieves by late interaction: each foreign sentence's student token vectors against the
+  teacher's token matrices of the English sentences (the batch's or the bank's), scored by
+  MaxSim (ColBERT; the score the MaxSim ranker sorts by, divided by the query's tokens).
 * :func:`token_mse_greedy`: token-level MSE after a greedy one-to-one
   alignment by cosine similarity (DR.DECR style, Li et al. 2022): repeatedly
   take the most similar unmatched (student, teacher) token pair; the
@@ -116,6 +120,72 @@ def bank_contrastive(
   loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)
   top1 = _pair_mean(jnp.argmax(logits, -1) == index, valid)
   return loss, {"contrastive": loss, "bank_top1": top1}
+
+
+#: Documents scored at a time by :func:`maxsim_mean_scores` (bounds its intermediate:
+#: B x m x this x L x 4 bytes, recomputed in the backward pass).
+MAXSIM_CHUNK = 256
+
+
+def maxsim_mean_scores(
+  q: jax.Array, q_mask: jax.Array, d: jax.Array, d_mask: jax.Array, chunk: int = MAXSIM_CHUNK
+) -> jax.Array:
+  """q [B, m, p], q_mask [B, m], d [N, L, p], d_mask [N, L] -> scores [B, N] float32.
+
+  ``scores[b, n] = (1 / |q_b|) sum_{i in q_b} max_{j in d_n} <q_bi, d_nj>``: late interaction
+  (``models/scoring.py: maxsim_scores`` divided by the query's real tokens, so that a
+  temperature reads on one cosine scale for every query length; a query's ranking is the
+  same). The documents go ``chunk`` at a time under ``lax.map`` with each chunk checkpointed,
+  so neither pass holds more than ``[B, m, chunk, L]``. A document without tokens scores 0,
+  a query without tokens 0 everywhere."""
+  q = q.astype(jnp.float32)
+  n = d.shape[0]
+  c = max(1, min(chunk, n))
+  pad = (-n) % c
+  d = jnp.pad(d.astype(jnp.float32), ((0, pad), (0, 0), (0, 0)))
+  d_mask = jnp.pad(d_mask.astype(bool), ((0, pad), (0, 0)))
+  d = d.reshape(-1, c, *d.shape[1:])
+  d_mask = d_mask.reshape(-1, c, d_mask.shape[-1])
+  qm = q_mask.astype(bool)
+
+  @jax.checkpoint
+  def block(args):
+    db, mb = args  # [c, L, p], [c, L]
+    sim = jnp.einsum("bip,njp->bnij", q, db)
+    best = jnp.max(jnp.where(mb[None, :, None, :], sim, -jnp.inf), -1)  # [B, c, m]
+    keep = qm[:, None, :] & jnp.any(mb, -1)[None, :, None]
+    return jnp.sum(jnp.where(keep, best, 0.0), -1)  # [B, c]
+
+  scores = jax.lax.map(block, (d, d_mask))  # [chunks, B, c]
+  scores = jnp.moveaxis(scores, 0, 1).reshape(q.shape[0], -1)[:, :n]
+  return scores / jnp.maximum(jnp.sum(qm, -1, keepdims=True), 1).astype(jnp.float32)
+
+
+def maxsim_contrastive(
+  student: jax.Array,
+  student_mask: jax.Array,
+  docs: jax.Array,
+  docs_mask: jax.Array,
+  index: jax.Array,
+  temperature: float,
+) -> Tuple[jax.Array, Dict]:
+  """student [B, m, p] unit token vectors (zeros at padding), student_mask [B, m]; docs
+  [N, L, p] the teacher's unit token vectors of the English sentences, docs_mask [N, L];
+  index [B] int32: each row's own English sentence among the N (-1 = a filler row) ->
+  (loss [], metrics).
+
+  Loss: mean over valid rows i of ``logsumexp_j(s_ij / temperature) - s_i,index_i /
+  temperature`` with ``s`` :func:`maxsim_mean_scores` (InfoNCE over late-interaction scores;
+  no gradient into the documents). Metric ``maxsim_top1``: the share of valid rows whose own
+  English sentence scores highest."""
+  docs = jax.lax.stop_gradient(docs)
+  valid = jnp.any(student_mask > 0, -1) & (index >= 0)
+  logits = maxsim_mean_scores(student, student_mask, docs, docs_mask) / temperature  # [B, N]
+  row = jnp.maximum(index, 0)
+  own = jnp.take_along_axis(logits, row[:, None], axis=-1)[:, 0]
+  loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)
+  top1 = _pair_mean(jnp.argmax(logits, -1) == index, valid)
+  return loss, {"contrastive": loss, "maxsim_top1": top1}
 
 
 def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from optical_jax.losses.contrastive import contrastive_loss
 from optical_jax.losses.kd import (
   bank_contrastive,
+  maxsim_contrastive,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
@@ -48,6 +49,10 @@ OBJECTIVES = ("optical", "kd_sentence", "kd_token")
 #: Negatives of the contrastive term: the batch's English sentences, or the bank of every
 #: distinct English sentence of the training set (``losses/kd.py: bank_contrastive``).
 NEGATIVES = ("batch", "bank")
+#: How the contrastive term scores a foreign sentence against an English one: pooled vectors
+#: (what the dense ranker reads) or late interaction over token vectors (what MaxSim reads;
+#: ``losses/kd.py: maxsim_contrastive``).
+CONTRASTIVE_RANKERS = ("dense", "maxsim")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +82,10 @@ class DistillSpec:
   #: Weight of the objective itself (0 with a contrastive weight: the contrastive term alone,
   #: an ablation).
   objective_weight: float = 1.0
+  #: Scoring of the contrastive term (:data:`CONTRASTIVE_RANKERS`); ``"maxsim"`` with the bank
+  #: needs ``teacher_params["english_bank_tokens"]`` [N, L, p] and ``["english_bank_mask"]``
+  #: [N, L] (``training/student.py: english_bank_tokens``).
+  contrastive_ranker: str = "dense"
 
   @classmethod
   def from_config(cls, config) -> "DistillSpec":
@@ -95,6 +104,7 @@ class DistillSpec:
       contrastive_negatives=d.get("contrastive_negatives", "batch"),
       contrastive_soft=d.get("contrastive_soft", 0.0),
       objective_weight=d.get("objective_weight", 1.0),
+      contrastive_ranker=d.get("contrastive_ranker", "dense"),
     )
 
   @property
@@ -127,6 +137,15 @@ class DistillSpec:
       raise ValueError(
         "contrastive_soft needs contrastive_negatives='bank' (the targets are the "
         "teacher's similarities over the bank)"
+      )
+    if self.contrastive_ranker not in CONTRASTIVE_RANKERS:
+      raise ValueError(
+        f"contrastive_ranker {self.contrastive_ranker!r} not in {CONTRASTIVE_RANKERS}"
+      )
+    if self.contrastive_soft and self.contrastive_ranker == "maxsim":
+      raise ValueError(
+        "contrastive_soft is for contrastive_ranker='dense' (the soft targets are pooled "
+        "similarities); set it to 0 with 'maxsim'"
       )
     if not self.contrastive_temperature > 0:
       raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
@@ -201,18 +220,34 @@ def _token_objective(
     )
     metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
     loss = loss + spec.sentence_weight * sent
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec)
 
 
-def _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec: DistillSpec):
+def _with_contrastive(
+  loss, metrics, s_last, t_last, batch, params, teacher_params, spec: DistillSpec
+):
   """``objective_weight * loss + contrastive_weight * contrastive term`` (the term only when
-  its weight is set; against the batch or the English bank, ``spec.contrastive_negatives``)."""
+  its weight is set; against the batch or the English bank, ``spec.contrastive_negatives``;
+  pooled or late interaction, ``spec.contrastive_ranker``)."""
   if spec.objective_weight != 1.0:
     metrics = dict(metrics, objective_loss=loss)
     loss = spec.objective_weight * loss
   if not spec.contrastive_weight:
     return loss, metrics
-  if spec.uses_bank:
+  if spec.contrastive_ranker == "maxsim":
+    student = _token_vectors(s_last, params, batch["student_mask"], spec)
+    if spec.uses_bank:
+      docs = teacher_params["english_bank_tokens"]
+      docs_mask = teacher_params["english_bank_mask"]
+      index = batch["bank_index"]
+    else:
+      docs = _token_vectors(t_last, teacher_params, batch["teacher_mask"], spec)
+      docs_mask = batch["teacher_mask"]
+      index = jnp.where(jnp.any(docs_mask > 0, -1), jnp.arange(docs.shape[0]), -1)
+    con, con_metrics = maxsim_contrastive(
+      student, batch["student_mask"], docs, docs_mask, index, spec.contrastive_temperature
+    )
+  elif spec.uses_bank:
     con, con_metrics = bank_contrastive(
       s_last,
       batch["student_mask"],
@@ -308,7 +343,7 @@ def kd_sentence_loss(
   loss, metrics = sentence_mse(
     student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling
   )
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, teacher_params, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec)
 
 
 _LOSSES = {"optical": optical_loss, "kd_sentence": kd_sentence_loss, "kd_token": kd_token_loss}

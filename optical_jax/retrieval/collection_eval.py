@@ -64,17 +64,27 @@ def _judged_for(collection: Collection, lang: str) -> dict:
 RANKER_CHOICES = ("auto", "dense", "maxsim")
 
 
-def default_ranker(doc_model: LoadedEncoder) -> str:
-  """``"maxsim"`` when the document model has a late-interaction head (a teacher trained by
-  train.py's teacher stage), else ``"dense"``: a retriever taken as is (e5) is trained for its
-  pooled vectors, and MaxSim over its raw token states scores lower and costs far more."""
+def default_ranker(doc_model: LoadedEncoder, query_model: Optional[LoadedEncoder] = None) -> str:
+  """The ranker a model was made for: the one an exported student records (``ranker`` in its
+  ``optical_jax.json``: ``"maxsim"`` for a student trained with
+  ``distill.contrastive_ranker='maxsim'``, else ``"dense"``), the query model's first, then the
+  document model's; for a model without a record, ``"maxsim"`` when the document model has a
+  late-interaction head (a teacher trained by train.py's teacher stage), else ``"dense"``: a
+  retriever taken as is (e5) is trained for its pooled vectors, and MaxSim over its raw token
+  states scores lower and costs far more."""
+  for model in (query_model, doc_model):
+    recorded = getattr(model, "meta", None) or {}
+    if recorded.get("ranker") in ("dense", "maxsim"):
+      return recorded["ranker"]
   return "maxsim" if doc_model.head is not None else "dense"
 
 
-def resolve_ranker(ranker: str, doc_model: LoadedEncoder) -> str:
+def resolve_ranker(
+  ranker: str, doc_model: LoadedEncoder, query_model: Optional[LoadedEncoder] = None
+) -> str:
   if ranker not in RANKER_CHOICES:
     raise ValueError(f"ranker {ranker!r} not in {RANKER_CHOICES}")
-  return default_ranker(doc_model) if ranker == "auto" else ranker
+  return default_ranker(doc_model, query_model) if ranker == "auto" else ranker
 
 
 def check_request(
@@ -197,7 +207,7 @@ def evaluate_collection(
   ranker, k, first_stage, index = s.ranker, s.k, s.first_stage, s.index
   batch_size, max_length, doc_max_length = s.batch_size, s.max_length, s.doc_max_length
   measures = s.measures or DEFAULT_MEASURES
-  ranker = resolve_ranker(ranker, doc_model)
+  ranker = resolve_ranker(ranker, doc_model, query_model)
   first_runs = check_request(collection, langs, k, first_stage, ranker, index)
   check_token_limit("max_length", max_length)
   check_token_limit("doc_max_length", doc_max_length)
@@ -339,7 +349,7 @@ def run_eval(
   ``doc_model_name`` defaults to the teacher recorded in a student's work
   directory, else the query model itself. ``settings``: :class:`EvalSettings` (default its
   defaults), ``fields`` some of its fields instead or on top (``k=10, langs=["swa"]``);
-  ``ranker="auto"``: :func:`default_ranker` of the document model (the one used is written to
+  ``ranker="auto"``: :func:`default_ranker` of the two models (the one used is written to
   ``metrics.json``); ``measures`` are checked first; ``cache_dir`` None: ``output/cache``.
   ``mesh``: exact search over its devices (:func:`evaluate_collection`). Runs are tagged with
   ``query_model_name``.
@@ -396,7 +406,7 @@ def _run_eval_into(
   query_model = load_encoder(query_model_name, dtype=s.dtype)
   doc_name = doc_model_name or query_model.meta.get("teacher") or query_model_name
   doc_model = query_model if doc_name == query_model_name else load_encoder(doc_name, dtype=s.dtype)
-  ranker = resolve_ranker(s.ranker, doc_model)
+  ranker = resolve_ranker(s.ranker, doc_model, query_model)
   log.info("ranker %s", ranker)
   k, first_stage, index = s.k, s.first_stage, s.index
   recall = {} if s.index_recall and index != "exact" else None

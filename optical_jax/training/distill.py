@@ -16,6 +16,7 @@ from optical_jax.training.loop import fit, plan_unpadded
 from optical_jax.training.student import (
   distinct_english,
   english_bank,
+  english_bank_tokens,
   student_start,
   text_prefix,
 )
@@ -30,7 +31,8 @@ class DistillSetup:
   Attributes:
     model: the student model at step 0 (the teacher's copy, or its own model with the output
       projection); ``init``: its trainable params ``{"encoder", "head"?}``.
-    frozen: the teacher's params (and ``english_bank`` [N, d] for bank negatives).
+    frozen: the teacher's params (and ``english_bank`` [N, d] for bank negatives, or
+      ``english_bank_tokens`` [N, L, p] + ``english_bank_mask`` [N, L] for MaxSim ones).
     loss_fn: ``(params, frozen, batch, rng) -> (loss, metrics)``.
     batcher: the run's batches (``batcher.batch(step)``); ``total``: its number of steps.
     info: extra summary fields (``projection_fit`` for a cross-model student).
@@ -86,7 +88,10 @@ def prepare_distill(
     teacher_params.pop("head")
     init.pop("head", None)
   frozen = teacher_params
-  if spec.uses_bank:
+  if spec.uses_bank and spec.contrastive_ranker == "maxsim":
+    tokens, mask = english_bank_tokens(teacher, bank_texts, config, prefix, "head" in frozen)
+    frozen = dict(teacher_params, english_bank_tokens=tokens, english_bank_mask=mask)
+  elif spec.uses_bank:
     frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
   loss_fn = make_loss(
     model.module,

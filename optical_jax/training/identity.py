@@ -99,6 +99,7 @@ ADDED_FIELDS = {
   "teacher.model": "",
   "teacher.projection_fit_texts": 8192,
   "data.overlap_near": 0.0,
+  "distill.contrastive_ranker": "dense",
 }
 
 

@@ -5,8 +5,9 @@ interpolation towards the start, and its export, one function each.
   model keeps its own weights and gets an output projection into the teacher's width, fitted by
   ridge regression (:func:`fit_projection`) and attached by :func:`with_projection` (also how
   ``dev_eval.reevaluate`` rebuilds the start of a finished run from its saved kernel).
-* :func:`distinct_english`, :func:`english_bank`: the negatives of
-  ``distill.contrastive_negatives='bank'``.
+* :func:`distinct_english`, :func:`english_bank`, :func:`english_bank_tokens`: the negatives of
+  ``distill.contrastive_negatives='bank'`` (pooled, or token matrices for
+  ``distill.contrastive_ranker='maxsim'``).
 * :func:`interpolate`, :func:`interpolated`: ``start + alpha * (trained - start)`` (WiSE-FT),
   ``config.train.interpolation`` and ``dev_eval --interpolation``.
 * :func:`export_student`: ``<workdir>/student`` (an HF directory, loadable by
@@ -30,6 +31,7 @@ from optical_jax.io import save_npy_atomic
 from optical_jax.loading import LoadedEncoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.models.encoder import Encoder
+from optical_jax.models.scoring import token_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,48 @@ def english_bank(teacher: LoadedEncoder, texts, config, prefix: str) -> np.ndarr
     bank.nbytes / 2**20,
   )
   return bank
+
+
+#: Texts per forward pass of :func:`english_bank_tokens` (one compiled shape).
+BANK_BATCH = 64
+
+
+def english_bank_tokens(
+  teacher: LoadedEncoder, texts, config, prefix: str, use_head: bool = True
+) -> tuple:
+  """The frozen teacher's unit token vectors of ``texts`` (last layer, through its head when it
+  has one and ``use_head``, as MaxSim retrieval and the objectives read them; the training
+  token limit and prefix) -> ``(tokens float32 [N, L, p], mask bool [N, L])``, ``L`` the
+  longest text's tokens: the negatives of ``distill.contrastive_ranker='maxsim'`` with the
+  bank (4 bytes x N x L x p)."""
+  start = time.time()
+  params = teacher.retrieval_params()
+  if params["head"] is None or not use_head:
+    params = {"encoder": params["encoder"]}
+  ids, _ = teacher.tokenizer.encode_ids(texts, config.data.max_length, prefix)
+  width = max((len(x) for x in ids), default=1)
+  fn = jax.jit(lambda p, i, m: token_embeddings(teacher.module, p, i, m))
+  pad = teacher.tokenizer.pad_id
+  out, masks = [], []
+  for s in range(0, len(ids), BANK_BATCH):
+    rows = ids[s : s + BANK_BATCH]
+    batch = np.full((BANK_BATCH, width), pad, np.int32)
+    mask = np.zeros((BANK_BATCH, width), np.int32)
+    for r, x in enumerate(rows):
+      batch[r, : len(x)] = x
+      mask[r, : len(x)] = 1
+    out.append(np.asarray(fn(params, batch, mask))[: len(rows)])
+    masks.append(mask[: len(rows)].astype(bool))
+  tokens = np.concatenate(out) if out else np.zeros((0, width, 1), np.float32)
+  mask = np.concatenate(masks) if masks else np.zeros((0, width), bool)
+  log.info(
+    "English token bank: %d distinct sentences x %d tokens by the teacher in %.1fs (%.1f MB)",
+    len(texts),
+    width,
+    time.time() - start,
+    tokens.nbytes / 2**20,
+  )
+  return tokens, mask
 
 
 def fit_projection(student: LoadedEncoder, teacher: LoadedEncoder, texts, config) -> tuple:
@@ -157,6 +201,15 @@ def interpolated(
   return dataclasses.replace(model, params=jax.tree_util.tree_map(jnp.asarray, encoder), head=head)
 
 
+def trained_ranker(config) -> str:
+  """The ranker a student of ``config`` is trained for, recorded in its export (``ranker``,
+  which ``eval.py --ranker auto`` follows): ``"maxsim"`` when its contrastive term scores by
+  late interaction (``distill.contrastive_ranker``), else ``"dense"``."""
+  d = config.distill
+  maxsim = d.get("contrastive_weight", 0.0) and d.get("contrastive_ranker", "dense") == "maxsim"
+  return "maxsim" if maxsim else "dense"
+
+
 def export_student(
   work: Path,
   student: LoadedEncoder,
@@ -164,9 +217,11 @@ def export_student(
   method: str,
   start_file: str,
   start=None,
+  ranker: str = "dense",
 ) -> None:
   """Writes ``work/student``: ``student`` as an HF directory (its meta naming the teacher and
-  ``method``). For a cross-model student, first ``work/start_file``: the output projection of
+  ``method`` and the ``ranker`` it was trained for, :func:`trained_ranker`). For a cross-model
+  student, first ``work/start_file``: the output projection of
   its step-0 encoder params ``start`` (float32 [d_student, d_teacher]; ``start`` None for the
   teacher's copy), where later interpolations start from (``dev_eval.reevaluate``, with
   :func:`with_projection`)."""
@@ -182,5 +237,5 @@ def export_student(
     query_prefix=student.query_prefix,
     doc_prefix=student.doc_prefix,
     head=student.head,
-    extra_meta={"teacher": teacher.source, "method": method},
+    extra_meta={"teacher": teacher.source, "method": method, "ranker": ranker},
   )

@@ -9,6 +9,8 @@ import numpy as np
 from optical_jax.losses.kd import (
   bank_contrastive,
   greedy_alignment,
+  maxsim_contrastive,
+  maxsim_mean_scores,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
@@ -139,6 +141,67 @@ def test_bank_contrastive_value_masking_and_gradient():
     sentence_contrastive(s[:3], ones_s, t, ones_t, tau)[0],
     rtol=1e-5,
   )
+
+
+def _unit(x):
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_maxsim_contrastive_value_masking_and_gradient():
+  """Late-interaction InfoNCE: s_ij = mean over row i's real tokens of each token's best cosine
+  with sentence j's real tokens (padding never chosen, whatever its value); filler rows and
+  rows without tokens count nowhere; chunking changes nothing; the documents get no gradient."""
+  rng = np.random.default_rng(3)
+  s = _unit(rng.normal(size=(4, 3, 5)))
+  sm = np.asarray([[1, 1, 0], [1, 1, 1], [0, 0, 0], [1, 0, 0]])
+  d = _unit(rng.normal(size=(6, 4, 5)))
+  dm = np.asarray(
+    [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]]
+  )
+  d_padded = np.where(dm[..., None] > 0, d, 1.0)  # padding that would win every max if chosen
+  index = jnp.asarray([4, 0, 1, -1])
+  tau = 0.2
+  want_scores = np.zeros((4, 6))
+  for i in range(4):
+    for j in range(6):
+      q, k = s[i][sm[i] > 0], d[j][dm[j] > 0]
+      want_scores[i, j] = (q @ k.T).max(1).mean() if len(q) else 0.0
+  sc = maxsim_mean_scores(jnp.asarray(s * sm[..., None]), sm, jnp.asarray(d_padded), dm)
+  np.testing.assert_allclose(sc, want_scores, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    maxsim_mean_scores(jnp.asarray(s), sm, jnp.asarray(d_padded), dm, chunk=4), sc, rtol=1e-6
+  )
+  logits = want_scores / tau
+  want = np.mean([np.log(np.exp(logits[i]).sum()) - logits[i, j] for i, j in ((0, 4), (1, 0))])
+  args = (jnp.asarray(s, jnp.float32), sm)
+  loss, m = maxsim_contrastive(*args, jnp.asarray(d_padded, jnp.float32), dm, index, tau)
+  np.testing.assert_allclose(loss, want, rtol=1e-5)
+  assert float(m["maxsim_top1"]) == np.mean(np.argmax(logits[:2], 1) == np.asarray([4, 0]))
+  gs, gd = jax.grad(lambda a, b: maxsim_contrastive(a, sm, b, dm, index, tau)[0], argnums=(0, 1))(
+    args[0], jnp.asarray(d, jnp.float32)
+  )
+  assert np.all(np.asarray(gd) == 0)
+  assert np.all(np.asarray(gs[2]) == 0) and np.all(np.asarray(gs[3]) == 0)
+  assert np.all(np.asarray(gs[0, 2]) == 0)  # a padded student token
+  assert np.any(np.asarray(gs[1]) != 0) and np.all(np.isfinite(np.asarray(gs)))
+  # The gradient matches finite differences of the reference (the max picks one token).
+  eps = 1e-3
+  bump = np.zeros_like(s)
+  bump[1, 1, 2] = eps
+  ref = lambda x: float(maxsim_contrastive(jnp.asarray(x, jnp.float32), sm, d, dm, index, tau)[0])
+  fd = (ref(s + bump) - ref(s - bump)) / (2 * eps)
+  np.testing.assert_allclose(float(gs[1, 1, 2]), fd, rtol=1e-2, atol=1e-4)
+
+
+def test_maxsim_contrastive_of_one_token_sentences_is_the_pooled_term():
+  """With one token per sentence MaxSim is a cosine, so the term equals the pooled bank term."""
+  rng = np.random.default_rng(4)
+  s = jnp.asarray(_unit(rng.normal(size=(3, 1, 6))), jnp.float32)
+  bank = jnp.asarray(_unit(rng.normal(size=(5, 6))), jnp.float32)
+  index = jnp.asarray([1, 4, 0])
+  ones = jnp.ones((3, 1))
+  a = maxsim_contrastive(s, ones, bank[:, None, :], jnp.ones((5, 1)), index, 0.1)[0]
+  np.testing.assert_allclose(a, bank_contrastive(s, ones, bank, index, 0.1)[0], rtol=1e-5)
 
 
 def test_bank_contrastive_soft_targets():

@@ -85,6 +85,43 @@ def test_contrastive_term_adds_to_the_objective(objective):
     DistillSpec(**base, contrastive_negatives="all")
 
 
+@pytest.mark.slow  # the term itself is checked in tests/losses/test_kd_losses.py (quick)
+def test_maxsim_contrastive_term_on_token_vectors():
+  """contrastive_ranker='maxsim': the term scores the student's last-layer unit token vectors
+  against the teacher's by late interaction (losses/kd.py: maxsim_contrastive), in-batch or
+  against a token bank; with the batch's own teacher tokens as the bank the two agree."""
+  from optical_jax.losses.kd import maxsim_contrastive  # pylint: disable=import-outside-toplevel
+  from optical_jax.models.scoring import token_embeddings  # pylint: disable=import-outside-toplevel
+
+  module = Encoder(CFG)
+  enc = module.init(jax.random.PRNGKey(0), np.ones((2, 4), np.int32), np.ones((2, 4), np.int32))
+  student = {"encoder": jax.tree_util.tree_map(lambda x: x * 1.01, enc)}
+  batch = {k: jnp.asarray(v) for k, v in random_batch(3).items()}
+  tokens = jax.jit(functools.partial(token_embeddings, module))
+  s = tokens(student, batch["student_ids"], batch["student_mask"])
+  t = tokens({"encoder": enc}, batch["teacher_ids"], batch["teacher_mask"])
+  rows = jnp.where(jnp.any(batch["teacher_mask"] > 0, -1), jnp.arange(t.shape[0]), -1)
+  con, _ = maxsim_contrastive(s, batch["student_mask"], t, batch["teacher_mask"], rows, 0.1)
+  base = dict(
+    objective="kd_sentence",
+    contrastive_weight=2.0,
+    contrastive_temperature=0.1,
+    objective_weight=0.0,
+    contrastive_ranker="maxsim",
+  )
+  got, m = jax.jit(make_loss(module, DistillSpec(**base)))(student, {"encoder": enc}, batch, None)
+  np.testing.assert_allclose(got, 2.0 * con, rtol=1e-5)
+  assert 0.0 <= float(m["maxsim_top1"]) <= 1.0
+  bank = {"encoder": enc, "english_bank_tokens": t, "english_bank_mask": batch["teacher_mask"]}
+  spec = DistillSpec(**base, contrastive_negatives="bank")
+  got_bank, _ = jax.jit(make_loss(module, spec))(student, bank, dict(batch, bank_index=rows), None)
+  np.testing.assert_allclose(got_bank, got, rtol=1e-5)
+  with pytest.raises(ValueError, match="contrastive_ranker 'colbert'"):
+    DistillSpec(**dict(base, contrastive_ranker="colbert"))
+  with pytest.raises(ValueError, match="contrastive_soft is for contrastive_ranker='dense'"):
+    DistillSpec(**base, contrastive_negatives="bank", contrastive_soft=0.5)
+
+
 @pytest.mark.slow  # the quick subset trains with the bank in test_teacher_of_another_model_...
 def test_bank_negatives_in_the_step():
   """contrastive_negatives='bank': the term reads the teacher's English bank and the batch's
