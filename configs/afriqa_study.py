@@ -35,8 +35,11 @@ def get_config():
   # The runs themselves keep the trained student (distill.train.interpolation is set to 1):
   # 'optical@0.5' is what configs/afriqa.py exports.
   config.interpolations = "0.5"
-  # Ranker the report reads (each run computes config.distill.retrieval.rankers).
-  config.ranker = "dense"
+  # Rankers the study reports, one report each (report.md for dense, report.maxsim.md ...):
+  # 'dense' reads one pooled vector, 'maxsim' the token vectors (late interaction, where
+  # OPTICAL's token alignment can act). A run that did not check a ranker
+  # (config.distill.retrieval.rankers) is checked after training, on AfriQA only.
+  config.rankers = "dense,maxsim"
   # Bootstrap resamples for the intervals over questions.
   config.bootstrap_samples = 2000
   # The train.py config of every run (the key every study nests it under); the study sets

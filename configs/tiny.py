@@ -96,6 +96,7 @@ def _afriqa_study(config):
   config.distill = _afriqa(config.distill)
   config.focus_langs = "hau,yor"  # the tiny runs' AfriQA languages
   config.bootstrap_samples = 50
+  config.rankers = "dense"  # MaxSim re-encodes every passage per run: --config.rankers=dense,maxsim
   return config
 
 

@@ -320,7 +320,8 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   )
   # the MaxSim report of the same runs: checked again, not trained again, beside the dense one
   mtime = (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime
-  config.ranker = "maxsim"
+  assert config.rankers == "dense"  # configs/tiny.py: the dense report only
+  config.rankers = "maxsim"
   m = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert m["ranker"] == "maxsim" and set(m["methods"]) == set(a["methods"])
   assert (tmp_path / "study/runs/optical/seed0/student/config.json").stat().st_mtime == mtime

@@ -348,9 +348,7 @@ def rerank(
   cols = max(width, 1)
   if docs.kind == "maxsim":
     lengths = doc_lengths(docs) if lengths is None else np.asarray(lengths)
-    per_cand = docs.tokens.shape[1] * (docs.tokens.shape[2] + queries.tokens.shape[1]) * 4
-    cols = max(1, min(cols, RERANK_SLICE, memory_budget // per_cand))
-    query_batch = max(1, min(query_batch, memory_budget // (cols * per_cand)))
+    cols = max(1, min(cols, RERANK_SLICE))
     # shortest first (none last), so that each slice is cut to texts of similar length
     key = np.where(cand >= 0, lengths[np.maximum(cand, 0)], np.iinfo(np.int64).max)
     cand = np.take_along_axis(cand, np.argsort(key, axis=1, kind="stable"), axis=1)
@@ -373,7 +371,7 @@ def rerank(
       c = c_all[:, cs : cs + cols]
       if not (c >= 0).any():
         break  # -1 pads come last
-      scores[:, cs : cs + c.shape[1]] = _rerank_slice(docs, q, qm, c)
+      scores[:, cs : cs + c.shape[1]] = _rerank_slice(docs, q, qm, c, memory_budget)
     # best first; ties to the lower document index (empty slots: -inf, then last)
     ids = np.where(c_all >= 0, c_all, np.iinfo(np.int64).max)
     order = np.lexsort((ids, -scores), axis=1)[:, :kk]
@@ -386,27 +384,39 @@ def rerank(
   return out_s, out_i
 
 
-def _rerank_slice(docs: Representations, q, qm, c: np.ndarray) -> np.ndarray:
-  """Scores [B, K] of one query batch against its candidates ``c`` [B, K] (-1 = none: -inf)."""
+def _rerank_slice(docs: Representations, q, qm, c: np.ndarray, memory_budget: int) -> np.ndarray:
+  """Scores [B, K] of one query batch against its candidates ``c`` [B, K] (-1 = none: -inf).
+  MaxSim: the candidates' token vectors are cut to the slice's longest text (a bucket of it, so
+  few shapes compile), and the queries go in groups whose gathered float32 vectors (and the
+  ``[K, L, Lq]`` similarities) stay within ``memory_budget`` bytes."""
   valid = c >= 0
-  rows = np.maximum(c, 0).reshape(-1)
   if docs.kind == "dense":
-    d, dm = np.asarray(docs.vectors[rows], np.float32).reshape(c.shape + (-1,)), None
-  else:
-    dm = np.asarray(docs.mask[rows]).reshape(c.shape + docs.mask.shape[1:])
-    # cut to the longest candidate (a bucket of it, so few shapes compile), as search does
-    cut = _bucket(int(dm.any(axis=(0, 1)).nonzero()[0].max(initial=0)) + 1, dm.shape[-1])
-    dm = dm[..., :cut]
-    d = np.asarray(docs.tokens[rows][:, :cut], np.float32).reshape(c.shape + (cut, -1))
-  s = _candidate_scores(
-    docs.kind,
-    q,
-    qm,
-    jnp.asarray(d),
-    None if dm is None else jnp.asarray(dm),
-    jnp.asarray(valid),
-  )
-  return np.asarray(s)
+    rows = np.maximum(c, 0).reshape(-1)
+    d = np.asarray(docs.vectors[rows], np.float32).reshape(c.shape + (-1,))
+    return np.asarray(_candidate_scores("dense", q, None, jnp.asarray(d), None, jnp.asarray(valid)))
+  dm_all = np.asarray(docs.mask[np.maximum(c, 0).reshape(-1)]).reshape(c.shape + (-1,))
+  cut = _bucket(int(dm_all.any(axis=(0, 1)).nonzero()[0].max(initial=0)) + 1, dm_all.shape[-1])
+  per_query = c.shape[1] * cut * (docs.tokens.shape[2] + q.shape[1]) * 4
+  group = max(1, memory_budget // per_query)
+  out = np.empty(c.shape, np.float32)
+  for g in range(0, c.shape[0], group):
+    cg = c[g : g + group]
+    rows = np.maximum(cg, 0).reshape(-1)
+    if isinstance(docs.tokens, np.ndarray):  # in memory or a memmap: gather the cut columns only
+      d = docs.tokens[rows, :cut]
+    else:  # a store on disk reads whole rows
+      d = docs.tokens[rows][:, :cut]
+    d = np.asarray(d, np.float32).reshape(cg.shape + (cut, -1))
+    s = _candidate_scores(
+      "maxsim",
+      q[g : g + group],
+      qm[g : g + group],
+      jnp.asarray(d),
+      jnp.asarray(dm_all[g : g + group, :, :cut]),
+      jnp.asarray(valid[g : g + group]),
+    )
+    out[g : g + group] = np.asarray(s)
+  return out
 
 
 def candidates_from_run(

@@ -6,8 +6,9 @@ on ``studies/runner.py``.
 Resumable: run ``(method, seed)`` lives in ``<workdir>/runs/<method>/seed<k>`` and is skipped
 when its ``results.json`` exists (an unfinished run resumes from its checkpoints).
 
-The report (``evaluation/report.py``: ``report.md``, ``results.csv``, ``gap.png``; for ``config.ranker`` other than dense
-``report.<ranker>.md`` ..., computed on the finished runs without training again):
+One report per ranker of ``config.rankers`` (``evaluation/report.py``: ``report.md``,
+``results.csv``, ``gap.png`` ... for dense; ``report.<ranker>.md`` ... for another, computed on the
+finished runs, without training again, where a run did not check that ranker):
 
 * **AfriQA** (question -> passage): per method and language, MAP of the native questions
   averaged over seeds, and the fraction of the oracle gap closed (``evaluation/oracle_gap.py``):
@@ -53,6 +54,25 @@ def _alphas(config) -> List[float]:
   return _numbers(float, "config.interpolations", text, dev_eval.split_list(text))
 
 
+def rankers(config) -> List[str]:
+  """The rankers the study reports (``config.rankers``; a config of before 2026-12-07 named
+  one, ``config.ranker``)."""
+  text = config.get("rankers", config.get("ranker", "dense"))
+  names = dev_eval.split_list(text)
+  bad = [n for n in names if n not in ("dense", "maxsim")]
+  if bad or not names:
+    raise UsageError(f"config.rankers={text!r}: expected dense and/or maxsim, comma-separated")
+  return names
+
+
+def _with_ranker(config, ranker: str):
+  """``config`` reporting ``ranker`` alone (``config.ranker``, what :func:`analyse` reads)."""
+  out = ml_collections.ConfigDict(config.to_dict())
+  with out.unlocked():
+    out.ranker = ranker
+  return out
+
+
 def run_dirs(config, work: Path) -> Dict[str, List[Path]]:
   """method -> its run folders (one per seed; zero-shot has one). A method may name its own seeds,
   ``kd_token:0`` or ``optical:0+1+2``; otherwise it takes ``config.seeds``."""
@@ -93,6 +113,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.bootstrap_samples < 1:  # the intervals are bootstrap percentiles
     raise UsageError(f"config: bootstrap_samples={config.bootstrap_samples}: must be >= 1")
   _alphas(config)  # every setting is checked before anything is written or trained
+  rankers(config)
 
 
 def _plan_runs(config, work: Path) -> List[runner.Run]:
@@ -147,12 +168,14 @@ def prepare(config: ml_collections.ConfigDict, work: Path, p: runner.Plan) -> No
 
 
 def evaluate(config: ml_collections.ConfigDict, work: Path, p: runner.Plan) -> None:
-  """Per teacher: the finished runs checked with ``config.ranker`` where they were not, and the
-  trained students interpolated towards the teacher (``config.interpolations``)."""
+  """Per teacher and ranker (:func:`rankers`): the finished runs checked with the ranker where
+  they were not, and the trained students interpolated towards the teacher
+  (``config.interpolations``)."""
   for model, (sub, sub_work) in p.context["subs"].items():
     if not _one_teacher(config):
       log.info("study: teacher %s -> %s", model or "(the student's own model)", sub_work)
-    _evaluate_one(sub, sub_work)
+    for ranker in rankers(config):
+      _evaluate_one(_with_ranker(sub, ranker), sub_work)
 
 
 def _evaluate_one(config, work: Path) -> None:
@@ -173,12 +196,19 @@ def _evaluate_one(config, work: Path) -> None:
 
 
 def write_outputs(config: ml_collections.ConfigDict, work: Path, p: runner.Plan) -> dict:
-  """Each teacher's report (``evaluation/report.py``); returns its analysis, or with several
-  teachers ``{"teachers": {model: analysis}}`` and ``teachers.md`` beside the reports."""
+  """Each teacher's report per ranker (``evaluation/report.py``); returns the first ranker's
+  analysis (with the others under ``"by_ranker"``), or with several teachers ``{"teachers":
+  {model: analysis}}`` and ``teachers.md`` (the first ranker) beside the reports."""
   analyses = {}
+  names = rankers(config)
   for model, (sub, sub_work) in p.context["subs"].items():
-    analyses[model] = analyse(sub, sub_work)
-    report.write_afriqa_report(analyses[model], dev_eval.split_list(sub.focus_langs), sub_work)
+    by_ranker = {}
+    for ranker in names:
+      by_ranker[ranker] = analyse(_with_ranker(sub, ranker), sub_work)
+      report.write_afriqa_report(by_ranker[ranker], dev_eval.split_list(sub.focus_langs), sub_work)
+    analyses[model] = (
+      dict(by_ranker[names[0]], by_ranker=by_ranker) if len(names) > 1 else by_ranker[names[0]]
+    )
   if _one_teacher(config):
     return next(iter(analyses.values()))
   focus = dev_eval.split_list(config.focus_langs)

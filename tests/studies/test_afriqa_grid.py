@@ -57,6 +57,7 @@ def test_afriqa_study_refuses_no_bootstrap_before_anything_is_written(tmp_path, 
   [
     ({"methods": "zero_shot,optcal"}, "'optcal' is not one of"),
     ({"methods": "", "interpolations": "half"}, "config.interpolations='half'"),
+    ({"rankers": "dense,colbert"}, "config.rankers='dense,colbert': expected dense and/or maxsim"),
   ],
 )
 def test_afriqa_study_refused_keeps_the_work_dirs_config(tmp_path, override, message):
@@ -83,5 +84,19 @@ def test_a_study_of_another_models_teacher_alone_reports_in_the_work_dir(tmp_pat
   assert list(p.context["subs"]) == ["pypi:all-mpnet-base-v2"]
   monkeypatch.setattr(afriqa_grid, "analyse", lambda cfg, work: {"work": work})
   monkeypatch.setattr(afriqa_grid.report, "write_afriqa_report", lambda a, focus, work: None)
-  assert afriqa_grid.write_outputs(config, tmp_path, p) == {"work": tmp_path}
+  out = afriqa_grid.write_outputs(config, tmp_path, p)
+  assert out["work"] == tmp_path and set(out["by_ranker"]) == {"dense", "maxsim"}
   assert not (tmp_path / "teachers.md").exists()
+
+
+def test_the_study_reports_both_rankers_by_default_and_reads_an_old_single_ranker():
+  """config.rankers: dense and maxsim by default, one report each; a study config recorded before
+  it named one ranker (config.ranker), which still selects that one."""
+  config = afriqa_study.get_config()
+  assert afriqa_grid.rankers(config) == ["dense", "maxsim"]
+  old = afriqa_study.get_config()
+  del old["rankers"]
+  with old.unlocked():
+    old.ranker = "maxsim"
+  assert afriqa_grid.rankers(old) == ["maxsim"]
+  assert afriqa_grid._with_ranker(config, "maxsim").ranker == "maxsim"
