@@ -149,6 +149,10 @@ def get_config() -> ml_collections.ConfigDict:
   # with the bank, the teacher's token matrices of every distinct English sentence, 4 bytes x
   # N x L x p). The exported student records it as the ranker it was trained for.
   config.distill.contrastive_ranker = "dense"
+  # Weight, relative to the term, of its other direction: each English sentence (the teacher's)
+  # against the student's foreign sentences of the batch, scored the same way, so the student's
+  # foreign vectors stay good documents (Tatoeba English -> foreign); 0 = foreign -> English only.
+  config.distill.contrastive_reverse = 0.0
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated

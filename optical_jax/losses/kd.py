@@ -18,6 +18,9 @@
   retrieves by late interaction: each foreign sentence's student token vectors against the
   teacher's token matrices of the English sentences (the batch's or the bank's), scored by
   MaxSim (ColBERT; the score the MaxSim ranker sorts by, divided by the query's tokens).
+* :func:`reverse_contrastive`: the term's other direction (English -> foreign): each English
+  sentence, as the teacher encodes it, against the student's foreign sentences of the batch, so
+  that the student's foreign vectors stay good *documents* (English queries retrieve them).
 * :func:`token_mse_greedy`: token-level MSE after a greedy one-to-one
   alignment by cosine similarity (DR.DECR style, Li et al. 2022): repeatedly
   take the most similar unmatched (student, teacher) token pair; the
@@ -29,7 +32,7 @@ tokens on both sides, as :func:`optical_jax.losses.ot.ot_distillation_loss`.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -186,6 +189,29 @@ def maxsim_contrastive(
   loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)
   top1 = _pair_mean(jnp.argmax(logits, -1) == index, valid)
   return loss, {"contrastive": loss, "maxsim_top1": top1}
+
+
+def reverse_contrastive(
+  scores: jax.Array, valid: jax.Array, temperature: float, index: Optional[jax.Array] = None
+) -> Tuple[jax.Array, Dict]:
+  """scores [B, B]: English sentence i (the teacher's) against the student's foreign sentence j
+  of the batch, pooled cosine or :func:`maxsim_mean_scores`; valid [B] the pairs with tokens on
+  both sides; index [B] int32: each pair's English sentence (equal for repeated ones; None = all
+  distinct) -> (loss [], metrics).
+
+  Loss: mean over valid rows i of ``-log softmax_j(scores_ij / temperature)[i]``, j over the
+  valid foreign sentences other than those of the same English sentence (a repeated sentence's
+  other translation is not its negative). Metric ``reverse_top1``: the share of valid rows whose
+  own foreign sentence scores highest."""
+  n = scores.shape[0]
+  keep = valid[None, :]
+  if index is not None:
+    keep = keep & ((index[:, None] != index[None, :]) | jnp.eye(n, dtype=bool))
+  logits = jnp.where(keep, scores.astype(jnp.float32) / temperature, -jnp.inf)
+  own = jnp.diagonal(logits)
+  loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)
+  top1 = _pair_mean(jnp.argmax(logits, -1) == jnp.arange(n), valid)
+  return loss, {"reverse_contrastive": loss, "reverse_top1": top1}
 
 
 def greedy_alignment(sim: jax.Array, row_mask: jax.Array, col_mask: jax.Array) -> jax.Array:

@@ -31,13 +31,15 @@ from optical_jax.losses.contrastive import contrastive_loss
 from optical_jax.losses.kd import (
   bank_contrastive,
   maxsim_contrastive,
+  maxsim_mean_scores,
+  reverse_contrastive,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
 )
 from optical_jax.losses.ot import SinkhornConfig, ot_distillation_loss
 from optical_jax.models.encoder import Encoder
-from optical_jax.models.pooling import l2_normalize
+from optical_jax.models.pooling import l2_normalize, pool
 from optical_jax.models.scoring import (
   hidden_states,
   maxsim_scores,
@@ -86,6 +88,10 @@ class DistillSpec:
   #: needs ``teacher_params["english_bank_tokens"]`` [N, L, p] and ``["english_bank_mask"]``
   #: [N, L] (``training/student.py: english_bank_tokens``).
   contrastive_ranker: str = "dense"
+  #: Weight, relative to the term, of its other direction (English -> the batch's foreign
+  #: sentences, ``losses/kd.py: reverse_contrastive``): keeps the student's foreign vectors good
+  #: documents; 0 = foreign -> English only.
+  contrastive_reverse: float = 0.0
 
   @classmethod
   def from_config(cls, config) -> "DistillSpec":
@@ -105,6 +111,7 @@ class DistillSpec:
       contrastive_soft=d.get("contrastive_soft", 0.0),
       objective_weight=d.get("objective_weight", 1.0),
       contrastive_ranker=d.get("contrastive_ranker", "dense"),
+      contrastive_reverse=d.get("contrastive_reverse", 0.0),
     )
 
   @property
@@ -147,6 +154,8 @@ class DistillSpec:
         "contrastive_soft is for contrastive_ranker='dense' (the soft targets are pooled "
         "similarities); set it to 0 with 'maxsim'"
       )
+    if self.contrastive_reverse < 0:
+      raise ValueError(f"contrastive_reverse {self.contrastive_reverse} < 0")
     if not self.contrastive_temperature > 0:
       raise ValueError(f"contrastive_temperature {self.contrastive_temperature} must be > 0")
 
@@ -266,8 +275,45 @@ def _with_contrastive(
       spec.contrastive_temperature,
       spec.pooling,
     )
+  if spec.contrastive_reverse:
+    rev, rev_metrics = _reverse_term(s_last, t_last, batch, params, teacher_params, spec)
+    con_metrics = dict(con_metrics, **rev_metrics)
+    con = con + spec.contrastive_reverse * rev
   metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
+
+
+def _reverse_term(s_last, t_last, batch, params, teacher_params, spec: DistillSpec):
+  """The contrastive term's English -> foreign direction over the batch, scored as
+  ``spec.contrastive_ranker`` scores the term; the English sentences are the bank's rows of
+  the batch (``bank_index``) or the batch's own teacher states."""
+  s_mask = batch["student_mask"]
+  index = batch["bank_index"] if spec.uses_bank else None
+  row = None if index is None else jnp.maximum(index, 0)
+  if spec.contrastive_ranker == "maxsim":
+    student = _token_vectors(s_last, params, s_mask, spec)
+    if spec.uses_bank:
+      english = teacher_params["english_bank_tokens"][row]
+      e_mask = teacher_params["english_bank_mask"][row]
+    else:
+      english = _token_vectors(t_last, teacher_params, batch["teacher_mask"], spec)
+      e_mask = batch["teacher_mask"]
+    english = jax.lax.stop_gradient(english)
+    scores = maxsim_mean_scores(english, e_mask, student, s_mask)
+    e_valid = jnp.any(e_mask > 0, -1)
+  else:
+    student = l2_normalize(pool(s_last, s_mask, spec.pooling).astype(jnp.float32))
+    if spec.uses_bank:
+      english = teacher_params["english_bank"][row].astype(jnp.float32)
+      e_valid = jnp.ones(english.shape[:1], bool)
+    else:
+      english = l2_normalize(pool(t_last, batch["teacher_mask"], spec.pooling))
+      e_valid = jnp.any(batch["teacher_mask"] > 0, -1)
+    scores = jax.lax.stop_gradient(english.astype(jnp.float32)) @ student.T
+  valid = jnp.any(s_mask > 0, -1) & e_valid
+  if index is not None:
+    valid = valid & (index >= 0)
+  return reverse_contrastive(scores, valid, spec.contrastive_temperature, index)
 
 
 def optical_loss(

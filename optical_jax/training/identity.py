@@ -100,6 +100,7 @@ ADDED_FIELDS = {
   "teacher.projection_fit_texts": 8192,
   "data.overlap_near": 0.0,
   "distill.contrastive_ranker": "dense",
+  "distill.contrastive_reverse": 0.0,
 }
 
 

@@ -11,6 +11,7 @@ from optical_jax.losses.kd import (
   greedy_alignment,
   maxsim_contrastive,
   maxsim_mean_scores,
+  reverse_contrastive,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
@@ -202,6 +203,36 @@ def test_maxsim_contrastive_of_one_token_sentences_is_the_pooled_term():
   ones = jnp.ones((3, 1))
   a = maxsim_contrastive(s, ones, bank[:, None, :], jnp.ones((5, 1)), index, 0.1)[0]
   np.testing.assert_allclose(a, bank_contrastive(s, ones, bank, index, 0.1)[0], rtol=1e-5)
+
+
+def test_reverse_contrastive_masks_repeats_and_invalid_columns():
+  """English -> foreign InfoNCE over the batch: the column softmax of the pooled term; a
+  repeated English sentence's other translation is no negative; invalid pairs count nowhere and
+  are nobody's negative; the gradient reaches the foreign side only through the scores."""
+  rng = np.random.default_rng(5)
+  e = _unit(rng.normal(size=(4, 6)))
+  f = jnp.asarray(_unit(rng.normal(size=(4, 6))), jnp.float32)
+  valid = jnp.asarray([True, True, True, False])
+  index = jnp.asarray([0, 1, 0, 2])  # rows 0 and 2 translate the same English sentence
+  tau = 0.1
+  loss, m = reverse_contrastive(jnp.asarray(e, jnp.float32) @ f.T, valid, tau, index)
+  sc = e @ np.asarray(f).T / tau
+  want = [
+    np.log(np.exp(sc[0, [0, 1]]).sum()) - sc[0, 0],  # column 2 (same sentence), 3 (invalid) out
+    np.log(np.exp(sc[1, [0, 1, 2]]).sum()) - sc[1, 1],
+    np.log(np.exp(sc[2, [1, 2]]).sum()) - sc[2, 2],
+  ]
+  np.testing.assert_allclose(loss, np.mean(want), rtol=1e-5)
+  assert 0.0 <= float(m["reverse_top1"]) <= 1.0
+  # Without repeats it is the pooled in-batch term with the roles swapped (columns = foreign).
+  ones = jnp.ones((4, 1))
+  swapped = sentence_contrastive(jnp.asarray(e, jnp.float32)[:, None], ones, f[:, None], ones, tau)
+  full = reverse_contrastive(jnp.asarray(e, jnp.float32) @ f.T, jnp.ones(4, bool), tau)
+  np.testing.assert_allclose(full[0], swapped[0], rtol=1e-5)
+  g = jax.grad(
+    lambda x: reverse_contrastive(jnp.asarray(e, jnp.float32) @ x.T, valid, tau, index)[0]
+  )(f)
+  assert np.all(np.asarray(g[3]) == 0) and np.all(np.isfinite(np.asarray(g)))
 
 
 def test_bank_contrastive_soft_targets():

@@ -116,6 +116,17 @@ def test_maxsim_contrastive_term_on_token_vectors():
   spec = DistillSpec(**base, contrastive_negatives="bank")
   got_bank, _ = jax.jit(make_loss(module, spec))(student, bank, dict(batch, bank_index=rows), None)
   np.testing.assert_allclose(got_bank, got, rtol=1e-5)
+  # The reverse direction: English (teacher tokens) -> the batch's foreign (student tokens).
+  from optical_jax.losses.kd import maxsim_mean_scores, reverse_contrastive  # pylint: disable=import-outside-toplevel
+
+  valid = jnp.any(batch["student_mask"] > 0, -1) & (rows >= 0)
+  sc = maxsim_mean_scores(t, batch["teacher_mask"], s, batch["student_mask"])
+  rev, _ = reverse_contrastive(sc, valid, 0.1)
+  both, m = jax.jit(make_loss(module, DistillSpec(**base, contrastive_reverse=0.5)))(
+    student, {"encoder": enc}, batch, None
+  )
+  np.testing.assert_allclose(both, 2.0 * (con + 0.5 * rev), rtol=1e-5)
+  assert "reverse_top1" in m
   with pytest.raises(ValueError, match="contrastive_ranker 'colbert'"):
     DistillSpec(**dict(base, contrastive_ranker="colbert"))
   with pytest.raises(ValueError, match="contrastive_soft is for contrastive_ranker='dense'"):
