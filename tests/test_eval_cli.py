@@ -135,6 +135,7 @@ def test_rerank_restricts_to_first_stage(setup, tmp_path):
     assert all(set(b[q]) == set(a[q]) for q in a)
 
 
+@pytest.mark.slow  # three eval.py processes; the refusals themselves are quick in-process tests
 def test_errors_exit_nonzero(setup, tmp_path):
   proc = _eval(setup, tmp_path / "x", "--langs=yor")
   assert proc.returncode == 1
@@ -276,9 +277,9 @@ def test_flat_faiss_index_returns_the_runs_of_exact_search(setup, tmp_path):
       np.testing.assert_allclose([a[q][d] for d in a[q]], [b[q][d] for d in a[q]], atol=1e-5)
 
 
-def test_default_ranker_and_atomic_output_set(setup, tmp_path):
-  """The ranker follows the model (no head: dense); a rerun that fails leaves the previous set
-  whole and no staging folder; an index with MaxSim is refused."""
+def test_default_ranker_follows_the_models():
+  """The ranker follows the model (no head: dense; a late-interaction head: MaxSim), and a
+  student's recorded ranker before either."""
   from types import SimpleNamespace  # pylint: disable=import-outside-toplevel
   from optical_jax.retrieval.collection_eval import default_ranker  # pylint: disable=import-outside-toplevel
 
@@ -290,6 +291,12 @@ def test_default_ranker_and_atomic_output_set(setup, tmp_path):
   headed = SimpleNamespace(head={"kernel": 0}, meta={})
   assert default_ranker(headed, SimpleNamespace(head=None, meta={"ranker": "dense"})) == "dense"
   assert default_ranker(SimpleNamespace(head=None, meta={"ranker": "maxsim"}), plain) == "maxsim"
+
+
+@pytest.mark.slow  # four eval.py processes
+def test_atomic_output_set(setup, tmp_path):
+  """A rerun that fails leaves the previous set whole and no staging folder; an index with
+  MaxSim is refused."""
   exact = tmp_path / "exact"
   _exact_run(setup, exact)
   before = {p.relative_to(exact): p.read_bytes() for p in exact.rglob("*") if p.is_file()}

@@ -171,11 +171,13 @@ def maxsim_contrastive(
   docs_mask: jax.Array,
   index: jax.Array,
   temperature: float,
+  exclude: Optional[jax.Array] = None,
 ) -> Tuple[jax.Array, Dict]:
   """student [B, m, p] unit token vectors (zeros at padding), student_mask [B, m]; docs
   [N, L, p] the teacher's unit token vectors of the English sentences, docs_mask [N, L];
-  index [B] int32: each row's own English sentence among the N (-1 = a filler row) ->
-  (loss [], metrics).
+  index [B] int32: each row's own English sentence among the N (-1 = a filler row); exclude
+  [B, N] bool (optional): columns that are no negative of a row (another copy of its own
+  sentence among sampled ones) -> (loss [], metrics).
 
   Loss: mean over valid rows i of ``logsumexp_j(s_ij / temperature) - s_i,index_i /
   temperature`` with ``s`` :func:`maxsim_mean_scores` (InfoNCE over late-interaction scores;
@@ -184,6 +186,8 @@ def maxsim_contrastive(
   docs = jax.lax.stop_gradient(docs)
   valid = jnp.any(student_mask > 0, -1) & (index >= 0)
   logits = maxsim_mean_scores(student, student_mask, docs, docs_mask) / temperature  # [B, N]
+  if exclude is not None:
+    logits = jnp.where(exclude, -jnp.inf, logits)
   row = jnp.maximum(index, 0)
   own = jnp.take_along_axis(logits, row[:, None], axis=-1)[:, 0]
   loss = _pair_mean(jnp.where(valid, jax.nn.logsumexp(logits, -1) - own, 0.0), valid)

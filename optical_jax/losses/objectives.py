@@ -92,6 +92,10 @@ class DistillSpec:
   #: sentences, ``losses/kd.py: reverse_contrastive``): keeps the student's foreign vectors good
   #: documents; 0 = foreign -> English only.
   contrastive_reverse: float = 0.0
+  #: MaxSim with the bank only: negatives per step drawn uniformly from the bank (with the
+  #: batch's own sentences as the positives; ``fold_in`` of the step's rng, so a resumed run
+  #: draws the same); 0 = the whole bank every step (a [B x m] x [N x L] product).
+  contrastive_bank_sample: int = 0
 
   @classmethod
   def from_config(cls, config) -> "DistillSpec":
@@ -112,6 +116,7 @@ class DistillSpec:
       objective_weight=d.get("objective_weight", 1.0),
       contrastive_ranker=d.get("contrastive_ranker", "dense"),
       contrastive_reverse=d.get("contrastive_reverse", 0.0),
+      contrastive_bank_sample=d.get("contrastive_bank_sample", 0),
     )
 
   @property
@@ -154,6 +159,8 @@ class DistillSpec:
         "contrastive_soft is for contrastive_ranker='dense' (the soft targets are pooled "
         "similarities); set it to 0 with 'maxsim'"
       )
+    if self.contrastive_bank_sample < 0:
+      raise ValueError(f"contrastive_bank_sample {self.contrastive_bank_sample} < 0")
     if self.contrastive_reverse < 0:
       raise ValueError(f"contrastive_reverse {self.contrastive_reverse} < 0")
     if not self.contrastive_temperature > 0:
@@ -229,11 +236,11 @@ def _token_objective(
     )
     metrics = dict(metrics, token_loss=loss, sentence_mse=sent)
     loss = loss + spec.sentence_weight * sent
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec, rng)
 
 
 def _with_contrastive(
-  loss, metrics, s_last, t_last, batch, params, teacher_params, spec: DistillSpec
+  loss, metrics, s_last, t_last, batch, params, teacher_params, spec: DistillSpec, rng=None
 ):
   """``objective_weight * loss + contrastive_weight * contrastive term`` (the term only when
   its weight is set; against the batch or the English bank, ``spec.contrastive_negatives``;
@@ -245,16 +252,25 @@ def _with_contrastive(
     return loss, metrics
   if spec.contrastive_ranker == "maxsim":
     student = _token_vectors(s_last, params, batch["student_mask"], spec)
+    exclude = None
     if spec.uses_bank:
       docs = teacher_params["english_bank_tokens"]
       docs_mask = teacher_params["english_bank_mask"]
       index = batch["bank_index"]
+      if spec.contrastive_bank_sample:
+        docs, docs_mask, index, exclude = _sampled_bank(docs, docs_mask, index, rng, spec)
     else:
       docs = _token_vectors(t_last, teacher_params, batch["teacher_mask"], spec)
       docs_mask = batch["teacher_mask"]
       index = jnp.where(jnp.any(docs_mask > 0, -1), jnp.arange(docs.shape[0]), -1)
     con, con_metrics = maxsim_contrastive(
-      student, batch["student_mask"], docs, docs_mask, index, spec.contrastive_temperature
+      student,
+      batch["student_mask"],
+      docs,
+      docs_mask,
+      index,
+      spec.contrastive_temperature,
+      exclude,
     )
   elif spec.uses_bank:
     con, con_metrics = bank_contrastive(
@@ -281,6 +297,25 @@ def _with_contrastive(
     con = con + spec.contrastive_reverse * rev
   metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
+
+
+def _sampled_bank(docs, docs_mask, index, rng, spec: DistillSpec):
+  """The batch's own bank rows followed by ``spec.contrastive_bank_sample`` rows drawn
+  uniformly (with replacement) from the bank -> ``(docs [B + K, L, p], mask, index [B] (row b's
+  positive is column b; -1 kept), exclude [B, B + K])``: a column holding row b's own sentence
+  other than column b is no negative of b."""
+  rng = jax.random.PRNGKey(0) if rng is None else rng
+  neg = jax.random.randint(
+    jax.random.fold_in(rng, 7), (spec.contrastive_bank_sample,), 0, docs.shape[0]
+  )
+  own = jnp.maximum(index, 0)
+  rows = jnp.concatenate([own, neg])
+  b = index.shape[0]
+  exclude = (rows[None, :] == own[:, None]) & (
+    jnp.arange(rows.shape[0])[None, :] != jnp.arange(b)[:, None]
+  )
+  new_index = jnp.where(index >= 0, jnp.arange(b), -1)
+  return docs[rows], docs_mask[rows], new_index, exclude
 
 
 def _reverse_term(s_last, t_last, batch, params, teacher_params, spec: DistillSpec):
@@ -389,7 +424,7 @@ def kd_sentence_loss(
   loss, metrics = sentence_mse(
     student, batch["student_mask"], teacher, batch["teacher_mask"], spec.pooling
   )
-  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec)
+  return _with_contrastive(loss, metrics, s_last, t_last, batch, params, teacher_params, spec, rng)
 
 
 _LOSSES = {"optical": optical_loss, "kd_sentence": kd_sentence_loss, "kd_token": kd_token_loss}

@@ -101,6 +101,7 @@ ADDED_FIELDS = {
   "data.overlap_near": 0.0,
   "distill.contrastive_ranker": "dense",
   "distill.contrastive_reverse": 0.0,
+  "distill.contrastive_bank_sample": 0,
 }
 
 

@@ -194,6 +194,21 @@ def test_maxsim_contrastive_value_masking_and_gradient():
   np.testing.assert_allclose(float(gs[1, 1, 2]), fd, rtol=1e-2, atol=1e-4)
 
 
+def test_maxsim_contrastive_excluded_columns_are_no_negatives():
+  """exclude drops a column from a row's softmax, exactly as if it were not there."""
+  rng = np.random.default_rng(6)
+  s = jnp.asarray(_unit(rng.normal(size=(2, 2, 4))), jnp.float32)
+  d = jnp.asarray(_unit(rng.normal(size=(4, 3, 4))), jnp.float32)
+  ones_s, ones_d = jnp.ones((2, 2)), jnp.ones((4, 3))
+  exclude = jnp.asarray([[False, False, True, False], [False, False, False, False]])
+  got = maxsim_contrastive(s, ones_s, d, ones_d, jnp.asarray([0, 1]), 0.1, exclude)[0]
+  row0 = maxsim_contrastive(
+    s[:1], ones_s[:1], d[jnp.asarray([0, 1, 3])], ones_d[:3], jnp.asarray([0]), 0.1
+  )[0]
+  row1 = maxsim_contrastive(s[1:], ones_s[1:], d, ones_d, jnp.asarray([1]), 0.1)[0]
+  np.testing.assert_allclose(got, (row0 + row1) / 2, rtol=1e-5)
+
+
 def test_maxsim_contrastive_of_one_token_sentences_is_the_pooled_term():
   """With one token per sentence MaxSim is a cosine, so the term equals the pooled bank term."""
   rng = np.random.default_rng(4)

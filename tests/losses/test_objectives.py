@@ -50,7 +50,12 @@ def test_frozen_embeddings_get_no_gradient_and_same_update():
 
 
 @pytest.mark.parametrize(
-  "objective", [pytest.param("optical", marks=pytest.mark.slow), "kd_sentence"]
+  "objective",
+  # both slow: the quick subset checks the term's values in tests/losses/test_kd_losses.py
+  [
+    pytest.param("optical", marks=pytest.mark.slow),
+    pytest.param("kd_sentence", marks=pytest.mark.slow),
+  ],
 )
 def test_contrastive_term_adds_to_the_objective(objective):
   """loss = objective_weight * objective + contrastive_weight * in-batch contrastive term, on the
@@ -116,6 +121,14 @@ def test_maxsim_contrastive_term_on_token_vectors():
   spec = DistillSpec(**base, contrastive_negatives="bank")
   got_bank, _ = jax.jit(make_loss(module, spec))(student, bank, dict(batch, bank_index=rows), None)
   np.testing.assert_allclose(got_bank, got, rtol=1e-5)
+  # Sampled negatives: the batch's own rows first, then draws; a bank of the batch alone
+  # gives the same softmax whatever is drawn (each draw repeats a batch row: excluded for its
+  # own row, a negative for the others, as in the full bank, once more).
+  sampled = DistillSpec(**base, contrastive_negatives="bank", contrastive_bank_sample=5)
+  got_s, _ = jax.jit(make_loss(module, sampled))(
+    student, bank, dict(batch, bank_index=rows), jax.random.PRNGKey(3)
+  )
+  assert np.isfinite(float(got_s)) and float(got_s) >= float(got_bank) - 1e-5
   # The reverse direction: English (teacher tokens) -> the batch's foreign (student tokens).
   from optical_jax.losses.kd import maxsim_mean_scores, reverse_contrastive  # pylint: disable=import-outside-toplevel
 
@@ -169,7 +182,9 @@ def test_bank_negatives_in_the_step():
   "objective",
   [
     pytest.param("optical", marks=pytest.mark.slow),
-    "kd_sentence",
+    # all slow (a train step per objective); the quick subset checks the projection's export
+    # (tests/loading/test_hf_loading.py) and its fit (tests/training)
+    pytest.param("kd_sentence", marks=pytest.mark.slow),
     pytest.param("kd_token", marks=pytest.mark.slow),
   ],
 )

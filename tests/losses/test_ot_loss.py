@@ -112,9 +112,9 @@ def test_padding_gives_unpadded_answer_and_no_padding_dependence(pads):
 @pytest.mark.parametrize(
   "mode",
   [
-    "implicit",
+    pytest.param("implicit", marks=pytest.mark.slow),  # op by op through ott's solver: 10 s
     pytest.param("unrolled", marks=pytest.mark.slow),
-    pytest.param("fixed", marks=pytest.mark.slow),
+    "fixed",
   ],
 )
 def test_jit_equals_no_jit(mode):
@@ -224,6 +224,7 @@ def test_cosine_cost_zero_vector_gradient():
   assert np.allclose(c, 6.0) and np.isfinite(np.asarray(g)).all()
 
 
+@pytest.mark.slow  # the quick subset compares the two in test_implicit_unrolled_finite_difference_agree
 def test_implicit_close_to_unrolled_in_float32_at_default_epsilon():
   """Sharp plans (eps 0.01, near-permuted sentences): the ridge-regularised adjoint stays finite
   and within 1% (relative norm) of backpropagation through the iterations."""

@@ -88,6 +88,7 @@ def test_ot_finite_and_padding_invariant(p, eps, mode):
   np.testing.assert_allclose(_ot(cfg)(s2, t2, ws, wt)[0], loss, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # hypothesis over Sinkhorn problems, each compiled: 8 s
 @SETTINGS
 @given(problems(), st.sampled_from([0.05, 0.5]))
 def test_ot_symmetric_in_its_two_sides(p, eps):

@@ -239,7 +239,8 @@ def _with_common_index(batches, shards, multiple=4):
   [
     pytest.param("optical", -1, marks=pytest.mark.slow),
     pytest.param("kd_token", -1, marks=pytest.mark.slow),
-    ("kd_sentence", -1),
+    # slow too: the quick subset checks the unpadded encoder and its custom VJPs above
+    pytest.param("kd_sentence", -1, marks=pytest.mark.slow),
     pytest.param("kd_sentence", 1, marks=pytest.mark.slow),
   ],
 )

@@ -29,7 +29,8 @@ def test_eight_devices_available():
   "objective",
   [
     pytest.param("optical", marks=pytest.mark.slow),
-    "kd_sentence",
+    # all slow: the quick subset's sharded check is test_loss_decreases_and_same_seed_same_params
+    pytest.param("kd_sentence", marks=pytest.mark.slow),
     pytest.param("kd_token", marks=pytest.mark.slow),
   ],
 )
