@@ -54,6 +54,7 @@ def test_matching_accuracy():
       matching_accuracy(np.ones((n, 4)), np.ones((n, 4)))
 
 
+@pytest.mark.slow  # the whole job; the quick subset runs it trained in test_tiny_job_in_process_...
 def test_main_job_zero_shot(tmp_path):
   """`train.py`'s library call, tiny config on a small random checkpoint."""
   from configs import tiny

@@ -315,11 +315,13 @@ def test_triples_reader_errors(tmp_path):
       marks=pytest.mark.slow,
     ),
     # ... without it, while defining the flag (import time); ml_collections adds a suggestion.
-    (
+    # (slow too: a train.py process; the quick subset keeps test_a_bad_flag_is_a_one_line_error)
+    pytest.param(
       None,
       "--config.train.num_step=5",
       "train: error: --config.train.num_step: the config has no key 'num_step' (did you mean "
       "'num_steps'?)",
+      marks=pytest.mark.slow,
     ),
   ],
 )
