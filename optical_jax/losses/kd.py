@@ -195,6 +195,21 @@ def maxsim_contrastive(
   return loss, {"contrastive": loss, "maxsim_top1": top1}
 
 
+def sampled_bank(docs, docs_mask, index, count: int, rng):
+  """The batch's own bank rows followed by ``count`` rows drawn uniformly (with replacement)
+  from the bank, for :func:`maxsim_contrastive` -> ``(docs [B + K, L, p], mask, index [B] (row
+  b's positive is column b; -1 kept), exclude [B, B + K])``: a column holding row b's own
+  sentence other than column b is no negative of b. ``rng`` None = key 0."""
+  rng = jax.random.PRNGKey(0) if rng is None else rng
+  neg = jax.random.randint(jax.random.fold_in(rng, 7), (count,), 0, docs.shape[0])
+  own = jnp.maximum(index, 0)
+  rows = jnp.concatenate([own, neg])
+  b = index.shape[0]
+  col = jnp.arange(rows.shape[0])[None, :]
+  exclude = (rows[None, :] == own[:, None]) & (col != jnp.arange(b)[:, None])
+  return docs[rows], docs_mask[rows], jnp.where(index >= 0, jnp.arange(b), -1), exclude
+
+
 def reverse_contrastive(
   scores: jax.Array, valid: jax.Array, temperature: float, index: Optional[jax.Array] = None
 ) -> Tuple[jax.Array, Dict]:

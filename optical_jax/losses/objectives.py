@@ -33,6 +33,7 @@ from optical_jax.losses.kd import (
   maxsim_contrastive,
   maxsim_mean_scores,
   reverse_contrastive,
+  sampled_bank,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
@@ -258,7 +259,9 @@ def _with_contrastive(
       docs_mask = teacher_params["english_bank_mask"]
       index = batch["bank_index"]
       if spec.contrastive_bank_sample:
-        docs, docs_mask, index, exclude = _sampled_bank(docs, docs_mask, index, rng, spec)
+        docs, docs_mask, index, exclude = sampled_bank(
+          docs, docs_mask, index, spec.contrastive_bank_sample, rng
+        )
     else:
       docs = _token_vectors(t_last, teacher_params, batch["teacher_mask"], spec)
       docs_mask = batch["teacher_mask"]
@@ -297,25 +300,6 @@ def _with_contrastive(
     con = con + spec.contrastive_reverse * rev
   metrics = {"objective_loss": loss, **metrics, **con_metrics}
   return loss + spec.contrastive_weight * con, metrics
-
-
-def _sampled_bank(docs, docs_mask, index, rng, spec: DistillSpec):
-  """The batch's own bank rows followed by ``spec.contrastive_bank_sample`` rows drawn
-  uniformly (with replacement) from the bank -> ``(docs [B + K, L, p], mask, index [B] (row b's
-  positive is column b; -1 kept), exclude [B, B + K])``: a column holding row b's own sentence
-  other than column b is no negative of b."""
-  rng = jax.random.PRNGKey(0) if rng is None else rng
-  neg = jax.random.randint(
-    jax.random.fold_in(rng, 7), (spec.contrastive_bank_sample,), 0, docs.shape[0]
-  )
-  own = jnp.maximum(index, 0)
-  rows = jnp.concatenate([own, neg])
-  b = index.shape[0]
-  exclude = (rows[None, :] == own[:, None]) & (
-    jnp.arange(rows.shape[0])[None, :] != jnp.arange(b)[:, None]
-  )
-  new_index = jnp.where(index >= 0, jnp.arange(b), -1)
-  return docs[rows], docs_mask[rows], new_index, exclude
 
 
 def _reverse_term(s_last, t_last, batch, params, teacher_params, spec: DistillSpec):

@@ -12,6 +12,7 @@ from optical_jax.losses.kd import (
   maxsim_contrastive,
   maxsim_mean_scores,
   reverse_contrastive,
+  sampled_bank,
   sentence_contrastive,
   sentence_mse,
   token_mse_greedy,
@@ -207,6 +208,25 @@ def test_maxsim_contrastive_excluded_columns_are_no_negatives():
   )[0]
   row1 = maxsim_contrastive(s[1:], ones_s[1:], d, ones_d, jnp.asarray([1]), 0.1)[0]
   np.testing.assert_allclose(got, (row0 + row1) / 2, rtol=1e-5)
+
+
+def test_sampled_bank_puts_positives_first_and_excludes_copies_of_them():
+  """The batch's own rows, then draws from the bank (the same for the same rng); a drawn copy of
+  row b's sentence is excluded for b only; filler rows stay -1."""
+  docs = jnp.arange(10.0).reshape(5, 2, 1)
+  mask = jnp.ones((5, 2), bool)
+  index = jnp.asarray([3, 0, -1])
+  d, m, idx, ex = sampled_bank(docs, mask, index, 40, jax.random.PRNGKey(1))
+  assert d.shape == (43, 2, 1) and m.shape == (43, 2)
+  rows = np.asarray(d[:, 0, 0]) // 2
+  np.testing.assert_array_equal(rows[:3], [3, 0, 0])
+  assert set(rows[3:].tolist()) <= set(range(5)) and len(set(rows[3:].tolist())) > 1
+  np.testing.assert_array_equal(idx, [0, 1, -1])
+  ex = np.asarray(ex)
+  for b, own in enumerate([3, 0]):
+    np.testing.assert_array_equal(ex[b], (rows == own) & (np.arange(43) != b))
+  again = sampled_bank(docs, mask, index, 40, jax.random.PRNGKey(1))[0]
+  np.testing.assert_array_equal(again, d)
 
 
 def test_maxsim_contrastive_of_one_token_sentences_is_the_pooled_term():
