@@ -158,6 +158,9 @@ def get_config() -> ml_collections.ConfigDict:
   # product per step (about 6 s of the 2-core machine at 3,045 x 46 tokens, against ~1 s for the
   # rest of the step).
   config.distill.contrastive_bank_sample = 0
+  # With a sample: also each batch row's nearest bank sentences by the teacher's pooled cosine
+  # (hard negatives a uniform draw rarely holds; B x this more columns); 0 = none.
+  config.distill.contrastive_bank_hard = 0
 
   config.ot = ml_collections.ConfigDict()
   # Absolute entropic regularisation on the cosine cost. e5's token costs are concentrated

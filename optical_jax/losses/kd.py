@@ -195,15 +195,17 @@ def maxsim_contrastive(
   return loss, {"contrastive": loss, "maxsim_top1": top1}
 
 
-def sampled_bank(docs, docs_mask, index, count: int, rng):
-  """The batch's own bank rows followed by ``count`` rows drawn uniformly (with replacement)
-  from the bank, for :func:`maxsim_contrastive` -> ``(docs [B + K, L, p], mask, index [B] (row
-  b's positive is column b; -1 kept), exclude [B, B + K])``: a column holding row b's own
-  sentence other than column b is no negative of b. ``rng`` None = key 0."""
+def sampled_bank(docs, docs_mask, index, count: int, rng, neighbors=None):
+  """The batch's own bank rows, then (with ``neighbors`` [N, k] int32) each row's k nearest
+  bank sentences, then ``count`` rows drawn uniformly (with replacement) from the bank, for
+  :func:`maxsim_contrastive` -> ``(docs [B + B k + K, L, p], mask, index [B] (row b's positive is
+  column b; -1 kept), exclude [B, B + B k + K])``: a column holding row b's own sentence other
+  than column b is no negative of b. ``rng`` None = key 0."""
   rng = jax.random.PRNGKey(0) if rng is None else rng
   neg = jax.random.randint(jax.random.fold_in(rng, 7), (count,), 0, docs.shape[0])
   own = jnp.maximum(index, 0)
-  rows = jnp.concatenate([own, neg])
+  hard = [] if neighbors is None else [neighbors[own].reshape(-1)]
+  rows = jnp.concatenate([own, *hard, neg])
   b = index.shape[0]
   col = jnp.arange(rows.shape[0])[None, :]
   exclude = (rows[None, :] == own[:, None]) & (col != jnp.arange(b)[:, None])

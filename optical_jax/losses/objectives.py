@@ -97,6 +97,10 @@ class DistillSpec:
   #: batch's own sentences as the positives; ``fold_in`` of the step's rng, so a resumed run
   #: draws the same); 0 = the whole bank every step (a [B x m] x [N x L] product).
   contrastive_bank_sample: int = 0
+  #: With ``contrastive_bank_sample``: also each batch row's nearest bank sentences (the
+  #: teacher's pooled cosine; ``teacher_params["english_bank_neighbors"]`` [N, k], from
+  #: ``training/student.py: bank_neighbors``), the hard negatives a uniform draw rarely holds.
+  contrastive_bank_hard: int = 0
 
   @classmethod
   def from_config(cls, config) -> "DistillSpec":
@@ -118,6 +122,7 @@ class DistillSpec:
       contrastive_ranker=d.get("contrastive_ranker", "dense"),
       contrastive_reverse=d.get("contrastive_reverse", 0.0),
       contrastive_bank_sample=d.get("contrastive_bank_sample", 0),
+      contrastive_bank_hard=d.get("contrastive_bank_hard", 0),
     )
 
   @property
@@ -160,8 +165,10 @@ class DistillSpec:
         "contrastive_soft is for contrastive_ranker='dense' (the soft targets are pooled "
         "similarities); set it to 0 with 'maxsim'"
       )
-    if self.contrastive_bank_sample < 0:
-      raise ValueError(f"contrastive_bank_sample {self.contrastive_bank_sample} < 0")
+    if self.contrastive_bank_sample < 0 or self.contrastive_bank_hard < 0:
+      raise ValueError("contrastive_bank_sample and contrastive_bank_hard must be >= 0")
+    if self.contrastive_bank_hard and not self.contrastive_bank_sample:
+      raise ValueError("contrastive_bank_hard needs contrastive_bank_sample > 0")
     if self.contrastive_reverse < 0:
       raise ValueError(f"contrastive_reverse {self.contrastive_reverse} < 0")
     if not self.contrastive_temperature > 0:
@@ -260,7 +267,12 @@ def _with_contrastive(
       index = batch["bank_index"]
       if spec.contrastive_bank_sample:
         docs, docs_mask, index, exclude = sampled_bank(
-          docs, docs_mask, index, spec.contrastive_bank_sample, rng
+          docs,
+          docs_mask,
+          index,
+          spec.contrastive_bank_sample,
+          rng,
+          teacher_params.get("english_bank_neighbors"),
         )
     else:
       docs = _token_vectors(t_last, teacher_params, batch["teacher_mask"], spec)

@@ -17,6 +17,7 @@ from optical_jax.training.student import (
   distinct_english,
   english_bank,
   english_bank_tokens,
+  bank_neighbors,
   student_start,
   text_prefix,
 )
@@ -91,6 +92,9 @@ def prepare_distill(
   if spec.uses_bank and spec.contrastive_ranker == "maxsim":
     tokens, mask = english_bank_tokens(teacher, bank_texts, config, prefix, "head" in frozen)
     frozen = dict(teacher_params, english_bank_tokens=tokens, english_bank_mask=mask)
+    if spec.contrastive_bank_hard:  # the nearest English sentences by the teacher's vectors
+      dense = english_bank(teacher, bank_texts, config, prefix)
+      frozen["english_bank_neighbors"] = bank_neighbors(dense, spec.contrastive_bank_hard)
   elif spec.uses_bank:
     frozen = dict(teacher_params, english_bank=english_bank(teacher, bank_texts, config, prefix))
   loss_fn = make_loss(

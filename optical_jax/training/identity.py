@@ -102,6 +102,7 @@ ADDED_FIELDS = {
   "distill.contrastive_ranker": "dense",
   "distill.contrastive_reverse": 0.0,
   "distill.contrastive_bank_sample": 0,
+  "distill.contrastive_bank_hard": 0,
 }
 
 

@@ -126,6 +126,20 @@ def english_bank_tokens(
   return tokens, mask
 
 
+def bank_neighbors(bank: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+  """bank float32 [N, d] (unit rows) -> int32 [N, k]: each row's k most similar other rows by
+  cosine, most similar first (ties to the lower index), computed ``block`` rows at a time."""
+  n = len(bank)
+  k = min(k, n - 1)
+  out = np.zeros((n, max(k, 0)), np.int32)
+  for s in range(0, n, block):
+    sim = bank[s : s + block] @ bank.T
+    sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf  # not its own neighbour
+    order = np.lexsort((np.broadcast_to(np.arange(n), sim.shape), -sim), axis=1)[:, :k]
+    out[s : s + block] = order
+  return out
+
+
 def fit_projection(student: LoadedEncoder, teacher: LoadedEncoder, texts, config) -> tuple:
   """The start of a cross-model student's output projection: the ridge regression of the
   teacher's pooled English states on the student's (each at its own prefix, ``distill.pooling``,

@@ -227,6 +227,13 @@ def test_sampled_bank_puts_positives_first_and_excludes_copies_of_them():
     np.testing.assert_array_equal(ex[b], (rows == own) & (np.arange(43) != b))
   again = sampled_bank(docs, mask, index, 40, jax.random.PRNGKey(1))[0]
   np.testing.assert_array_equal(again, d)
+  # Hard negatives: each row's neighbours follow the positives, before the draws.
+  neighbors = jnp.asarray([[1, 2], [0, 2], [0, 1], [4, 0], [3, 0]], jnp.int32)
+  d, _, idx, ex = sampled_bank(docs, mask, index, 4, jax.random.PRNGKey(1), neighbors)
+  rows = np.asarray(d[:, 0, 0]) // 2
+  np.testing.assert_array_equal(rows[:9], [3, 0, 0, 4, 0, 1, 2, 1, 2])
+  assert d.shape[0] == 3 + 3 * 2 + 4 and not bool(ex[0, 3]) and bool(ex[0, 4]) is False
+  assert bool(ex[1, 4]) and bool(ex[1, 2])  # copies of sentence 0 are no negatives of row 1
 
 
 def test_maxsim_contrastive_of_one_token_sentences_is_the_pooled_term():

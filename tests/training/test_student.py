@@ -52,3 +52,16 @@ def test_english_token_bank_is_what_maxsim_retrieval_reads():
   assert trained_ranker(d(contrastive_weight=2.0, contrastive_ranker="maxsim")) == "maxsim"
   assert trained_ranker(d(contrastive_weight=0.0, contrastive_ranker="maxsim")) == "dense"
   assert trained_ranker(d(contrastive_weight=2.0, contrastive_ranker="dense")) == "dense"
+
+
+def test_bank_neighbors_are_the_nearest_other_rows():
+  """bank_neighbors: each row's k most similar other rows, most similar first, blockwise."""
+  from optical_jax.training.student import bank_neighbors  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  bank = rng.normal(size=(9, 4)).astype(np.float32)
+  bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+  sim = bank @ bank.T
+  np.fill_diagonal(sim, -np.inf)
+  np.testing.assert_array_equal(bank_neighbors(bank, 3, block=4), np.argsort(-sim, axis=1)[:, :3])
+  assert bank_neighbors(bank[:2], 5).tolist() == [[1], [0]]  # at most N - 1
