@@ -162,6 +162,16 @@ def user_folder(name: str) -> Optional[Path]:
   return path if path.is_dir() else None
 
 
+def export_meta(name: str) -> dict:
+  """The ``optical_jax.json`` of the exported folder ``name`` (:func:`user_folder`), read
+  without loading any weights; ``{}`` for packaged models, hub ids and plain HF folders."""
+  folder = user_folder(name)
+  meta = None if folder is None else folder / "optical_jax.json"
+  if meta is None or not meta.is_file():
+    return {}
+  return json.loads(meta.read_text(encoding="utf-8"))
+
+
 def folder_file_hashes(names, cache_dir: Optional[str] = None) -> dict:
   """``{folder: {file: sha256}}`` of the user's HF folders among the model ``names``
   (:func:`user_folder`; hashes cached by size and mtime, ``verify.folder_hashes``): what a

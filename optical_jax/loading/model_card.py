@@ -122,6 +122,12 @@ def render_model_card(
     facts.append(f"- Started from: `{model}`")
   if meta.get("teacher"):
     facts.append(f"- Distilled from the teacher `{meta['teacher']}` with `{meta.get('method')}`")
+  if meta.get("query_only"):
+    facts.append(
+      f"- A query encoder: encode the documents with its teacher `{meta.get('teacher')}`"
+      " (as a document encoder the student is worse than the teacher; optical_jax's eval.py"
+      " refuses it as --doc_model)"
+    )
   if meta.get("base"):
     facts.append(f"- Fine-tuned from `{meta['base']}` ({meta.get('ranker', '')} ranker)")
   facts.append(

@@ -331,6 +331,22 @@ def _split_results(found, counts: Dict[str, int]) -> Dict[str, tuple]:
   return out
 
 
+def check_document_model(name: Optional[str]) -> None:
+  """Refuses a query-only student (its export's ``query_only``, training/student.py) as the
+  document model: its queries are trained to meet its teacher's documents, and its own document
+  vectors are worse than the teacher's (Tatoeba English->foreign falls below zero-shot,
+  docs/RESEARCH.md). ``None`` (the default: the student's teacher) passes."""
+  from optical_jax.loading.load import export_meta  # pylint: disable=import-outside-toplevel
+
+  meta = export_meta(name) if name else {}
+  if meta.get("query_only"):
+    raise UsageError(
+      f"--doc_model {name}: a query-only student (distilled so that its queries meet the documents "
+      f"of its teacher {meta.get('teacher')}; as a document encoder it is worse than the teacher, "
+      "docs/RESEARCH.md); leave --doc_model out to encode the documents with the teacher"
+    )
+
+
 def run_eval(
   query_model_name: str,
   doc_model_name: str | None,
@@ -368,6 +384,7 @@ def run_eval(
   check_token_limit("doc_max_length", s.doc_max_length)
   if s.batch_size < 1:
     raise UsageError(f"--batch_size={s.batch_size}: must be >= 1")
+  check_document_model(doc_model_name)
   if s.cache_dir is not None:  # the default, OUT/cache, is made with the output set
     check_output_folder(s.cache_dir, "--cache_dir")
   out = Path(output)

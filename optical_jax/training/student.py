@@ -234,7 +234,8 @@ def export_student(
   ranker: str = "dense",
 ) -> None:
   """Writes ``work/student``: ``student`` as an HF directory (its meta naming the teacher and
-  ``method`` and the ``ranker`` it was trained for, :func:`trained_ranker`). For a cross-model
+  ``method``, the ``ranker`` it was trained for (:func:`trained_ranker`) and ``query_only``: its
+  documents are to be encoded by the teacher). For a cross-model
   student, first ``work/start_file``: the output projection of
   its step-0 encoder params ``start`` (float32 [d_student, d_teacher]; ``start`` None for the
   teacher's copy), where later interpolations start from (``dev_eval.reevaluate``, with
@@ -251,5 +252,13 @@ def export_student(
     query_prefix=student.query_prefix,
     doc_prefix=student.doc_prefix,
     head=student.head,
-    extra_meta={"teacher": teacher.source, "method": method, "ranker": ranker},
+    extra_meta={
+      "teacher": teacher.source,
+      "method": method,
+      "ranker": ranker,
+      # Its queries are trained to meet the teacher's documents; as a document encoder it is
+      # worse than the teacher (docs/RESEARCH.md, "The student as a document encoder"), so
+      # eval.py refuses it as --doc_model (retrieval/collection_eval.py:check_document_model).
+      "query_only": True,
+    },
   )

