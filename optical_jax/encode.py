@@ -32,6 +32,7 @@ from optical_jax.errors import UsageError
 from optical_jax.io import check_output_file, iter_lines, save_npy_atomic
 from optical_jax.loading.load import LoadedEncoder
 from optical_jax.models.pooling import l2_normalize, pool, pool_segments
+from optical_jax.models.scoring import token_embeddings
 from optical_jax.packing import MAX_SEGMENTS, TOKENS_PER_TEXT, pack_batches
 
 
@@ -207,6 +208,50 @@ def _encode_padded(
   bar.close()
   _report_truncated(truncated, len(texts))
   return out
+
+
+@functools.lru_cache(maxsize=16)
+def _token_fn(module):
+  """Jitted ``(params, ids, mask, segment_ids [R, L]) -> [R, L, p]``, one per encoder module, so
+  the programs compile once per row shape, not once per call (a store is encoded shard by
+  shard)."""
+  return jax.jit(lambda p, ids, mask, seg: token_embeddings(module, p, ids, mask, segment_ids=seg))
+
+
+def encode_tokens(
+  model: LoadedEncoder,
+  texts: Sequence[str],
+  *,
+  prefix: str = "",
+  max_length: Optional[int] = None,
+  batch_size: int = 32,
+  use_head: bool = True,
+  dtype=np.float16,
+  progress: bool = False,
+  desc: str = "encode",
+) -> tuple:
+  """The unit token vectors of every text (last layer, through ``model.head`` when it has one and
+  ``use_head``), what MaxSim reads -> ``(tokens dtype [N, L, p], mask bool [N, L])``, ``L`` the
+  longest text's tokens. Encoded packed (``optical_jax/packing.py``): several texts per row, each
+  getting the states it gets alone, then cut back out."""
+  max_length = min(max_length or model.tokenizer.max_length, model.tokenizer.max_length)
+  params = model.retrieval_params()
+  if params["head"] is None or not use_head:
+    params = {"encoder": params["encoder"]}
+  fn = functools.partial(_token_fn(model.module), params)
+  ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
+  width = max((len(x) for x in ids), default=1)
+  head = params.get("head")
+  dim = int(head["kernel"].shape[1]) if head is not None else model.config.output_size
+  tokens = np.zeros((len(texts), width, dim), dtype)
+  mask = np.zeros((len(texts), width), bool)
+  for b, out in run_packed(
+    fn, ids, model.tokenizer.pad_id, max_length, batch_size * TOKENS_PER_TEXT, progress, desc
+  ):
+    for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
+      tokens[i, :n] = out[r, start : start + n]
+      mask[i, :n] = True
+  return tokens, mask
 
 
 def check_token_limit(flag: str, value: Optional[int]) -> None:

@@ -14,7 +14,6 @@ disk chunk by chunk during search; dense vectors are loaded whole.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import zipfile
@@ -24,10 +23,8 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from optical_jax.encode import encode_texts, run_packed
+from optical_jax.encode import encode_texts, encode_tokens
 from optical_jax.loading.load import LoadedEncoder
-from optical_jax.models.scoring import token_embeddings
-from optical_jax.packing import TOKENS_PER_TEXT
 from optical_jax.retrieval.store import SHARD_SIZE, build_store, open_store
 
 log = logging.getLogger(__name__)
@@ -77,14 +74,6 @@ def vector_width(model: LoadedEncoder, kind: str) -> int:
   return model.config.output_size
 
 
-@functools.lru_cache(maxsize=16)
-def _token_fn(module):
-  """Jitted ``(params, ids, mask, segment_ids [R, L]) -> [R, L, p]``, one per encoder module, so
-  the programs compile once per row shape, not once per call (a store is encoded shard by
-  shard)."""
-  return jax.jit(lambda p, ids, mask, seg: token_embeddings(module, p, ids, mask, segment_ids=seg))
-
-
 def _token_reps(
   model: LoadedEncoder,
   texts: Sequence[str],
@@ -94,23 +83,16 @@ def _token_reps(
   progress: bool,
   desc: str,
 ) -> Representations:
-  """Token vectors of every text, encoded packed (``optical_jax/packing.py``): several texts
-  per row, each getting the states it gets alone, then cut back out to ``[N, L, p]``."""
-  params = model.retrieval_params()
-  if params["head"] is None:
-    params = {"encoder": params["encoder"]}
-  fn = functools.partial(_token_fn(model.module), params)
-  ids, _ = model.tokenizer.encode_ids(texts, max_length, prefix)
-  width = max((len(x) for x in ids), default=1)
-  dim = vector_width(model, "maxsim")
-  tokens = np.zeros((len(texts), width, dim), np.float16)
-  mask = np.zeros((len(texts), width), bool)
-  for b, out in run_packed(
-    fn, ids, model.tokenizer.pad_id, max_length, batch_size * TOKENS_PER_TEXT, progress, desc
-  ):
-    for i, r, start, n in zip(b.text_index, b.row, b.start, b.length):
-      tokens[i, :n] = out[r, start : start + n]
-      mask[i, :n] = True
+  """Token vectors of every text (:func:`optical_jax.encode.encode_tokens`, float16)."""
+  tokens, mask = encode_tokens(
+    model,
+    texts,
+    prefix=prefix,
+    max_length=max_length,
+    batch_size=batch_size,
+    progress=progress,
+    desc=desc,
+  )
   return Representations("maxsim", tokens=tokens, mask=mask)
 
 

@@ -26,12 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optical_jax.encode import encode_texts
+from optical_jax.encode import encode_texts, encode_tokens
 from optical_jax.io import save_npy_atomic
 from optical_jax.loading import LoadedEncoder
 from optical_jax.loading.export import save_hf_directory
 from optical_jax.models.encoder import Encoder
-from optical_jax.models.scoring import token_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def english_bank(teacher: LoadedEncoder, texts, config, prefix: str) -> np.ndarr
   return bank
 
 
-#: Texts per forward pass of :func:`english_bank_tokens` (one compiled shape).
+#: Texts' worth of tokens per packed forward pass of :func:`english_bank_tokens`.
 BANK_BATCH = 64
 
 
@@ -97,29 +96,19 @@ def english_bank_tokens(
   longest text's tokens: the negatives of ``distill.contrastive_ranker='maxsim'`` with the
   bank (4 bytes x N x L x p)."""
   start = time.time()
-  params = teacher.retrieval_params()
-  if params["head"] is None or not use_head:
-    params = {"encoder": params["encoder"]}
-  ids, _ = teacher.tokenizer.encode_ids(texts, config.data.max_length, prefix)
-  width = max((len(x) for x in ids), default=1)
-  fn = jax.jit(lambda p, i, m: token_embeddings(teacher.module, p, i, m))
-  pad = teacher.tokenizer.pad_id
-  out, masks = [], []
-  for s in range(0, len(ids), BANK_BATCH):
-    rows = ids[s : s + BANK_BATCH]
-    batch = np.full((BANK_BATCH, width), pad, np.int32)
-    mask = np.zeros((BANK_BATCH, width), np.int32)
-    for r, x in enumerate(rows):
-      batch[r, : len(x)] = x
-      mask[r, : len(x)] = 1
-    out.append(np.asarray(fn(params, batch, mask))[: len(rows)])
-    masks.append(mask[: len(rows)].astype(bool))
-  tokens = np.concatenate(out) if out else np.zeros((0, width, 1), np.float32)
-  mask = np.concatenate(masks) if masks else np.zeros((0, width), bool)
+  tokens, mask = encode_tokens(
+    teacher,
+    texts,
+    prefix=prefix,
+    max_length=config.data.max_length,
+    batch_size=BANK_BATCH,
+    use_head=use_head,
+    dtype=np.float32,
+  )
   log.info(
     "English token bank: %d distinct sentences x %d tokens by the teacher in %.1fs (%.1f MB)",
     len(texts),
-    width,
+    tokens.shape[1],
     time.time() - start,
     tokens.nbytes / 2**20,
   )
