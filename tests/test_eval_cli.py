@@ -3,6 +3,7 @@
 counted, reports written, errors exit non-zero."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compile_flags import xla_flags
 from hf_fixtures import make_checkpoint
 from optical_jax.testsets.trec_files import read_trec_run
+from optical_jax.errors import UsageError
 from optical_jax.evaluation.per_query import read_per_query
+from optical_jax.retrieval.collection_eval import run_eval
 
 REPO = Path(__file__).resolve().parents[1]
 pytrec_eval = pytest.importorskip("pytrec_eval")
+#: A model name that does not load: a refusal with the expected message came before any load.
+NO_MODEL = "/nonexistent/model"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def _eval(root, out, *extra, devices=1):
       "PATH": "/usr/bin:/bin",
       "HOME": str(root),
       "JAX_PLATFORMS": "cpu",
-      "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+      "XLA_FLAGS": xla_flags(devices),  # the tests' compile settings
     },
   )
 
@@ -159,7 +165,12 @@ def test_errors_exit_nonzero(setup, tmp_path):
     capture_output=True,
     text=True,
     timeout=300,
-    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    env={
+      "PYTHONPATH": str(REPO),
+      "PATH": "/usr/bin:/bin",
+      "HOME": str(tmp_path),
+      "XLA_FLAGS": xla_flags(),
+    },
   )
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
@@ -172,7 +183,12 @@ def test_errors_exit_nonzero(setup, tmp_path):
     capture_output=True,
     text=True,
     timeout=300,
-    env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    env={
+      "PYTHONPATH": str(REPO),
+      "PATH": "/usr/bin:/bin",
+      "HOME": str(tmp_path),
+      "XLA_FLAGS": xla_flags(),
+    },
   )
   assert proc.returncode == 1
   assert (
@@ -217,6 +233,8 @@ def test_an_output_folder_that_is_not_an_output_set_is_refused(setup, tmp_path):
   ],
 )
 def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
+  """Refused by run_eval (what eval.py calls; its one-line exit-1 form is test_k_below_one's) before
+  any model loads or any output is written."""
   run = tmp_path / "first.trec"
   run.write_text(
     {
@@ -226,27 +244,20 @@ def test_meaningless_requests_are_refused(setup, tmp_path, case, message):
       "unjudged": "",
     }[case]
   )
-  extra = [f"--first_stage={run}"] if case != "unjudged" else []
-  if case in ("empty", "unknown_docs"):
-    extra.append("--langs=swa")
-  root = setup
+  kwargs = {"first_stage": str(run)} if case != "unjudged" else {}
+  if case in ("empty", "unknown_docs", "unjudged"):
+    kwargs["langs"] = ["swa"]
+  coll = setup / "coll"
   if case == "unjudged":  # the same collection, every judgment 0
-    root = tmp_path / "zero"
-    (root / "coll").mkdir(parents=True)
-    import shutil  # pylint: disable=import-outside-toplevel
-
-    shutil.copytree(setup / "coll" / "queries", root / "coll" / "queries")
-    (root / "coll" / "docs.jsonl").write_bytes((setup / "coll" / "docs.jsonl").read_bytes())
+    coll = tmp_path / "zero" / "coll"
+    shutil.copytree(setup / "coll", coll)
     lines = (setup / "coll" / "qrels.txt").read_text().split("\n")
-    (root / "coll" / "qrels.txt").write_text(
+    (coll / "qrels.txt").write_text(
       "\n".join(" ".join(l.split()[:3] + ["0"]) for l in lines if l) + "\n"
     )
-    (root / "model").symlink_to(setup / "model")
-    extra.append("--langs=swa")
-  proc = _eval(root, tmp_path / "out", *extra)
-  assert proc.returncode == 1
-  last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("eval: error:") and message in last, last
+  with pytest.raises(UsageError) as e:
+    run_eval(NO_MODEL, None, str(coll), str(tmp_path / "out"), **kwargs)
+  assert message in str(e.value), str(e.value)
   assert not (tmp_path / "out").exists()
 
 
@@ -365,8 +376,9 @@ def test_plaid_index_with_nothing_pruned_returns_the_runs_of_exact_maxsim(setup,
 
 
 def test_plaid_index_needs_the_maxsim_ranker(setup, tmp_path):
-  proc = _eval(setup, tmp_path / "out", "--ranker=dense", "--index=plaid")
-  assert proc.returncode == 1
-  last = proc.stderr.strip().splitlines()[-1]
-  assert "index 'plaid' is a first stage over token vectors" in last, last
+  with pytest.raises(UsageError) as e:
+    run_eval(
+      NO_MODEL, None, str(setup / "coll"), str(tmp_path / "out"), ranker="dense", index="plaid"
+    )
+  assert "index 'plaid' is a first stage over token vectors" in str(e.value), str(e.value)
   assert not (tmp_path / "out").exists()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from compile_flags import xla_flags
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,7 +43,7 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch, shared_data):
   monkeypatch.setenv("OPTICAL_JAX_NOTEBOOK_WORKDIR", str(tmp_path / "work"))
   monkeypatch.setenv("OPTICAL_JAX_DATA", str(shared_data.resolve()))
   monkeypatch.setenv("PYTHONPATH", str(REPO))
-  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  monkeypatch.setenv("XLA_FLAGS", xla_flags())  # one device, the tests' compile settings
   nb = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
   client = nbclient.NotebookClient(
     nb,

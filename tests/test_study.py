@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from compile_flags import xla_flags
 from hf_fixtures import make_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,12 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, toy_collection):
     "--config.distill.data.max_length=32",
     "--config.distill.data.buckets=16,32",
   ]
-  env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+  env = {
+    "PYTHONPATH": str(REPO),
+    "PATH": "/usr/bin:/bin",
+    "HOME": str(tmp_path),
+    "XLA_FLAGS": xla_flags(),  # the tests' compile settings
+  }
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
   assert proc.returncode == 0, proc.stderr[-4000:]
   rows = list(csv.DictReader((work / "results.csv").open()))
@@ -73,9 +79,14 @@ def test_a_study_stops_cleanly_on_sigterm_and_resumes(tmp_path, toy_collection):
     "--config.distill.train.batch_size=8",
     "--config.eval.bootstrap_samples=100",
     "--config.distill.data.max_length=32",
-    "--config.distill.data.buckets=16,32",
+    "--config.distill.data.buckets=32,",  # one compiled train step per process
   ]
-  env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+  env = {
+    "PYTHONPATH": str(REPO),
+    "PATH": "/usr/bin:/bin",
+    "HOME": str(tmp_path),
+    "XLA_FLAGS": xla_flags(),  # the tests' compile settings
+  }
   term = dict(env, OPTICAL_JAX_SIGTERM_AT_STEP="2")
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=term)
   assert proc.returncode == 75, proc.stderr[-4000:]

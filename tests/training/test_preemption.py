@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compile_flags import xla_flags
 from optical_jax.errors import PREEMPTED_EXIT
 from optical_jax.training import preemption
 
@@ -39,6 +40,7 @@ def _cmd(work, steps):
     f"--workdir={work}",
     f"--config.train.num_steps={steps}",
     "--config.train.checkpoint_every=1000",  # no periodic checkpoint inside the run
+    "--config.data.buckets=32,",  # one compiled train step per process (two buckets: test_training)
   ]
 
 
@@ -104,7 +106,7 @@ def _two_processes(work, steps, term_at=None):
       JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
       JAX_NUM_PROCESSES="2",
       JAX_PROCESS_ID=str(pid),
-      XLA_FLAGS="--xla_force_host_platform_device_count=2",
+      XLA_FLAGS=xla_flags(2),
     )
     if term_at is not None and pid == 1:
       extra[preemption.TERM_ENV] = str(term_at)

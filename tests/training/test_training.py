@@ -128,13 +128,24 @@ def _student_params(workdir):
   return load_file(str(Path(workdir) / "student" / "model.safetensors"))
 
 
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, small_ckpt):
+  """(work dir, train.py's stderr) of one uninterrupted :func:`_train` run with JAX's compile
+  log on: the reference of the kill -9 tests and the compile count's log (one process, not
+  three)."""
+  ref = tmp_path_factory.mktemp("reference_run") / "ref"
+  proc = _train(ref, small_ckpt, env_extra={"JAX_LOG_COMPILES": "1"})
+  return ref, proc.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at,async_save", [(5, "False"), (4, "True")])
-def test_kill9_then_rerun_equals_uninterrupted(tmp_path, small_ckpt, kill_at, async_save):
+def test_kill9_then_rerun_equals_uninterrupted(
+  tmp_path, small_ckpt, reference_run, kill_at, async_save
+):
   """kill -9 after step 5 (mid-interval) or right as step 4's async save starts; rerunning the same
   command resumes from the last complete checkpoint and ends with the same parameters."""
-  ref = tmp_path / "ref"
-  _train(ref, small_ckpt)
+  ref = reference_run[0]
   work = tmp_path / "killed"
   args = (f"--config.train.async_checkpointing={async_save}",)
   proc = _train(
@@ -152,12 +163,11 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path, small_ckpt, kill_at, as
 
 
 @pytest.mark.slow
-def test_train_step_compiles_once_per_bucket(tmp_path, small_ckpt):
+def test_train_step_compiles_once_per_bucket(reference_run):
   """8 steps over the tiny config's two length buckets compile the train step at most twice
   (one program per bucket, none per step): JAX's own compile log, counted."""
-  proc = _train(tmp_path, small_ckpt, env_extra={"JAX_LOG_COMPILES": "1"})
   compiles = [
-    line for line in proc.stderr.splitlines() if "Compiling" in line and "train_step" in line
+    line for line in reference_run[1].splitlines() if "Compiling" in line and "train_step" in line
   ]
   assert 1 <= len(compiles) <= 2, "\n".join(compiles)
 
