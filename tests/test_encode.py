@@ -110,7 +110,9 @@ def test_cli_errors(ckpt, tmp_path, capsys):
   assert rc == 2 and "--model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize(
+  "pooling", ["mean", pytest.param("cls", marks=pytest.mark.slow)]
+)  # cls: the same packed states, another pooling (cls vectors: test_pooling_and_normalize)
 def test_packed_equals_padded(model, pooling):
   """Packing (the default) gives the padded path's vectors, in input order, truncation included."""
   texts = TEXTS + ["ll " * 40, "", "mm nn " * 7]

@@ -114,7 +114,9 @@ def test_padding_gives_unpadded_answer_and_no_padding_dependence(pads):
   [
     pytest.param("implicit", marks=pytest.mark.slow),  # op by op through ott's solver: 10 s
     pytest.param("unrolled", marks=pytest.mark.slow),
-    "fixed",
+    # every other test here runs the loss jitted, against POT or a reference: the eager run is
+    # for the full suite
+    pytest.param("fixed", marks=pytest.mark.slow),
   ],
 )
 def test_jit_equals_no_jit(mode):
@@ -159,7 +161,9 @@ def test_fixed_plan_gradient_is_the_plan():
   np.testing.assert_allclose(g, plan, atol=1e-7)
 
 
-@pytest.mark.parametrize("mode", ["implicit", "unrolled", "fixed"])
+@pytest.mark.parametrize(
+  "mode", ["implicit", pytest.param("unrolled", marks=pytest.mark.slow), "fixed"]
+)  # unrolled: the same forward pass as fixed, differentiated through the loop
 def test_degenerate_inputs_are_finite(mode):
   rng = np.random.default_rng(6)
   d = 8

@@ -68,6 +68,7 @@ def test_bank_step_sharded_equals_single_device():
     np.testing.assert_allclose(a, b, atol=2e-6)
 
 
+@pytest.mark.slow  # quick: the in-process job trains OPTICAL end to end (finite, logged losses)
 def test_loss_decreases_and_same_seed_same_params():
   """OPTICAL on 8 devices, 6 steps on one batch: the loss falls at every step after the warm-up's
   first (learning rate 0); the same steps again from the same state are bit-identical."""
@@ -352,12 +353,15 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path, config_arg, override, 
 @pytest.mark.parametrize(
   "args, expected",
   [
-    # A config file that raises while building the config: absl printed its traceback.
-    (
+    # A config file that raises while building the config: absl printed its traceback. (The
+    # line's text is quick in process, tests/test_cli.py; train.py's one-line exit 2 stays
+    # quick in test_unknown_config_key_is_a_one_line_error.)
+    pytest.param(
       [f"--config={REPO / 'configs' / 'tiny.py'}:nope"],
       f"train: error: flag --config={REPO / 'configs' / 'tiny.py'}:nope: Error whilst parsing config "
       "file: ValueError: configs/tiny.py:nope: can shrink default, gpu, tpu_pod, afriqa, gap_study, "
       "afriqa_study (--helpshort lists the flags)",
+      marks=pytest.mark.slow,
     ),
     # A value of the wrong type: absl's "FATAL Flags parsing error" block (in process in
     # tests/test_cli.py; here through train.py).
@@ -412,6 +416,7 @@ def test_tiny_job_in_process_train_checkpoint_export_resume(tmp_path):
 
   config = tiny.get_config()
   assert config.model == "random:tiny"
+  config.data.buckets = (32,)  # one compiled train step (the tiny config's two: the slow tests)
   out = experiment.train_and_evaluate(config, str(tmp_path))
   assert out["training"]["steps"] == 6 and out["training"]["resumed_from"] == 0
   logged = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
