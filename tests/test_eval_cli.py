@@ -160,18 +160,19 @@ def test_errors_exit_nonzero(setup, tmp_path):
     f"--collection={bad}",
     f"--output={tmp_path / 'y'}",
   ]
+  env = {
+    "PYTHONPATH": str(REPO),
+    "PATH": "/usr/bin:/bin",
+    "HOME": str(tmp_path),
+    "XLA_FLAGS": xla_flags(),
+  }
   proc = subprocess.run(
     cmd,
     cwd=REPO,
     capture_output=True,
     text=True,
     timeout=300,
-    env={
-      "PYTHONPATH": str(REPO),
-      "PATH": "/usr/bin:/bin",
-      "HOME": str(tmp_path),
-      "XLA_FLAGS": xla_flags(),
-    },
+    env=env,
   )
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
@@ -184,12 +185,7 @@ def test_errors_exit_nonzero(setup, tmp_path):
     capture_output=True,
     text=True,
     timeout=300,
-    env={
-      "PYTHONPATH": str(REPO),
-      "PATH": "/usr/bin:/bin",
-      "HOME": str(tmp_path),
-      "XLA_FLAGS": xla_flags(),
-    },
+    env=env,
   )
   assert proc.returncode == 1
   assert (

@@ -166,10 +166,15 @@ def export_meta(name: str) -> dict:
   """The ``optical_jax.json`` of the exported folder ``name`` (:func:`user_folder`), read
   without loading any weights; ``{}`` for packaged models, hub ids and plain HF folders."""
   folder = user_folder(name)
-  meta = None if folder is None else folder / "optical_jax.json"
-  if meta is None or not meta.is_file():
-    return {}
-  return json.loads(meta.read_text(encoding="utf-8"))
+  return (_read_meta(folder) if folder is not None else None) or {}
+
+
+def _read_meta(directory: Path) -> Optional[dict]:
+  """``directory/optical_jax.json`` (written by optical_jax, loading/export.py), or None."""
+  meta_path = directory / "optical_jax.json"
+  if not meta_path.is_file():
+    return None
+  return json.loads(meta_path.read_text(encoding="utf-8"))
 
 
 def folder_file_hashes(names, cache_dir: Optional[str] = None) -> dict:
@@ -218,9 +223,8 @@ def _load_dir(directory: Path, overrides: dict) -> LoadedEncoder:
       tok.max_length = limit
   state_dict, weights_source = hf.read_weights(directory)
   params = hf.convert_state_dict(state_dict, cfg, weights_source)
-  meta_path = directory / "optical_jax.json"
-  if meta_path.is_file():  # written by optical_jax (loading/export.py)
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+  meta = _read_meta(directory)
+  if meta is not None:
     if meta.get("output_dim"):  # a student carried into a teacher's space
       from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
 
