@@ -5,7 +5,7 @@
                  [--first_stage 'runs/run.{lang}.trec'] [--index exact|flat|ivf|hnsw|plaid]
                  [--measures AP,nDCG@10,R@100,RR,P@10]
 
-Models are anything `python -m optical_jax.encode --model` takes; `--doc_model`
+Models are anything `python -m optical_jax.commands.embed --model` takes; `--doc_model`
 defaults to the teacher recorded in a student's work directory. Writes
 OUT/run.<lang>.trec (tagged with the query model's name), OUT/per_query.<lang>.tsv (qid,
 measure, value: the trec_eval -q view), OUT/metrics.json and OUT/report.md.

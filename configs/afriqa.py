@@ -4,6 +4,7 @@ devtest and Tatoeba.
 
   python train.py --config=configs/afriqa.py --workdir W
   python train.py --config=configs/afriqa.py --workdir W --config.method=kd_sentence   # a baseline
+  python train.py --config=configs/afriqa.py:afriqa --workdir W   # the AfriQA check only
 
 The choices and the dev-set ablations behind them: docs/RESEARCH.md. Test languages and splits
 (data/afriqa.py): AfriQA dev for bem hau ibo kin twi zul, AfriQA train for yor (it has no dev
@@ -25,8 +26,13 @@ SENTENCES = (
 )
 
 
-def get_config():
-  config = default.get_config()
+#: The development checks this config declares (config.evals; configs/default.py: eval_config).
+EVALS = "afriqa,flores_devtest,tatoeba"
+
+
+def get_config(evals: str = EVALS):
+  """``evals``: the checks to declare (after ``configs/afriqa.py:``; '' = none)."""
+  config = default.get_config(evals)
   # See configs/default.py for every field; only what differs is set here.
   config.method = "optical"
   config.data.source = "mixture"
@@ -68,6 +74,5 @@ def get_config():
   config.train.warmup_steps = 20
   config.train.checkpoint_every = 100
   config.train.tensorboard = False
-  config.retrieval.collections = ("afriqa", "flores_devtest", "tatoeba")
   config.retrieval.rankers = "dense"
   return config

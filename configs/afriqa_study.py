@@ -6,7 +6,8 @@ and FLORES-200 devtest (the high/low-resource gap).
 
 Each (method, seed) is a train.py run under W/runs/<method>/seed<k>; reruns resume. Its
 train.py settings are config.distill (--config.distill.train.learning_rate=...);
-configs/tiny.py:afriqa_study is this study made tiny.
+configs/tiny.py:afriqa_study is this study made tiny. The argument after the colon names the
+checks every run ends with (configs/afriqa.py's by default), e.g. configs/afriqa_study.py:afriqa.
 """
 
 import ml_collections
@@ -14,7 +15,8 @@ import ml_collections
 from configs import afriqa
 
 
-def get_config():
+def get_config(evals: str = afriqa.EVALS):
+  """``evals``: the development checks of every run (config.distill.evals)."""
   config = ml_collections.ConfigDict()
   # Selects optical_jax/studies/afriqa_grid.py in study.py.
   config.kind = "afriqa"
@@ -44,5 +46,5 @@ def get_config():
   config.bootstrap_samples = 2000
   # The train.py config of every run (the key every study nests it under); the study sets
   # method and seed.
-  config.distill = afriqa.get_config()
+  config.distill = afriqa.get_config(evals)
   return config

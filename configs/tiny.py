@@ -50,6 +50,14 @@ def _train(config):
   return config
 
 
+#: The query languages of each declared check made tiny.
+TINY_EVAL_LANGS = {
+  "afriqa": ("hau", "yor"),
+  "flores_devtest": ("hau", "yor", "deu"),
+  "tatoeba": ("swh",),
+}
+
+
 def _afriqa(config):
   """configs/afriqa.py made tiny (its model stays: pass a small checkpoint)."""
   config.data.mixture = "afriqa:train:hau, flores200:dev:hau+yor"  # two sources, two languages
@@ -66,10 +74,10 @@ def _afriqa(config):
   config.train.async_checkpointing = False
   config.ot.max_iterations = 50
   config.eval.batch_size = 8
-  config.retrieval.afriqa_langs = ("hau", "yor")
-  config.retrieval.flores_langs = ("hau", "yor", "deu")
-  config.retrieval.flores_high = ("deu",)
-  config.retrieval.tatoeba_langs = ("swh",)
+  for e in config.evals.values():  # every declared check, on two or three languages
+    e.langs = TINY_EVAL_LANGS[e.type]
+    if "high" in e:
+      e.high = ("deu",)
   config.retrieval.doc_max_length = 64
   config.retrieval.bootstrap_samples = 50
   return config

@@ -110,7 +110,7 @@ def parse_flags(argv, flag_values=None, positional: bool = False, prog: Optional
   a config file that raises) or a positional argument as one line ``<cli>: error: ...`` and
   exit 2 in place of absl's "FATAL Flags parsing error" block. ``flag_values``: absl's
   ``flags.FLAGS`` unless given (tests pass their own). ``positional``: the command takes
-  positional arguments (``python -m optical_jax.data.fetch NAME...``), returned after argv[0].
+  positional arguments (``python -m optical_jax.commands.fetch_data NAME...``), returned after argv[0].
   ``prog``: the name the errors start with (default: the running script's)."""
   from absl import flags  # pylint: disable=import-outside-toplevel
 
@@ -154,7 +154,7 @@ def run(
 
   Two ways in, one handling:
 
-  * entry points (train.py, eval.py, study.py, ``python -m optical_jax.data.fetch``), on absl's
+  * entry points (train.py, eval.py, study.py, ``python -m optical_jax.commands.fetch_data``), on absl's
     global flags: ``cli.run(main)`` under ``if __name__ == "__main__"``; absl's ``app.run(main)``
     with :func:`parse_flags`, exiting with ``main``'s return value or the error's code.
   * ``python -m`` commands with their own ``flags.FlagValues`` (tests call them in-process):

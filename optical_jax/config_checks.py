@@ -17,6 +17,7 @@ DTYPES = ("float32", "bfloat16")
 def _problems(config) -> List[str]:
   # pylint: disable=import-outside-toplevel
   from optical_jax.models.scoring import RANKERS
+  from optical_jax.testsets import registry  # pylint: disable=import-outside-toplevel
   from optical_jax.testsets.registry import DEV_CHECKS, parse_names
   from optical_jax.losses.objectives import OBJECTIVES, DistillSpec
 
@@ -88,10 +89,20 @@ def _problems(config) -> List[str]:
   if tc.get("model", "") and tc.get("projection_fit_texts", 1) < 1:
     out.append(f"teacher.projection_fit_texts={tc.projection_fit_texts}: must be >= 1")
   r = config.retrieval
-  names = parse_names(r.collections)
-  for n in names:
-    if n not in DEV_CHECKS:
-      out.append(f"retrieval.collections: {n!r} is not one of {DEV_CHECKS}")
+  names = registry.dev_checks(config)
+  for n, e in registry.evals(config).items():
+    extra = sorted(set(e) - set(registry.EVAL_FIELDS))
+    if extra:
+      out.append(f"evals.{n}: unknown field {extra[0]!r}; expected {registry.EVAL_FIELDS}")
+    if e.get("type") not in DEV_CHECKS:
+      out.append(f"evals.{n}.type={e.get('type')!r}: expected one of {DEV_CHECKS}")
+    elif "high" in e and e["type"] != "flores_devtest":
+      out.append(f"evals.{n}.high: only a flores_devtest check has high-resource languages")
+    if not parse_names(e.get("langs", ())):
+      out.append(f"evals.{n}.langs: empty; name the query languages")
+    bad = [h for h in parse_names(e.get("high", ())) if h not in parse_names(e.get("langs", ()))]
+    if bad:
+      out.append(f"evals.{n}.high: {bad[0]!r} is not one of its langs")
   for rk in parse_names(r.rankers):
     if rk not in RANKERS:
       out.append(f"retrieval.rankers: {rk!r} is not one of {RANKERS}")

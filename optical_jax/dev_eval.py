@@ -1,7 +1,8 @@
 """The retrieval checks a training run ends with: the student against the zero-shot teacher on
 development collections, the document side always the teacher.
 
-``config.retrieval.collections`` (a tuple; the names and how each loads:
+``config.evals`` declares the checks (``config.evals.<name> = dict(type=..., root=..., langs=...)``;
+the types, their defaults and how each loads: ``configs/default.py: eval_config``,
 ``testsets/registry.py``):
 
 * ``afriqa``: AfriQA (``testsets/afriqa_passages.py``): native questions -> English passages, and the English
@@ -14,12 +15,13 @@ development collections, the document side always the teacher.
   with a paired t-test, and the high/low-resource means.
 * ``tatoeba``: the sentence-level do-no-harm check: Tatoeba (LASER test sets) bitext-matching
   accuracy, foreign side by the student (or zero-shot e5), English side by the teacher, for
-  ``config.retrieval.tatoeba_langs`` (swh, tgl, mar by default); the change against zero-shot
+  its ``langs`` (swh, tgl, mar by default); the change against zero-shot
   with an exact McNemar test on the foreign->English hits.
 
 Zero-shot results depend only on the teacher, the collection and the settings, so they are
 cached (``<cache>/zero_shot-<hash>.json``); document representations are cached as in eval.py.
-Outputs: ``<workdir>/retrieval/<collection>.<ranker>.json`` (per-query scores included).
+Outputs: ``<workdir>/retrieval/<name>.<ranker>.json`` (per-query scores included; a Tatoeba
+check: ``<name>.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from optical_jax.errors import UsageError
 from optical_jax.evaluation import oracle_gap
 from optical_jax.evaluation.dev_tables import format_markdown  # noqa: F401  (results.md's tables)
 from optical_jax.io import atomic_write_text, new_folder_beside, replace_folder
@@ -83,15 +84,16 @@ def tatoeba_check(
   config,
   workdir: Path,
   settings: Optional[dict] = None,
+  name: str = "tatoeba",
 ) -> dict:
-  """Tatoeba matching accuracy of the student against zero-shot (module docstring)."""
+  """Tatoeba matching accuracy of the student against zero-shot for ``config.evals.<name>``
+  (module docstring)."""
   from scipy import stats  # pylint: disable=import-outside-toplevel
   from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
 
-  r = config.retrieval
   rows = {}
-  for lang in registry.parse_names(r.tatoeba_langs):
-    data = read_tatoeba(registry.root(config, "tatoeba"), lang)
+  for lang in registry.eval_langs(config, name):
+    data = read_tatoeba(registry.root(config, name), lang)
     if len(data.pairs) < 2:
       raise ValueError(
         f"Tatoeba {lang}: {len(data.pairs)} pairs in {data.path}; expected at "
@@ -127,13 +129,14 @@ def tatoeba_check(
       rows[lang]["student_e2f"],
     )
   summary = {
+    "kind": registry.BITEXT_MATCHING,
     "langs": rows,
     "description": "Tatoeba bitext-matching accuracy (LASER test "
     "sets): foreign side by the student, English side by the teacher",
     "license": "CC BY 2.0 FR (Tatoeba)",
     "settings": settings,
   }
-  atomic_write_text(workdir / "retrieval" / "tatoeba.json", json.dumps(summary, indent=1))
+  atomic_write_text(workdir / "retrieval" / f"{name}.json", json.dumps(summary, indent=1))
   return summary
 
 
@@ -205,8 +208,8 @@ def evaluate_dev(
   workdir: Path,
   interpolation: Optional[float] = None,
 ) -> dict:
-  """Runs every collection of ``config.retrieval.collections`` with every ranker of
-  ``config.retrieval.rankers``; returns ``{"<collection>.<ranker>": summary}``. Each summary
+  """Runs every check of ``config.evals`` with every ranker of ``config.retrieval.rankers``;
+  returns ``{"<name>.<ranker>": summary}`` (a Tatoeba check: ``{"<name>": summary}``). Each summary
   records its ``settings`` (run depth, passage token limit, the query and document models and
   ``interpolation``: the student's weight against the teacher, None for zero-shot)."""
   r = config.retrieval
@@ -219,9 +222,10 @@ def evaluate_dev(
   }
   out = {}
   for name in registry.dev_checks(config):
-    kind = registry.REGISTRY[name].kind if name in registry.REGISTRY else None
+    spec = registry.REGISTRY.get(registry.eval_type(config, name))
+    kind = spec.kind if spec is not None else None
     if kind == registry.BITEXT_MATCHING:
-      out[name] = tatoeba_check(student, teacher, config, Path(workdir), settings)
+      out[name] = tatoeba_check(student, teacher, config, Path(workdir), settings, name)
       continue
     collection, langs, high = registry.load_dev_collection(name, config)
     for ranker in split_list(config.retrieval.rankers):
@@ -327,51 +331,6 @@ def _flores_summary(st, zs, qids, langs: Sequence[str], high: Sequence[str]) -> 
   return summary
 
 
-def main(argv=None) -> int:
-  """``python -m optical_jax.dev_eval --workdir W [--rankers maxsim] [--collections afriqa]``:
-  the retrieval checks of a finished train.py run again, with other rankers or collections
-  (its ``config.json`` and ``student/``; zero-shot when the run was zero-shot). ``argv``: the
-  arguments after the program name (default ``sys.argv[1:]``); errors are one line
-  (:func:`optical_jax.cli.run`)."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
-
-  from optical_jax import cli  # pylint: disable=import-outside-toplevel
-
-  f = flags.FlagValues()
-  flags.DEFINE_string(
-    "workdir", None, "A finished train.py work directory.", flag_values=f, required=True
-  )
-  flags.DEFINE_string("rankers", "", "Default: the run's config.retrieval.rankers.", flag_values=f)
-  flags.DEFINE_string("collections", "", "Default: the run's collections.", flag_values=f)
-  flags.DEFINE_float(
-    "interpolation",
-    None,
-    "Evaluate teacher + a * (student - teacher) instead (WiSE-FT); the outputs go to "
-    "WORKDIR/interpolation_<a>/retrieval.",
-    flag_values=f,
-  )
-  return cli.run(_command, prog="dev_eval", flag_values=f, argv=argv)
-
-
-def _command(f, rest) -> int:
-  """The command's work, on the parsed flags ``f`` (``rest``: none, cli.run refuses them)."""
-  del rest
-  import ml_collections  # pylint: disable=import-outside-toplevel
-
-  work = Path(f.workdir)
-  if not (work / "config.json").is_file():
-    raise UsageError(f"--workdir {work}: no config.json; expected a train.py work directory")
-  config = ml_collections.ConfigDict(json.loads((work / "config.json").read_text()))
-  if f.rankers:
-    config.retrieval.rankers = f.rankers
-  if f.collections:
-    with config.ignore_type():  # a run recorded before the field was a tuple holds a string
-      config.retrieval.collections = registry.parse_names(f.collections)
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-  print(format_markdown(reevaluate(work, config, f.interpolation)))
-  return 0
-
-
 def interpolation_dir(work: Path, alpha: float) -> Path:
   """Where the checks of ``teacher + alpha * (student - teacher)`` of run ``work`` go."""
   return Path(work) / f"interpolation_{alpha:g}"
@@ -414,7 +373,3 @@ def reevaluate(work: Path, config, alpha=None) -> dict:
         weight,
       )
   return evaluate_dev(student, teacher, config, out, interpolation=weight)
-
-
-if __name__ == "__main__":
-  raise SystemExit(main())

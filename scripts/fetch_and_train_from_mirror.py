@@ -42,7 +42,7 @@ def main(box: Path, shared: Path) -> int:
     start = time.time()
     names = [n for n in DATASETS if n != "afriqa"]
     env = dict(os.environ, PYTHONPATH=str(clone))
-    cmd = [sys.executable, "-m", "optical_jax.data.fetch", *names, "--root", str(data)]
+    cmd = [sys.executable, "-m", "optical_jax.commands.fetch_data", *names, "--root", str(data)]
     subprocess.run(cmd + ["--base_url", m.url], cwd=clone, env=env, check=True)
     fetch.fetch(["afriqa"], data, m.url, datasets=datasets)
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())

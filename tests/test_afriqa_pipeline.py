@@ -5,6 +5,7 @@ the real layouts; the real files' counts where ../shared/data exists. The AfriQA
 
 import json
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -12,8 +13,8 @@ from configs import tiny
 from optical_jax import experiment
 from optical_jax.data.sources import load_splits_with_manifest
 from optical_jax.data import afriqa
-from optical_jax.testsets import afriqa_passages
-from optical_jax.testsets.build import main as collections_main
+from optical_jax.testsets import afriqa_passages, registry
+from optical_jax.commands.build_collection import main as collections_main
 from optical_jax.testsets.builders import flores_collection
 from optical_jax.testsets.registry import guard_collection, load_collection
 from hf_fixtures import make_checkpoint
@@ -233,7 +234,9 @@ def test_overlap_guard_stops_before_any_model_is_loaded(shared, small_bert, tmp_
   with pytest.raises(ValueError, match=r"afriqa:train language hau: 2 of 42 pairs"):
     experiment.train_and_evaluate(config, str(tmp_path / "run"))
   config.data.overlap = "drop"
-  config.retrieval.collections = ()  # no checks: the guard then reads data.overlap_collections
+  config.evals = (
+    ml_collections.ConfigDict()
+  )  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
   # What train_and_evaluate writes as bitext_manifest.json (test_overlap_dropped_in_a_run; with
   # no retrieval checks, the guard has no collections of its own to add).
@@ -248,7 +251,9 @@ def test_overlap_dropped_in_a_run(shared, small_bert, tmp_path):
   bitext_manifest.json counts the 2 pairs dropped."""
   config = _bitext_repeating_two_dev_questions(shared, small_bert)
   config.data.overlap = "drop"
-  config.retrieval.collections = ()  # no checks: the guard then reads data.overlap_collections
+  config.evals = (
+    ml_collections.ConfigDict()
+  )  # no checks: the guard then reads data.overlap_collections
   config.data.overlap_collections = "afriqa"
   config.train.num_steps = 1
   experiment.train_and_evaluate(config, str(tmp_path / "run2"))
@@ -285,7 +290,7 @@ def test_afriqa_study_tiny(shared, small_bert, tmp_path):
   config = tiny.get_config("afriqa_study")  # focus languages hau, yor; 50 bootstrap samples
   config.methods = "zero_shot,kd_sentence:0+1,optical:0"
   config.distill = _tiny(shared, small_bert)
-  config.distill.retrieval.collections = ("afriqa", "flores_devtest")
+  config.distill = registry.select(config.distill, ("afriqa", "flores_devtest"))
   a = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert {m: r["seeds"] for m, r in a["methods"].items()} == {
     "zero_shot": 1,
@@ -346,7 +351,7 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   config.methods = "zero_shot,kd_sentence:0,optical:0"
   config.teachers = f"self,{mpnet}"
   config.distill = _tiny(shared, small_bert)
-  config.distill.retrieval.collections = ("afriqa",)
+  config.distill = registry.select(config.distill, ("afriqa",))
   out = runner.run(afriqa_grid.STUDY, config, str(tmp_path / "study"))
   assert set(out["teachers"]) == {"", str(mpnet)}
   for a in out["teachers"].values():

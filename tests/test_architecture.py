@@ -15,7 +15,7 @@ PACKAGE = ROOT / "optical_jax"
 #: units of its own layer or below. evaluation (metrics, statistics, reports) holds no model
 #: code, so the retrieval pipeline and the studies sit above it.
 #: cli (the commands' flag and one-line error handling; it imports errors only) is at the bottom,
-#: so that any module with a command (python -m optical_jax.data.fetch) can use it.
+#: so that any module with a command (python -m optical_jax.commands.fetch_data) can use it.
 #: testsets (the test collections and their registry) builds collections from data's readers.
 LAYERS = (
   ("errors", "io", "cli"),
@@ -32,6 +32,7 @@ LAYERS = (
   ("config_checks",),
   ("experiment",),
   ("studies",),
+  ("commands",),
 )
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
@@ -117,6 +118,23 @@ def test_module_names_are_unique():
     names[pathlib.Path(entry).stem].append(entry)
   repeated = {n: paths for n, paths in names.items() if len(paths) > 1}
   assert not repeated, repeated
+
+
+def test_only_commands_have_a_main():
+  """A library module has no ``main()`` and no ``if __name__ == "__main__"`` block: commands live
+  in ``optical_jax/commands/`` (and train.py, eval.py, study.py beside the package)."""
+  found = []
+  for m, f in MODULES.items():
+    if _unit(m) == "commands":
+      continue
+    for node in ast.parse(f.read_text(encoding="utf-8")).body:
+      if isinstance(node, ast.FunctionDef) and node.name == "main":
+        found.append(f"{m}: def main")
+      if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+        found.append(f"{m}: if __name__ == '__main__'")
+  assert not found, found
+  commands = [m for m in MODULES if _unit(m) == "commands" and m != "optical_jax.commands"]
+  assert commands and all("main" in MODULES[m].read_text() for m in commands)
 
 
 #: STYLE.md: modules stay under ~500 lines and are split by concept.

@@ -47,7 +47,7 @@ def test_a_bad_command_line_is_one_line_and_exit_2(monkeypatch, capsys, argv, ex
 
 
 def test_a_command_with_positional_arguments_gets_them():
-  """``python -m optical_jax.data.fetch NAME...``: positional=True returns them after argv[0]."""
+  """``python -m optical_jax.commands.fetch_data NAME...``: positional=True returns them after argv[0]."""
   values = _flags()
   argv = ["fetch", "afriqa", "--steps=3", "hornmt"]
   assert cli.parse_flags(argv, values, positional=True) == ["fetch", "afriqa", "hornmt"]

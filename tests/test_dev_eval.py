@@ -1,10 +1,13 @@
 """optical_jax/dev_eval.py: the zero-shot runs every cell keeps, and the command line (absl
 flags, one-line errors)."""
 
+import json
+
 import ml_collections
 import pytest
 
 from optical_jax import dev_eval
+from optical_jax.commands import recheck
 from optical_jax.testsets.registry import load_collection
 from optical_jax.loading import load_encoder
 
@@ -40,10 +43,19 @@ def test_zero_shot_from_the_cache_still_writes_its_runs(tmp_path, toy_collection
     (["--workdir=W", "--interpolation=half"], 2, "flag --interpolation"),
     (["--workdir=W", "extra"], 2, "unexpected arguments ['extra']"),
     (["--workdir=W"], 2, "no config.json; expected a train.py work directory"),
+    (
+      ["--workdir=W", "--evals=tatoeba", "--config"],
+      2,
+      "--evals: config.evals has no 'tatoeba'; it declares ('afriqa', 'flores_devtest')",
+    ),
   ],
 )
 def test_command_line_errors_are_one_line(tmp_path, capsys, argv, code, message):
+  if "--config" in argv:  # a finished run's config.json (recorded before config.evals existed)
+    argv = argv[:-1]
+    recorded = {"retrieval": {"collections": ["afriqa", "flores_devtest"]}, "method": "optical"}
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
   argv = [a.replace("=W", f"={tmp_path}") for a in argv]
-  assert dev_eval.main(argv) == code
+  assert recheck.main(argv) == code
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and err[0].startswith("dev_eval: error: ") and message in err[0], err
+  assert len(err) == 1 and err[0].startswith("recheck: error: ") and message in err[0], err

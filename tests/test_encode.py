@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from optical_jax import encode
+from optical_jax.commands import embed
 from optical_jax.loading import load_encoder
 from optical_jax.tokenization import bucket_length
 
@@ -79,7 +80,7 @@ def test_cli_writes_npy(ckpt, tmp_path, capsys):
   inp = tmp_path / "in.txt"
   inp.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
   out = tmp_path / "sub" / "out.npy"
-  rc = encode.main(
+  rc = embed.main(
     [
       "encode",
       f"--model={ckpt}",
@@ -100,13 +101,11 @@ def test_cli_writes_npy(ckpt, tmp_path, capsys):
 def test_cli_errors(ckpt, tmp_path, capsys):
   bad = tmp_path / "bad.txt"
   bad.write_bytes(b"ok\n\xff\xfe broken\n")
-  rc = encode.main(
-    ["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"]
-  )
+  rc = embed.main(["encode", f"--model={ckpt}", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
   assert rc == 1
   assert f"{bad}:2: invalid UTF-8" in capsys.readouterr().err
   assert not (tmp_path / "o.npy").exists()
-  rc = encode.main(["encode", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
+  rc = embed.main(["encode", f"--input={bad}", f"--output={tmp_path / 'o.npy'}"])
   assert rc == 2 and "--model" in capsys.readouterr().err
 
 
@@ -155,11 +154,11 @@ def test_cli_refuses_before_the_model_loads(tmp_path, capsys, case):
   else:
     output = tmp_path / "a_file" / "o.npy"
     message = f"--output {output}: {tmp_path / 'a_file'} is a file, not a folder"
-  rc = encode.main(
+  rc = embed.main(
     ["encode", "--model=/nonexistent/model", f"--input={texts}", f"--output={output}", *extra]
   )
   err = capsys.readouterr().err.strip().splitlines()
-  assert rc == 2 and err[-1].startswith(f"encode: error: {message}"), err
+  assert rc == 2 and err[-1].startswith(f"embed: error: {message}"), err
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "t.txt"]
 
 
@@ -186,16 +185,16 @@ def test_cli_side_applies_the_recorded_prefix(e5_like, tmp_path, capsys):
   model = load_encoder(str(e5_like))
   base = ["encode", f"--model={e5_like}", f"--input={inp}"]
   for side, prefix in (("query", "query: "), ("passage", "passage: ")):
-    assert encode.main([*base, f"--output={tmp_path / side}.npy", f"--side={side}"]) == 0
+    assert embed.main([*base, f"--output={tmp_path / side}.npy", f"--side={side}"]) == 0
     assert f"{side} side: prefix {prefix!r}, mean pooling" in capsys.readouterr().err
     want = encode.encode_texts(model, TEXTS, prefix=prefix, progress=False)
     np.testing.assert_array_equal(np.load(tmp_path / f"{side}.npy"), want)
     np.testing.assert_array_equal(
       encode.encode_texts(model, TEXTS, side=side, progress=False), want
     )
-  assert encode.main([*base, f"--output={tmp_path / 'none.npy'}"]) == 0
+  assert embed.main([*base, f"--output={tmp_path / 'none.npy'}"]) == 0
   assert "no prefix applied; the model records query 'query: '" in capsys.readouterr().err
-  rc = encode.main([*base, f"--output={tmp_path / 'both.npy'}", "--side=query", "--prefix=q: "])
+  rc = embed.main([*base, f"--output={tmp_path / 'both.npy'}", "--side=query", "--prefix=q: "])
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and len(err) == 1 and "give one of them" in err[0], err
   assert not (tmp_path / "both.npy").exists()

@@ -9,7 +9,7 @@ a random HF checkpoint of another width, a trained tiny work dir and a finished 
 runs each case, one after another, as a subprocess of ``python train.py``
 (``configs/tiny.py``, the built-in ``random:tiny`` encoder, 2 steps), ``python eval.py``
 (``random:tiny`` on the toy collection), ``python study.py`` (``configs/tiny.py:gap_study`` with
-``random:tiny`` on the toy collection) or ``python -m optical_jax.encode``, with
+``random:tiny`` on the toy collection) or ``python -m optical_jax.commands.embed``, with
 ``JAX_PLATFORMS=cpu`` and a timeout. Each case is classified:
 
 * ``one-line``: exit != 0, no ``Traceback`` in stderr, and stderr's last line is
@@ -748,8 +748,6 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
       {"distill.contrastive_weight": 1.0, "distill.contrastive_temperature": 0.0},
     ),
     ("eval.pooling='max'", {"eval.pooling": "max"}),
-    ("retrieval.collections='msmarco'", {"retrieval.collections": "msmarco"}),
-    ("retrieval.rankers='bm25'", {"retrieval.collections": "afriqa", "retrieval.rankers": "bm25"}),
     (
       "teacher.ranker='bm25' with triples",
       {"teacher.triples": str(T / "files" / "t.tsv"), "teacher.ranker": "bm25"},
@@ -770,6 +768,21 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
     ("seed=one", {"seed": "one"}),
   ]:
     train(name, g, cfg)
+  train(
+    "--config=configs/default.py:msmarco (unknown check)", g, cfg_file="configs/default.py:msmarco"
+  )
+  train(
+    "evals.afriqa.type='msmarco'",
+    g,
+    {"evals.afriqa.type": "msmarco"},
+    cfg_file="configs/default.py:afriqa",
+  )
+  train(
+    "retrieval.rankers='bm25'",
+    g,
+    {"retrieval.rankers": "bm25"},
+    cfg_file="configs/default.py:afriqa",
+  )
   train("--config=configs/nonexistent.py", g, cfg_file="configs/nonexistent.py")
   train("--config=configs/tiny.py:nope", g, cfg_file="configs/tiny.py:nope")
   train("a positional argument", g, extra=("extra",))
@@ -1436,7 +1449,7 @@ def build_cases(inp: Inputs) -> List[Case]:  # pylint: disable=too-many-statemen
     out = output or inp.new(name).with_suffix(".npy")
     f = {"model": "random:tiny", "input": str(inp.texts), "output": str(out)}
     f.update(flags or {})
-    args = ["-m", "optical_jax.encode"] + [
+    args = ["-m", "optical_jax.commands.embed"] + [
       f"--{k}" if v is True else f"--{k}={v}" for k, v in f.items() if v is not None
     ]
     c = add(group, name, args, expect, check, **kw)

@@ -7,7 +7,7 @@ written in an African language (``question_lang``), its human English translatio
 ``context``). Splits: ``train`` and ``dev`` for bem hau ibo kin twi zul; ``train`` only for yor.
 
 **Upstream's test split** (``<lang>/...<lang>.en.test.json``; what ``python -m
-optical_jax.data.fetch afriqa`` fetches beside train and dev, swa included; this team's
+optical_jax.commands.fetch_data afriqa`` fetches beside train and dev, swa included; this team's
 ``../shared/data/afriqa_dev`` has none and already lacks the 47 repeats) is never read as data:
 where it is under the root, every train or dev row whose native question repeats a test question
 verbatim (any language's test file, stripped) is dropped, counted (``repeats_test_question``) and
@@ -100,7 +100,7 @@ def read_afriqa(root: PathLike, lang: str, split: str) -> Tuple[List[AfriqaRow],
     raise FileNotFoundError(
       f"{path}: no AfriQA {split} file for {lang!r} (splits on disk: "
       f"{have or 'none'}; expected the layout of ../shared/data/afriqa_dev, which "
-      "`python -m optical_jax.data.fetch afriqa --root DIR` writes as DIR/afriqa_dev)"
+      "`python -m optical_jax.commands.fetch_data afriqa --root DIR` writes as DIR/afriqa_dev)"
     )
   rows, skipped = _parse(path, lang, split)
   skipped["repeats_test_question"] = 0

@@ -468,6 +468,6 @@ def read_corpus(
     raise FileNotFoundError(
       f"{root}: no such directory (corpus {name}; set the data root, "
       f"config.data.shared_root or ${roots.ENV}, or fetch it: python -m "
-      f"optical_jax.data.fetch {name} --root DIR)"
+      f"optical_jax.commands.fetch_data {name} --root DIR)"
     )
   return READERS[name](root, lang, info.default_split if split is None else split)

@@ -1,8 +1,5 @@
-"""Fetches the corpora and collections the configs use from their upstreams, at pinned commits.
-
-  python -m optical_jax.data.fetch all --root ~/optical_data  # then OPTICAL_JAX_DATA=~/optical_data
-  python -m optical_jax.data.fetch afriqa flores200 tatoeba    # into the data root
-  python -m optical_jax.data.fetch hornmt --base_url http://mirror.example/raw
+"""Fetches the corpora and collections the configs use from their upstreams, at pinned commits
+(the command: ``python -m optical_jax.commands.fetch_data NAME... [--root DIR] [--base_url BASE]``).
 
 ``NAME``: a dataset of :data:`fetch_manifest.DATASETS` (``afriqa ciral flores200 hornmt mafand
 menyo20k ntrex128 tatoeba tico19 wmt24pp``), its folder name (``afriqa_dev``, ``ciral_queries``,
@@ -134,7 +131,7 @@ def _download(url: str, part: pathlib.Path, timeout: float) -> None:
   any) to the end. Raises :class:`_Dropped` when the connection ends early, ``HTTPError``,
   ``URLError``."""
   have = part.stat().st_size if part.exists() else 0
-  headers = {"User-Agent": "optical_jax.data.fetch"}
+  headers = {"User-Agent": "optical_jax.commands.fetch_data"}
   if have:
     headers["Range"] = f"bytes={have}-"
   try:
@@ -224,7 +221,7 @@ def fetch_file(
 
 def _provenance(dataset: Dataset, base_url: str) -> str:
   return (
-    f"# {dataset.name}: fetched by optical_jax.data.fetch\n"
+    f"# {dataset.name}: fetched by optical_jax.commands.fetch_data\n"
     f"- Repository: https://github.com/{dataset.repo}\n"
     f"- Commit: `{dataset.commit}`\n"
     f"- From: {base_url.rstrip('/')}/{dataset.repo}/{dataset.commit}/{dataset.prefix}...\n"
@@ -272,38 +269,3 @@ def fetch(
     )
     reports[name] = report
   return reports
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=import-outside-toplevel
-
-  flags.DEFINE_string(
-    "root", None, f"Data root to fill (default: ${roots.ENV}, else {roots.DEFAULT})."
-  )
-  flags.DEFINE_string(
-    "base_url", DEFAULT_BASE_URL, "Fetch <base_url>/<owner>/<repo>/<commit>/<path> (a mirror)."
-  )
-  flags.DEFINE_integer("retries", RETRIES, "Resumed attempts after a connection drops mid-file.")
-
-
-def main(argv) -> None:
-  """``python -m optical_jax.data.fetch NAME... [--root DIR] [--base_url BASE]``."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
-
-  f = flags.FLAGS
-  if f.retries < 0:
-    raise UsageError(f"--retries={f.retries}: must be >= 0")
-  check_base_url(f.base_url)
-  for name in resolve_names(argv[1:]):  # one line as each dataset is done
-    r = fetch([name], f.root, f.base_url, retries=f.retries)[name]
-    print(
-      f"{r.name}: {r.fetched} fetched ({r.bytes} bytes), {r.kept} already there -> {r.folder}",
-      flush=True,
-    )
-
-
-if __name__ == "__main__":
-  from optical_jax import cli  # pylint: disable=import-outside-toplevel
-
-  _define_flags()
-  cli.run(main, positional=True)

@@ -2,7 +2,7 @@
 
 ``$OPTICAL_JAX_DATA`` (:data:`ENV`) when set, else ``../shared/data`` (:data:`DEFAULT`, relative
 to the working directory, the repository root for train.py, eval.py and study.py; this team's
-machines have it there). ``python -m optical_jax.data.fetch all --root DIR`` fills a root with
+machines have it there). ``python -m optical_jax.commands.fetch_data all --root DIR`` fills a root with
 the same layout; point ``OPTICAL_JAX_DATA`` (or ``--config.data.shared_root``) at it.
 """
 

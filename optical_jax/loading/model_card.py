@@ -152,7 +152,7 @@ def render_model_card(
     "or with optical_jax (the same vectors, to 1e-5):",
     "",
     "```",
-    "python -m optical_jax.encode --model THIS_DIR --side query --normalize "
+    "python -m optical_jax.commands.embed --model THIS_DIR --side query --normalize "
     "--input q.txt --output q.npy",
     "```",
     "",

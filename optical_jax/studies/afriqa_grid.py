@@ -36,6 +36,7 @@ from optical_jax.errors import UsageError
 from optical_jax.io import atomic_write_text
 from optical_jax.config_checks import validate
 from optical_jax.studies import runner
+from optical_jax.testsets import registry
 from optical_jax.training import identity
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,11 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise UsageError(f"config: bootstrap_samples={config.bootstrap_samples}: must be >= 1")
   _alphas(config)  # every setting is checked before anything is written or trained
   rankers(config)
+  if registry.evals(config.distill).get("afriqa", {}).get("type") != "afriqa":
+    raise UsageError(
+      "config.distill.evals: no check named 'afriqa' of type 'afriqa'; the study reports it "
+      f"(declared: {registry.dev_checks(config.distill)}; configs/afriqa_study.py:afriqa,...)"
+    )
 
 
 def _plan_runs(config, work: Path) -> List[runner.Run]:
@@ -220,9 +226,8 @@ def write_outputs(config: ml_collections.ConfigDict, work: Path, p: runner.Plan)
 def _afriqa_check(run_dir: Path, ranker: str):
   """A finished run's config with its retrieval checks cut to AfriQA with ``ranker``."""
   cfg = ml_collections.ConfigDict(json.loads((run_dir / "config.json").read_text()))
-  with cfg.unlocked(), cfg.ignore_type():  # a tuple now; a string in runs recorded before
-    cfg.retrieval.collections = ("afriqa",)
-    cfg.retrieval.rankers = ranker
+  cfg = registry.select(cfg, ("afriqa",))
+  cfg.retrieval.rankers = ranker
   return cfg
 
 
@@ -230,7 +235,7 @@ def _load(run_dir: Path, key: str) -> dict:
   path = run_dir / "retrieval" / f"{key}.json"
   if not path.is_file():
     raise FileNotFoundError(
-      f"{path}: missing; the run has no {key} retrieval check (config.distill.retrieval.collections)"
+      f"{path}: missing; the run has no {key} retrieval check (config.distill.evals)"
     )
   return json.loads(path.read_text(encoding="utf-8"))
 

@@ -1,6 +1,6 @@
 """Cross-lingual retrieval test collections: NTREX-128, TICO-19 and FLORES-200 (known-item tests
 built from translations); AfriQA (a question -> passage task) is ``testsets/afriqa_passages.py``.
-The command that writes them all is :mod:`optical_jax.testsets.build`.
+The command that writes them all is :mod:`optical_jax.commands.build_collection`.
 
 Both are **known-item tests** (the relevant items are the translations of the
 query, not pooled relevance judgments); ``meta.json`` says so. They are

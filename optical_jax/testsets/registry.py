@@ -1,6 +1,6 @@
 """The one registry of test collections by name: what each is, where its data is, how to load or
 build it. The overlap guard, the config checks, the development checks (``dev_eval``), the
-studies, ``eval.py`` and the building command (:mod:`optical_jax.testsets.build`) all ask it;
+studies, ``eval.py`` and the building command (:mod:`optical_jax.commands.build_collection`) all ask it;
 nothing else looks a collection up by name.
 
 ==================  =================  ==================  ====================================
@@ -14,11 +14,14 @@ name                kind               data root           loaded or built by
 ``tatoeba``         bitext-matching    ``tatoeba/v1``      ``dev_eval.tatoeba_check`` (pairs)
 ==================  =================  ==================  ====================================
 
-``config.retrieval.collections`` names development checks (:data:`DEV_CHECKS`);
-``config.data.overlap_collections`` names collection folders, ``irds:<id>`` datasets or
-``afriqa`` (:func:`guard_collection`). Config list fields are tuples (``configs/default.py``);
-:func:`parse_names` is the one parse of such a field, which also takes the comma string that
-``--config.retrieval.collections=afriqa,tatoeba`` gives (ml_collections parses it as a
+``config.evals`` declares the development checks a run ends with, the big_vision way: one entry
+per check, ``config.evals.<name> = dict(type=..., root=..., langs=..., [high=...])``, where
+``type`` is a name of :data:`DEV_CHECKS` (defaults: ``configs/default.py: eval_config``);
+:func:`evals` is the one reader of it (configs recorded before it existed declared their checks
+as ``retrieval.collections`` and read as the same). ``config.data.overlap_collections`` names
+collection folders, ``irds:<id>`` datasets or ``afriqa`` (:func:`guard_collection`). Config list
+fields are tuples; :func:`parse_names` is the one parse of such a field, which also takes the
+comma string that ``--config.evals.afriqa.langs=hau,yor`` gives (ml_collections parses it as a
 one-element tuple) and the comma strings of configs recorded before the fields were tuples.
 """
 
@@ -71,22 +74,19 @@ class CollectionSpec:
     name: how configs and the command name it.
     kind: :data:`QUESTION_PASSAGE`, :data:`KNOWN_ITEM` or :data:`BITEXT_MATCHING`.
     folder: its source under the data root (``config.data.shared_root``).
-    root_field: the ``config.retrieval`` field that overrides ``folder`` ('' = none).
-    langs_field: the ``config.retrieval`` field naming the query languages a check uses.
-    high_field: the ``config.retrieval`` field naming the high-resource ones among them.
+    legacy: the prefix of its fields in configs recorded before ``config.evals``
+      (``retrieval.<legacy>_root``, ``_langs``, ``_high``); '' = none.
     load: ``(root, langs, **options) -> Collection``, in memory (None: not a collection).
     build: ``(root, out, langs, **options) -> {folder: Collection}`` writing it; None: the
       command writes what ``load`` returns.
     langs_required: the command needs ``--langs``.
-    dev_check: a name of ``config.retrieval.collections``.
+    dev_check: a ``type`` of ``config.evals``.
   """
 
   name: str
   kind: str
   folder: str
-  root_field: str = ""
-  langs_field: str = ""
-  high_field: str = ""
+  legacy: str = ""
   load: Optional[Callable[..., Collection]] = None
   build: Optional[Callable[..., Dict[str, Collection]]] = None
   langs_required: bool = False
@@ -94,37 +94,18 @@ class CollectionSpec:
 
 
 _SPECS = (
-  CollectionSpec(
-    "afriqa",
-    QUESTION_PASSAGE,
-    "afriqa_dev",
-    "afriqa_root",
-    "afriqa_langs",
-    load=_afriqa,
-    dev_check=True,
-  ),
-  CollectionSpec(
-    "flores_devtest",
-    KNOWN_ITEM,
-    "flores200",
-    "flores_root",
-    "flores_langs",
-    "flores_high",
-    load=_flores,
-    dev_check=True,
-  ),
-  CollectionSpec(
-    "tatoeba", BITEXT_MATCHING, "tatoeba/v1", "tatoeba_root", "tatoeba_langs", dev_check=True
-  ),
+  CollectionSpec("afriqa", QUESTION_PASSAGE, "afriqa_dev", "afriqa", _afriqa, dev_check=True),
+  CollectionSpec("flores_devtest", KNOWN_ITEM, "flores200", "flores", _flores, dev_check=True),
+  CollectionSpec("tatoeba", BITEXT_MATCHING, "tatoeba/v1", "tatoeba", dev_check=True),
   CollectionSpec("ntrex", KNOWN_ITEM, "ntrex128", build=_ntrex, langs_required=True),
   CollectionSpec("tico19", KNOWN_ITEM, "tico19/original_zips", build=_tico19, langs_required=True),
-  CollectionSpec("flores", KNOWN_ITEM, "flores200", "flores_root", load=_flores),
+  CollectionSpec("flores", KNOWN_ITEM, "flores200", load=_flores),
 )
 #: name -> its :class:`CollectionSpec`.
 REGISTRY: Dict[str, CollectionSpec] = {s.name: s for s in _SPECS}
-#: The names ``config.retrieval.collections`` takes.
+#: The types ``config.evals.<name>.type`` takes.
 DEV_CHECKS: Tuple[str, ...] = tuple(s.name for s in _SPECS if s.dev_check)
-#: The collections the command writes (``python -m optical_jax.testsets.build NAME``).
+#: The collections the command writes (``python -m optical_jax.commands.build_collection NAME``).
 BUILDABLE: Tuple[str, ...] = ("ntrex", "tico19", "flores", "afriqa")
 #: The values of a gap study's ``config.collection.builder`` (:func:`study_collection_dir`).
 STUDY_BUILDERS: Tuple[str, ...] = ("ntrex", "dir")
@@ -139,51 +120,108 @@ def parse_names(value) -> Tuple[str, ...]:
   return tuple(x.strip() for item in items for x in str(item).split(",") if x.strip())
 
 
+#: The fields of a ``config.evals.<name>`` entry (``high``: only for ``flores_devtest``).
+EVAL_FIELDS: Tuple[str, ...] = ("type", "root", "langs", "high")
+
+
+def evals(config) -> Dict[str, dict]:
+  """``config.evals`` as ``{name: {"type", "root", "langs", ["high"]}}``, in declaration order.
+  A config recorded before ``config.evals`` existed (its ``retrieval.collections`` and the
+  ``retrieval.<prefix>_root / _langs / _high`` fields) reads as the same declarations."""
+  if "evals" in config:
+    return {name: dict(e) for name, e in config.evals.items()}
+  r = config.get("retrieval", {})
+  out = {}
+  for name in parse_names(r.get("collections", ())):
+    spec = REGISTRY.get(name)
+    prefix = spec.legacy if spec is not None else ""
+    e = {"type": name, "root": r.get(f"{prefix}_root", ""), "langs": r.get(f"{prefix}_langs", ())}
+    if f"{prefix}_high" in r:
+      e["high"] = r.get(f"{prefix}_high")
+    out[name] = e
+  return out
+
+
 def dev_checks(config) -> Tuple[str, ...]:
-  """The names of ``config.retrieval.collections``."""
-  return parse_names(config.retrieval.collections)
+  """The names of ``config.evals`` (:func:`evals`)."""
+  return tuple(evals(config))
+
+
+def eval_type(config, name: str) -> str:
+  """``config.evals.<name>.type``."""
+  declared = evals(config)
+  if name not in declared:
+    raise ValueError(f"config.evals has no {name!r}; it declares {tuple(declared)}")
+  return str(declared[name].get("type", ""))
+
+
+def eval_langs(config, name: str) -> Tuple[str, ...]:
+  """``config.evals.<name>.langs``, parsed (:func:`parse_names`)."""
+  eval_type(config, name)
+  return parse_names(evals(config)[name].get("langs", ()))
+
+
+def select(config, names: Sequence[str]):
+  """A copy of ``config`` whose ``config.evals`` keeps only ``names`` (each one it declares),
+  in that order; a config recorded before ``config.evals`` gets its declarations so."""
+  import ml_collections  # pylint: disable=import-outside-toplevel
+
+  declared = evals(config)
+  unknown = [n for n in names if n not in declared]
+  if unknown:
+    raise ValueError(f"config.evals has no {unknown[0]!r}; it declares {tuple(declared)}")
+  out = ml_collections.ConfigDict(config.to_dict())
+  with out.unlocked():
+    out.evals = ml_collections.ConfigDict({n: declared[n] for n in names})
+  return out
 
 
 def root(config, name: str) -> pathlib.Path:
-  """``config.retrieval.<root field>`` of collection ``name``, or its folder under
-  ``config.data.shared_root``."""
-  spec = REGISTRY[name]
-  given = config.retrieval[spec.root_field] if spec.root_field else ""
+  """The data folder of ``config.evals.<name>``: its ``root``, or its type's folder under
+  ``config.data.shared_root``; a registry name that no eval declares: its folder there."""
+  declared = evals(config)
+  if name in declared:
+    given, spec = declared[name].get("root", ""), REGISTRY[eval_type(config, name)]
+  else:
+    given, spec = "", REGISTRY[name]
   return pathlib.Path(given) if given else pathlib.Path(config.data.shared_root) / spec.folder
 
 
 def load_dev_collection(name: str, config):
-  """(collection, query languages, high-resource languages) of a development check that is a
-  collection (``afriqa``, ``flores_devtest``)."""
-  spec = REGISTRY.get(name)
+  """(collection, query languages, high-resource languages) of ``config.evals.<name>``, a
+  development check that is a collection (type ``afriqa`` or ``flores_devtest``)."""
+  kind = eval_type(config, name)
+  spec = REGISTRY.get(kind)
   if spec is None or not spec.dev_check or spec.load is None:
+    collections = tuple(n for n in DEV_CHECKS if REGISTRY[n].load is not None)
     raise ValueError(
-      f"config.retrieval.collections: unknown {name!r}; expected {DEV_CHECKS} "
-      "('tatoeba' is a bitext-matching check, not a collection)"
+      f"config.evals.{name}.type={kind!r}: not a collection; expected one of {collections} "
+      "('tatoeba' is a bitext-matching check)"
     )
-  r = config.retrieval
-  langs = list(parse_names(r[spec.langs_field]))
-  high = list(parse_names(r[spec.high_field])) if spec.high_field else []
+  e = evals(config)[name]
+  langs = list(parse_names(e.get("langs", ())))
+  high = list(parse_names(e.get("high", ())))
   return spec.load(root(config, name), langs), langs, high
 
 
 def guard_collections(config) -> list:
-  """The texts of every check in ``config.retrieval.collections``, as collections for the
+  """The texts of every check in ``config.evals``, as collections for the
   overlap guard (``data/overlap.py``): bitext must not repeat what is evaluated. Tatoeba's
   pairs become a collection whose documents are the English sides and queries the foreign."""
   out = []
   for name in dev_checks(config):
-    if REGISTRY.get(name) is None or REGISTRY[name].kind != BITEXT_MATCHING:
+    spec = REGISTRY.get(eval_type(config, name))
+    if spec is None or spec.kind != BITEXT_MATCHING:
       out.append(load_dev_collection(name, config)[0])
       continue
     from optical_jax.data.bitext import read_tatoeba  # pylint: disable=import-outside-toplevel
 
     docs, queries = {}, {}
-    for lang in parse_names(config.retrieval.tatoeba_langs):
-      pairs = read_tatoeba(root(config, "tatoeba"), lang).pairs
+    for lang in eval_langs(config, name):
+      pairs = read_tatoeba(root(config, name), lang).pairs
       docs.update({f"{lang}-{i}": p.english for i, p in enumerate(pairs)})
       queries[lang] = {f"{lang}-{i}": p.foreign for i, p in enumerate(pairs)}
-    out.append(Collection(name="tatoeba", doc_ids=list(docs), docs=docs, queries=queries, qrels={}))
+    out.append(Collection(name=name, doc_ids=list(docs), docs=docs, queries=queries, qrels={}))
   return out
 
 

@@ -43,6 +43,7 @@ OPERATIONAL = (
   "attention",
   "eval",
   "retrieval",
+  "evals",
   "data.shared_root",
 )
 

