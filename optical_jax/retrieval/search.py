@@ -150,16 +150,63 @@ def _bucket(length: int, width: int) -> int:
 #: the masked max reads it; one [B*Lq, C*Ld] product ran at 90 GFLOP/s, these tiles at 150-159 on
 #: the 2-core AMD machine, ``docs/PERFORMANCE.md``).
 MAXSIM_TILE = (1536, 2048)
+#: At most this many queries share one tile of query-token rows (:func:`pack_query_tiles`).
+TILE_QUERIES = 128
 
 
-def _tile_scores(q2, q_mask, d, d_mask):
-  """q2 [b*Lq, p] (b queries' tokens), q_mask [b, Lq], d [c, Ld, p], d_mask [c, Ld] -> [b, c]."""
-  b, lq = q_mask.shape
+def pack_query_tiles(lengths: np.ndarray, order: np.ndarray, rows: int, per_tile: int):
+  """Queries packed whole, in ``order``, into tiles of ``rows`` token rows and at most
+  ``per_tile`` queries, with no padding between them (a tile ends when the next query does not
+  fit). Returns ``(tiles, tile_of, slot_of)``: a list of arrays of query indices, one per tile,
+  and for every query its tile and its slot in it ([Q] int). A query of more than ``rows``
+  tokens is an error (the caller makes ``rows`` at least the longest)."""
+  tiles, cur, used = [], [], 0
+  for qi in order:
+    n = int(lengths[qi])
+    if n > rows:
+      raise ValueError(f"a query of {n} tokens does not fit a tile of {rows} rows")
+    if cur and (used + n > rows or len(cur) == per_tile):
+      tiles.append(np.asarray(cur))
+      cur, used = [], 0
+    cur.append(qi)
+    used += n
+  if cur:
+    tiles.append(np.asarray(cur))
+  tile_of = np.zeros(len(lengths), np.int64)
+  slot_of = np.zeros(len(lengths), np.int64)
+  for t, qs in enumerate(tiles):
+    tile_of[qs], slot_of[qs] = t, np.arange(len(qs))
+  return tiles, tile_of, slot_of
+
+
+def _tile_rows(queries: Representations, tiles, rows: int):
+  """The packed query tiles: token rows [T, rows, p] float32 (zeros after the last query) and
+  each row's slot [T, rows] int32 (its query's place in the tile; -1 = padding)."""
+  p = queries.tokens.shape[2]
+  out = np.zeros((len(tiles), rows, p), np.float32)
+  slot = np.full((len(tiles), rows), -1, np.int32)
+  for t, qs in enumerate(tiles):
+    at = 0
+    for j, qi in enumerate(qs):
+      m = np.asarray(queries.mask[qi], bool)
+      toks = np.asarray(queries.tokens[qi], np.float32)[m]
+      out[t, at : at + len(toks)] = toks
+      slot[t, at : at + len(toks)] = j
+      at += len(toks)
+  return out, slot
+
+
+def _tile_scores(q_rows, q_slot, d, d_mask):
+  """q_rows [R, p] (the packed tokens of a tile's queries), q_slot [R] (each row's query slot,
+  -1 = padding), d [c, Ld, p], d_mask [c, Ld] -> [TILE_QUERIES, c]: every token's best match in
+  each document (a document without tokens: 0), summed over each query's tokens by a one-hot
+  product."""
   c, ld, p = d.shape
-  sim = jax.lax.dot_general(q2, d.reshape(c * ld, p), (((1,), (1,)), ((), ())))
-  best = jnp.max(jnp.where(d_mask[None], sim.reshape(b * lq, c, ld), -jnp.inf), axis=-1)
-  best = jnp.where(jnp.isfinite(best), best, 0.0).reshape(b, lq, c)
-  return jnp.sum(jnp.where(q_mask[:, :, None], best, 0.0), axis=1)
+  sim = jax.lax.dot_general(q_rows, d.reshape(c * ld, p), (((1,), (1,)), ((), ())))
+  best = jnp.max(jnp.where(d_mask[None], sim.reshape(-1, c, ld), -jnp.inf), axis=-1)
+  best = jnp.where(jnp.isfinite(best), best, 0.0)  # [R, c]
+  onehot = (q_slot[None, :] == jnp.arange(TILE_QUERIES)[:, None]).astype(best.dtype)
+  return onehot @ best
 
 
 def _pad_to(x, n: int):
@@ -168,29 +215,26 @@ def _pad_to(x, n: int):
 
 
 @jax.jit
-def _maxsim_block(q, q_mask, d, d_mask):
-  """MaxSim of a query batch against a document block: q [B, Lq, p], d [C, Ld, p] (masks
-  [B, Lq], [C, Ld]) -> [B, C] float32. The token similarities are ``[b*Lq, p] x [p, c*Ld]``
-  products over tiles of :data:`MAXSIM_TILE` (padding queries and documents, masked, to whole
-  tiles), each followed by the masked max over a document's tokens and the masked sum over a
-  query's, so no ``[B, C, Lq, Ld]`` block is ever held. Same scores as :func:`maxsim_scores`
-  (a document without tokens scores 0)."""
-  bq, lq, p = q.shape
+def _maxsim_block(q_rows, q_slot, d, d_mask):
+  """MaxSim of packed query tiles against a document block: q_rows [T, R, p], q_slot [T, R]
+  (:func:`_tile_rows`), d [C, Ld, p], d_mask [C, Ld] -> [T, TILE_QUERIES, C] float32 (a tile's
+  query slot j, document c). The token similarities are ``[R, p] x [p, c*Ld]`` products over
+  tiles of :data:`MAXSIM_TILE` (documents padded, masked, to whole tiles), each followed by the
+  masked max over a document's tokens and the sum over each query's tokens, so no
+  ``[B, C, Lq, Ld]`` block is held and no query is padded to another's length. Same scores as
+  :func:`maxsim_scores` (a document without tokens scores 0)."""
   cd, ld, _ = d.shape
-  qb = max(1, min(bq, MAXSIM_TILE[0] // lq))
   sub = max(1, min(cd, MAXSIM_TILE[1] // ld))
-  nq, nd = -(-bq // qb), -(-cd // sub)
-  qs = _pad_to(q, nq * qb).reshape(nq, qb * lq, p)
-  qms = _pad_to(q_mask.astype(bool), nq * qb).reshape(nq, qb, lq)
-  ds = _pad_to(d, nd * sub).reshape(nd, sub, ld, p)
+  nd = -(-cd // sub)
+  ds = _pad_to(d, nd * sub).reshape(nd, sub, ld, -1)
   dms = _pad_to(d_mask.astype(bool), nd * sub).reshape(nd, sub, ld)
 
-  def per_queries(args):
-    q2, qm2 = args
-    out = jax.lax.map(lambda a: _tile_scores(q2, qm2, a[0], a[1]), (ds, dms))  # [nd, qb, sub]
-    return out.transpose(1, 0, 2).reshape(qb, nd * sub)
+  def per_tile(args):
+    rows, slot = args
+    out = jax.lax.map(lambda a: _tile_scores(rows, slot, a[0], a[1]), (ds, dms))  # [nd, Qt, sub]
+    return out.transpose(1, 0, 2).reshape(TILE_QUERIES, nd * sub)
 
-  return jax.lax.map(per_queries, (qs, qms)).reshape(nq * qb, nd * sub)[:bq, :cd]
+  return jax.lax.map(per_tile, (q_rows, q_slot))[:, :, :cd]
 
 
 def _maxsim_search(
@@ -205,13 +249,14 @@ def _maxsim_search(
 ) -> (np.ndarray, np.ndarray):
   """:func:`search` for MaxSim without scoring padding, reading the documents once. Token arrays
   are padded to the longest text, which for passages is mostly padding (``docs/PERFORMANCE.md``,
-  the AfriQA run), so queries and documents are taken in order of length and each block is cut
-  to its longest text (:func:`_bucket`): shorter documents come in larger chunks within the same
-  budget. Every query batch stays on the device while the document blocks stream past once
-  (a budget too small for all the queries' tokens splits them into passes); each block is scored
-  against every batch by :func:`_maxsim_block` and the top-k kept on the host
-  (:class:`~optical_jax.retrieval.host_select.HostTopK`). Scores, documents and their order (a tie to the lower index) are those
-  of scoring every padded pair."""
+  the AfriQA run), so documents are taken in order of length and each block is cut to its
+  longest text (:func:`_bucket`): shorter documents come in larger chunks within the same
+  budget. Queries are packed whole into tiles of token rows (:func:`pack_query_tiles`), so no
+  query is padded to another's length. Every query tile stays on the device while the document
+  blocks stream past once (a budget too small for all the tiles splits them into passes); each
+  block is scored against every tile by :func:`_maxsim_block` and the top-k kept on the host
+  (:class:`~optical_jax.retrieval.host_select.HostTopK`). Scores, documents and their order (a
+  tie to the lower index) are those of scoring every padded pair."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   n, nq = len(docs), len(queries)
@@ -238,32 +283,20 @@ def _maxsim_search(
       size *= 2
     blocks.append((s, size, _bucket(int(d_len[d_order[min(s + size, n) - 1]]), d_width)))
     s += size
-  batches = []  # (rows, width)
-  for qs in range(0, nq, qb):
-    rows = q_order[qs : qs + qb]
-    batches.append((rows, _bucket(int(q_len[rows].max(initial=1)), q_width)))
-  passes, cur, used = [], [], 0
-  for rows, width in batches:
-    size = len(rows) * width * queries.tokens.shape[2] * 4  # the batch's tokens on the device
-    if cur and used + size > memory_budget:
-      passes.append(cur)
-      cur, used = [], 0
-    cur.append((rows, width))
-    used += size
-  passes.append(cur)
+  p = queries.tokens.shape[2]  # tile rows: the cache-sized tile, fewer for a small budget
+  rows = max(int(q_len.max(initial=1)), min(MAXSIM_TILE[0], memory_budget // (p * 4)))
+  tiles, tile_of, slot_of = pack_query_tiles(q_len, q_order, rows, TILE_QUERIES)
+  per_pass = max(1, memory_budget // (rows * p * 4))  # query tiles on the device at once
+  passes = [range(t, min(t + per_pass, len(tiles))) for t in range(0, len(tiles), per_pass)]
   top = HostTopK(nq, kk)
   bar = tqdm(
     total=n * len(passes), desc="search", unit="doc", disable=not progress, file=sys.stderr
   )
   for group in passes:
-    on_device = [
-      (
-        rows,
-        jnp.asarray(np.asarray(queries.tokens[rows][:, :width], np.float32)),
-        jnp.asarray(np.asarray(queries.mask[rows][:, :width])),
-      )
-      for rows, width in group
-    ]
+    q_rows, q_slot = _tile_rows(queries, [tiles[t] for t in group], rows)
+    q_rows, q_slot = jnp.asarray(q_rows), jnp.asarray(q_slot)
+    members = np.concatenate([tiles[t] for t in group])  # the pass's queries
+    at_tile, at_slot = tile_of[members] - group.start, slot_of[members]
     for start, size, rows_d in blocks:
       pos = np.arange(start, start + size)
       real = int((pos < n).sum())
@@ -271,11 +304,10 @@ def _maxsim_search(
       d = jnp.asarray(np.asarray(docs.tokens[sl][:, :rows_d], np.float32))
       dm = jnp.asarray(np.asarray(docs.mask[sl][:, :rows_d]))
       ids = sl[:real]
-      for rows, q, qm in on_device:
-        sc = np.asarray(_maxsim_block(q, qm, d, dm))[:, :real]
-        if allowed is not None:
-          sc = np.where(allowed[rows][:, ids], sc, -np.inf)
-        top.add(rows, ids, sc)
+      sc = np.asarray(_maxsim_block(q_rows, q_slot, d, dm))[at_tile, at_slot, :real]
+      if allowed is not None:
+        sc = np.where(allowed[members][:, ids], sc, -np.inf)
+      top.add(members, ids, sc)
       bar.update(real)
   bar.close()
   return top.result()
@@ -297,9 +329,10 @@ def _candidate_scores(kind, q, q_mask, d, d_mask, valid):
   [B, K] -> scores [B, K] (-inf where not valid)."""
   if kind == "dense":
     s = jnp.einsum("qp,qkp->qk", q, d)
-  else:  # one query at a time through the tiled block (XLA CPU ran the vmapped einsum slowly)
+  else:  # one query at a time, a tile of its own (XLA CPU ran the vmapped einsum slowly)
+    slot = jnp.where(q_mask.astype(bool), 0, -1).astype(jnp.int32)  # padding rows: no query
     s = jax.lax.map(
-      lambda a: _maxsim_block(a[0][None], a[1][None], a[2], a[3])[0], (q, q_mask, d, d_mask)
+      lambda a: _maxsim_block(a[0][None], a[1][None], a[2], a[3])[0, 0], (q, slot, d, d_mask)
     )
   return jnp.where(valid, s, -jnp.inf)
 

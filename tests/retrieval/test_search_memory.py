@@ -154,13 +154,14 @@ class _CountingRows:
     return out
 
 
-# 2**40: 4 query batches of at most 4 queries, one pass. 6 * 7 * 16 * 4: below the similarity
-# block of one query and 8 documents, so 13 batches of one query (7 x 16 float32 tokens each: 448
-# bytes on the device; the top-k is kept on the host), 6 to a pass.
-@pytest.mark.parametrize("budget,passes", [(2**40, 1), (6 * 7 * 16 * 4, 3)])
-def test_maxsim_reads_the_store_once_per_pass(budget, passes):
-  """Query batches share a pass over the documents (each document's tokens read once per pass);
+# 2**40: every query in one tile, one pass. 8 * 16 * 4: tiles of 8 token rows (16 float32 each),
+# one tile on the device at a time, so one pass per tile.
+@pytest.mark.parametrize("budget", [2**40, 8 * 16 * 4])
+def test_maxsim_reads_the_store_once_per_pass(budget):
+  """Query tiles share a pass over the documents (each document's tokens read once per pass);
   a budget too small for all their tokens splits them into passes; the run is the same."""
+  from optical_jax.retrieval.search import TILE_QUERIES, pack_query_tiles
+
   rng = np.random.default_rng(3)
   q, d = _tokens(rng, 13, 7, 16), _tokens(rng, 101, 33, 16)
   want = search(q, d, k=20, query_batch=256, progress=False)
@@ -168,8 +169,31 @@ def test_maxsim_reads_the_store_once_per_pass(budget, passes):
   got = search(q, counted, k=20, query_batch=4, progress=False, memory_budget=budget)
   np.testing.assert_array_equal(got[1], want[1])
   np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+  lengths = q.mask.sum(1)
+  passes = (
+    1
+    if budget == 2**40
+    else len(pack_query_tiles(lengths, np.argsort(lengths), 8, TILE_QUERIES)[0])
+  )
+  assert passes == 1 or passes >= 3
   # each pass reads every document once; its last block is padded up to 8 rows at most
   assert 101 * passes <= counted.tokens.rows_read < (101 + 8) * passes
+
+
+def test_query_tiles_pack_whole_queries_without_padding():
+  """pack_query_tiles: queries in the given order, whole, a tile closed when the next does not
+  fit its rows or it holds per_tile queries; every query has one (tile, slot)."""
+  from optical_jax.retrieval.search import pack_query_tiles
+
+  lengths = np.array([5, 3, 0, 8, 2, 7])
+  order = np.argsort(lengths, kind="stable")  # 0-token query 2 first
+  tiles, tile_of, slot_of = pack_query_tiles(lengths, order, 8, 3)
+  assert [t.tolist() for t in tiles] == [[2, 4, 1], [0], [5], [3]]
+  for t, qs in enumerate(tiles):
+    assert lengths[qs].sum() <= 8 and len(qs) <= 3
+    assert (tile_of[qs] == t).all() and slot_of[qs].tolist() == list(range(len(qs)))
+  with pytest.raises(ValueError, match="a query of 8 tokens does not fit a tile of 7 rows"):
+    pack_query_tiles(lengths, order, 7, 3)
 
 
 def test_host_topk_keeps_the_best_whatever_the_order():
