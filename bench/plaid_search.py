@@ -12,17 +12,24 @@ tokens (a log-normal of median 90), queries of 8 to 32 (median 21), top 1,000. F
   outside the timed calls; its build seconds and size are in the row's params).
 * **Reference:** ``optical_jax.retrieval.search.search`` (exact MaxSim); the row gives the
   fraction of its top 100 and top 1,000 that PLAID found.
+* **Reference:** ``fast-plaid`` (LightOn's PLAID engine, PyPI) on the same vectors, on the CPU:
+  its index built once with its defaults (``create``: 4-bit residuals, 4 k-means iterations),
+  then ``search`` top 1,000 with its defaults (8 IVF cells probed, 4,096 full scores); its row
+  gives its own recall against exact MaxSim (computed outside the timed calls). fast-plaid pins
+  its own torch (1.7.0: ``torch==2.11.0``), so it is not in requirements-test.txt; where it does
+  not import the row says so.
 """
 
 from __future__ import annotations
 
 # pylint: disable=import-outside-toplevel
 
+import tempfile
 import time
 
 import numpy as np
 
-from bench.common import Settings, Side, device_string, time_calls
+from bench.common import Settings, Side, Unavailable, device_string, time_calls
 
 DIM, K, TOPICS = 384, 1000, 256
 
@@ -102,6 +109,24 @@ def ours(settings: Settings, ours_info=None) -> Side:
   )
 
 
+def _recall(got, want) -> dict:
+  """Mean fraction of ``want``'s top 100 and top 1,000 (per query; -1 = none) found in ``got``'s."""
+  out = {}
+  for depth in (100, 1000):
+    out[f"recall@{depth}"] = round(
+      float(
+        np.mean(
+          [
+            len(set(g[:depth]) & set(w[:depth]) - {-1}) / max(1, len(set(w[:depth]) - {-1}))
+            for g, w in zip(got, want)
+          ]
+        )
+      ),
+      4,
+    )
+  return out
+
+
 def exact(settings: Settings, ours_info=None) -> Side:
   import jax
   from optical_jax.retrieval.search import search
@@ -113,25 +138,52 @@ def exact(settings: Settings, ours_info=None) -> Side:
     settings.warmup(1, 1, 1),
     settings.reps(3, 3, 1),
   )
-  params = {}
-  if ours_info and "top" in ours_info:
-    got, want = np.asarray(ours_info["top"]), out["r"][1]
-    for depth in (100, 1000):
-      params[f"recall@{depth}"] = round(
-        float(
-          np.mean(
-            [
-              len(set(g[:depth]) & set(w[:depth]) - {-1}) / max(1, len(set(w[:depth]) - {-1}))
-              for g, w in zip(got, want)
-            ]
-          )
-        ),
-        4,
-      )
+  params = (
+    _recall(np.asarray(ours_info["top"]), out["r"][1]) if ours_info and "top" in ours_info else {}
+  )
   return Side(
     times,
     first,
     label="exact MaxSim (optical_jax.retrieval.search)",
     device=device_string(jax.devices()[0].device_kind),
     params=params,
+  )
+
+
+def fast_plaid(settings: Settings, ours_info=None) -> Side:
+  """fast-plaid on the same vectors (module docstring)."""
+  del ours_info
+  try:
+    import torch
+    from fast_plaid import search as fp
+  except ImportError as e:
+    raise Unavailable(f"fast-plaid does not import here ({e}); it pins its own torch") from None
+  from optical_jax.retrieval.search import search
+
+  q, d, sizes = _reps(settings)
+  docs = [torch.from_numpy(np.asarray(d.tokens[i][d.mask[i]], np.float32)) for i in range(len(d))]
+  queries = [
+    torch.from_numpy(np.asarray(q.tokens[i][q.mask[i]], np.float32)) for i in range(len(q))
+  ]
+  out = {}
+  with tempfile.TemporaryDirectory() as folder:
+    start = time.perf_counter()
+    index = fp.FastPlaid(index=folder, device="cpu")
+    index.create(documents_embeddings=docs)
+    build_s = round(time.perf_counter() - start, 2)
+    first, times = time_calls(
+      lambda: out.update(r=index.search(queries, top_k=K, show_progress=False)),
+      settings.warmup(1, 1, 1),
+      settings.reps(3, 3, 1),
+    )
+  got = [[doc for doc, _ in hits] + [-1] * (K - len(hits)) for hits in out["r"]]
+  want = search(q, d, k=K, progress=False)[1]
+  import fast_plaid as package
+
+  return Side(
+    times,
+    first,
+    label=f"fast-plaid {getattr(package, '__version__', '')} (CPU, torch {torch.__version__})",
+    device="cpu",
+    params={"build_s": build_s, **_recall(got, want), "documents": sizes["documents"]},
   )

@@ -71,7 +71,10 @@ BENCHMARKS: Dict[str, Bench] = {
   ),
   "scoring_1000x1000": Bench("bench.scoring:ours", (("pytrec_eval", "bench.scoring:pytrec"),)),
   "dense_search": Bench("bench.dense_search:ours", (("FAISS", "bench.dense_search:faiss_flat"),)),
-  "plaid_search": Bench("bench.plaid_search:ours", (("exact", "bench.plaid_search:exact"),)),
+  "plaid_search": Bench(
+    "bench.plaid_search:ours",
+    (("exact", "bench.plaid_search:exact"), ("fast-plaid", "bench.plaid_search:fast_plaid")),
+  ),
   "maxsim_rerank": Bench(
     "bench.maxsim_rerank:ours", (("torch", "bench.maxsim_rerank:torch_colbert"),)
   ),

@@ -340,6 +340,12 @@ def _candidate_scores(kind, q, q_mask, d, d_mask, valid):
 #: MaxSim re-ranking scores at most this many of a query's candidates per slice (each slice cut
 #: to its longest text, the candidates taken shortest first).
 RERANK_SLICE = 256
+#: MaxSim re-ranking whose queries have on average at least 1/RERANK_STREAM of the collection as
+#: candidates streams the collection past them once (:func:`search` with ``allowed``) instead of
+#: gathering each query's candidates: gathering re-reads a document once per query that has it,
+#: and at PLAID's 4,096 candidates of AfriQA's 3,071 passages (every one a candidate of every
+#: question) that did not finish its first 256 questions in 4 minutes (2026-12-07, AMD, 2 cores).
+RERANK_STREAM = 8
 
 
 def doc_lengths(docs: Representations, chunk: int = 4096) -> np.ndarray:
@@ -364,7 +370,9 @@ def rerank(
   """Scores only each query's first-stage candidates. candidates int [Q, K] (document indices,
   -1 = none) -> (scores [Q, k'], doc indices [Q, k']) as :func:`search` returns them with
   ``allowed`` = the candidates (``k' = min(k, N)``, -1 where a query has fewer; ties to the lower
-  document index), but the cost grows with K, not with the collection.
+  document index), but the cost grows with K, not with the collection (candidates covering
+  1/:data:`RERANK_STREAM` of the collection or more are scored by :func:`search` with
+  ``allowed``, which reads each document once).
 
   The candidates' vectors are gathered per query batch (read from disk for a store). For MaxSim
   each query's candidates are taken shortest first, in slices cut to their longest text (as
@@ -378,6 +386,19 @@ def rerank(
   kk = min(k, len(docs))
   cand = np.asarray(candidates, np.int64)
   width = cand.shape[1]
+  if docs.kind == "maxsim" and (cand >= 0).sum() * RERANK_STREAM >= len(docs) * len(cand) > 0:
+    allowed = np.zeros((len(cand), len(docs)), bool)
+    rows, cols = np.nonzero(cand >= 0)
+    allowed[rows, cand[rows, cols]] = True
+    return search(
+      queries,
+      docs,
+      k,
+      allowed=allowed,
+      query_batch=query_batch,
+      progress=progress,
+      memory_budget=memory_budget,
+    )
   cols = max(width, 1)
   if docs.kind == "maxsim":
     lengths = doc_lengths(docs) if lengths is None else np.asarray(lengths)

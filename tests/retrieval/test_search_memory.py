@@ -36,12 +36,17 @@ def test_maxsim_blocks_fit_the_budget():
   assert maxsim_blocks(4, 100, 10, 10, 4, 100, budget=1) == (1, 8)
 
 
-@pytest.mark.parametrize("kind", ["dense", "maxsim"])
-def test_rerank_equals_masked_search(tmp_path, kind):
+@pytest.mark.parametrize("kind, stream", [("dense", 0), ("maxsim", 0), ("maxsim", 10**9)])
+def test_rerank_equals_masked_search(tmp_path, monkeypatch, kind, stream):
   """Re-ranking gathers only each query's candidates (here from a disk store, read row by
   row), yet returns what the full masked search returns: same documents, same order (ties
-  included: repeated documents), same scores; queries with fewer candidates than k pad -1."""
+  included: repeated documents), same scores; queries with fewer candidates than k pad -1.
+  MaxSim candidates covering much of the collection stream it instead (RERANK_STREAM; 0: never
+  here, 10**9: always): the same run."""
+  from optical_jax.retrieval import search as search_module
   from optical_jax.retrieval.search import rerank
+
+  monkeypatch.setattr(search_module, "RERANK_STREAM", stream)
   from optical_jax.retrieval.store import build_store
 
   rng = np.random.default_rng(4)
