@@ -7,7 +7,7 @@ each query with its own candidates drawn from the pool (a first-stage run of dep
 kept. Full size: 64 queries x 1,000 candidates from 20,000 documents; ``--quick``: 16 x 200 from
 5,000.
 
-* **Ours:** ``optical_jax.retrieval.search.rerank``: the candidates' token vectors gathered per
+* **Ours:** ``optical_jax.retrieval.rerank.rerank``: the candidates' token vectors gathered per
   query batch, MaxSim ``sum_i max_j <q_i, d_j>`` over real tokens jitted on the JAX device,
   then top-k.
 * **Reference:** the scorer a ColBERT user would write in PyTorch: per query, gather its
@@ -60,7 +60,7 @@ def ours(settings: Settings, ours_info=None) -> Side:
   del ours_info
   import jax
   from optical_jax.retrieval.index import Representations
-  from optical_jax.retrieval.search import rerank
+  from optical_jax.retrieval.rerank import rerank
 
   queries, q_mask, docs, d_mask, candidates, sizes = data(settings)
   q = Representations("maxsim", tokens=queries, mask=q_mask)

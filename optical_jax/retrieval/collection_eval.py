@@ -38,7 +38,8 @@ from optical_jax.retrieval.eval_settings import EvalSettings
 from optical_jax.retrieval.output_set import staging_dir as _staging_dir, swap_in as _swap_in
 from optical_jax.retrieval.index import concat_reps, encode, encode_cached, vector_width
 from optical_jax.retrieval.plaid import PlaidConfig, index_for, plaid_search
-from optical_jax.retrieval.search import candidates_from_run, rerank, search, to_run
+from optical_jax.retrieval.rerank import candidates_from_run, rerank
+from optical_jax.retrieval.search import search, to_run
 from optical_jax.retrieval.sharded_search import search_sharded
 
 

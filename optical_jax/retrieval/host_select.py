@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optical_jax.retrieval.host_arrays import device_copy
 from optical_jax.retrieval.index import Representations
 
 
@@ -95,12 +96,9 @@ def dense_search_host_select(
 
   def dispatch(q, ds):
     stop = min(ds + chunk, n)
-    block = np.asarray(docs.vectors[ds:stop], np.float32)
-    valid = np.ones(chunk, bool)
-    if stop - ds < chunk:  # the last block, padded to the compiled shape and masked
-      valid[stop - ds :] = False
-      block = np.concatenate([block, np.zeros((chunk - (stop - ds), block.shape[1]), np.float32)])
-    return ds, stop, _dense_block(q, jnp.asarray(block), jnp.asarray(valid), group=group)
+    block = device_copy(docs.vectors[ds:stop], np.float32, rows=chunk)  # the last: zero-padded
+    valid = np.arange(chunk) < stop - ds  # the padding masked
+    return ds, stop, _dense_block(q, block, jnp.asarray(valid), group=group)
 
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), HOST_SELECT_QUERIES):

@@ -17,7 +17,7 @@ Search, per query (``q`` its real token vectors, ``S = q @ centroids.T`` [Lq, C]
      ``sum_i max_j S[i, codes_j]`` over its tokens j whose centroid scores at least
      ``centroid_threshold`` for some query token (PLAID's centroid_score_threshold; a query token
      with no such document token adds 0); the ``ndocs`` best (ties to the lower index) go on;
-  3. exact MaxSim on those from the store's full-precision vectors (``search.rerank``), so the
+  3. exact MaxSim on those from the store's full-precision vectors (``rerank.rerank``), so the
      scores returned are exact and only *which* documents are found is approximate.
 With ``nprobe = C``, ``centroid_threshold = -inf`` and ``ndocs >= N`` the result is exact search's
 (tests/retrieval/test_plaid.py). PLAID's residual compression is not implemented: stage 3 reads
@@ -44,7 +44,7 @@ from optical_jax.errors import UsageError
 from optical_jax.io import new_folder_beside, replace_folder, write_json_atomic
 from optical_jax.retrieval.ann import _faiss
 from optical_jax.retrieval.index import Representations
-from optical_jax.retrieval.search import rerank
+from optical_jax.retrieval.rerank import rerank
 from optical_jax.retrieval.store import DiskRows, read_manifest
 
 log = logging.getLogger(__name__)

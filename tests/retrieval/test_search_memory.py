@@ -43,10 +43,10 @@ def test_rerank_equals_masked_search(tmp_path, monkeypatch, kind, stream):
   included: repeated documents), same scores; queries with fewer candidates than k pad -1.
   MaxSim candidates covering much of the collection stream it instead (RERANK_STREAM; 0: never
   here, 10**9: always): the same run."""
-  from optical_jax.retrieval import search as search_module
-  from optical_jax.retrieval.search import rerank
+  from optical_jax.retrieval import rerank as rerank_module
+  from optical_jax.retrieval.rerank import rerank
 
-  monkeypatch.setattr(search_module, "RERANK_STREAM", stream)
+  monkeypatch.setattr(rerank_module, "RERANK_STREAM", stream)
   from optical_jax.retrieval.store import build_store
 
   rng = np.random.default_rng(4)
