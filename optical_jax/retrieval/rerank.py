@@ -14,20 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optical_jax.models.scoring import maxsim_scores
 from optical_jax.retrieval.host_arrays import aligned_empty, device_copy, hand_over
 from optical_jax.retrieval.index import Representations
 from optical_jax.retrieval.search import MAXSIM_BLOCK_BYTES, _bucket, search
-
-
-def _own_candidates_maxsim(q, q_mask, d, d_mask):
-  """One query against its own candidates: q [Lq, p], q_mask [Lq], d [K, Ld, p], d_mask [K, Ld]
-  -> [K] float32: one ``[Lq, p] x [p, K*Ld]`` product, the masked max over each candidate's
-  tokens (a candidate without tokens: 0), summed over the query's real tokens."""
-  k, ld, p = d.shape
-  sim = jax.lax.dot_general(q, d.reshape(k * ld, p).astype(q.dtype), (((1,), (1,)), ((), ())))
-  best = jnp.max(jnp.where(d_mask[None], sim.reshape(-1, k, ld), -jnp.inf), axis=-1)
-  best = jnp.where(jnp.isfinite(best) & q_mask.astype(bool)[:, None], best, 0.0)
-  return best.sum(axis=0)
 
 
 @functools.partial(jax.jit, static_argnames=("kind",))
@@ -37,8 +27,11 @@ def _candidate_scores(kind, q, q_mask, d, d_mask, valid):
   (-inf where not valid)."""
   if kind == "dense":
     s = jnp.einsum("qp,qkp->qk", q, d.astype(q.dtype))
-  else:  # one query at a time (XLA CPU ran the vmapped einsum slowly)
-    s = jax.lax.map(lambda a: _own_candidates_maxsim(*a), (q, q_mask, d, d_mask.astype(bool)))
+  else:  # one query at a time against its own candidates (XLA CPU ran the vmapped einsum slowly)
+    s = jax.lax.map(
+      lambda a: maxsim_scores(a[0][None], a[1][None], a[2].astype(q.dtype), a[3])[0],
+      (q, q_mask, d, d_mask),
+    )
   return jnp.where(valid, s, -jnp.inf)
 
 
@@ -110,9 +103,6 @@ def rerank(
     cand = np.take_along_axis(cand, np.argsort(key, axis=1, kind="stable"), axis=1)
   else:
     cand = np.take_along_axis(cand, np.argsort(cand < 0, axis=1, kind="stable"), axis=1)
-  # the -1 pads are last now: drop the columns no query fills (a first stage returns its
-  # ``ndocs`` columns however few it found)
-  cand = cand[:, : max(1, int((cand >= 0).sum(axis=1).max(initial=0)))]
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
   bar = tqdm(
@@ -125,7 +115,9 @@ def rerank(
     else:
       q, qm = jnp.asarray(queries.tokens[qsl], jnp.float32), jnp.asarray(queries.mask[qsl])
     c_all = cand[qsl]
-    c_all = c_all[:, : max(1, int((c_all >= 0).sum(axis=1).max()))]  # this batch's own width
+    # the -1 pads are last: drop the columns none of this batch fills (a first stage returns
+    # its ``ndocs`` columns however few it found)
+    c_all = c_all[:, : max(1, int((c_all >= 0).sum(axis=1).max()))]
     cols = c_all.shape[1]
     if docs.kind == "maxsim":  # slices of a bucketed width (-1 padded), so few shapes compile
       cols = _bucket(min(cols, RERANK_SLICE), RERANK_SLICE)
@@ -156,7 +148,9 @@ def _rerank_slice(docs: Representations, q, qm, c: np.ndarray, memory_budget: in
     rows = np.maximum(c, 0).reshape(-1)
     d = device_copy(np.asarray(docs.vectors[rows]).reshape(c.shape + (-1,)))
     return np.asarray(_candidate_scores("dense", q, None, d, None, jnp.asarray(valid)))
+  # the -1 slots' masks all False, so they neither read a document nor lengthen the cut
   dm_all = np.asarray(docs.mask[np.maximum(c, 0).reshape(-1)]).reshape(c.shape + (-1,))
+  dm_all &= valid[..., None]
   cut = _bucket(int(dm_all.any(axis=(0, 1)).nonzero()[0].max(initial=0)) + 1, dm_all.shape[-1])
   per_query = c.shape[1] * cut * (docs.tokens.shape[2] + q.shape[1]) * 4
   group = max(1, memory_budget // per_query)
