@@ -54,17 +54,28 @@ def _keep_best(rows, scores, ids, nq: int, kk: int):
   return rows, scores, ids, rank, kth
 
 
-#: Documents per group whose best score per query the device returns beside the block's scores
-#: (:func:`_dense_block`): the host looks only into groups whose best beats a query's threshold.
-HOST_SELECT_GROUP = 256
+#: Candidates held per query, in multiples of k, before they are cut back to the k best (memory
+#: only: the threshold is exact after every block whatever this is).
+HOST_SELECT_HOLD = 8
 
 
-@functools.partial(jax.jit, static_argnames=("group",))
-def _dense_block(q, d, d_valid, group):
-  """q [Q, p], d [C, p] (C a multiple of :data:`HOST_SELECT_GROUP`), d_valid [C] -> (scores
-  [Q, C] with -inf at invalid documents, each group's best [Q, C / group])."""
-  s = jnp.where(d_valid[None, :], q @ d.T, -jnp.inf)
-  return s, s.reshape(s.shape[0], -1, group).max(axis=-1)
+@jax.jit
+def _dense_block(q, d, d_valid):
+  """q [Q, p], d [C, p], d_valid [C] -> scores [Q, C], -inf at invalid documents."""
+  return jnp.where(d_valid[None, :], q @ d.T, -jnp.inf)
+
+
+def _raise_threshold(top: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """top [Q, k]: each query's k best scores so far (any order; -inf where fewer); rows [M]
+  ascending, scores [M]: a block's new candidates -> the k best of both, per query."""
+  if not len(rows):
+    return top
+  nq = len(top)
+  count = np.bincount(rows, minlength=nq)
+  width = int(count.max())
+  new = np.full((nq, width), -np.inf, np.float32)
+  new[rows, np.arange(len(rows)) - (np.cumsum(count) - count)[rows]] = scores
+  return np.partition(np.concatenate([top, new], axis=1), width, axis=1)[:, width:]
 
 
 def dense_search_host_select(
@@ -78,19 +89,18 @@ def dense_search_host_select(
   the jitted matmul; the top-k is kept on the host by a threshold. XLA's top-k on the CPU is a
   partial sort of every score (a multiple of the matmul's cost for k = 1,000; measured in
   ``docs/PERFORMANCE.md``), but only a document above a query's current k-th best score can
-  enter its list, and after the first blocks few do. The device returns, beside the scores,
-  each group of :data:`HOST_SELECT_GROUP` documents' best score per query; the host looks only
-  into the groups whose best beats the query's threshold, keeps the documents above it
-  (``np.nonzero``) and cuts the candidates back to the k best (:func:`_keep_best`) when they
-  reach a few k per query. The next block's matmul is dispatched before the host filters the
-  current one, so the two overlap. The first block sets the threshold (``np.partition``). Same
-  run as the device merge: same scores, same documents, ties to the lower index (documents are
-  taken in index order and an equal score does not pass the threshold)."""
+  enter its list. The first block sets each query's k best (``np.partition``); after every
+  later block the candidates that beat the threshold (one ``np.flatnonzero`` over the block)
+  are merged into them (:func:`_raise_threshold`), so the threshold is always the exact k-th
+  best seen so far and few documents pass it. Candidates are kept with their ids and cut back
+  to the k best (:func:`_keep_best`) only when they pass :data:`HOST_SELECT_HOLD` k per query.
+  The next block's matmul is dispatched before the host filters the current one, so the two
+  overlap. Same run as the device merge: same scores, same documents, ties to the lower index
+  (documents are taken in index order and an equal score does not pass the threshold)."""
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   n = len(docs)
-  group = HOST_SELECT_GROUP
-  chunk = -(-min(HOST_SELECT_CHUNK, n) // group) * group
+  chunk = min(HOST_SELECT_CHUNK, n)
   out_s = np.full((len(queries), kk), -np.inf, np.float32)
   out_i = np.full((len(queries), kk), -1, np.int64)
 
@@ -98,40 +108,36 @@ def dense_search_host_select(
     stop = min(ds + chunk, n)
     block = device_copy(docs.vectors[ds:stop], np.float32, rows=chunk)  # the last: zero-padded
     valid = np.arange(chunk) < stop - ds  # the padding masked
-    return ds, stop, _dense_block(q, block, jnp.asarray(valid), group=group)
+    return ds, stop, _dense_block(q, block, jnp.asarray(valid))
 
   bar = tqdm(total=len(queries), desc="search", unit="query", disable=not progress, file=sys.stderr)
   for qs in range(0, len(queries), HOST_SELECT_QUERIES):
     qv = np.asarray(queries.vectors[qs : qs + HOST_SELECT_QUERIES], np.float32)
     nq = len(qv)
     q = jnp.asarray(qv)
-    kth = np.full(nq, -np.inf, np.float32)
+    top = np.full((nq, kk), -np.inf, np.float32)  # each query's kk best scores so far
+    kth = top[:, 0]
     parts, held = [], 0
     pending = dispatch(q, 0)
     while pending is not None:
-      ds, stop, (s_dev, best_dev) = pending
+      ds, stop, s_dev = pending
       pending = dispatch(q, stop) if stop < n else None  # runs while this block is filtered
-      full = np.asarray(s_dev)  # [nq, chunk], fetched once
-      s = full[:, : stop - ds]
+      width = stop - ds
+      s = np.asarray(s_dev)[:, :width]  # zero-copy on the CPU
       if allowed is not None:
         s = np.where(allowed[qs : qs + nq, ds:stop], s, -np.inf)
-      if ds == 0 and s.shape[1] > kk:  # the first block's kk-th best is the first threshold
-        first = np.partition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk]
-        r, c = np.nonzero((s >= first[:, None]) & np.isfinite(s))
-        kth = first.astype(np.float32)  # later documents must beat it (a tie loses)
-        v = s[r, c]
-      elif allowed is not None or ds == 0:
-        r, c = np.nonzero(s > kth[:, None])
-        v = s[r, c]
-      else:  # only the groups whose best beats the threshold
-        gq, gg = np.nonzero(np.asarray(best_dev) > kth[:, None])
-        sub = full.reshape(nq, -1, group)[gq, gg]  # [hits, group]
-        hr, hc = np.nonzero(sub > kth[gq][:, None])
-        r, c, v = gq[hr], gg[hr] * group + hc, sub[hr, hc]
-      parts.append((r, v.astype(np.float32), (ds + c).astype(np.int64)))
+      if ds == 0 and width > kk:  # the first block's kk best set the first threshold
+        top = np.partition(s, width - kk, axis=1)[:, width - kk :]
+        kth = top.min(axis=1)
+        r, c = np.nonzero((s >= kth[:, None]) & np.isfinite(s))
+      else:
+        r, c = np.divmod(np.flatnonzero(s > kth[:, None]), width)  # rows ascending
+        top = _raise_threshold(top, r, s[r, c])
+        kth = top.min(axis=1)  # later documents must beat it (a tie loses)
+      parts.append((r, s[r, c].astype(np.float32), (ds + c).astype(np.int64)))
       held += len(r)
-      if held > 4 * nq * kk:
-        rows, scores, ids, _, kth = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
+      if held > HOST_SELECT_HOLD * nq * kk:
+        rows, scores, ids, _, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
         parts, held = [(rows, scores, ids)], len(rows)
     if parts:
       rows, scores, ids, rank, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)

@@ -125,7 +125,7 @@ def test_dense_host_selection_equals_device_merge(monkeypatch, n, k, chunk):
   docs, queries = Representations("dense", vectors=v), Representations("dense", vectors=q)
   allowed = rng.random((37, n)) < 0.3
   monkeypatch.setattr(host_select, "HOST_SELECT_CHUNK", chunk)
-  monkeypatch.setattr(host_select, "HOST_SELECT_GROUP", 8)  # groups whose best passes, or not
+  monkeypatch.setattr(host_select, "HOST_SELECT_HOLD", 2)  # cut back to the k best, or not
   host = [
     search(queries, docs, k=k, progress=False),
     search(queries, docs, k=k, allowed=allowed, progress=False),
@@ -223,3 +223,20 @@ def test_host_topk_keeps_the_best_whatever_the_order():
     want = np.where(np.isfinite(want_s), want, -1)
     np.testing.assert_array_equal(got_i, want)
     np.testing.assert_array_equal(got_s, want_s)
+
+
+def test_raise_threshold_keeps_the_k_best_scores():
+  """The host's running top-k: merging a block's candidates (rows ascending, any count per row,
+  none for some) into each query's k best gives the k best of both, as a sort does."""
+  from optical_jax.retrieval.host_select import _raise_threshold
+
+  rng = np.random.default_rng(0)
+  top = rng.standard_normal((6, 5)).astype(np.float32)
+  top[2, 3:] = -np.inf  # a query with fewer than k so far
+  rows = np.sort(rng.choice([0, 2, 3, 5], 17))
+  scores = rng.standard_normal(17).astype(np.float32)
+  got = np.sort(_raise_threshold(top, rows, scores), axis=1)
+  for q in range(6):
+    want = np.sort(np.concatenate([top[q], scores[rows == q]]))[-5:]
+    np.testing.assert_array_equal(got[q], want)
+  assert _raise_threshold(top, rows[:0], scores[:0]) is top
