@@ -12,7 +12,6 @@ Both give the run of a full sort by (score descending, document index ascending)
 
 from __future__ import annotations
 
-import functools
 import sys
 from typing import Optional
 
