@@ -40,17 +40,12 @@ def _descending_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def _keep_best(rows, scores, ids, nq: int, kk: int):
   """The ``kk`` best candidates of every query row by (score descending, index ascending):
   candidates come in ascending index order within equal scores, which the stable sort keeps.
-  -> (rows, scores, ids, rank) kept, sorted by row then rank, and each row's kk-th score
-  (-inf where it has fewer)."""
+  -> (rows, scores, ids, rank) kept, sorted by row then rank."""
   order = np.argsort(_descending_keys(rows, scores), kind="stable")
   rows, scores, ids = rows[order], scores[order], ids[order]
   rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(nq))[rows]
   keep = rank < kk
-  rows, scores, ids, rank = rows[keep], scores[keep], ids[keep], rank[keep]
-  kth = np.full(nq, -np.inf, np.float32)
-  last = rank == kk - 1
-  kth[rows[last]] = scores[last]
-  return rows, scores, ids, rank, kth
+  return rows[keep], scores[keep], ids[keep], rank[keep]
 
 
 #: Candidates held per query, in multiples of k, before they are cut back to the k best (memory
@@ -129,17 +124,19 @@ def dense_search_host_select(
         top = np.partition(s, width - kk, axis=1)[:, width - kk :]
         kth = top.min(axis=1)
         r, c = np.nonzero((s >= kth[:, None]) & np.isfinite(s))
+        v = s[r, c]
       else:
         r, c = np.divmod(np.flatnonzero(s > kth[:, None]), width)  # rows ascending
-        top = _raise_threshold(top, r, s[r, c])
+        v = s[r, c]
+        top = _raise_threshold(top, r, v)
         kth = top.min(axis=1)  # later documents must beat it (a tie loses)
-      parts.append((r, s[r, c].astype(np.float32), (ds + c).astype(np.int64)))
+      parts.append((r, v.astype(np.float32), (ds + c).astype(np.int64)))
       held += len(r)
       if held > HOST_SELECT_HOLD * nq * kk:
-        rows, scores, ids, _, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
+        rows, scores, ids, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
         parts, held = [(rows, scores, ids)], len(rows)
     if parts:
-      rows, scores, ids, rank, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
+      rows, scores, ids, rank = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
       out_s[qs + rows, rank] = scores
       out_i[qs + rows, rank] = ids
     bar.update(nq)
