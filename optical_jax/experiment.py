@@ -71,10 +71,22 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
   checks = []
   if registry.dev_checks(config):  # the overlap guard also covers the retrieval checks' text
     checks = registry.guard_collections(config)
-  splits, manifest = load_splits_with_manifest(config, checks, registry.guard_collection)
+  models, embed = None, None
+  if config.data.get("select", "random") == "question_like":  # the data need the teacher
+    models = _load_models(config)
+    embed = functools.partial(
+      encode_texts,
+      models[0],
+      prefix=text_prefix(models[0], config),
+      normalize=True,
+      progress=False,
+      pooling=config.eval.pooling or None,
+      batch_size=config.eval.batch_size,
+    )
+  splits, manifest = load_splits_with_manifest(config, checks, registry.guard_collection, embed)
   data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
-  identity.check(work, data=data)  # before any model loads
-  teacher, student_base, model_hash = _load_models(config)
+  identity.check(work, data=data)  # before any other model loads
+  teacher, student_base, model_hash = models or _load_models(config)
   # HF folders given by path: their files' sha256 (hashed once per size and mtime)
   files = folder_file_hashes([config.model, config.teacher.get("model", "")])
   if lead:  # the run is known to be this dir's: only now is anything written

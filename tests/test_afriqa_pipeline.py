@@ -380,3 +380,43 @@ def test_afriqa_study_teacher_axis(shared, small_bert, tmp_path):
   assert encode_texts(student, ["aa bb", "cc"], progress=False).shape == (2, 48)
   table = (tmp_path / "study" / "teachers.md").read_text()
   assert f"| {mpnet} |" in table and "| self (" in table
+
+
+@pytest.mark.slow
+def test_question_like_selection_in_a_run(shared, small_bert, tmp_path):
+  """data.select 'question_like': the run loads the teacher first, keeps the FLORES pairs whose
+  English sides its embeddings put nearest the AfriQA questions, and the manifest says so."""
+  from optical_jax.data import mixture, question_like  # pylint: disable=import-outside-toplevel
+  from optical_jax.encode import encode_texts  # pylint: disable=import-outside-toplevel
+  from optical_jax.loading import load_encoder  # pylint: disable=import-outside-toplevel
+  from optical_jax.training.student import text_prefix  # pylint: disable=import-outside-toplevel
+
+  config = _tiny(shared, small_bert)
+  config.data.mixture = "afriqa:train:hau, flores200:dev:hau"
+  config.data.select, config.data.cap, config.data.test_fraction = "question_like", 10, 0.1
+  config.evals = ml_collections.ConfigDict()
+  config.train.num_steps = 1
+  experiment.train_and_evaluate(config, str(tmp_path / "run"))
+  manifest = json.loads((tmp_path / "run" / "bitext_manifest.json").read_text())
+  rows = {r["corpus"]: r for r in manifest["sources"]}
+  assert manifest["select"] == "question_like"
+  # FLORES dev hau: 16 distinct pairs of its 40 lines (the rest duplicates), 10 kept
+  assert (rows["afriqa"]["selected_out"], rows["flores200"]["selected_out"]) == (0, 6)
+  assert rows["flores200"]["used"] == 10
+  # the same ten, recomputed with the teacher outside the run
+  teacher = load_encoder(str(small_bert))
+  embed = lambda texts: encode_texts(
+    teacher,
+    texts,
+    prefix=text_prefix(teacher, config),
+    normalize=True,
+    progress=False,
+    pooling=config.eval.pooling or None,
+    batch_size=config.eval.batch_size,
+  )
+  questions = [f"en {i} {_text(i, 4, 2)}" for i in range(100, 140)]
+  english = [f"dev eng {_text(i + 50, 7, 0)}" for i in range(16)]
+  score = question_like.question_likeness(english, questions, embed)
+  want = sorted(np.argsort(-score, kind="stable")[:10])
+  kept = mixture.manifest_sha((english[i], f"dev hau {_text(i + 50, 7, 1)}") for i in want)
+  assert rows["flores200"]["sha256"] == kept

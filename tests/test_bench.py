@@ -136,3 +136,44 @@ def test_ab_variants_agree(tmp_path):
   batch = result["batch"]
   if "student_token_slots" in batch:  # TICO-19 present (else a fixed-length fallback batch)
     assert batch["student_token_slots"] < 4 * batch["student_padded_length"]
+
+
+def test_scaling_plot_from_saved_rows(tmp_path):
+  """``bench/scaling.py --from rows.json --plot fig.png`` draws both panels from saved rows and
+  runs nothing; rows without a size are refused with a clear error."""
+  import matplotlib.image as mpimg
+
+  rows = [
+    {
+      "what": "search",
+      "method": m,
+      "queries": 1000,
+      "documents": n,
+      "seconds": s * n / 1e4,
+      "peak_rss_mb": 300.0 * n / 1e4,
+      "device": "cpu (test)",
+    }
+    for m, s in (("exact (ours)", 0.05), ("FAISS IndexFlatIP", 0.06))
+    for n in (10_000, 100_000)
+  ] + [
+    {
+      "what": "maxsim",
+      "queries": 16,
+      "documents": 10_000,
+      "doc_tokens": 64,
+      "seconds": 1.0,
+      "peak_rss_mb": 500.0,
+    },
+    {"what": "ot_step", "batch": 4, "length": 64, "seconds": 0.1},
+  ]
+  src, png = tmp_path / "rows.json", tmp_path / "fig.png"
+  src.write_text(json.dumps(rows))
+  cmd = [sys.executable, "bench/scaling.py", "--from", str(src), "--plot", str(png)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  image = mpimg.imread(png)
+  assert image.shape[0] > 300 and image.shape[1] > 2 * image.shape[0]  # two panels side by side
+  assert not list(tmp_path.glob("*.tmp.png"))
+  src.write_text(json.dumps(rows[-1:]))
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "no 'search' or 'maxsim' rows" in proc.stderr

@@ -108,6 +108,8 @@ class CorpusInfo:
     default_split: what :func:`read_corpus` reads when ``split`` is None.
     held_out: splits that ``all`` in a mixture spec leaves out (evaluation-only splits).
     missing: ``{lang: splits that language lacks}``.
+    questions: its pairs are questions (a question-like selection, ``data/mixture.py``, keeps
+      them whole and takes their English sides as its reference).
   """
 
   name: str
@@ -118,6 +120,7 @@ class CorpusInfo:
   default_split: str
   held_out: Tuple[str, ...] = ()
   missing: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+  questions: bool = False
 
   def splits_of(self, lang: str) -> List[str]:
     """The splits ``lang`` has in this corpus."""
@@ -173,6 +176,7 @@ CORPORA: Dict[str, CorpusInfo] = {
     CIRAL_CODES,
     ("test-a", "test-b"),
     "test-a",
+    questions=True,
   ),
   "afriqa": CorpusInfo(
     "afriqa",
@@ -182,6 +186,7 @@ CORPORA: Dict[str, CorpusInfo] = {
     ("train",),
     "train",
     missing={l: ("train",) for l in afriqa.LANGS if afriqa.test_split(l) == "train"},
+    questions=True,
   ),
 }
 

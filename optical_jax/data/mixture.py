@@ -14,12 +14,16 @@ the spec matters: it is the order in which duplicates are resolved.
 
 1. **read** every (corpus, split, lang) with :func:`optical_jax.data.corpora.read_corpus`;
 2. **cap** each (corpus, lang) at ``cap`` pairs (0 = no cap), a seeded random subset across its
-   splits, kept in file order;
+   splits, kept in file order (``select="random"``; ``"question_like"``: step 4b instead);
 3. **deduplicate** across all sources by the normalised (English, foreign) pair
    (:func:`optical_jax.data.overlap.normalize`: NFKC, casefold, whitespace collapsed); the first
    source in spec order keeps it (duplicates inside one file count for that file too);
 4. the **overlap guard** (:func:`optical_jax.data.overlap.check_overlap`) against the
    evaluation collections, if any;
+4b. with ``select="question_like"``, the **question-like selection**
+   (:mod:`optical_jax.data.question_like`): question corpora are kept whole, and each sentence
+   corpus's (corpus, lang) keeps the ``cap`` pairs most like their English sides, counted in
+   the manifest (``selected_out``);
 5. the **held-out test split**, per language, ``test_fraction`` of its pairs, seeded. Pairs that
    share a normalised English side (in any language: FLORES is multi-way, WMT24++ has two
    Swahili translations of each segment) or a normalised foreign side (same language) are kept
@@ -46,17 +50,21 @@ from __future__ import annotations
 import collections
 import logging
 import zlib
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from optical_jax.data import corpora
 from optical_jax.data import overlap as ov
+from optical_jax.data import question_like
 from optical_jax.data.mixture_spec import parse_spec
 from optical_jax.data.roots import data_root
 from optical_jax.io import sha256_lines
 
 log = logging.getLogger(__name__)
+
+#: How pairs beyond ``cap`` are chosen: a seeded random subset, or those most like the questions.
+SELECTIONS = ("random", "question_like")
 
 ENGLISH = "eng"
 
@@ -227,6 +235,8 @@ def build_mixture(
   overlap: str = "error",
   overlap_near: float = ov.NEAR_THRESHOLD,
   roots: Optional[Dict[str, str]] = None,
+  select: str = "random",
+  embed: Optional[Callable[[List[str]], np.ndarray]] = None,
 ) -> Tuple[Dict[str, dict], dict]:
   """Builds the mixture (module docstring).
 
@@ -243,6 +253,8 @@ def build_mixture(
     overlap: the guard's mode, ``error``, ``drop`` or ``allow``.
     overlap_near: the guard's near-duplicate threshold (Jaccard, 0 = off).
     roots: corpus name -> folder, overriding ``shared_root/<directory>``.
+    select: how ``cap`` chooses, one of :data:`SELECTIONS` (module docstring, steps 2 and 4b).
+    embed: list of English texts -> [n, d] vectors (the teacher's), for ``question_like``.
 
   Returns:
     ``(splits, manifest)``. ``splits``: ``{lang: {"train": [(en, foreign)], "test": [...],
@@ -262,7 +274,12 @@ def build_mixture(
   if overlap not in ov.MODES:
     raise ValueError(f"overlap={overlap!r}; expected one of {ov.MODES}")
   temperature_weights({}, alpha)  # validates alpha
+  if select not in SELECTIONS:
+    raise ValueError(f"select={select!r}; expected one of {SELECTIONS}")
   sources = parse_spec(spec)
+  by_likeness = select == "question_like"
+  if by_likeness:
+    question_like.check([(x.name, x.corpus) for x in sources], cap, embed)
   shared_root = data_root() if shared_root is None else shared_root
   roots = roots or {}
   rows = []  # one dict per source, becomes the manifest entry
@@ -294,7 +311,7 @@ def build_mixture(
   for (corpus, lang), ks in groups.items():
     total = sum(len(pairs_of[k]) for k in ks)
     keep = np.ones(total, bool)
-    if cap and total > cap:
+    if cap and total > cap and not by_likeness:  # question_like caps in step 4b
       keep[:] = False
       keep[np.sort(_rng(seed, "cap", corpus, lang).permutation(total)[:cap])] = True
     start = 0
@@ -338,6 +355,14 @@ def build_mixture(
         kept_ids = {id(p) for p in kept_by_key[key]}
         keys_of[k] = [q for p, q in zip(pairs_of[k], keys_of[k]) if id(p) in kept_ids]
         pairs_of[k] = kept_by_key[key]
+
+  # 4b. question-like selection
+  for row in rows:  # 0 unless the selection runs
+    row["selected_out"] = 0
+  if by_likeness:
+    asked = [k for k, s in enumerate(sources) if corpora.CORPORA[s.corpus].questions]
+    reference = _distinct_english(_sides(p) for k in asked for p in pairs_of[k])
+    question_like.select(rows, pairs_of, keys_of, groups, cap, embed, reference)
 
   # 5. held-out test split per language (units of pairs sharing a side)
   flat = [(k, i) for k, pairs in enumerate(pairs_of) for i in range(len(pairs))]
@@ -404,6 +429,7 @@ def build_mixture(
       "available",
       "skipped",
       "capped",
+      "selected_out",
       "duplicates",
       "overlap",
       "overlap_removed",
@@ -422,6 +448,8 @@ def build_mixture(
     "alpha": alpha,
     "seed": seed,
     "cap": cap,
+    "select": select,
+    "question_neighbours": question_like.QUESTION_NEIGHBOURS if by_likeness else None,
     "test_fraction": test_fraction,
     "english_pairs": english_pairs,
     "shared_root": str(shared_root),
@@ -438,11 +466,12 @@ def build_mixture(
     "test_sha256": manifest_sha(p for s in splits.values() for p in s["test"]),
   }
   log.info(
-    "mixture: %d pairs used of %d (capped %d, duplicates %d, overlap removed %d); "
-    "%d train / %d test",
+    "mixture: %d pairs used of %d (capped %d, left out by the question-like selection %d, "
+    "duplicates %d, overlap removed %d); %d train / %d test",
     totals["used"],
     totals["available"],
     totals["capped"],
+    totals["selected_out"],
     totals["duplicates"],
     totals["overlap_removed"],
     totals["train_total"],

@@ -70,7 +70,7 @@ def load_splits(config, resolve=None) -> Dict[str, dict]:
 
 
 def load_splits_with_manifest(
-  config, extra_collections=(), resolve=None
+  config, extra_collections=(), resolve=None, embed=None
 ) -> Tuple[Dict[str, dict], dict]:
   """:func:`load_splits` and the manifest of the data used (module docstring).
 
@@ -78,10 +78,12 @@ def load_splits_with_manifest(
   trainer passes those its retrieval checks use. ``resolve``: ``(name, shared_root) ->
   Collection`` for the names of ``config.data.overlap_collections``
   (:func:`optical_jax.testsets.registry.guard_collection`; needed only when it names any).
+  ``embed``: English texts -> [n, d] vectors (the teacher's), for a mixture whose
+  ``config.data.select`` is ``question_like`` (:func:`optical_jax.data.mixture.build_mixture`).
 
   Raises ValueError when a language ends with no training pair or fewer than 2 test pairs (a
   matching accuracy over 0 or 1 pairs says nothing), before any model is loaded."""
-  out, manifest = _load(config, extra_collections, resolve)
+  out, manifest = _load(config, extra_collections, resolve, embed)
   for lang, s in out.items():
     if not s["train"] or len(s["test"]) < 2:
       raise UsageError(
@@ -93,7 +95,7 @@ def load_splits_with_manifest(
   return out, manifest
 
 
-def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
+def _load(config, extra_collections, resolve, embed=None) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   if d.source not in SOURCES:
     raise UsageError(f"config.data.source={d.source!r}; expected one of {SOURCES}")
@@ -107,7 +109,12 @@ def _load(config, extra_collections, resolve) -> Tuple[Dict[str, dict], dict]:
     raise TypeError("config.data.overlap_collections names collections: pass resolve")
   collections = [resolve(c, shared_root) for c in names] + list(extra_collections)
   if d.source == "mixture":
-    return _load_mixture(config, collections, mode, shared_root, near)
+    return _load_mixture(config, collections, mode, shared_root, near, embed)
+  if _field(d, "select", "random") != "random":
+    raise UsageError(
+      f"config.data.select={d.select!r} chooses within a mixture's cap; source "
+      f"{d.source!r} has none (use source 'mixture', or select 'random')"
+    )
   langs = [l.strip() for l in d.langs.split(",") if l.strip()]
   if not langs:
     raise UsageError("config.data.langs is empty")
@@ -242,7 +249,7 @@ def _read_single(d, lang: str):
 
 
 def _load_mixture(
-  config, collections: List[str], mode: str, shared_root: str, near: float
+  config, collections: List[str], mode: str, shared_root: str, near: float, embed=None
 ) -> Tuple[Dict[str, dict], dict]:
   d = config.data
   spec = _field(d, "mixture", "")
@@ -268,4 +275,6 @@ def _load_mixture(
     overlap_collections=collections,
     overlap=mode,
     overlap_near=near,
+    select=_field(d, "select", "random"),
+    embed=embed,
   )

@@ -4,10 +4,11 @@ corpora in the real layouts and, where ../shared/data exists, on the real ones."
 import collections
 import json
 
+import numpy as np
 import pytest
 
 from configs import default
-from optical_jax.data import mixture, overlap, sources
+from optical_jax.data import mixture, overlap, question_like, sources
 from optical_jax.data.bitext import BitextPair
 from optical_jax.testsets.collection_format import Collection
 from optical_jax.testsets.registry import guard_collection
@@ -414,3 +415,103 @@ def test_a_path_without_lang_for_several_languages_is_refused(tmp_path):
     sources.load_splits(config)
   config.data.langs = "hau"  # one language may read any file
   assert len(sources.load_splits(config)["hau"]["test"]) == 6
+
+
+def _ciral_hau(root, n=12):
+  """Synthetic CIRAL Hausa topics (questions) in the real layout."""
+  folder = root / "ciral_queries/ha"
+  _write(folder / "test-a.ha.tsv", [f"h{i}\tWa ya kafa gari {i}?" for i in range(n)])
+  _write(folder / "test-a.eng.tsv", [f"h{i}\tWho founded town {i}?" for i in range(n)])
+
+
+def _angle_embed(texts):
+  """A 2-d embedding whose likeness to the questions is known: questions at angle 0, 'Hausa
+  news i' at angle (1 - i / 100) * pi / 2 (later news more question-like), the rest at pi / 2."""
+  out = []
+  for t in texts:
+    if t.startswith("Who "):
+      theta = 0.0
+    elif t.startswith("Hausa news "):
+      theta = (1 - int(t.split()[2].rstrip(".")) / 100) * np.pi / 2
+    else:
+      theta = np.pi / 2
+    out.append([np.cos(theta), np.sin(theta)])
+  return 3.0 * np.array(out)  # any scale: question_likeness normalises
+
+
+def test_question_likeness_is_the_mean_of_the_nearest_cosines():
+  rng = np.random.default_rng(0)
+  vectors = {f"t{i}": rng.standard_normal(8) for i in range(40)}
+  embed = lambda texts: np.stack([vectors[t] for t in texts])
+  sentences, questions = [f"t{i}" for i in range(25)], [f"t{i}" for i in range(25, 40)]
+  unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+  sim = unit(embed(sentences)) @ unit(embed(questions)).T
+  for k, chunk in ((1, 4096), (4, 7), (99, 3)):  # 99 > 15 questions: all of them
+    want = np.sort(sim, axis=1)[:, ::-1][:, : min(k, 15)].mean(axis=1)
+    got = question_like.question_likeness(sentences, questions, embed, neighbours=k, chunk=chunk)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+  with pytest.raises(ValueError, match="no reference questions"):
+    question_like.question_likeness(sentences, [], embed)
+  with pytest.raises(ValueError, match=r"embed returned shape \(3,\) for 15 texts"):
+    question_like.question_likeness(sentences, questions, lambda t: np.zeros(3))
+
+
+def test_question_like_selection_keeps_the_sentences_nearest_the_questions(shared):
+  _ciral_hau(shared)
+  spec = "ciral:test-a:hau, mafand:train+dev:hau, flores200:dev:hau"
+  splits, manifest = _build(
+    shared, spec=spec, cap=30, select="question_like", embed=_angle_embed, test_fraction=0.0
+  )
+  train = {en for en, _ in splits["hau"]["train"]}
+  # MAFAND (train 100 + dev 20, one group): the 30 latest news; FLORES (40, all at pi / 2): its
+  # first 30 (ties to the earlier pair); the questions whole
+  assert {e for e in train if e.startswith("Hausa ")} == {
+    f"Hausa news {i}." for i in range(70, 100)
+  }
+  assert {e for e in train if e.startswith("Flores ")} == {f"Flores dev {i}." for i in range(30)}
+  assert {e for e in train if e.startswith("Who ")} == {f"Who founded town {i}?" for i in range(12)}
+  rows = {(r["corpus"], r["split"]): r for r in manifest["sources"]}
+  assert [
+    rows[k]["selected_out"]
+    for k in [("ciral", "test-a"), ("mafand", "train"), ("mafand", "dev"), ("flores200", "dev")]
+  ] == [0, 70, 20, 10]
+  assert all(r["capped"] == 0 for r in rows.values())  # the random cap did not run first
+  assert (
+    rows[("mafand", "train")]["question_likeness_kept"]
+    > rows[("mafand", "train")]["question_likeness_left_out"]
+  )
+  assert rows[("mafand", "dev")]["question_likeness_kept"] is None  # every dev pair left out
+  assert manifest["select"] == "question_like" and manifest["totals"]["selected_out"] == 100
+  assert manifest["question_neighbours"] == question_like.QUESTION_NEIGHBOURS
+  again, _ = _build(
+    shared, spec=spec, cap=30, select="question_like", embed=_angle_embed, test_fraction=0.0
+  )
+  assert again == splits
+
+
+@pytest.mark.parametrize(
+  "spec, kw, message",
+  [
+    ("ciral:test-a:hau, mafand:train:hau", dict(cap=0), "needs cap > 0"),
+    ("ciral:test-a:hau, mafand:train:hau", dict(cap=5, embed=None), "needs embed"),
+    ("mafand:train:hau", dict(cap=5), "no question corpus"),
+    ("ciral:test-a:hau", dict(cap=5), "only question corpora"),
+    ("ciral:test-a:hau, mafand:train:hau", dict(cap=5, select="nearest"), r"select='nearest'"),
+  ],
+)
+def test_question_like_selection_refuses_what_it_cannot_do(shared, spec, kw, message):
+  _ciral_hau(shared)
+  kw = {"select": "question_like", "embed": _angle_embed, **kw}
+  with pytest.raises(ValueError, match=message):
+    _build(shared, spec=spec, **kw)
+
+
+def test_select_is_refused_for_a_single_source(tmp_path):
+  _write(tmp_path / "hau.tsv", [f"Sentence {i}.\tFassara {i}." for i in range(20)])
+  config = _config(
+    source="tsv", path=str(tmp_path / "{lang}.tsv"), langs="hau", select="question_like"
+  )
+  with pytest.raises(
+    ValueError, match=r"config\.data\.select='question_like' chooses within a mixture"
+  ):
+    sources.load_splits_with_manifest(config)
