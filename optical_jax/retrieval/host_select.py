@@ -29,23 +29,27 @@ HOST_SELECT_CHUNK = 8192
 HOST_SELECT_QUERIES = 1024
 
 
-def _descending_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-  """uint64 keys that sort by row ascending, then score descending (float32 bit tricks: the
-  order of the floats as unsigned integers, inverted)."""
-  bits = np.ascontiguousarray(scores, np.float32).view(np.int32)
-  ascending = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).view(np.uint32) ^ np.uint32(0x80000000)
-  return (rows.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+def _best_by_row(rows, scores, ids, kth, kk: int):
+  """The ``kk`` best candidates of every query row by (score descending, index ascending).
 
-
-def _keep_best(rows, scores, ids, nq: int, kk: int):
-  """The ``kk`` best candidates of every query row by (score descending, index ascending):
-  candidates come in ascending index order within equal scores, which the stable sort keeps.
-  -> (rows, scores, ids, rank) kept, sorted by row then rank."""
-  order = np.argsort(_descending_keys(rows, scores), kind="stable")
-  rows, scores, ids = rows[order], scores[order], ids[order]
-  rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(nq))[rows]
-  keep = rank < kk
-  return rows[keep], scores[keep], ids[keep], rank[keep]
+  rows [M], scores [M], ids [M]: candidates, which within each row come in ascending index
+  order among equal scores (the blocks' parts in turn, each rows ascending); kth [Q]: each row's
+  exact k-th best score (a candidate below it cannot be kept). -> (scores [Q, kk], ids [Q, kk])
+  best first, -inf / -1 where a row has fewer. The candidates at or above ``kth`` (about kk a
+  row) are grouped by row (a stable sort of runs already sorted), laid out one row each and
+  sorted per row (stable, so ties keep the lower index): small sorts instead of one over all M."""
+  nq = len(kth)
+  keep = np.flatnonzero(scores >= kth[rows])
+  keep = keep[np.argsort(rows[keep], kind="stable")]
+  rows, scores, ids = rows[keep], scores[keep], ids[keep]
+  count = np.bincount(rows, minlength=nq)
+  width = max(int(count.max()) if len(rows) else 0, kk)
+  at = np.arange(len(rows)) - (np.cumsum(count) - count)[rows]
+  by_row = np.full((nq, width), -np.inf, np.float32)
+  id_row = np.full((nq, width), -1, np.int64)
+  by_row[rows, at], id_row[rows, at] = scores, ids
+  order = np.argsort(-by_row, axis=1, kind="stable")[:, :kk]
+  return np.take_along_axis(by_row, order, 1), np.take_along_axis(id_row, order, 1)
 
 
 #: Candidates held per query, in multiples of k, before they are cut back to the k best (memory
@@ -87,7 +91,7 @@ def dense_search_host_select(
   later block the candidates that beat the threshold (one ``np.flatnonzero`` over the block)
   are merged into them (:func:`_raise_threshold`), so the threshold is always the exact k-th
   best seen so far and few documents pass it. Candidates are kept with their ids and cut back
-  to the k best (:func:`_keep_best`) only when they pass :data:`HOST_SELECT_HOLD` k per query.
+  to the k best (:func:`_best_by_row`) only when they pass :data:`HOST_SELECT_HOLD` k per query.
   The next block's matmul is dispatched before the host filters the current one, so the two
   overlap. Same run as the device merge: same scores, same documents, ties to the lower index
   (documents are taken in index order and an equal score does not pass the threshold)."""
@@ -123,8 +127,10 @@ def dense_search_host_select(
       if ds == 0 and width > kk:  # the first block's kk best set the first threshold
         top = np.partition(s, width - kk, axis=1)[:, width - kk :]
         kth = top.min(axis=1)
-        r, c = np.nonzero((s >= kth[:, None]) & np.isfinite(s))
+        r, c = np.divmod(np.flatnonzero(s >= kth[:, None]), width)  # rows ascending
         v = s[r, c]
+        if not np.isfinite(kth).all():  # a row with fewer than kk allowed: not its -inf
+          r, c, v = r[np.isfinite(v)], c[np.isfinite(v)], v[np.isfinite(v)]
       else:
         r, c = np.divmod(np.flatnonzero(s > kth[:, None]), width)  # rows ascending
         v = s[r, c]
@@ -132,13 +138,13 @@ def dense_search_host_select(
         kth = top.min(axis=1)  # later documents must beat it (a tie loses)
       parts.append((r, v.astype(np.float32), (ds + c).astype(np.int64)))
       held += len(r)
-      if held > HOST_SELECT_HOLD * nq * kk:
-        rows, scores, ids, _ = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
-        parts, held = [(rows, scores, ids)], len(rows)
+      if held > HOST_SELECT_HOLD * nq * kk:  # the k best, still in (score, index) order
+        best_s, best_i = _best_by_row(*map(np.concatenate, zip(*parts)), kth, kk)
+        r, c = np.nonzero(best_i >= 0)
+        parts, held = [(r, best_s[r, c], best_i[r, c])], len(r)
     if parts:
-      rows, scores, ids, rank = _keep_best(*map(np.concatenate, zip(*parts)), nq, kk)
-      out_s[qs + rows, rank] = scores
-      out_i[qs + rows, rank] = ids
+      best_s, best_i = _best_by_row(*map(np.concatenate, zip(*parts)), kth, kk)
+      out_s[qs : qs + nq], out_i[qs : qs + nq] = best_s, best_i
     bar.update(nq)
   bar.close()
   return out_s, out_i
