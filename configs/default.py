@@ -140,9 +140,10 @@ def get_config(evals: str = "") -> ml_collections.ConfigDict:
   config.data.shared_root = roots.data_root()
   # Mixture: pairs per (corpus, language) before deduplication, a seeded subset (0 = all).
   config.data.cap = 0
-  # Mixture: how the cap chooses, 'random' (a seeded subset) or 'question_like' (per sentence
-  # corpus and language, the pairs whose English side is nearest the teacher's embeddings of the
-  # mixture's AfriQA / CIRAL questions, which are kept whole; data/mixture.py step 4b).
+  # Mixture: how the cap chooses, 'random' (a seeded subset of every corpus), 'random_sentences'
+  # (the same, AfriQA / CIRAL questions kept whole) or 'question_like' (per sentence corpus and
+  # language, the pairs whose English side is nearest the teacher's embeddings of the mixture's
+  # questions, which are kept whole; data/mixture.py step 4b).
   config.data.select = "random"
   # Mixture: sampling exponent, language weight ~ n_pairs**alpha (1 = natural proportions,
   # 0.3 = XLM-R-style upsampling of small languages; the total stays the same).

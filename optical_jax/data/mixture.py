@@ -14,7 +14,8 @@ the spec matters: it is the order in which duplicates are resolved.
 
 1. **read** every (corpus, split, lang) with :func:`optical_jax.data.corpora.read_corpus`;
 2. **cap** each (corpus, lang) at ``cap`` pairs (0 = no cap), a seeded random subset across its
-   splits, kept in file order (``select="random"``; ``"question_like"``: step 4b instead);
+   splits, kept in file order (``select="random"``; ``"random_sentences"``: the same, question
+   corpora kept whole; ``"question_like"``: step 4b instead);
 3. **deduplicate** across all sources by the normalised (English, foreign) pair
    (:func:`optical_jax.data.overlap.normalize`: NFKC, casefold, whitespace collapsed); the first
    source in spec order keeps it (duplicates inside one file count for that file too);
@@ -64,7 +65,7 @@ from optical_jax.io import sha256_lines
 log = logging.getLogger(__name__)
 
 #: How pairs beyond ``cap`` are chosen: a seeded random subset, or those most like the questions.
-SELECTIONS = ("random", "question_like")
+SELECTIONS = ("random", "random_sentences", "question_like")
 
 ENGLISH = "eng"
 
@@ -311,7 +312,8 @@ def build_mixture(
   for (corpus, lang), ks in groups.items():
     total = sum(len(pairs_of[k]) for k in ks)
     keep = np.ones(total, bool)
-    if cap and total > cap and not by_likeness:  # question_like caps in step 4b
+    whole = by_likeness or (select == "random_sentences" and corpora.CORPORA[corpus].questions)
+    if cap and total > cap and not whole:  # question_like caps in step 4b
       keep[:] = False
       keep[np.sort(_rng(seed, "cap", corpus, lang).permutation(total)[:cap])] = True
     start = 0

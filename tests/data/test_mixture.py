@@ -515,3 +515,22 @@ def test_select_is_refused_for_a_single_source(tmp_path):
     ValueError, match=r"config\.data\.select='question_like' chooses within a mixture"
   ):
     sources.load_splits_with_manifest(config)
+
+
+def test_random_sentences_caps_only_the_sentence_corpora(shared):
+  """select 'random_sentences': the random cap of 'random', except that question corpora are
+  kept whole (the control for 'question_like')."""
+  _ciral_hau(shared, n=40)
+  spec = "ciral:test-a:hau, mafand:train+dev:hau"
+  _, plain = _build(shared, spec=spec, cap=30, test_fraction=0.0)
+  splits, manifest = _build(shared, spec=spec, cap=30, select="random_sentences", test_fraction=0.0)
+  rows = {(r["corpus"], r["split"]): r for r in manifest["sources"]}
+  assert rows[("ciral", "test-a")]["capped"] == 0 and rows[("ciral", "test-a")]["used"] == 40
+  assert {e for e, _ in splits["hau"]["train"] if e.startswith("Who ")} == {
+    f"Who founded town {i}?" for i in range(40)
+  }
+  assert rows[("mafand", "train")]["used"] + rows[("mafand", "dev")]["used"] == 30
+  old = {(r["corpus"], r["split"]): r for r in plain["sources"]}
+  assert old[("ciral", "test-a")]["used"] == 30  # 'random' caps the questions too
+  for split in ("train", "dev"):  # the same random subset of the sentences as 'random'
+    assert rows[("mafand", split)]["sha256"] == old[("mafand", split)]["sha256"]
