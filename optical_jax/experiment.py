@@ -74,15 +74,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, work: Path) -> dict:
   models, embed = None, None
   if config.data.get("select", "random") == "question_like":  # the data need the teacher
     models = _load_models(config)
-    embed = functools.partial(
-      encode_texts,
-      models[0],
-      prefix=text_prefix(models[0], config),
-      normalize=True,
-      progress=False,
-      pooling=config.eval.pooling or None,
-      batch_size=config.eval.batch_size,
-    )
+    embed = _encoder(models[0], config)
   splits, manifest = load_splits_with_manifest(config, checks, registry.guard_collection, embed)
   data = {k: manifest[k] for k in ("train_sha256", "test_sha256")}
   identity.check(work, data=data)  # before any other model loads
@@ -177,11 +169,17 @@ def _load_models(config):
 def _matching(query_model: LoadedEncoder, doc_model: LoadedEncoder, splits, config) -> dict:
   """Bitext-matching accuracy per language on the test pairs: foreign side encoded by
   ``query_model`` (the student), English by ``doc_model`` (the teacher)."""
-  kw = dict(pooling=config.eval.pooling or None, batch_size=config.eval.batch_size)
-  query, doc = (
-    functools.partial(
-      encode_texts, m, prefix=text_prefix(m, config), normalize=True, progress=False, **kw
-    )
-    for m in (query_model, doc_model)
+  return matching_by_language(_encoder(query_model, config), _encoder(doc_model, config), splits)
+
+
+def _encoder(model: LoadedEncoder, config):
+  """texts -> [n, d] unit vectors by ``model``, with the run's prefix, pooling and batch size."""
+  return functools.partial(
+    encode_texts,
+    model,
+    prefix=text_prefix(model, config),
+    normalize=True,
+    progress=False,
+    pooling=config.eval.pooling or None,
+    batch_size=config.eval.batch_size,
   )
-  return matching_by_language(query, doc, splits)

@@ -280,7 +280,7 @@ def build_mixture(
   sources = parse_spec(spec)
   by_likeness = select == "question_like"
   if by_likeness:
-    question_like.check([(x.name, x.corpus) for x in sources], cap, embed)
+    question_like.check(sources, cap, embed)
   shared_root = data_root() if shared_root is None else shared_root
   roots = roots or {}
   rows = []  # one dict per source, becomes the manifest entry
@@ -362,8 +362,8 @@ def build_mixture(
   for row in rows:  # 0 unless the selection runs
     row["selected_out"] = 0
   if by_likeness:
-    asked = [k for k, s in enumerate(sources) if corpora.CORPORA[s.corpus].questions]
-    reference = _distinct_english(_sides(p) for k in asked for p in pairs_of[k])
+    questions = [k for k, s in enumerate(sources) if corpora.CORPORA[s.corpus].questions]
+    reference = _distinct_english(_sides(p) for k in questions for p in pairs_of[k])
     question_like.select(rows, pairs_of, keys_of, groups, cap, embed, reference)
 
   # 5. held-out test split per language (units of pairs sharing a side)

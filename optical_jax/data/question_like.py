@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 QUESTION_NEIGHBOURS = 10
 
 
-def check(sources: Sequence[tuple], cap: int, embed) -> None:
-  """Refuses, before any read, a selection that cannot run. ``sources``: (name, corpus) pairs."""
-  asked = [name for name, _ in sources]
+def check(sources: Sequence, cap: int, embed) -> None:
+  """Refuses, before any read, a selection that cannot run. ``sources``: the spec's
+  :class:`optical_jax.data.mixture_spec.Source` entries."""
+  asked = [s.name for s in sources]
   if not cap:
     raise ValueError("select='question_like' needs cap > 0: the pairs to keep per corpus")
   if embed is None:
     raise ValueError("select='question_like' needs embed (the teacher's English encoder)")
-  is_q = [corpora.CORPORA[corpus].questions for _, corpus in sources]
+  is_q = [corpora.CORPORA[s.corpus].questions for s in sources]
   if not any(is_q):
     raise ValueError(
       "select='question_like': the spec has no question corpus (afriqa, ciral) to compare "

@@ -29,6 +29,13 @@ HOST_SELECT_CHUNK = 8192
 HOST_SELECT_QUERIES = 1024
 
 
+def _row_slots(rows: np.ndarray, nq: int):
+  """rows [M] grouped by row (ascending) -> (each entry's slot within its row [M], the widest
+  row's count): where each entry goes in a padded [nq, width] layout, in its order."""
+  count = np.bincount(rows, minlength=nq)
+  return np.arange(len(rows)) - (np.cumsum(count) - count)[rows], int(count.max(initial=0))
+
+
 def _best_by_row(rows, scores, ids, kth, kk: int):
   """The ``kk`` best candidates of every query row by (score descending, index ascending).
 
@@ -42,9 +49,8 @@ def _best_by_row(rows, scores, ids, kth, kk: int):
   keep = np.flatnonzero(scores >= kth[rows])
   keep = keep[np.argsort(rows[keep], kind="stable")]
   rows, scores, ids = rows[keep], scores[keep], ids[keep]
-  count = np.bincount(rows, minlength=nq)
-  width = max(int(count.max()) if len(rows) else 0, kk)
-  at = np.arange(len(rows)) - (np.cumsum(count) - count)[rows]
+  at, widest = _row_slots(rows, nq)
+  width = max(widest, kk)
   by_row = np.full((nq, width), -np.inf, np.float32)
   id_row = np.full((nq, width), -1, np.int64)
   by_row[rows, at], id_row[rows, at] = scores, ids
@@ -68,11 +74,9 @@ def _raise_threshold(top: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> n
   ascending, scores [M]: a block's new candidates -> the k best of both, per query."""
   if not len(rows):
     return top
-  nq = len(top)
-  count = np.bincount(rows, minlength=nq)
-  width = int(count.max())
-  new = np.full((nq, width), -np.inf, np.float32)
-  new[rows, np.arange(len(rows)) - (np.cumsum(count) - count)[rows]] = scores
+  at, width = _row_slots(rows, len(top))
+  new = np.full((len(top), width), -np.inf, np.float32)
+  new[rows, at] = scores
   return np.partition(np.concatenate([top, new], axis=1), width, axis=1)[:, width:]
 
 
